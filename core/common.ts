@@ -1,0 +1,107 @@
+/**
+ * Common: what every factory receives first — a logger bound to its module, the metrics registry, and the
+ * shutdown signal. No module-level singletons.
+ */
+import { pino, type Logger, type DestinationStream } from 'pino'
+import { createMetrics, type Metrics } from './metrics.js'
+
+export type { Logger }
+
+export type Common = {
+  logger: Logger
+  metrics: Metrics
+  /** Aborted when the daemon begins to shut down. */
+  signal: AbortSignal
+  /** Register a close callback; callbacks run in reverse order of registration on shutdown. */
+  onShutdown(name: string, close: () => Promise<void> | void): void
+  /** A copy with a child logger bound to `module`. */
+  child(module: string): Common
+}
+
+/** Paths whose values never reach a log line. */
+export const redactPaths = [
+  'privateKey',
+  '*.privateKey',
+  'key',
+  '*.key',
+  'password',
+  '*.password',
+  'token',
+  '*.token',
+  'secret',
+  '*.secret',
+  'apiKey',
+  '*.apiKey',
+  'mnemonic',
+  '*.mnemonic',
+  'authorization',
+  '*.authorization',
+  'headers.authorization',
+  'config.chain.privateKey',
+]
+
+export type CreateCommonParameters = {
+  level?: string
+  destination?: DestinationStream
+  /** Pretty one-line output for humans (dev). */
+  pretty?: boolean
+  signal?: AbortSignal
+}
+
+export type Shutdown = {
+  common: Common
+  /** Abort the signal and run close callbacks in reverse order within `graceMs`. */
+  shutdown(graceMs?: number): Promise<void>
+}
+
+export function createCommon(p: CreateCommonParameters = {}): Shutdown {
+  const controller = new AbortController()
+  if (p.signal) p.signal.addEventListener('abort', () => controller.abort(p.signal!.reason), { once: true })
+  const logger = pino(
+    {
+      level: p.level ?? process.env.LOG_LEVEL ?? 'info',
+      redact: { paths: redactPaths, censor: '[redacted]' },
+      base: undefined,
+      timestamp: pino.stdTimeFunctions.isoTime,
+    },
+    p.destination ?? pino.destination({ fd: 1, sync: false }),
+  )
+  const closers: { name: string; close: () => Promise<void> | void }[] = []
+  const metrics = createMetrics()
+  const make = (log: Logger): Common => ({
+    logger: log,
+    metrics,
+    signal: controller.signal,
+    onShutdown: (name, close) => void closers.push({ name, close }),
+    child: (module) => make(log.child({ module })),
+  })
+  const common = make(logger)
+  let done: Promise<void> | undefined
+  return {
+    common,
+    shutdown(graceMs = 10_000) {
+      done ??= (async () => {
+        controller.abort(new Error('shutdown'))
+        const deadline = Date.now() + graceMs
+        for (const c of closers.reverse()) {
+          const left = Math.max(0, deadline - Date.now())
+          try {
+            await Promise.race([
+              Promise.resolve().then(c.close),
+              new Promise((_, rej) => setTimeout(() => rej(new Error(`close of ${c.name} exceeded the grace period`)), left).unref()),
+            ])
+          } catch (err) {
+            logger.warn({ err, part: c.name }, 'close failed')
+          }
+        }
+        logger.flush?.()
+      })()
+      return done
+    },
+  }
+}
+
+/** A Common for tests: silent logger unless LOG_LEVEL is set. */
+export function createTestCommon(level = process.env.LOG_LEVEL ?? 'silent'): Shutdown {
+  return createCommon({ level, destination: pino.destination({ fd: 2, sync: true }) })
+}

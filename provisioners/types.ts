@@ -1,0 +1,85 @@
+/**
+ * The Provisioner contract every target implements (local, ssh, kubernetes, clouds). The shared contract test
+ * suite in test/provisioner-contract/ checks it.
+ */
+import type { ResourceSpec } from '../core/spec.js'
+
+/** A blueprint source as published by its developer. */
+export type BlueprintSource =
+  /** A native executable fetched over HTTP(S), verified by sha256 (64 lowercase hex chars) before it is run. */
+  | { kind: 'native'; url: string; sha256: string }
+  /** An OCI image pinned by digest: `image` without tag or digest (e.g. "localhost:5000/echo"), `digest` "sha256:<64 hex>". */
+  | { kind: 'container'; image: string; digest: string }
+  /** A test source (dev only, refused unless the operator allows it): a native artifact like `native`. */
+  | { kind: 'testing'; url: string; sha256: string }
+
+export type SourceKind = BlueprintSource['kind']
+
+export type DeploymentRequest = {
+  /** DNS-safe, unique, stable id: every resource is named by it (e.g. "bp-31337-7"). */
+  deploymentId: string
+  /** On-chain ids as decimal strings, passed to the workload's environment. */
+  serviceId: string
+  blueprintId: string
+  source: BlueprintSource
+  spec: ResourceSpec
+  /** Non-secret environment for the workload. Keys must match /^[A-Z_][A-Z0-9_]*$/. */
+  env?: Record<string, string>
+  /** HTTP path probed for health on the first port (default "/"). */
+  healthPath?: string
+  /** Target-specific placement chosen by the daemon (an SSH host name, a cluster name); optional. */
+  placement?: string
+}
+
+export type DeploymentStatus = {
+  deploymentId: string
+  /** False when nothing of this deployment exists on the target. */
+  exists: boolean
+  replicasWanted: number
+  replicasReady: number
+  /** URLs (http://host:port) where replicas answer, one per ready replica or one per service. */
+  endpoints: string[]
+  /** True when replicasReady === replicasWanted and health checks pass (vacuously true at 0 replicas). */
+  healthy: boolean
+  /** Where it runs (host, cluster, namespace), for operators. */
+  placement?: string
+  detail?: string
+}
+
+export type OwnedResource = {
+  deploymentId: string
+  /** What it is on the target: "process", "unit", "namespace", "instance", ... */
+  kind: string
+  /** The target's own id for it (pid, unit name, namespace, instance id). */
+  id: string
+  placement?: string
+}
+
+export type CallOptions = {
+  signal?: AbortSignal
+  /** Per-call timeout in ms; each target has a sensible default. */
+  timeoutMs?: number
+}
+
+export type Provisioner = {
+  /** Target id, e.g. "local", "ssh", "kubernetes". */
+  readonly id: string
+  /** Source kinds this target can run. */
+  readonly sourceKinds: readonly SourceKind[]
+  /**
+   * Create (or adopt) the deployment and start `spec.replicas` replicas. Idempotent on `deploymentId`: a second
+   * call adopts what an earlier call or a crashed daemon created. Throws ProvisionError (with a reason code).
+   */
+  provision(req: DeploymentRequest, o?: CallOptions): Promise<DeploymentStatus>
+  status(deploymentId: string, o?: CallOptions): Promise<DeploymentStatus>
+  /** Set the replica count; 0 stops everything but keeps data where the target allows. */
+  scale(deploymentId: string, replicas: number, o?: CallOptions): Promise<DeploymentStatus>
+  /** Restart unhealthy replicas in place (best effort); returns the new status. */
+  restart(deploymentId: string, o?: CallOptions): Promise<DeploymentStatus>
+  /** Remove every resource of the deployment; already gone is success. */
+  destroy(deploymentId: string, o?: CallOptions): Promise<void>
+  /** Every resource carrying this operator's ownership label (and none of another operator's). */
+  listOwned(o?: CallOptions): Promise<OwnedResource[]>
+  /** Release connections and timers (not the workloads). */
+  close(): Promise<void>
+}
