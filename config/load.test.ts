@@ -1,0 +1,160 @@
+import { copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { inspect } from 'node:util'
+import { parse } from 'smol-toml'
+import { describe, expect, test } from 'vitest'
+import { ConfigError, loadConfig, parseConfig } from './load.js'
+
+const env = { OPERATOR_PRIVATE_KEY: '0x' + 'ab'.repeat(32) }
+const minimal = `
+[operator]
+id = "op-1"
+[chain]
+rpc_url = "http://127.0.0.1:8545"
+chain_id = 31337
+private_key = "env:OPERATOR_PRIVATE_KEY"
+registry = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+escrow = "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512"
+`
+
+function write(text: string) {
+  const dir = mkdtempSync(join(tmpdir(), 'bpo-config-'))
+  const f = join(dir, 'operator.toml')
+  writeFileSync(f, text)
+  return f
+}
+
+function problems(text: string, e: NodeJS.ProcessEnv = env) {
+  try {
+    loadConfig(write(text), { env: e })
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError)
+    return (err as ConfigError).problems.map((p) => `${p.path}: ${p.message}`)
+  }
+  throw new Error('expected a ConfigError')
+}
+
+describe('loadConfig', () => {
+  test('default', () => {
+    const c = loadConfig(write(minimal), { env })
+    expect(c.operator.id).toBe('op-1')
+    expect(c.chain.confirmations).toBe(2)
+    expect(c.loop.intervalMs).toBe(30_000)
+    expect(c.tiers.standard).toEqual({ minReplicas: 2, maxReplicas: 5 })
+    expect(c.token.usdPerToken.toString()).toBe('1')
+    expect(c.chain.privateKey.reveal()).toBe(env.OPERATOR_PRIVATE_KEY)
+    expect(Object.isFrozen(c)).toBe(true)
+    expect(Object.isFrozen(c.chain)).toBe(true)
+  })
+
+  test('behavior: operator.example.toml is valid and documents every key it sets', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bpo-config-'))
+    mkdirSync(join(dir, 'keys'))
+    writeFileSync(join(dir, 'keys', 'rack-1'), 'PRIVATE KEY MATERIAL')
+    const f = join(dir, 'operator.toml')
+    copyFileSync(new URL('../operator.example.toml', import.meta.url), f)
+    const c = loadConfig(f, { env })
+    expect(c.providers.ssh?.hosts[0]?.privateKey.reveal()).toBe('PRIVATE KEY MATERIAL')
+    expect(c.providers.ssh?.hosts[0]?.name).toBe('rack-1')
+    expect(c.providers.kubernetes?.clusters[0]?.name).toBe('edge')
+  })
+
+  test('behavior: secrets never appear in clear', () => {
+    const c = loadConfig(write(minimal), { env })
+    const shown = JSON.stringify(c, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)) + inspect(c, { depth: 10 }) + String(c.chain.privateKey)
+    expect(shown).not.toContain('abababab')
+    expect(shown).toContain('env:OPERATOR_PRIVATE_KEY')
+  })
+
+  test('error: a broken file gives every problem with its path', () => {
+    const text = `
+[operator]
+id = "Bad Name"
+colour = "blue"
+[chain]
+rpc_url = "ftp://x"
+chain_id = -1
+private_key = "0xdeadbeef"
+registry = "0x123"
+escrow = "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512"
+confirmations = 1.5
+[tiers.basic]
+min_replicas = 3
+max_replicas = 1
+[tiers.standard]
+min_replicas = 2
+max_replicas = 5
+[tiers.premium]
+min_replicas = 3
+max_replicas = 20
+[providers.local]
+hourly_usd = 0.01
+[[providers.ssh.hosts]]
+name = "h1"
+address = "10.0.0.1"
+user = "root"
+private_key = "env:NOPE"
+host_key = "ssh-ed25519 AAAA"
+vcpu = 2
+memory_gib = 2
+storage_gib = 2
+hourly_usd = "0.1"
+`
+    const p = problems(text)
+    expect(p).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^operator\.id: got "Bad Name", expected a lowercase name/),
+        'operator.colour: unknown key',
+        expect.stringMatching(/^chain\.rpc_url: got "ftp:\/\/x"/),
+        expect.stringMatching(/^chain\.chain_id: got -1, expected a positive chain id/),
+        expect.stringMatching(/^chain\.private_key: got a literal value, secrets must be a reference/),
+        expect.stringMatching(/^chain\.registry: got "0x123", expected a 0x-prefixed 20-byte hex address/),
+        expect.stringMatching(/^chain\.confirmations: got 1.5, expected an integer/),
+        expect.stringMatching(/^providers\.local\.hourly_usd: got 0.01, /),
+      ]),
+    )
+    expect(p.join('\n')).not.toContain('deadbeef')
+    expect(p.length).toBeGreaterThanOrEqual(8)
+  })
+
+  test('error: cross-field problems and unresolvable secrets are reported together', () => {
+    const p = problems(
+      minimal +
+        `
+[tiers.basic]
+min_replicas = 3
+max_replicas = 1
+[tiers.standard]
+min_replicas = 2
+max_replicas = 5
+[tiers.premium]
+min_replicas = 3
+max_replicas = 20
+[defaults]
+vcpu = 64
+`,
+    )
+    expect(p).toEqual(['tiers.basic.max_replicas: got 1, expected >= min_replicas (3)', 'defaults.vcpu: got 64, above ceilings.vcpu (16)'])
+    const q = problems(minimal, {})
+    expect(q).toEqual(['chain.private_key: environment variable OPERATOR_PRIVATE_KEY is not set'])
+  })
+
+  test('error: missing sections and invalid TOML syntax', () => {
+    expect(problems('[operator]\nid = "x"\n')).toEqual(['chain: missing, expected a table'])
+    const syn = problems('[operator\nid = 1')
+    expect(syn[0]).toMatch(/^line 1, column \d+: /)
+  })
+
+  test('args: file: secrets are read relative to the config file', () => {
+    const f = write(minimal.replace('env:OPERATOR_PRIVATE_KEY', 'file:key.txt'))
+    writeFileSync(join(f, '..', 'key.txt'), '0x' + 'cd'.repeat(32) + '\n')
+    const c = loadConfig(f, { env: {} })
+    expect(c.chain.privateKey.reveal()).toBe('0x' + 'cd'.repeat(32))
+  })
+
+  test('behavior: parseConfig validates an in-memory document', () => {
+    const c = parseConfig(parse(minimal), { env })
+    expect(c.http).toEqual({ enabled: true, host: '127.0.0.1', port: 9464 })
+  })
+})
