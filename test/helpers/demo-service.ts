@@ -1,0 +1,55 @@
+/**
+ * The demo service (daemon/dev/demo-service.mjs) as an artifact for tests, plus artifacts that misbehave on purpose.
+ */
+import { readFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+
+/** Absolute path of the shipped demo service. */
+export const demoServicePath = fileURLToPath(new URL('../../daemon/dev/demo-service.mjs', import.meta.url))
+
+/** The demo service's bytes (an executable Node script with a shebang). */
+export function demoServiceArtifact(): Buffer {
+  return readFileSync(demoServicePath)
+}
+
+/** What the demo service answers on `GET /`. */
+export type DemoServiceInfo = {
+  service: string | null
+  blueprint: string | null
+  deployment: string | null
+  replica: number | null
+  uptime: number
+  /** How many times a replica started with this DATA_DIR (survives scale to zero). */
+  starts: number
+  /** GET / requests served with this DATA_DIR. */
+  requests: number
+  pid: number
+}
+
+/** GET `${endpoint}/` of a demo service. */
+export async function readDemoInfo(endpoint: string, timeoutMs = 5_000): Promise<DemoServiceInfo> {
+  const res = await fetch(`${endpoint}/`, { signal: AbortSignal.timeout(timeoutMs) })
+  if (!res.ok) throw new Error(`GET ${endpoint}/ answered ${res.status}`)
+  return (await res.json()) as DemoServiceInfo
+}
+
+/** True when `${endpoint}/healthz` answers 200. */
+export async function probeDemo(endpoint: string, timeoutMs = 5_000): Promise<boolean> {
+  try {
+    const res = await fetch(`${endpoint}/healthz`, { signal: AbortSignal.timeout(timeoutMs) })
+    await res.arrayBuffer()
+    return res.ok
+  } catch {
+    return false
+  }
+}
+
+/** A shell artifact that creates `markerPath` when it is ever executed (then keeps running like a service would). */
+export function markerArtifact(markerPath: string): Buffer {
+  return Buffer.from(`#!/bin/sh\ntouch '${markerPath.replace(/'/g, `'\\''`)}'\nexec sleep 1000\n`)
+}
+
+/** An artifact that prints a recognisable line to stderr and exits at once with status 3. */
+export function crashingArtifact(line = 'demo: cannot start, config missing'): Buffer {
+  return Buffer.from(`#!/bin/sh\necho '${line.replace(/'/g, `'\\''`)}' >&2\nexit 3\n`)
+}
