@@ -1,0 +1,108 @@
+/**
+ * Intake: apply a batch of confirmed chain events to the state, exactly once per event identity. Pure state
+ * changes only — side effects (provisioning, transactions) are driven afterwards from the recorded state.
+ */
+import type { Logger } from '../core/common.js'
+import { eventId, type ChainEvent } from '../chain/events.js'
+import { transition, type ServiceRecord, type State } from './state.js'
+
+export type IntakeContext = {
+  /** This operator's address (lowercase); requests for other operators are ignored. */
+  operator: string
+  chainId: number
+  logger: Logger
+  now?: Date
+}
+
+/** DNS-safe deployment id for a service: every resource is named by it. */
+export function deploymentIdOf(chainId: number, serviceId: bigint | string): string {
+  return `bp-${chainId}-${serviceId}`
+}
+
+const add = (a: string, b: bigint) => (BigInt(a) + b).toString()
+
+/** Apply events in order; returns the ids of services whose state changed. */
+export function applyEvents(state: State, events: readonly ChainEvent[], ctx: IntakeContext): Set<string> {
+  const touched = new Set<string>()
+  const now = ctx.now ?? new Date()
+  for (const e of events) {
+    const id = eventId(e)
+    if (state.processed[id]) {
+      ctx.logger.debug({ eventId: id, type: e.type }, 'event already acted on; skipped')
+      continue
+    }
+    state.processed[id] = e.blockNumber.toString()
+    const log = ctx.logger.child({ eventId: id, type: e.type, block: e.blockNumber.toString() })
+    if (e.type === 'BlueprintRegistered') {
+      log.info({ blueprintId: e.blueprintId.toString(), name: e.name }, 'blueprint registered')
+      continue
+    }
+    if (e.type === 'ServiceInitiated') {
+      if (e.operator.toLowerCase() !== ctx.operator) continue
+      const key = e.serviceId.toString()
+      if (state.services[key]) {
+        log.warn({ serviceId: key }, 'service already known; event ignored')
+        continue
+      }
+      const at = now.toISOString()
+      const s: ServiceRecord = {
+        serviceId: key,
+        blueprintId: e.blueprintId.toString(),
+        chainId: e.chainId,
+        customer: e.customer.toLowerCase(),
+        tierIndex: e.tier,
+        ...(e.preferences.ok && { preferences: e.preferences.value }),
+        ttlSeconds: e.ttlSeconds.toString(),
+        deposit: e.deposit.toString(),
+        deploymentId: deploymentIdOf(e.chainId, e.serviceId),
+        state: 'requested',
+        replicas: 0,
+        endpoints: [],
+        health: { failures: 0, restarts: 0 },
+        ledger: { paid: e.deposit.toString(), earned: '0', withdrawn: '0', refunded: '0', cloudCostUsd: '0' },
+        createdAt: at,
+        updatedAt: at,
+        history: [{ at, from: null, to: 'requested', cause: 'ServiceInitiated', eventId: id }],
+      }
+      if (!e.preferences.ok) s.problems = [`preferences: ${e.preferences.error}`]
+      state.services[key] = s
+      touched.add(key)
+      log.info({ serviceId: key, blueprintId: s.blueprintId, tier: e.tier, deposit: s.deposit }, 'requested')
+      continue
+    }
+    const s = state.services[e.serviceId.toString()]
+    if (!s) continue // another operator's service
+    touched.add(s.serviceId)
+    s.updatedAt = now.toISOString()
+    switch (e.type) {
+      case 'ServiceActivated':
+        s.chain = { ...s.chain, activatedAt: e.activatedAt.toString(), endsAt: (e.activatedAt + BigInt(s.ttlSeconds)).toString() }
+        break
+      case 'PaymentReceived':
+        s.ledger.paid = add(s.ledger.paid, e.amount)
+        s.chain = { ...s.chain, paidUntil: e.paidUntil.toString(), balance: e.balance.toString() }
+        log.info({ serviceId: s.serviceId, amount: e.amount.toString(), paidUntil: e.paidUntil.toString() }, 'payment received')
+        break
+      case 'TierChanged':
+        s.tierIndex = e.tier
+        s.chain = { ...s.chain, ratePerHour: e.ratePerHour.toString() }
+        log.info({ serviceId: s.serviceId, tier: e.tier }, 'tier changed')
+        break
+      case 'Withdrawn':
+        s.ledger.withdrawn = add(s.ledger.withdrawn, e.amount)
+        s.ledger.earned = add(s.ledger.earned, e.amount)
+        break
+      case 'Refunded':
+        s.ledger.refunded = add(s.ledger.refunded, e.amount)
+        break
+      case 'ServiceTerminated':
+        s.reason = 'CUSTOMER_TERMINATED'
+        if (s.state === 'active' || s.state === 'scaled-to-zero' || s.state === 'requested' || s.state === 'provisioning') {
+          transition(s, 'terminating', 'ServiceTerminated', { eventId: id, now })
+          log.info({ serviceId: s.serviceId }, 'terminated by the customer')
+        }
+        break
+    }
+  }
+  return touched
+}

@@ -1,0 +1,114 @@
+/**
+ * The daemon's persisted state: the chain cursor, the identities of events already acted on, and one record per
+ * service with its state-machine history and ledger. Amounts are decimal strings of bigint base units.
+ */
+import type { ReasonCode } from '../core/errors.js'
+import type { Preferences, ResourceSpec, TierName } from '../core/spec.js'
+import type { BlueprintSource } from '../provisioners/types.js'
+
+export type ServiceState =
+  | 'requested'
+  | 'provisioning'
+  | 'active'
+  | 'scaled-to-zero'
+  | 'terminating'
+  | 'closed'
+  | 'refunding'
+  | 'refunded'
+
+/** Legal transitions (DESIGN.md, "The life of a service"). */
+export const transitions: Record<ServiceState, readonly ServiceState[]> = {
+  requested: ['provisioning', 'refunding', 'terminating'],
+  provisioning: ['active', 'refunding', 'terminating'],
+  active: ['scaled-to-zero', 'terminating', 'active'],
+  'scaled-to-zero': ['active', 'terminating'],
+  terminating: ['closed'],
+  closed: [],
+  refunding: ['refunded'],
+  refunded: [],
+}
+
+export type Transition = {
+  at: string
+  from: ServiceState | null
+  to: ServiceState
+  /** What caused it: an event type, "tick", "deploy", a reason code. */
+  cause: string
+  eventId?: string
+  detail?: string
+}
+
+export type QuoteRecord = {
+  provider: string
+  target: string
+  region: string
+  instanceType: string
+  placement?: string
+  hourlyUsd: string
+  totalHourlyUsd: string
+  replicas: number
+  source: string
+}
+
+export type ServiceRecord = {
+  serviceId: string
+  blueprintId: string
+  chainId: number
+  customer: string
+  tierIndex: number
+  tier?: TierName
+  preferences?: Preferences
+  ttlSeconds: string
+  deposit: string
+  deploymentId: string
+  state: ServiceState
+  reason?: ReasonCode
+  problems?: string[]
+  spec?: ResourceSpec
+  /** The blueprint source chosen to run. */
+  source?: BlueprintSource
+  quote?: QuoteRecord
+  /** Replicas currently asked of the target (0 when scaled to zero). */
+  replicas: number
+  endpoints: string[]
+  /** Pending side effect, written before it is attempted (intent first). */
+  intent?: { op: 'provision' | 'destroy' | 'scale' | 'activate' | 'refund' | 'withdraw'; at: string; attempt: number; detail?: string }
+  /** Chain facts last seen (unix seconds, base units). */
+  chain?: { activatedAt?: string; endsAt?: string; paidUntil?: string; ratePerHour?: string; balance?: string; onchainState?: string }
+  health: { failures: number; restarts: number; lastCheck?: string; healthy?: boolean }
+  ledger: { paid: string; earned: string; withdrawn: string; refunded: string; cloudCostUsd: string }
+  createdAt: string
+  updatedAt: string
+  history: Transition[]
+}
+
+export type Cursor = { blockNumber: string; blockHash: string }
+
+export type State = {
+  version: 1
+  operatorId: string
+  chainId: number
+  cursor?: Cursor
+  /** eventId -> block number, of every event acted on. */
+  processed: Record<string, string>
+  services: Record<string, ServiceRecord>
+}
+
+export function emptyState(operatorId: string, chainId: number): State {
+  return { version: 1, operatorId, chainId, processed: {}, services: {} }
+}
+
+export class IllegalTransitionError extends Error {
+  constructor(serviceId: string, from: ServiceState, to: ServiceState) {
+    super(`service ${serviceId}: illegal transition ${from} -> ${to}`)
+  }
+}
+
+/** Move a service to `to`, recording the transition. Throws on an illegal move. */
+export function transition(s: ServiceRecord, to: ServiceState, cause: string, extra: { eventId?: string; detail?: string; now?: Date } = {}): void {
+  if (!transitions[s.state].includes(to)) throw new IllegalTransitionError(s.serviceId, s.state, to)
+  const at = (extra.now ?? new Date()).toISOString()
+  s.history.push({ at, from: s.state, to, cause, ...(extra.eventId && { eventId: extra.eventId }), ...(extra.detail && { detail: extra.detail }) })
+  s.state = to
+  s.updatedAt = at
+}
