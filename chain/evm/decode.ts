@@ -1,0 +1,88 @@
+/**
+ * Decode a log of BlueprintRegistry or ServiceEscrow into the normalized ChainEvent. Also re-exports the decoders of
+ * the values carried inside events and views (preferences, blueprints, reasons).
+ */
+import { decodeEventLog, type Hex, type Log } from 'viem'
+import { blueprintRegistryAbi, serviceEscrowAbi } from '../contracts/abi.js'
+import type { ChainEvent, EventMeta } from '../events.js'
+import { MalformedEventError } from './errors.js'
+import { decodePreferences } from './preferences.js'
+import { bytes32ToReason } from './reason.js'
+
+export { decodePreferences, encodePreferences, maxPreferencesBytes } from './preferences.js'
+export { decodeBlueprint, decodeSource, isImageRepository } from './blueprint.js'
+export type { Blueprint, BlueprintSource, DecodedSource, RawBlueprint } from './blueprint.js'
+export { bytes32ToReason, reasonToBytes32 } from './reason.js'
+
+/** Every event the daemon consumes, from both contracts. */
+export const chainEventAbi = [
+  ...blueprintRegistryAbi.filter((x) => x.type === 'event'),
+  ...serviceEscrowAbi.filter((x) => x.type === 'event'),
+] as const
+
+/** The identity and position of a log, for error messages (works on logs that do not decode). */
+export function logIdentity(log: Pick<Log, 'blockNumber' | 'transactionHash' | 'logIndex' | 'address'>, chainId: number) {
+  return {
+    chainId,
+    blockNumber: log.blockNumber?.toString(),
+    txHash: log.transactionHash,
+    logIndex: log.logIndex,
+    address: log.address,
+  }
+}
+
+/** Decode one log; throws MalformedEventError (code MALFORMED_EVENT) when it is not one of our events. */
+export function decodeLog(log: Log, chainId: number): ChainEvent {
+  const identity = logIdentity(log, chainId)
+  if (log.blockNumber === null || log.blockHash === null || log.transactionHash === null || log.logIndex === null)
+    throw new MalformedEventError(['pending log: no block, transaction or index'], identity)
+  if (log.removed) throw new MalformedEventError(['log was removed by a reorg'], identity)
+  const meta: EventMeta = {
+    chainId,
+    blockNumber: log.blockNumber,
+    blockHash: log.blockHash,
+    txHash: log.transactionHash,
+    logIndex: log.logIndex,
+  }
+  let decoded
+  try {
+    decoded = decodeEventLog({ abi: chainEventAbi, data: log.data, topics: log.topics as [Hex, ...Hex[]], strict: true })
+  } catch (err) {
+    throw new MalformedEventError([`topic0 ${log.topics[0] ?? '(none)'} with ${(log.data.length - 2) / 2} data bytes`], identity, err)
+  }
+  switch (decoded.eventName) {
+    case 'BlueprintRegistered':
+      return { ...meta, type: 'BlueprintRegistered', blueprintId: decoded.args.blueprintId, developer: decoded.args.developer, name: decoded.args.name }
+    case 'ServiceInitiated': {
+      const a = decoded.args
+      return {
+        ...meta,
+        type: 'ServiceInitiated',
+        serviceId: a.serviceId,
+        blueprintId: a.blueprintId,
+        customer: a.customer,
+        operator: a.operator,
+        tier: a.tier,
+        preferences: decodePreferences(a.preferences),
+        ttlSeconds: a.ttlSeconds,
+        deposit: a.deposit,
+      }
+    }
+    case 'ServiceActivated':
+      return { ...meta, type: 'ServiceActivated', serviceId: decoded.args.serviceId, activatedAt: decoded.args.activatedAt }
+    case 'PaymentReceived': {
+      const a = decoded.args
+      return { ...meta, type: 'PaymentReceived', serviceId: a.serviceId, payer: a.payer, amount: a.amount, balance: a.balance, paidUntil: a.paidUntil }
+    }
+    case 'TierChanged':
+      return { ...meta, type: 'TierChanged', serviceId: decoded.args.serviceId, tier: decoded.args.tier, ratePerHour: decoded.args.ratePerHour }
+    case 'ServiceTerminated':
+      return { ...meta, type: 'ServiceTerminated', serviceId: decoded.args.serviceId, by: decoded.args.by }
+    case 'Withdrawn':
+      return { ...meta, type: 'Withdrawn', serviceId: decoded.args.serviceId, operator: decoded.args.operator, amount: decoded.args.amount }
+    case 'Refunded': {
+      const a = decoded.args
+      return { ...meta, type: 'Refunded', serviceId: a.serviceId, customer: a.customer, amount: a.amount, reason: bytes32ToReason(a.reason) }
+    }
+  }
+}

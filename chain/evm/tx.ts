@@ -1,0 +1,60 @@
+/**
+ * Send contract transactions one at a time from one account: simulate (so a revert is decoded before anything is
+ * signed), send, wait for the receipt, all within a timeout. Errors come out classified (see errors.ts).
+ */
+import type { Abi, Account, Address, Chain, PublicClient, TransactionReceipt, Transport, WalletClient } from 'viem'
+import type { Common } from '../../core/common.js'
+import { withTimeout } from '../../core/retry.js'
+import { TxFailedError, classifyRpcError } from './errors.js'
+import { withScopedSignal } from './signal.js'
+
+export type TxSenderParameters = {
+  publicClient: PublicClient
+  walletClient: WalletClient<Transport, Chain | undefined, Account>
+  /** From simulation to receipt, ms. Default 60_000. */
+  timeoutMs?: number
+}
+
+export type ContractCall = { address: Address; abi: Abi; functionName: string; args: readonly unknown[] }
+
+export type TxSender = {
+  /** Simulate, send and wait for a successful receipt; calls are queued so only one nonce is in flight. */
+  send(call: ContractCall, signal?: AbortSignal): Promise<TransactionReceipt>
+}
+
+/** Create a serialized sender for the wallet's account. */
+export function createTxSender(common: Common, p: TxSenderParameters): TxSender {
+  const log = common.logger.child({ module: 'tx', from: p.walletClient.account.address })
+  const timeout = p.timeoutMs ?? 60_000
+  const counter = common.metrics.counter('chain_transactions_total', 'Transactions sent, by function and outcome')
+  let queue: Promise<unknown> = Promise.resolve()
+  return {
+    send(call, signal) {
+      const what = `${call.functionName}(${call.args.map(String).join(', ')})`
+      const run = queue.then(() =>
+        withScopedSignal([signal, common.signal], (s) => withTimeout(
+          what,
+          timeout,
+          async () => {
+            try {
+              const { request } = await p.publicClient.simulateContract({ ...call, account: p.walletClient.account } as Parameters<PublicClient['simulateContract']>[0])
+              const hash = await p.walletClient.writeContract(request as Parameters<typeof p.walletClient.writeContract>[0])
+              log.debug({ tx: hash, call: what }, 'transaction sent')
+              const receipt = await p.publicClient.waitForTransactionReceipt({ hash, timeout })
+              if (receipt.status !== 'success') throw new TxFailedError(what, hash)
+              counter.inc({ function: call.functionName, outcome: 'success' })
+              return receipt
+            } catch (err) {
+              const e = classifyRpcError(what, err)
+              counter.inc({ function: call.functionName, outcome: e.code })
+              throw e
+            }
+          },
+          s,
+        )),
+      )
+      queue = run.catch(() => undefined)
+      return run
+    },
+  }
+}
