@@ -1,0 +1,614 @@
+/**
+ * The SSH target: runs deployments on the operator's own hosts over SSH. Places each deployment on the cheapest host
+ * with free capacity (ledger in the state dir), installs native artifacts verified by sha256 on the host, supervises
+ * every replica (systemd unit, pidfile supervisor, or the container runtime) so it outlives the SSH session.
+ */
+import { randomBytes } from 'node:crypto'
+import { join } from 'node:path'
+import type { Common } from '../../core/common.js'
+import { AbortedError } from '../../core/errors.js'
+import { withTimeout } from '../../core/retry.js'
+import { fetchArtifact } from '../artifacts/fetchArtifact.js'
+import { ProvisionError, TargetUnreachableError } from '../errors.js'
+import { probeHttp, waitForHealthy } from '../health.js'
+import type { CallOptions, DeploymentRequest, DeploymentStatus, OwnedResource, Provisioner, SourceKind } from '../types.js'
+import { createSshPool, parsePinnedKey } from './connection.js'
+import { HostUnsupportedError, RemoteCommandError } from './errors.js'
+import { createHostAgent, type HostFacts, type RemoteStatus, type ReplicaState } from './hostAgent.js'
+import { openLedger, reserved, usedByHost } from './ledger.js'
+import { chooseHosts, fits } from './placement.js'
+import { quoteWord } from './shellQuote.js'
+import type { HostCapacity, Placement, ReplicaMode, Resources, SshHost } from './types.js'
+import { ENV_KEY_RE, HOST_NAME_RE, OPERATOR_ID_RE, assertDeploymentId, assertReplicas, assertRequest } from './validate.js'
+
+export type SshProvisionerParameters = {
+  /** This operator's ownership marker (BPO_OWNER, container labels, remote directory). */
+  operatorId: string
+  hosts: SshHost[]
+  /** Local directory of the placement/capacity ledger (and the artifact cache by default). */
+  stateDir: string
+  /** TCP + SSH handshake + auth, in ms. Default 10_000. */
+  connectTimeoutMs?: number
+  /** One remote command, in ms. Default 120_000. */
+  commandTimeoutMs?: number
+  /** How long provision/scale wait for new replicas to answer their health path, in ms. Default 60_000. */
+  healthTimeoutMs?: number
+  /** One health probe, in ms. Default 2_000. */
+  probeTimeoutMs?: number
+  /** Whole-call default timeouts in ms: provision/scale 900_000, the others 180_000. */
+  callTimeoutMs?: { provision?: number; other?: number }
+  /**
+   * How native artifacts reach a host: "upload" (default) downloads and verifies on the daemon, uploads over SFTP
+   * and verifies again on the host; "host-download" lets the host fetch the URL with curl or wget and verify it.
+   */
+  artifactTransfer?: 'upload' | 'host-download'
+  /** Daemon-side artifact cache for "upload". Default `<stateDir>/artifacts`. */
+  artifactCacheDir?: string
+  /** Replica supervisor: "auto" (systemd where it runs, else the pidfile supervisor), or force one. Default "auto". */
+  supervisor?: 'auto' | 'setsid' | 'systemd'
+  /** Accept `testing` sources (dev only). Default false. */
+  allowTestingSources?: boolean
+}
+
+export type SshProvisioner = Provisioner & {
+  /** Every deployment placed by this operator, from the ledger. */
+  placements(): Placement[]
+  /** Total, reserved and free capacity per host. */
+  capacity(): HostCapacity[]
+}
+
+const HOST_ENV_VALUE = '0.0.0.0'
+const DEFAULT_PORTS = { from: 20_000, to: 29_999 }
+const GiB = 1024 ** 3
+
+/** Create the SSH provisioner. Validates the host list at once; connects lazily. */
+export function createSshProvisioner(commonIn: Common, p: SshProvisionerParameters): SshProvisioner {
+  const common = commonIn.child('provisioner-ssh')
+  const log = common.logger
+  if (!OPERATOR_ID_RE.test(p.operatorId)) throw new TypeError(`operatorId: got ${JSON.stringify(p.operatorId)}, expected ${OPERATOR_ID_RE}`)
+  const hosts = new Map<string, SshHost>()
+  for (const h of p.hosts) {
+    const problems: string[] = []
+    if (!HOST_NAME_RE.test(h.name)) problems.push(`name: got ${JSON.stringify(h.name)}`)
+    if (hosts.has(h.name)) problems.push('duplicate name')
+    if (!Number.isInteger(h.port) || h.port < 1 || h.port > 65535) problems.push(`port: got ${h.port}`)
+    try {
+      parsePinnedKey(h.hostKey)
+    } catch (err) {
+      problems.push(`hostKey: ${(err as Error).message}`)
+    }
+    const r = h.ports ?? DEFAULT_PORTS
+    if (!Number.isInteger(r.from) || !Number.isInteger(r.to) || r.from < 1024 || r.to > 65535 || r.from > r.to) problems.push(`ports: got ${r.from}..${r.to}`)
+    if (problems.length) throw new TypeError(`ssh host ${JSON.stringify(h.name)}: ${problems.join('; ')}`)
+    hosts.set(h.name, h)
+  }
+  const transfer = p.artifactTransfer ?? 'upload'
+  const cacheDir = p.artifactCacheDir ?? join(p.stateDir, 'artifacts')
+  const healthTimeoutMs = p.healthTimeoutMs ?? 60_000
+  const probeTimeoutMs = p.probeTimeoutMs ?? 2_000
+  const provisionMs = p.callTimeoutMs?.provision ?? 900_000
+  const otherMs = p.callTimeoutMs?.other ?? 180_000
+  const pool = createSshPool(common, { connectTimeoutMs: p.connectTimeoutMs, commandTimeoutMs: p.commandTimeoutMs ?? 120_000 })
+  const agent = createHostAgent(common, pool, p.operatorId)
+  for (const h of hosts.values()) agent.layout(h)
+  const ledger = openLedger(p.stateDir)
+  const sourceKinds: SourceKind[] = p.allowTestingSources ? ['native', 'container', 'testing'] : ['native', 'container']
+
+  // one operation at a time per deployment; different deployments proceed in parallel
+  const locks = new Map<string, Promise<unknown>>()
+  function locked<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const prev = locks.get(id) ?? Promise.resolve()
+    const run = prev.then(fn, fn)
+    const tail = run.catch(() => undefined)
+    locks.set(id, tail)
+    void tail.then(() => {
+      if (locks.get(id) === tail) locks.delete(id)
+    })
+    return run
+  }
+
+  function call<T>(what: string, o: CallOptions | undefined, defMs: number, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    if (o?.signal?.aborted) return Promise.reject(new AbortedError(`ssh ${what}`, o.signal.reason))
+    const parent = o?.signal ? AbortSignal.any([o.signal, common.signal]) : common.signal
+    return withTimeout(`ssh ${what}`, o?.timeoutMs ?? defMs, fn, parent)
+  }
+
+  const hostOf = (pl: Placement): SshHost => {
+    const h = hosts.get(pl.host)
+    if (!h) throw new ProvisionError(`deployment ${pl.deploymentId} is on host ${pl.host}, which is no longer configured`, { code: 'SSH_HOST_UNKNOWN', retryable: false, meta: { host: pl.host } })
+    return h
+  }
+  const endpointOf = (h: SshHost, port: number) => `http://${h.address.includes(':') ? `[${h.address}]` : h.address}:${port}`
+  const unitOf = (req: DeploymentRequest): Resources => ({ vcpu: req.spec.vcpu, memoryGiB: req.spec.memoryGiB, storageGiB: req.spec.storageGiB })
+  const times = (u: Resources, n: number): Resources => ({ vcpu: u.vcpu * n, memoryGiB: u.memoryGiB * n, storageGiB: u.storageGiB * n })
+  const nameOf = (h: SshHost, id: string, i: number) => `bpo-${agent.layout(h).tag}-${id}-r${i}`
+
+  /** The placement recorded in a host's manifest (written by this target), or undefined when it is not one. */
+  function fromManifest(h: SshHost, m: unknown): Placement | undefined {
+    const x = m as Partial<Placement> & { owner?: string }
+    if (!x || typeof x !== 'object' || x.owner !== p.operatorId || typeof x.deploymentId !== 'string' || !x.request || !x.unit) return undefined
+    return {
+      deploymentId: x.deploymentId,
+      host: h.name,
+      kind: x.kind === 'container' ? 'container' : 'native',
+      request: x.request,
+      unit: x.unit,
+      replicas: Number(x.replicas ?? 0),
+      dataReplicas: Number(x.dataReplicas ?? x.replicas ?? 0),
+      ports: x.ports ?? {},
+      createdAt: x.createdAt ?? new Date().toISOString(),
+    }
+  }
+
+  /**
+   * Find the deployment: the ledger first, else every host (a daemon that lost its state dir). Throws
+   * TargetUnreachableError when some host could not be asked and none had it.
+   */
+  async function locate(id: string, signal: AbortSignal): Promise<{ host: SshHost; placement: Placement; remote: RemoteStatus } | undefined> {
+    const known = ledger.get(id)
+    if (known) {
+      const h = hostOf(known)
+      return { host: h, placement: known, remote: await agent.status(h, id, { signal }) }
+    }
+    let unreachable: unknown
+    const found = await Promise.all(
+      [...hosts.values()].map(async (h) => {
+        try {
+          const remote = await agent.status(h, id, { signal })
+          if (!remote.present) return undefined
+          const placement = fromManifest(h, remote.manifest)
+          return placement ? { host: h, placement, remote } : undefined
+        } catch (err) {
+          if (!(err instanceof TargetUnreachableError)) throw err
+          unreachable = err
+          return undefined
+        }
+      }),
+    )
+    const hit = found.find((x) => x !== undefined)
+    if (hit) return hit
+    if (unreachable) throw unreachable
+    return undefined
+  }
+
+  async function writeManifest(h: SshHost, pl: Placement, signal: AbortSignal) {
+    const body = JSON.stringify({ version: 1, owner: p.operatorId, ...pl, updatedAt: new Date().toISOString() })
+    await agent.must(h, 'writing the deployment manifest', ['manifest', agent.layout(h).dep(pl.deploymentId), p.operatorId], { signal, stdin: body })
+  }
+
+  function modeFor(h: SshHost, kind: Placement['kind'], f: HostFacts): ReplicaMode {
+    if (kind === 'container') {
+      if (f.runtime === 'none') throw new HostUnsupportedError(h.name, 'no container runtime (podman or docker)')
+      return f.runtime
+    }
+    if (!f.sha256sum) throw new HostUnsupportedError(h.name, 'sha256sum is missing, artifacts cannot be verified on the host')
+    const want = p.supervisor ?? 'auto'
+    if (want !== 'setsid' && f.systemd !== 'no') return f.systemd === 'system' ? 'systemd-system' : 'systemd-user'
+    if (want === 'systemd') throw new HostUnsupportedError(h.name, 'systemd is not running')
+    if (!f.setsid) throw new HostUnsupportedError(h.name, 'setsid is missing')
+    return 'setsid'
+  }
+
+  /** Put the verified artifact at `<root>/artifacts/<sha256>` on the host; returns its remote path. */
+  async function installArtifact(h: SshHost, req: DeploymentRequest, f: HostFacts, signal: AbortSignal): Promise<string> {
+    const src = req.source
+    if (src.kind === 'container') throw new TypeError('not a native source')
+    const L = agent.layout(h)
+    const remote = `${L.artifacts}/${src.sha256}`
+    const check = await agent.run(h, ['artifact', L.root, src.sha256, 'check', '-'], { signal })
+    if (check.code === 0) return remote
+    let r
+    if (transfer === 'host-download' && f.fetch !== 'none') {
+      r = await agent.run(h, ['artifact', L.root, src.sha256, 'download', src.url], { signal, timeoutMs: 15 * 60_000 })
+    } else {
+      const local = await fetchArtifact(common, { url: src.url, sha256: src.sha256, cacheDir, signal })
+      const tmp = `${L.artifacts}/.upload.${src.sha256}.${randomBytes(6).toString('hex')}`
+      // the "check" call above created the artifacts dir
+      await pool.upload(h, local.path, tmp, 0o600, { signal, timeoutMs: 15 * 60_000 })
+      r = await agent.run(h, ['artifact', L.root, src.sha256, 'upload', tmp], { signal })
+    }
+    if (r.code === 0) return remote
+    if (r.code === 20) throw new ProvisionError(`artifact sha256 mismatch on ${h.name}`, { reason: 'ARTIFACT_DIGEST_MISMATCH', code: 'ARTIFACT_DIGEST_MISMATCH', retryable: false, details: [r.stderr.trim().slice(0, 200)] })
+    if (r.code === 21) throw new ProvisionError(`${h.name} could not download the artifact`, { reason: 'ARTIFACT_UNREACHABLE', code: 'ARTIFACT_UNREACHABLE', retryable: true })
+    throw new RemoteCommandError(h.name, 'installing the artifact', r.code, r.stderr)
+  }
+
+  function envFile(pl: Placement, i: number, port: number, dataDir: string): string {
+    const req = pl.request
+    const env: [string, string][] = [
+      ...Object.entries(req.env ?? {}),
+      ['PORT', String(port)],
+      ['HOST', HOST_ENV_VALUE],
+      ['SERVICE_ID', req.serviceId],
+      ['BLUEPRINT_ID', req.blueprintId],
+      ['DEPLOYMENT_ID', req.deploymentId],
+      ['REPLICA_INDEX', String(i)],
+      ['DATA_DIR', dataDir],
+      ['BPO_OWNER', p.operatorId],
+      ['BPO_DEPLOYMENT', req.deploymentId],
+    ]
+    for (const [k] of env) if (!ENV_KEY_RE.test(k)) throw new TypeError(`env key ${JSON.stringify(k)}`)
+    return env.map(([k, v]) => `export ${k}=${quoteWord(v)}\n`).join('')
+  }
+
+  /** Container `run` arguments after `--name`: labels, limits, port, data volume, env, image by digest. */
+  function containerArgs(h: SshHost, pl: Placement, i: number, hostPort: number): string[] {
+    const req = pl.request
+    if (req.source.kind !== 'container') throw new TypeError('not a container source')
+    const L = agent.layout(h)
+    const containerPort = req.spec.ports[0] ?? 8080
+    const args = [
+      '--label', `io.blueprint-operator.owner=${p.operatorId}`,
+      '--label', `io.blueprint-operator.deployment=${req.deploymentId}`,
+      '--label', `io.blueprint-operator.replica=${i}`,
+      '--label', `io.blueprint-operator.tag=${L.tag}`,
+      '--restart', 'always',
+      '-p', `${hostPort}:${containerPort}`,
+      '-v', `${L.dep(req.deploymentId)}/data/${i}:/data`,
+    ]
+    if (pl.unit.memoryGiB > 0) args.push('--memory', String(Math.floor(pl.unit.memoryGiB * GiB)))
+    if (pl.unit.vcpu > 0) args.push('--cpus', String(pl.unit.vcpu))
+    const env: [string, string][] = [
+      ...Object.entries(req.env ?? {}),
+      ['PORT', String(containerPort)],
+      ['HOST', HOST_ENV_VALUE],
+      ['SERVICE_ID', req.serviceId],
+      ['BLUEPRINT_ID', req.blueprintId],
+      ['DEPLOYMENT_ID', req.deploymentId],
+      ['REPLICA_INDEX', String(i)],
+      ['DATA_DIR', '/data'],
+      ['BPO_OWNER', p.operatorId],
+      ['BPO_DEPLOYMENT', req.deploymentId],
+    ]
+    for (const [k, v] of env) args.push('-e', `${k}=${v}`)
+    args.push(`${req.source.image}@${req.source.digest}`)
+    return args
+  }
+
+  /** Host ports for replicas 0..n-1 that have none yet, recorded in the ledger before anything listens. */
+  async function allocatePorts(h: SshHost, id: string, n: number, signal: AbortSignal): Promise<Placement> {
+    const cur = ledger.get(id)!
+    const missing = Array.from({ length: n }, (_, i) => i).filter((i) => cur.ports[String(i)] === undefined)
+    if (!missing.length) return cur
+    const listening = await agent.listeningPorts(h, { signal })
+    return ledger.update((draft) => {
+      const pl = draft.placements[id]!
+      const taken = new Set<number>(listening)
+      for (const other of Object.values(draft.placements)) if (other.host === h.name) for (const port of Object.values(other.ports)) taken.add(port)
+      const range = h.ports ?? DEFAULT_PORTS
+      let next = range.from
+      for (const i of missing) {
+        while (next <= range.to && taken.has(next)) next++
+        if (next > range.to) throw new ProvisionError(`no free port left on ${h.name} in ${range.from}..${range.to}`, { reason: 'NO_FEASIBLE_OFFER', code: 'NO_FEASIBLE_OFFER', retryable: false })
+        pl.ports[String(i)] = next
+        taken.add(next)
+      }
+      return pl
+    })
+  }
+
+  /** Start replicas 0..n-1 (idempotent) and stop the rest, keeping their data. */
+  async function converge(h: SshHost, id: string, n: number, signal: AbortSignal): Promise<void> {
+    const pl = await allocatePorts(h, id, n, signal)
+    const f = await agent.facts(h, { signal })
+    const mode = modeFor(h, pl.kind, f)
+    const L = agent.layout(h)
+    const depDir = L.dep(id)
+    let bin = '-'
+    if (pl.kind === 'native' && n > 0) bin = await installArtifact(h, pl.request, f, signal)
+    else if (pl.kind === 'container' && n > 0 && pl.request.source.kind === 'container') {
+      const ref = `${pl.request.source.image}@${pl.request.source.digest}`
+      const r = await pool.exec(h, [mode, 'pull', ref], { signal, timeoutMs: 15 * 60_000 })
+      if (r.code !== 0) throw new ProvisionError(`${h.name} could not pull ${ref}`, { reason: 'ARTIFACT_UNREACHABLE', code: 'ARTIFACT_UNREACHABLE', retryable: true, details: r.stderr.trim().split('\n').slice(-3) })
+    }
+    const remote = await agent.status(h, id, { signal })
+    const existing = remote.present ? remote.replicas : []
+    await Promise.all(
+      Array.from({ length: n }, (_, i) => i).map(async (i) => {
+        const port = pl.ports[String(i)]!
+        const name = nameOf(h, id, i)
+        const dataDir = `${depDir}/data/${i}`
+        const mem = pl.unit.memoryGiB > 0 ? Math.floor(pl.unit.memoryGiB * GiB) : 0
+        const cpu = pl.unit.vcpu > 0 ? Math.max(1000, Math.round(pl.unit.vcpu * 100_000)) : 0
+        const extra = pl.kind === 'container' ? containerArgs(h, pl, i, port) : []
+        await agent.must(h, `starting replica ${i}`, ['start', depDir, String(i), mode, name, bin, name, String(mem), String(cpu), String(port), ...extra], {
+          signal,
+          stdin: envFile(pl, i, port, dataDir),
+        })
+      }),
+    )
+    await Promise.all(
+      existing
+        .filter((r) => r.index >= n && r.state !== 'stopped')
+        .map((r) => agent.must(h, `stopping replica ${r.index}`, ['stop', depDir, String(r.index), '10'], { signal })),
+    )
+  }
+
+  async function waitReady(h: SshHost, pl: Placement, signal: AbortSignal): Promise<void> {
+    const path = pl.request.healthPath ?? '/'
+    await Promise.all(
+      Array.from({ length: pl.replicas }, (_, i) => pl.ports[String(i)]).map((port) =>
+        port === undefined ? undefined : waitForHealthy({ url: `${endpointOf(h, port)}${path}`, deadlineMs: healthTimeoutMs, timeoutMs: probeTimeoutMs, signal }),
+      ),
+    )
+  }
+
+  async function statusFrom(h: SshHost, pl: Placement, remote: RemoteStatus, signal: AbortSignal): Promise<DeploymentStatus> {
+    if (!remote.present) return absent(pl.deploymentId, `manifest missing on ${h.name}`)
+    const path = pl.request.healthPath ?? '/'
+    const wanted = pl.replicas
+    const live = remote.replicas.filter((r) => r.index < wanted && (r.state === 'running' || r.state === 'restarting') && r.port > 0)
+    const probes = await Promise.all(live.map(async (r) => ({ r, ok: (await probeHttp({ url: `${endpointOf(h, r.port)}${path}`, timeoutMs: probeTimeoutMs, signal })).ok })))
+    const ready = probes.filter((x) => x.ok).map((x) => x.r)
+    const notes = remote.replicas.filter((r) => r.index < wanted && !ready.includes(r)).map((r) => `replica ${r.index}: ${r.state}`)
+    return {
+      deploymentId: pl.deploymentId,
+      exists: true,
+      replicasWanted: wanted,
+      replicasReady: ready.length,
+      endpoints: ready.map((r) => endpointOf(h, r.port)),
+      healthy: ready.length === wanted,
+      placement: h.name,
+      ...(notes.length ? { detail: notes.join('; ') } : {}),
+    }
+  }
+
+  const absent = (deploymentId: string, detail?: string): DeploymentStatus => ({
+    deploymentId,
+    exists: false,
+    replicasWanted: 0,
+    replicasReady: 0,
+    endpoints: [],
+    healthy: false,
+    ...(detail ? { detail } : {}),
+  })
+
+  /** Record a placement found on a host (after a lost state dir) in the ledger. */
+  async function adopt(pl: Placement): Promise<Placement> {
+    if (ledger.get(pl.deploymentId)) return ledger.get(pl.deploymentId)!
+    log.info({ deploymentId: pl.deploymentId, host: pl.host }, 'adopting a deployment found on its host')
+    return ledger.update((d) => (d.placements[pl.deploymentId] = pl))
+  }
+
+  /** Choose a host for a new deployment; throws NO_FEASIBLE_OFFER when none fits. */
+  async function place(req: DeploymentRequest, kind: Placement['kind'], signal: AbortSignal): Promise<SshHost> {
+    const unit = unitOf(req)
+    const need = times(unit, Math.max(1, req.spec.replicas))
+    const problems: string[] = []
+    if (req.spec.gpu.count > 0) problems.push(`gpu: ${req.spec.gpu.count} requested; SSH hosts offer no GPUs`)
+    const chosen = problems.length ? undefined : chooseHosts({ hosts: [...hosts.values()], used: usedByHost(ledger.all()), need, regions: req.spec.regions, pinned: req.placement })
+    if (chosen && !chosen.ok) problems.push(...chosen.problems)
+    let unreachable: unknown
+    for (const h of chosen?.ok ? chosen.hosts : []) {
+      if (kind === 'native') return h
+      try {
+        const f = await agent.facts(h, { signal })
+        if (f.runtime !== 'none') return h
+        problems.push(`${h.name}: no container runtime`)
+      } catch (err) {
+        if (!(err instanceof TargetUnreachableError)) throw err
+        unreachable = err
+        problems.push(`${h.name}: unreachable`)
+      }
+    }
+    if (unreachable) throw unreachable
+    throw new ProvisionError(`no SSH host can hold ${req.deploymentId}`, { reason: 'NO_FEASIBLE_OFFER', code: 'NO_FEASIBLE_OFFER', retryable: false, details: problems })
+  }
+
+  /** Reserve `n` replicas of `pl` on its host, or throw NO_FEASIBLE_OFFER. */
+  async function reserve(id: string, n: number): Promise<Placement> {
+    return ledger.update((d) => {
+      const pl = d.placements[id]!
+      const h = hostOf(pl)
+      const used = usedByHost(Object.values(d.placements), id).get(h.name)
+      const want = { ...pl, replicas: n, dataReplicas: Math.max(pl.dataReplicas, n) }
+      if (n > pl.replicas && !fits(h, used, reserved(want))) {
+        throw new ProvisionError(`${h.name} cannot hold ${n} replicas of ${id}`, { reason: 'NO_FEASIBLE_OFFER', code: 'NO_FEASIBLE_OFFER', retryable: false, meta: { host: h.name } })
+      }
+      d.placements[id] = want
+      return want
+    })
+  }
+
+  async function scaleTo(h: SshHost, id: string, n: number, signal: AbortSignal): Promise<DeploymentStatus> {
+    const growing = n >= ledger.get(id)!.replicas
+    // growing reserves before starting; shrinking releases capacity only once the replicas are stopped
+    let pl = growing ? await reserve(id, n) : ledger.get(id)!
+    if (growing) await writeManifest(h, pl, signal)
+    await converge(h, id, n, signal)
+    if (!growing) {
+      pl = await reserve(id, n)
+      await writeManifest(h, pl, signal)
+    }
+    await waitReady(h, pl, signal)
+    return statusFrom(h, pl, await agent.status(h, id, { signal }), signal)
+  }
+
+  const provisioner: SshProvisioner = {
+    id: 'ssh',
+    sourceKinds,
+
+    provision(req, o) {
+      return call('provision', o, provisionMs, (signal) =>
+        locked(req.deploymentId ?? '', async () => {
+          assertRequest(req)
+          if (!sourceKinds.includes(req.source.kind)) throw new ProvisionError(`source kind ${req.source.kind} is not accepted by this operator`, { reason: 'MALFORMED_REQUEST', code: 'SOURCE_KIND_REFUSED' })
+          const kind: Placement['kind'] = req.source.kind === 'container' ? 'container' : 'native'
+          const id = req.deploymentId
+          let found = await locate(id, signal)
+          if (found && !ledger.get(id)) await adopt(found.placement)
+          if (!found || !found.remote.present) {
+            const h = found?.host ?? (await place(req, kind, signal))
+            if (signal.aborted) throw new AbortedError('ssh provision', signal.reason)
+            // intent first: the reservation is on disk before anything exists on the host
+            const pl: Placement = { deploymentId: id, host: h.name, kind, request: req, unit: unitOf(req), replicas: 0, dataReplicas: 0, ports: found?.placement.ports ?? {}, createdAt: new Date().toISOString() }
+            await ledger.update((d) => (d.placements[id] = pl))
+            log.info({ deploymentId: id, host: h.name, kind }, 'placing deployment')
+            found = { host: h, placement: pl, remote: { present: false } }
+          }
+          return scaleTo(found.host, id, req.spec.replicas, signal)
+        }),
+      )
+    },
+
+    status(deploymentId, o) {
+      return call('status', o, otherMs, async (signal) => {
+        assertDeploymentId(deploymentId)
+        const found = await locate(deploymentId, signal)
+        if (!found) return absent(deploymentId)
+        return statusFrom(found.host, found.placement, found.remote, signal)
+      })
+    },
+
+    scale(deploymentId, replicas, o) {
+      return call('scale', o, provisionMs, (signal) =>
+        locked(deploymentId, async () => {
+          assertDeploymentId(deploymentId)
+          assertReplicas(replicas)
+          const found = await locate(deploymentId, signal)
+          if (!found || !found.remote.present) throw new ProvisionError(`deployment ${deploymentId} does not exist on any SSH host`, { code: 'DEPLOYMENT_NOT_FOUND', retryable: false })
+          if (!ledger.get(deploymentId)) await adopt(found.placement)
+          return scaleTo(found.host, deploymentId, replicas, signal)
+        }),
+      )
+    },
+
+    restart(deploymentId, o) {
+      return call('restart', o, provisionMs, (signal) =>
+        locked(deploymentId, async () => {
+          assertDeploymentId(deploymentId)
+          const found = await locate(deploymentId, signal)
+          if (!found || !found.remote.present) throw new ProvisionError(`deployment ${deploymentId} does not exist on any SSH host`, { code: 'DEPLOYMENT_NOT_FOUND', retryable: false })
+          const { host: h, placement: pl } = found
+          const st = await statusFrom(h, pl, found.remote, signal)
+          const depDir = agent.layout(h).dep(deploymentId)
+          const readyPorts = new Set(st.endpoints)
+          const bad = Array.from({ length: pl.replicas }, (_, i) => i).filter((i) => {
+            const port = pl.ports[String(i)]
+            return port === undefined || !readyPorts.has(endpointOf(h, port))
+          })
+          for (const i of bad) {
+            log.warn({ deploymentId, host: h.name, replica: i }, 'restarting an unhealthy replica')
+            await agent.must(h, `stopping replica ${i}`, ['stop', depDir, String(i), '10'], { signal })
+          }
+          if (bad.length) {
+            await converge(h, deploymentId, pl.replicas, signal)
+            await waitReady(h, pl, signal)
+          }
+          return statusFrom(h, pl, await agent.status(h, deploymentId, { signal }), signal)
+        }),
+      )
+    },
+
+    destroy(deploymentId, o) {
+      return call('destroy', o, otherMs, (signal) =>
+        locked(deploymentId, async () => {
+          assertDeploymentId(deploymentId)
+          const known = ledger.get(deploymentId)
+          const targets = known ? [hostOf(known)] : [...hosts.values()]
+          let unreachable: unknown
+          await Promise.all(
+            targets.map(async (h) => {
+              try {
+                await agent.must(h, 'destroying the deployment', ['destroy', agent.layout(h).dep(deploymentId)], { signal })
+                const f = await agent.facts(h, { signal })
+                if (f.runtime !== 'none') await removeContainers(h, f.runtime, deploymentId, signal)
+              } catch (err) {
+                if (!(err instanceof TargetUnreachableError) || known) throw err
+                unreachable = err
+              }
+            }),
+          )
+          if (unreachable) throw unreachable
+          if (known) await ledger.update((d) => void delete d.placements[deploymentId])
+          log.info({ deploymentId }, 'destroyed')
+        }),
+      )
+    },
+
+    listOwned(o) {
+      return call('listOwned', o, otherMs, async (signal) => {
+        const out: OwnedResource[] = []
+        let reached = 0
+        let lastErr: unknown
+        await Promise.all(
+          [...hosts.values()].map(async (h) => {
+            try {
+              const deps = await agent.list(h, { signal })
+              const f = await agent.facts(h, { signal })
+              reached++
+              const seen = new Set<string>()
+              for (const d of deps) {
+                if (d.owner !== p.operatorId) continue
+                out.push({ deploymentId: d.deploymentId, kind: 'deployment-dir', id: `${h.name}:${agent.layout(h).dep(d.deploymentId)}`, placement: h.name })
+                for (const r of d.replicas) {
+                  if (r.state !== 'running' && r.state !== 'restarting') continue
+                  const kind = r.mode === 'setsid' ? 'process' : r.mode.startsWith('systemd') ? 'unit' : 'container'
+                  seen.add(r.id)
+                  out.push({ deploymentId: d.deploymentId, kind, id: kind === 'process' ? `${h.name}:${r.id}` : r.id, placement: h.name })
+                }
+              }
+              if (f.runtime !== 'none') {
+                for (const c of await ownedContainers(h, f.runtime, undefined, signal)) {
+                  if (!seen.has(c.name)) out.push({ deploymentId: c.deploymentId, kind: 'container', id: c.name, placement: h.name })
+                }
+              }
+            } catch (err) {
+              if (!(err instanceof TargetUnreachableError)) throw err
+              lastErr = err
+              log.warn({ host: h.name }, 'listOwned: host unreachable, its resources are not listed')
+            }
+          }),
+        )
+        if (!reached && lastErr) throw lastErr
+        return out.sort((a, b) => (a.deploymentId + a.kind + a.id < b.deploymentId + b.kind + b.id ? -1 : 1))
+      })
+    },
+
+    async close() {
+      await pool.close()
+    },
+
+    placements: () => ledger.all().map((x) => structuredClone(x)),
+
+    capacity() {
+      const used = usedByHost(ledger.all())
+      return [...hosts.values()].map((h) => {
+        const u = used.get(h.name) ?? { vcpu: 0, memoryGiB: 0, storageGiB: 0 }
+        return {
+          host: h.name,
+          hourlyUsd: h.hourlyUsd,
+          region: h.region,
+          total: { ...h.capacity },
+          used: u,
+          free: { vcpu: h.capacity.vcpu - u.vcpu, memoryGiB: h.capacity.memoryGiB - u.memoryGiB, storageGiB: h.capacity.storageGiB - u.storageGiB },
+        }
+      })
+    },
+  }
+
+  /** Containers on `h` labelled with this operator (and this host root), optionally of one deployment. */
+  async function ownedContainers(h: SshHost, runtime: 'podman' | 'docker', deploymentId: string | undefined, signal: AbortSignal) {
+    const L = agent.layout(h)
+    const argv = [runtime, 'ps', '-a', '--filter', `label=io.blueprint-operator.owner=${p.operatorId}`, '--filter', `label=io.blueprint-operator.tag=${L.tag}`]
+    if (deploymentId) argv.push('--filter', `label=io.blueprint-operator.deployment=${deploymentId}`)
+    argv.push('--format', '{{.Names}}')
+    const r = await pool.exec(h, argv, { signal })
+    if (r.code !== 0) throw new RemoteCommandError(h.name, 'listing containers', r.code, r.stderr)
+    const prefix = `bpo-${L.tag}-`
+    return r.stdout
+      .split('\n')
+      .map((n) => n.trim())
+      .filter((n) => n.startsWith(prefix))
+      .map((name) => ({ name, deploymentId: name.slice(prefix.length).replace(/-r\d+$/, '') }))
+  }
+
+  async function removeContainers(h: SshHost, runtime: 'podman' | 'docker', deploymentId: string, signal: AbortSignal) {
+    const names = (await ownedContainers(h, runtime, deploymentId, signal)).map((c) => c.name)
+    if (!names.length) return
+    const r = await pool.exec(h, [runtime, 'rm', '-f', ...names], { signal })
+    if (r.code !== 0) throw new RemoteCommandError(h.name, 'removing containers', r.code, r.stderr)
+  }
+
+  return provisioner
+}

@@ -1,0 +1,319 @@
+/**
+ * The host agent: one POSIX sh script uploaded to every host (content-addressed, so an upgrade uploads a new file).
+ * Every remote operation is `sh <script> <command> <args...>` with each argument quoted by shellQuote; the script
+ * only ever uses its arguments inside double quotes, so no value is re-parsed by a shell.
+ * Commands: facts, artifact, manifest, run, supervise, start, stop, status, list, destroy, read-manifest, ports.
+ */
+import { createHash } from 'node:crypto'
+
+/** Script text (POSIX sh; dash, bash and busybox sh run it). */
+export const HOST_SCRIPT = `#!/bin/sh
+# blueprint-operator host agent (uploaded by the SSH target; every argument arrives as one quoted word).
+# usage: sh bpo-host.sh <command> [args...]
+set -u
+SELF=$0
+umask 022
+
+die() { echo "bpo-host: $*" >&2; exit 1; }
+
+# pidfile holds a live process whose command line still names this replica dir (guards against pid reuse)
+alive() {
+  [ -s "$1" ] || return 1
+  _p=$(cat "$1" 2>/dev/null) || return 1
+  case $_p in ''|*[!0-9]*) return 1 ;; esac
+  kill -0 "$_p" 2>/dev/null || return 1
+  [ -r "/proc/$_p/cmdline" ] || return 0
+  tr '\\000' '\\n' < "/proc/$_p/cmdline" 2>/dev/null | grep -qxF -- "$2"
+}
+
+pid_alive() {
+  [ -s "$1" ] || return 1
+  _p=$(cat "$1" 2>/dev/null) || return 1
+  case $_p in ''|*[!0-9]*) return 1 ;; esac
+  kill -0 "$_p" 2>/dev/null
+}
+
+write_stdin() {
+  cat > "$1.tmp.$$" && mv -f "$1.tmp.$$" "$1"
+}
+
+cmd_facts() {
+  echo "uid=$(id -u)"
+  sd=no
+  if [ -d /run/systemd/system ] && command -v systemd-run >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ]; then sd=system
+    elif systemctl --user show-environment >/dev/null 2>&1; then sd=user
+    fi
+  fi
+  echo "systemd=$sd"
+  if command -v curl >/dev/null 2>&1; then echo fetch=curl
+  elif command -v wget >/dev/null 2>&1; then echo fetch=wget
+  else echo fetch=none
+  fi
+  command -v sha256sum >/dev/null 2>&1 && echo sha256sum=yes || echo sha256sum=no
+  command -v setsid >/dev/null 2>&1 && echo setsid=yes || echo setsid=no
+  rt=none
+  if command -v podman >/dev/null 2>&1 && podman info >/dev/null 2>&1; then rt=podman
+  elif command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then rt=docker
+  fi
+  echo "runtime=$rt"
+  echo "cgroup=$(cgroup_mode)"
+}
+
+cgroup_mode() {
+  if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
+    if grep -qw memory /sys/fs/cgroup/cgroup.controllers && grep -qw cpu /sys/fs/cgroup/cgroup.controllers && [ -w /sys/fs/cgroup ]; then echo v2; else echo none; fi
+  elif [ -d /sys/fs/cgroup/memory ] && [ -w /sys/fs/cgroup/memory ] && [ -d /sys/fs/cgroup/cpu ] && [ -w /sys/fs/cgroup/cpu ]; then echo v1
+  else echo none
+  fi
+}
+
+# Put the calling shell ($$, inherited by every child) into a limited cgroup; prints what was applied.
+apply_limits() {
+  _cg=$1; _mem=$2; _cpu=$3; _dir=$4
+  : > "$_dir/cgroups"
+  case $(cgroup_mode) in
+    v1)
+      for _c in memory cpu; do
+        mkdir -p "/sys/fs/cgroup/$_c/bpo/$_cg" 2>/dev/null || { echo "none: cannot create $_c cgroup"; return 0; }
+        echo "/sys/fs/cgroup/$_c/bpo/$_cg" >> "$_dir/cgroups"
+      done
+      [ "$_mem" -gt 0 ] && echo "$_mem" > "/sys/fs/cgroup/memory/bpo/$_cg/memory.limit_in_bytes"
+      if [ "$_cpu" -gt 0 ]; then
+        echo 100000 > "/sys/fs/cgroup/cpu/bpo/$_cg/cpu.cfs_period_us"
+        echo "$_cpu" > "/sys/fs/cgroup/cpu/bpo/$_cg/cpu.cfs_quota_us"
+      fi
+      echo $$ > "/sys/fs/cgroup/memory/bpo/$_cg/cgroup.procs" && echo $$ > "/sys/fs/cgroup/cpu/bpo/$_cg/cgroup.procs" \\
+        && echo "cgroup-v1 memory=$_mem cpu_quota_us=$_cpu" || echo "none: cannot join cgroup"
+      ;;
+    v2)
+      mkdir -p /sys/fs/cgroup/bpo 2>/dev/null && echo '+memory +cpu' > /sys/fs/cgroup/bpo/cgroup.subtree_control 2>/dev/null \\
+        && mkdir -p "/sys/fs/cgroup/bpo/$_cg" 2>/dev/null || { echo "none: cannot create a cgroup v2 group"; return 0; }
+      echo "/sys/fs/cgroup/bpo/$_cg" >> "$_dir/cgroups"
+      [ "$_mem" -gt 0 ] && echo "$_mem" > "/sys/fs/cgroup/bpo/$_cg/memory.max"
+      [ "$_cpu" -gt 0 ] && echo "$_cpu 100000" > "/sys/fs/cgroup/bpo/$_cg/cpu.max"
+      echo $$ > "/sys/fs/cgroup/bpo/$_cg/cgroup.procs" && echo "cgroup-v2 memory=$_mem cpu_quota_us=$_cpu" || echo "none: cannot join cgroup"
+      ;;
+    *) echo "none: no writable cgroup hierarchy" ;;
+  esac
+}
+
+remove_cgroups() {
+  [ -f "$1/cgroups" ] || return 0
+  while IFS= read -r _g; do [ -n "$_g" ] && rmdir "$_g" 2>/dev/null; done < "$1/cgroups"
+  rm -f "$1/cgroups"
+}
+
+# artifact <root> <sha256> download <url> | upload <tmpfile> | check -: verify on this host before it becomes executable
+cmd_artifact() {
+  root=$1; sum=$2; how=$3; src=$4
+  case $sum in *[!0-9a-f]*|'') die "bad sha256" ;; esac
+  mkdir -p "$root/artifacts" || exit 1
+  final="$root/artifacts/$sum"
+  if [ -f "$final" ]; then
+    got=$(sha256sum "$final" | cut -d' ' -f1)
+    [ "$got" = "$sum" ] && { [ "$how" = upload ] && rm -f "$src"; echo cached; return 0; }
+    rm -f "$final"
+  fi
+  [ "$how" = check ] && exit 23
+  tmp="$root/artifacts/.part.$sum.$$"
+  case $how in
+    download)
+      if command -v curl >/dev/null 2>&1; then
+        curl -fsSL --proto '=http,https' --connect-timeout 20 --max-time 600 -o "$tmp" "$src" || { rm -f "$tmp"; echo "download failed" >&2; exit 21; }
+      elif command -v wget >/dev/null 2>&1; then
+        wget -q -T 60 -O "$tmp" "$src" || { rm -f "$tmp"; echo "download failed" >&2; exit 21; }
+      else
+        echo "neither curl nor wget" >&2; exit 22
+      fi
+      ;;
+    upload) mv -f "$src" "$tmp" || exit 1 ;;
+    *) die "bad mode" ;;
+  esac
+  got=$(sha256sum "$tmp" | cut -d' ' -f1)
+  if [ "$got" != "$sum" ]; then rm -f "$tmp"; echo "sha256 mismatch: got $got" >&2; exit 20; fi
+  chmod 0755 "$tmp" && mv -f "$tmp" "$final" && echo verified
+}
+
+# manifest <depdir> <owner> < manifest.json
+cmd_manifest() {
+  mkdir -p "$1/replicas" "$1/data" || exit 1
+  write_stdin "$1/manifest.json" && printf '%s\\n' "$2" > "$1/owner"
+}
+
+# run <replicadir> <bin>: the workload itself, with exactly the replica's environment
+cmd_run() {
+  exec env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin sh -c '. "$1" && cd "$DATA_DIR" && exec "$2"' bpo-run "$1/env.sh" "$2"
+}
+
+# supervise <replicadir> <bin> <cgroup> <memBytes> <cpuQuotaUs>: restart the workload on exit, with backoff
+cmd_supervise() {
+  dir=$1; bin=$2
+  apply_limits "$3" "$4" "$5" "$dir" > "$dir/limits" 2>&1
+  echo $$ > "$dir/supervisor.pid.tmp" && mv -f "$dir/supervisor.pid.tmp" "$dir/supervisor.pid"
+  stopping=0; child=''; delay=1
+  trap 'stopping=1; [ -n "$child" ] && kill -TERM "$child" 2>/dev/null' TERM INT HUP
+  while [ "$stopping" = 0 ] && [ ! -e "$dir/stopped" ]; do
+    started=$(date +%s)
+    sh "$SELF" run "$dir" "$bin" >> "$dir/log" 2>&1 < /dev/null &
+    child=$!
+    echo "$child" > "$dir/child.pid"
+    wait "$child"; code=$?
+    while kill -0 "$child" 2>/dev/null; do wait "$child"; code=$?; done
+    [ "$stopping" = 1 ] && break
+    [ -e "$dir/stopped" ] && break
+    echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) exit $code, restart in $delay s" >> "$dir/restarts"
+    [ $(( $(date +%s) - started )) -ge 60 ] && delay=1
+    sleep "$delay" & child=$!
+    wait "$child"
+    child=''
+    delay=$((delay * 2)); [ "$delay" -gt 30 ] && delay=30
+  done
+  rm -f "$dir/child.pid" "$dir/supervisor.pid"
+}
+
+# start <depdir> <index> <mode> <name> <bin-or-dash> <cgroup> <memBytes> <cpuQuotaUs> <port> [runtime args...] < env.sh
+cmd_start() {
+  dep=$1; i=$2; mode=$3; name=$4; bin=$5; cg=$6; mem=$7; cpu=$8; port=$9
+  shift 9
+  dir="$dep/replicas/$i"
+  mkdir -p "$dir" "$dep/data/$i" || exit 1
+  write_stdin "$dir/env.sh" || exit 1
+  echo "$port" > "$dir/port"; echo "$mode" > "$dir/mode"; echo "$name" > "$dir/name"
+  rm -f "$dir/stopped"
+  case $mode in
+    setsid)
+      if alive "$dir/supervisor.pid" "$dir"; then echo running; return 0; fi
+      [ -x "$bin" ] || die "artifact $bin is not installed"
+      setsid sh "$SELF" supervise "$dir" "$bin" "$cg" "$mem" "$cpu" < /dev/null >> "$dir/supervisor.log" 2>&1 &
+      n=0
+      while [ $n -lt 100 ]; do alive "$dir/supervisor.pid" "$dir" && { echo started; return 0; }; sleep 0.1; n=$((n + 1)); done
+      die "supervisor did not start"
+      ;;
+    systemd-system|systemd-user)
+      sc=systemctl; sr=systemd-run
+      [ "$mode" = systemd-user ] && { sc="systemctl --user"; sr="systemd-run --user"; }
+      $sc is-active --quiet "$name" && { echo running; return 0; }
+      $sc reset-failed "$name" 2>/dev/null
+      set --
+      [ "$mem" -gt 0 ] && set -- "$@" -p "MemoryMax=$mem"
+      [ "$cpu" -gt 0 ] && set -- "$@" -p "CPUQuota=$((cpu / 1000))%"
+      $sr --unit="$name" --collect -p Restart=always -p RestartSec=2 -p KillMode=control-group "$@" \\
+        --description="blueprint-operator replica $i of $(basename "$dep")" sh "$SELF" run "$dir" "$bin" || exit 1
+      echo started
+      ;;
+    podman|docker)
+      if [ "$($mode inspect --format '{{.State.Running}}' "$name" 2>/dev/null)" = true ]; then echo running; return 0; fi
+      $mode rm -f "$name" >/dev/null 2>&1
+      $mode run -d --name "$name" "$@" > "$dir/container.id" || exit 1
+      echo started
+      ;;
+    *) die "unknown mode" ;;
+  esac
+}
+
+# stop <depdir> <index> [graceSeconds]
+cmd_stop() {
+  dir="$1/replicas/$2"; grace=\${3:-10}
+  [ -d "$dir" ] || { echo absent; return 0; }
+  touch "$dir/stopped"
+  mode=$(cat "$dir/mode" 2>/dev/null || echo setsid); name=$(cat "$dir/name" 2>/dev/null || echo '')
+  case $mode in
+    setsid)
+      if alive "$dir/supervisor.pid" "$dir"; then
+        sp=$(cat "$dir/supervisor.pid"); cp=$(cat "$dir/child.pid" 2>/dev/null || echo '')
+        kill -TERM "-$sp" 2>/dev/null || kill -TERM "$sp" 2>/dev/null
+        n=0
+        while kill -0 "$sp" 2>/dev/null && [ $n -lt $((grace * 5)) ]; do sleep 0.2; n=$((n + 1)); done
+        kill -KILL "-$sp" 2>/dev/null
+        case $cp in ''|*[!0-9]*) ;; *) kill -KILL "$cp" 2>/dev/null ;; esac
+      fi
+      n=0
+      while [ -f "$dir/cgroups" ] && [ $n -lt 25 ]; do
+        remove_cgroups "$dir"; [ -f "$dir/cgroups" ] || break
+        sleep 0.2; n=$((n + 1))
+      done
+      rm -f "$dir/supervisor.pid" "$dir/child.pid"
+      ;;
+    systemd-system) systemctl stop "$name" 2>/dev/null; systemctl reset-failed "$name" 2>/dev/null ;;
+    systemd-user) systemctl --user stop "$name" 2>/dev/null; systemctl --user reset-failed "$name" 2>/dev/null ;;
+    podman|docker) $mode rm -f -t "$grace" "$name" >/dev/null 2>&1 || $mode rm -f "$name" >/dev/null 2>&1 ;;
+  esac
+  echo stopped
+}
+
+replica_state() {
+  dir=$1
+  mode=$(cat "$dir/mode" 2>/dev/null || echo setsid); name=$(cat "$dir/name" 2>/dev/null || echo '')
+  st=dead; id=-
+  case $mode in
+    setsid)
+      if alive "$dir/supervisor.pid" "$dir"; then
+        st=running; id=$(cat "$dir/supervisor.pid")
+        pid_alive "$dir/child.pid" || st=restarting
+      fi ;;
+    systemd-system) systemctl is-active --quiet "$name" && { st=running; id=$name; } ;;
+    systemd-user) systemctl --user is-active --quiet "$name" && { st=running; id=$name; } ;;
+    podman|docker) [ "$($mode inspect --format '{{.State.Running}}' "$name" 2>/dev/null)" = true ] && { st=running; id=$name; } ;;
+  esac
+  [ "$st" = dead ] && [ -e "$dir/stopped" ] && st=stopped
+  echo "$st $mode $id"
+}
+
+# status <depdir>: "absent", or "present", "replica <i> <state> <mode> <id> <port>" lines and "manifest <json>"
+cmd_status() {
+  dep=$1
+  [ -f "$dep/manifest.json" ] || { echo absent; return 0; }
+  echo present
+  for r in "$dep"/replicas/*; do
+    [ -d "$r" ] || continue
+    echo "replica $(basename "$r") $(replica_state "$r") $(cat "$r/port" 2>/dev/null || echo 0)"
+  done
+  printf 'manifest '; tr -d '\\n' < "$dep/manifest.json"; echo
+}
+
+# list <opsdir>: every deployment dir with its owner and replicas
+cmd_list() {
+  [ -d "$1" ] || return 0
+  for d in "$1"/*; do
+    [ -f "$d/manifest.json" ] || continue
+    echo "deployment $(basename "$d") $(cat "$d/owner" 2>/dev/null | head -n 1)"
+    for r in "$d"/replicas/*; do
+      [ -d "$r" ] || continue
+      echo "replica $(basename "$d") $(basename "$r") $(replica_state "$r") $(cat "$r/port" 2>/dev/null || echo 0)"
+    done
+  done
+}
+
+# destroy <depdir>: stop every replica, then remove the directory (data included)
+cmd_destroy() {
+  dep=$1
+  [ -d "$dep" ] || { echo absent; return 0; }
+  for r in "$dep"/replicas/*; do [ -d "$r" ] && cmd_stop "$dep" "$(basename "$r")" 5 > /dev/null; done
+  rm -rf "$dep" && echo destroyed
+}
+
+# read-manifest <depdir>
+cmd_read_manifest() { [ -f "$1/manifest.json" ] && cat "$1/manifest.json"; return 0; }
+
+cmd=\${1:-}
+[ $# -gt 0 ] && shift
+case $cmd in
+  facts) cmd_facts ;;
+  artifact) cmd_artifact "$@" ;;
+  manifest) cmd_manifest "$@" ;;
+  run) cmd_run "$@" ;;
+  supervise) cmd_supervise "$@" ;;
+  start) cmd_start "$@" ;;
+  stop) cmd_stop "$@" ;;
+  status) cmd_status "$@" ;;
+  list) cmd_list "$@" ;;
+  destroy) cmd_destroy "$@" ;;
+  read-manifest) cmd_read_manifest "$@" ;;
+  ports) cat /proc/net/tcp /proc/net/tcp6 2>/dev/null ;;
+  *) die "unknown command" ;;
+esac
+`
+
+/** First 16 hex chars of the script's sha256: the remote file name carries it. */
+export const HOST_SCRIPT_VERSION = createHash('sha256').update(HOST_SCRIPT).digest('hex').slice(0, 16)
