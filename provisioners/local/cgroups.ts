@@ -1,0 +1,168 @@
+/**
+ * Resource limits for local replicas through cgroups: v1 (memory, cpu, pids hierarchies, as on hybrid hosts) or v2
+ * (unified, with those controllers delegated). Where neither is writable, replicas run without limits.
+ */
+import { access, mkdir, readFile, readdir, rmdir, stat, writeFile } from 'node:fs/promises'
+import { constants } from 'node:fs'
+import { join } from 'node:path'
+
+export type CgroupMode = 'v1' | 'v2' | 'none'
+
+export type CgroupLimits = {
+  /** Fractional vCPUs; 0 = no CPU limit. */
+  vcpu: number
+  /** GiB; 0 = no memory limit. */
+  memoryGiB: number
+  /** Max tasks (processes + threads). */
+  pidsMax: number
+}
+
+export type Cgroups = {
+  mode: CgroupMode
+  /** Why limits are off (mode 'none'). */
+  reason?: string
+  /** Create the replica's cgroup(s) with limits; returns the `cgroup.procs` files the replica must join. */
+  prepare(deploymentId: string, replica: number, limits: CgroupLimits): Promise<string[]>
+  /** Remove cgroup directories (leaf first); missing ones are fine. */
+  remove(procsFiles: string[]): Promise<void>
+  /** Remove every cgroup of a deployment under this daemon's base. */
+  removeDeployment(deploymentId: string): Promise<void>
+}
+
+const V1 = ['memory', 'cpu', 'pids'] as const
+const SUB = 'blueprint-operator'
+const ROOT = '/sys/fs/cgroup'
+
+const none = (reason: string): Cgroups => ({
+  mode: 'none',
+  reason,
+  prepare: async () => [],
+  remove: async () => undefined,
+  removeDeployment: async () => undefined,
+})
+
+/** Own cgroup path per v1 controller and for v2 ("" key), from /proc/self/cgroup. */
+async function ownPaths(): Promise<Map<string, string>> {
+  const out = new Map<string, string>()
+  for (const line of (await readFile('/proc/self/cgroup', 'utf8')).split('\n')) {
+    const m = /^(\d+):([^:]*):(.*)$/.exec(line)
+    if (!m) continue
+    if (m[2] === '') out.set('', m[3]!)
+    for (const c of m[2]!.split(',')) if (c) out.set(c, m[3]!)
+  }
+  return out
+}
+
+const writable = async (path: string) =>
+  access(path, constants.W_OK).then(
+    () => true,
+    () => false,
+  )
+
+async function rmdirTree(dir: string): Promise<void> {
+  let entries: import('node:fs').Dirent[]
+  try {
+    entries = await readdir(dir, { withFileTypes: true })
+  } catch {
+    return
+  }
+  for (const e of entries) if (e.isDirectory()) await rmdirTree(join(dir, e.name))
+  // cgroup directories are removed with rmdir even though they list control files
+  await rmdir(dir).catch(() => undefined)
+}
+
+/**
+ * Detect what the host offers. New cgroups nest under this daemon's own cgroup (so the limits of whatever supervises
+ * the daemon still apply to its workloads) in a `blueprint-operator` directory.
+ */
+export async function detectCgroups(p: { mode: 'auto' | 'off' }): Promise<Cgroups> {
+  if (p.mode === 'off') return none('cgroups disabled by configuration')
+  try {
+    const own = await ownPaths()
+    const v2controllers = await readFile(join(ROOT, 'cgroup.controllers'), 'utf8').catch(() => undefined)
+    if (v2controllers !== undefined) return await detectV2(own, v2controllers)
+    const bases: Record<string, string> = {}
+    for (const c of V1) {
+      const mount = join(ROOT, c)
+      const isCgroup = await stat(join(mount, 'cgroup.procs')).then(() => true, () => false)
+      if (!isCgroup) return none(`cgroup v1 ${c} hierarchy not mounted at ${mount}`)
+      const base = join(mount, own.get(c) ?? '/', SUB)
+      await mkdir(base, { recursive: true })
+      if (!(await writable(join(base, 'cgroup.procs')))) return none(`${base} is not writable`)
+      bases[c] = base
+    }
+    return v1(bases as Record<(typeof V1)[number], string>)
+  } catch (err) {
+    return none(`cgroups unusable: ${(err as Error).message}`)
+  }
+}
+
+function v1(bases: Record<(typeof V1)[number], string>): Cgroups {
+  return {
+    mode: 'v1',
+    async prepare(deploymentId, replica, limits) {
+      const files: string[] = []
+      for (const c of V1) {
+        const dir = join(bases[c], deploymentId, String(replica))
+        await mkdir(dir, { recursive: true })
+        if (c === 'memory' && limits.memoryGiB > 0) {
+          await writeFile(join(dir, 'memory.limit_in_bytes'), String(Math.floor(limits.memoryGiB * 1024 ** 3)))
+        }
+        if (c === 'cpu' && limits.vcpu > 0) {
+          await writeFile(join(dir, 'cpu.cfs_period_us'), '100000')
+          await writeFile(join(dir, 'cpu.cfs_quota_us'), String(Math.max(1000, Math.round(limits.vcpu * 100_000))))
+        }
+        if (c === 'pids') await writeFile(join(dir, 'pids.max'), String(limits.pidsMax))
+        files.push(join(dir, 'cgroup.procs'))
+      }
+      return files
+    },
+    async remove(procsFiles) {
+      for (const f of procsFiles) await rmdir(join(f, '..')).catch(() => undefined)
+    },
+    async removeDeployment(deploymentId) {
+      for (const c of V1) {
+        await rmdirTree(join(bases[c], deploymentId))
+        // an empty base would keep the daemon's own cgroup from being removed by its supervisor; prepare recreates it
+        await rmdir(bases[c]).catch(() => undefined)
+      }
+    },
+  }
+}
+
+async function detectV2(own: Map<string, string>, controllers: string): Promise<Cgroups> {
+  const have = new Set(controllers.trim().split(/\s+/))
+  const missing = ['memory', 'cpu', 'pids'].filter((c) => !have.has(c))
+  if (missing.length) return none(`cgroup v2 lacks the ${missing.join(', ')} controller(s)`)
+  const parent = join(ROOT, own.get('') ?? '/')
+  const base = join(parent, SUB)
+  // v2 only hands controllers down through subtree_control; a parent with processes of its own may refuse it
+  const enable = async (dir: string) => writeFile(join(dir, 'cgroup.subtree_control'), '+memory +cpu +pids')
+  try {
+    await enable(parent)
+    await mkdir(base, { recursive: true })
+    await enable(base)
+  } catch (err) {
+    return none(`cgroup v2 controllers cannot be delegated below ${parent}: ${(err as Error).message}`)
+  }
+  return {
+    mode: 'v2',
+    async prepare(deploymentId, replica, limits) {
+      const depDir = join(base, deploymentId)
+      await mkdir(depDir, { recursive: true })
+      await enable(depDir)
+      const dir = join(depDir, String(replica))
+      await mkdir(dir, { recursive: true })
+      if (limits.memoryGiB > 0) await writeFile(join(dir, 'memory.max'), String(Math.floor(limits.memoryGiB * 1024 ** 3)))
+      if (limits.vcpu > 0) await writeFile(join(dir, 'cpu.max'), `${Math.max(1000, Math.round(limits.vcpu * 100_000))} 100000`)
+      await writeFile(join(dir, 'pids.max'), String(limits.pidsMax))
+      return [join(dir, 'cgroup.procs')]
+    },
+    async remove(procsFiles) {
+      for (const f of procsFiles) await rmdir(join(f, '..')).catch(() => undefined)
+    },
+    async removeDeployment(deploymentId) {
+      await rmdirTree(join(base, deploymentId))
+    },
+  }
+}

@@ -1,0 +1,615 @@
+/**
+ * The local provisioner: runs a native artifact as real child processes on this machine, one per replica, detached
+ * so they outlive the daemon; a restarted daemon adopts them from the manifests and a /proc scan of ownership markers.
+ */
+import { spawn } from 'node:child_process'
+import { mkdir, open, readdir, rm, rmdir } from 'node:fs/promises'
+import { createServer } from 'node:net'
+import { hostname } from 'node:os'
+import { dirname, join } from 'node:path'
+import type { Common } from '../../core/common.js'
+import { AbortedError } from '../../core/errors.js'
+import { sleep, withTimeout } from '../../core/retry.js'
+import { fetchArtifact } from '../artifacts/fetchArtifact.js'
+import { ProvisionError } from '../errors.js'
+import { probeHttp, waitForHealthy } from '../health.js'
+import type { CallOptions, DeploymentRequest, DeploymentStatus, OwnedResource, Provisioner, SourceKind } from '../types.js'
+import { detectCgroups, type Cgroups } from './cgroups.js'
+import { readManifest, writeManifest, type Manifest, type ReplicaRecord } from './manifest.js'
+import { isSameProcess, readProcEnviron, readProcStat, scanMarkedProcesses, type MarkedProcess } from './proc.js'
+
+export type LocalProvisionerParameters = {
+  /** Holds `cache/` (artifacts by sha256) and `deployments/<id>/` (manifest, data, logs). */
+  rootDir: string
+  /** Ownership marker put in every replica's environment (BPO_OWNER). */
+  operatorId: string
+  /** Address replicas listen on (HOST). Default 127.0.0.1. */
+  host?: string
+  /** Ports handed out as PORT, inclusive. Default [20000, 32000] (below Linux's ephemeral range). */
+  portRange?: [number, number]
+  /** How long a replica may take to answer its health path, ms. Default 60_000. */
+  healthTimeoutMs?: number
+  /** Artifact download timeout, ms. Default 120_000. */
+  downloadTimeoutMs?: number
+  /** Artifact size cap, bytes. Default 512 MiB. */
+  maxArtifactBytes?: number
+  /** Resource limits through cgroups where writable ('auto'), or never ('off'). Default 'auto'. */
+  cgroups?: 'auto' | 'off'
+  /** Time between SIGTERM and SIGKILL when stopping a replica, ms. Default 10_000. */
+  stopGraceMs?: number
+  /** pids.max of each replica's cgroup. Default 1024. */
+  pidsMax?: number
+  /** Largest replica count accepted. Default 64. */
+  maxReplicas?: number
+}
+
+const OWNER = 'BPO_OWNER'
+const DEPLOYMENT = 'BPO_DEPLOYMENT'
+const DEPLOYMENT_ID = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/
+const ENV_KEY = /^[A-Z_][A-Z0-9_]*$/
+const RESERVED_ENV = new Set(['PORT', 'HOST', 'SERVICE_ID', 'BLUEPRINT_ID', 'DEPLOYMENT_ID', 'REPLICA_INDEX', 'DATA_DIR', 'PATH'])
+// joins the cgroups first, then becomes the artifact: the artifact never runs outside its limits
+const JOIN_AND_EXEC = 'a="$0"; for f in "$@"; do echo $$ > "$f" || exit 97; done; exec "$a"'
+
+type Live = { pid: number; startTime: string; pgrp: number; port?: number }
+
+const invalid = (problems: string[]) =>
+  new ProvisionError('invalid deployment request', { code: 'REQUEST_INVALID', reason: 'MALFORMED_REQUEST', details: problems })
+
+const notFound = (id: string) =>
+  new ProvisionError(`deployment ${id} does not exist on this host`, { code: 'DEPLOYMENT_NOT_FOUND', reason: 'PROVISION_FAILED', meta: { deploymentId: id } })
+
+function checkAborted(signal: AbortSignal, what: string) {
+  if (signal.aborted) throw new AbortedError(what, signal.reason)
+}
+
+/** Create the local provisioner (sources: native, testing). Throws on invalid parameters. */
+export function createLocalProvisioner(common: Common, p: LocalProvisionerParameters): Provisioner {
+  const log = common.logger
+  if (!p.rootDir) throw new ProvisionError('rootDir is required', { code: 'CONFIG_INVALID' })
+  if (!/^[A-Za-z0-9._:-]{1,128}$/.test(p.operatorId ?? '')) {
+    throw new ProvisionError(`operatorId must be 1-128 characters of [A-Za-z0-9._:-]`, { code: 'CONFIG_INVALID' })
+  }
+  const host = p.host ?? '127.0.0.1'
+  const urlHost = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host
+  const endpointOf = (port: number) => `http://${urlHost.includes(':') ? `[${urlHost}]` : urlHost}:${port}`
+  const [portLo, portHi] = p.portRange ?? [20000, 32000]
+  if (!(Number.isInteger(portLo) && Number.isInteger(portHi) && portLo >= 1 && portHi <= 65535 && portLo <= portHi)) {
+    throw new ProvisionError(`portRange must be two ports low <= high`, { code: 'CONFIG_INVALID' })
+  }
+  const healthTimeoutMs = p.healthTimeoutMs ?? 60_000
+  const downloadTimeoutMs = p.downloadTimeoutMs ?? 120_000
+  const stopGraceMs = p.stopGraceMs ?? 10_000
+  const pidsMax = p.pidsMax ?? 1024
+  const maxReplicas = p.maxReplicas ?? 64
+  const longCallMs = downloadTimeoutMs + healthTimeoutMs + 2 * stopGraceMs + 30_000
+  const shortCallMs = 30_000
+  const placement = hostname()
+  const sourceKinds: readonly SourceKind[] = ['native', 'testing']
+
+  const cacheDir = join(p.rootDir, 'cache')
+  const deploymentsDir = join(p.rootDir, 'deployments')
+  const depDir = (id: string) => join(deploymentsDir, id)
+  const logFile = (id: string, i: number) => join(depDir(id), 'logs', `replica-${i}.log`)
+
+  const started = common.metrics.counter('bpo_local_replicas_started_total', 'Replica processes started by the local provisioner')
+  const stopped = common.metrics.counter('bpo_local_replicas_stopped_total', 'Replica processes stopped by the local provisioner')
+
+  let cgroups: Promise<Cgroups> | undefined
+  const getCgroups = () =>
+    (cgroups ??= detectCgroups({ mode: p.cgroups ?? 'auto' }).then((cg) => {
+      if (cg.mode === 'none' && p.cgroups !== 'off') log.warn({ reason: cg.reason }, 'no cgroups available: replicas run without resource limits')
+      else log.debug({ mode: cg.mode }, 'cgroups in use for replica limits')
+      return cg
+    }))
+
+  // one operation per deployment at a time inside this daemon
+  const locks = new Map<string, Promise<void>>()
+  async function locked<T>(id: string, signal: AbortSignal, fn: () => Promise<T>): Promise<T> {
+    const prev = locks.get(id) ?? Promise.resolve()
+    let release!: () => void
+    const mine = new Promise<void>((r) => (release = r))
+    const chain = prev.then(() => mine)
+    locks.set(id, chain)
+    try {
+      await prev
+      checkAborted(signal, `local ${id}`)
+      return await fn()
+    } finally {
+      release()
+      if (locks.get(id) === chain) locks.delete(id)
+    }
+  }
+
+  let closed = false
+  function call<T>(what: string, ms: number, o: CallOptions | undefined, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    if (closed) return Promise.reject(new ProvisionError('local provisioner is closed', { code: 'PROVISIONER_CLOSED' }))
+    return withTimeout(what, o?.timeoutMs ?? ms, fn, o?.signal)
+  }
+
+  function validate(req: DeploymentRequest): void {
+    const problems: string[] = []
+    if (typeof req.deploymentId !== 'string' || !DEPLOYMENT_ID.test(req.deploymentId)) {
+      problems.push(`deploymentId: got ${JSON.stringify(req.deploymentId)}, expected a DNS label`)
+    }
+    if (!/^\d{1,78}$/.test(String(req.serviceId))) problems.push(`serviceId: got ${JSON.stringify(req.serviceId)}, expected a decimal string`)
+    if (!/^\d{1,78}$/.test(String(req.blueprintId))) problems.push(`blueprintId: got ${JSON.stringify(req.blueprintId)}, expected a decimal string`)
+    const r = req.spec?.replicas
+    if (!Number.isInteger(r) || r < 0 || r > maxReplicas) problems.push(`spec.replicas: got ${r}, expected an integer 0..${maxReplicas}`)
+    for (const [k, v] of Object.entries(req.env ?? {})) {
+      if (!ENV_KEY.test(k)) problems.push(`env.${k}: key must match ${ENV_KEY}`)
+      else if (RESERVED_ENV.has(k) || k.startsWith('BPO_')) problems.push(`env.${k}: reserved for the provisioner`)
+      if (typeof v !== 'string' || v.includes('\0')) problems.push(`env.${k}: value must be a string without NUL`)
+    }
+    if (req.healthPath !== undefined && !/^\/[^\s]*$/.test(req.healthPath)) problems.push(`healthPath: got ${JSON.stringify(req.healthPath)}, expected a path starting with /`)
+    if (problems.length) throw invalid(problems)
+    if (!sourceKinds.includes(req.source?.kind)) {
+      throw new ProvisionError(`the local target cannot run ${String(req.source?.kind)} sources`, {
+        code: 'SOURCE_KIND_UNSUPPORTED',
+        reason: 'PROVISION_FAILED',
+        meta: { deploymentId: req.deploymentId },
+      })
+    }
+  }
+
+  function validateId(id: string): void {
+    if (typeof id !== 'string' || !DEPLOYMENT_ID.test(id)) throw invalid([`deploymentId: got ${JSON.stringify(id)}, expected a DNS label`])
+  }
+
+  async function scan(id: string | undefined, signal: AbortSignal): Promise<(MarkedProcess & { port?: number })[]> {
+    const found = await scanMarkedProcesses({ ownerKey: OWNER, owner: p.operatorId, deploymentKey: DEPLOYMENT, deploymentId: id, signal })
+    return Promise.all(
+      found.map(async (m) => {
+        const port = Number((await readProcEnviron(m.pid))?.get('PORT'))
+        return Number.isInteger(port) && port > 0 ? { ...m, port } : m
+      }),
+    )
+  }
+
+  /** Our own process with this identity and markers (never a reused pid). */
+  async function isOurs(pid: number, startTime: string, id: string): Promise<boolean> {
+    if (!(await isSameProcess(pid, startTime))) return false
+    const env = await readProcEnviron(pid)
+    return env?.get(OWNER) === p.operatorId && env.get(DEPLOYMENT) === id
+  }
+
+  /** Live replicas by index (manifest first, then adopted from /proc), and stray processes to stop. */
+  async function discover(id: string, m: Manifest | undefined, signal: AbortSignal) {
+    const byIndex = new Map<number, Live>()
+    for (const rec of m?.replicaRecords ?? []) {
+      if (rec.pid && rec.startTime && (await isOurs(rec.pid, rec.startTime, id))) {
+        const st = await readProcStat(rec.pid)
+        byIndex.set(rec.index, { pid: rec.pid, startTime: rec.startTime, pgrp: st?.pgrp ?? 0, port: rec.port })
+      }
+    }
+    const strays: Live[] = []
+    const known = new Set([...byIndex.values()].map((l) => l.pid))
+    const leaders = new Set(known)
+    const found = await scan(id, signal)
+    for (const proc of found) if (proc.pgrp === proc.pid) leaders.add(proc.pid)
+    for (const proc of found) {
+      if (known.has(proc.pid)) continue
+      // a replica's own children share its process group and go with it
+      if (proc.pgrp !== proc.pid && leaders.has(proc.pgrp)) continue
+      if (proc.replica !== undefined && !byIndex.has(proc.replica) && proc.pgrp === proc.pid) {
+        byIndex.set(proc.replica, { pid: proc.pid, startTime: proc.startTime, pgrp: proc.pgrp, port: proc.port })
+        known.add(proc.pid)
+      } else strays.push({ pid: proc.pid, startTime: proc.startTime, pgrp: proc.pgrp })
+    }
+    return { byIndex, strays }
+  }
+
+  async function stopProcess(proc: { pid: number; startTime: string }): Promise<void> {
+    const send = async (sig: NodeJS.Signals) => {
+      if (!(await isSameProcess(proc.pid, proc.startTime))) return false
+      const st = await readProcStat(proc.pid)
+      try {
+        // signal the whole group only when it is the replica's own group
+        process.kill(st?.pgrp === proc.pid ? -proc.pid : proc.pid, sig)
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err
+      }
+      return true
+    }
+    if (!(await send('SIGTERM'))) return
+    const gone = async (ms: number) => {
+      const end = Date.now() + ms
+      while (Date.now() < end) {
+        if (!(await isSameProcess(proc.pid, proc.startTime))) return true
+        await sleep(50)
+      }
+      return !(await isSameProcess(proc.pid, proc.startTime))
+    }
+    if (await gone(stopGraceMs)) return
+    log.warn({ pid: proc.pid, graceMs: stopGraceMs }, 'replica ignored SIGTERM; sending SIGKILL')
+    await send('SIGKILL')
+    if (!(await gone(10_000))) throw new ProvisionError(`process ${proc.pid} survived SIGKILL`, { code: 'STOP_FAILED', retryable: true })
+  }
+
+  async function portFree(port: number): Promise<boolean> {
+    const srv = createServer()
+    return new Promise<boolean>((resolve) => {
+      srv.once('error', () => resolve(false))
+      srv.listen({ port, host, exclusive: true }, () => srv.close(() => resolve(true)))
+    })
+  }
+
+  // ports handed out by this daemon whose replica may not have bound yet
+  const reserved = new Map<number, string>()
+  async function allocatePort(id: string, signal: AbortSignal): Promise<number> {
+    const taken = new Set<number>(reserved.keys())
+    for (const name of await readdir(deploymentsDir).catch(() => [] as string[])) {
+      const m = await readManifest(depDir(name)).catch(() => undefined)
+      for (const r of m?.replicaRecords ?? []) taken.add(r.port)
+    }
+    const span = portHi - portLo + 1
+    const start = Math.floor(Math.random() * span)
+    for (let k = 0; k < span; k++) {
+      if (k % 64 === 0) checkAborted(signal, 'port allocation')
+      const port = portLo + ((start + k) % span)
+      if (taken.has(port)) continue
+      if (await portFree(port)) {
+        reserved.set(port, id)
+        return port
+      }
+    }
+    throw new ProvisionError(`no free port in ${portLo}-${portHi}`, { code: 'NO_FREE_PORT', retryable: true })
+  }
+
+  async function logTail(id: string, i: number): Promise<string[]> {
+    try {
+      const fh = await open(logFile(id, i), 'r')
+      try {
+        const { size } = await fh.stat()
+        const len = Math.min(size, 4096)
+        const buf = Buffer.alloc(len)
+        await fh.read(buf, 0, len, size - len)
+        return buf.toString('utf8').split('\n').filter(Boolean).slice(-15)
+      } finally {
+        await fh.close()
+      }
+    } catch {
+      return []
+    }
+  }
+
+  async function startReplica(m: Manifest, index: number, signal: AbortSignal): Promise<ReplicaRecord> {
+    const id = m.deploymentId
+    const req = m.request
+    if (!m.artifact) throw new ProvisionError('no verified artifact for this deployment', { code: 'ARTIFACT_MISSING', retryable: true })
+    let rec = m.replicaRecords.find((r) => r.index === index)
+    if (!rec) {
+      rec = { index, port: 0 }
+      m.replicaRecords.push(rec)
+      m.replicaRecords.sort((a, b) => a.index - b.index)
+    }
+    if (!rec.port || !(await portFree(rec.port))) rec.port = await allocatePort(id, signal)
+    else reserved.set(rec.port, id)
+    const cg = await getCgroups()
+    let procs: string[] = []
+    try {
+      procs = await cg.prepare(id, index, { vcpu: req.spec.vcpu, memoryGiB: req.spec.memoryGiB, pidsMax })
+    } catch (err) {
+      log.warn({ err, deploymentId: id, replica: index }, 'cgroup setup failed; this replica runs without limits')
+    }
+    rec.cgroups = procs
+    rec.sha256 = m.artifact.sha256
+    delete rec.pid
+    delete rec.startTime
+    checkAborted(signal, `start of ${id} replica ${index}`)
+    await writeManifest(depDir(id), m)
+    checkAborted(signal, `start of ${id} replica ${index}`)
+
+    const dataDir = join(depDir(id), 'data')
+    await mkdir(dataDir, { recursive: true })
+    await mkdir(dirname(logFile(id, index)), { recursive: true })
+    const env: Record<string, string> = {
+      // the daemon's own node first: native artifacts that are Node scripts run with the node that runs the daemon
+      PATH: `${dirname(process.execPath)}:${process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'}`,
+      ...(req.env ?? {}),
+      PORT: String(rec.port),
+      HOST: host,
+      SERVICE_ID: req.serviceId,
+      BLUEPRINT_ID: req.blueprintId,
+      DEPLOYMENT_ID: id,
+      REPLICA_INDEX: String(index),
+      DATA_DIR: dataDir,
+      [OWNER]: p.operatorId,
+      [DEPLOYMENT]: id,
+    }
+    const out = await open(logFile(id, index), 'a', 0o640)
+    let spawnError: Error | undefined
+    let pid: number | undefined
+    try {
+      await out.write(`--- ${new Date().toISOString()} starting replica ${index} on port ${rec.port}\n`)
+      const child = procs.length
+        ? spawn('/bin/sh', ['-c', JOIN_AND_EXEC, m.artifact.path, ...procs], { cwd: depDir(id), env, detached: true, stdio: ['ignore', out.fd, out.fd] })
+        : spawn(m.artifact.path, [], { cwd: depDir(id), env, detached: true, stdio: ['ignore', out.fd, out.fd] })
+      child.on('error', (err) => (spawnError = err))
+      child.unref()
+      pid = child.pid
+    } finally {
+      await out.close()
+    }
+    await new Promise((r) => setImmediate(r))
+    if (!pid || spawnError) {
+      throw new ProvisionError(`replica ${index} of ${id} could not be started`, { code: 'PROVISION_FAILED', reason: 'PROVISION_FAILED', cause: spawnError })
+    }
+    started.inc()
+    const st = await readProcStat(pid)
+    rec.pid = pid
+    // a process already gone gets an impossible start time, so it never matches anything alive
+    rec.startTime = st?.startTime ?? 'exited'
+    rec.startedAt = new Date().toISOString()
+    await writeManifest(depDir(id), m)
+    log.info({ deploymentId: id, replica: index, pid, port: rec.port, cgroups: procs.length > 0 }, 'replica started')
+    return rec
+  }
+
+  async function stopReplicas(m: Manifest | undefined, procs: Live[]): Promise<void> {
+    await Promise.all(procs.map((l) => stopProcess(l)))
+    stopped.inc({}, procs.length)
+    if (m) for (const l of procs) for (const [port, owner] of reserved) if (owner === m.deploymentId && port === l.port) reserved.delete(port)
+  }
+
+  /** Bring the running replicas to `m.replicas`, starting, adopting and stopping as needed; waits for health. */
+  async function converge(m: Manifest, signal: AbortSignal, restartUnhealthy: boolean): Promise<void> {
+    const id = m.deploymentId
+    const { byIndex, strays } = await discover(id, m, signal)
+    let changed = false
+    for (const [index, live] of byIndex) {
+      const rec = m.replicaRecords.find((r) => r.index === index)
+      if (!rec) {
+        m.replicaRecords.push({ index, port: live.port ?? 0, pid: live.pid, startTime: live.startTime })
+        changed = true
+      } else if (rec.pid !== live.pid) {
+        Object.assign(rec, { pid: live.pid, startTime: live.startTime }, live.port ? { port: live.port } : {})
+        changed = true
+      }
+    }
+    if (changed) {
+      m.replicaRecords.sort((a, b) => a.index - b.index)
+      await writeManifest(depDir(id), m)
+    }
+    const extra = [...byIndex].filter(([i]) => i >= m.replicas).map(([, l]) => l)
+    if (strays.length) log.warn({ deploymentId: id, pids: strays.map((s) => s.pid) }, 'stopping duplicate or unknown replica processes')
+    await stopReplicas(m, [...extra, ...strays])
+    const cg = await getCgroups()
+    const dropped = m.replicaRecords.filter((r) => r.index >= m.replicas)
+    for (const r of dropped) await cg.remove(r.cgroups ?? [])
+    if (dropped.length) {
+      m.replicaRecords = m.replicaRecords.filter((r) => r.index < m.replicas)
+      for (const r of dropped) reserved.delete(r.port)
+      await writeManifest(depDir(id), m)
+    }
+    checkAborted(signal, `converge ${id}`)
+
+    const healthPath = m.request.healthPath ?? '/'
+    if (restartUnhealthy) {
+      for (const [index, live] of byIndex) {
+        if (index >= m.replicas || !live.port) continue
+        const probe = await probeHttp({ url: `${endpointOf(live.port)}${healthPath}`, timeoutMs: 3_000, signal })
+        if (!probe.ok) {
+          log.warn({ deploymentId: id, replica: index, pid: live.pid, error: probe.error, status: probe.status }, 'restarting unhealthy replica')
+          await stopReplicas(m, [live])
+          byIndex.delete(index)
+        }
+      }
+    }
+    const sha = m.artifact?.sha256
+    for (const [index, live] of byIndex) {
+      const rec = m.replicaRecords.find((r) => r.index === index)
+      // a replica of an older artifact is replaced by the one now requested
+      if (index < m.replicas && rec?.sha256 && sha && rec.sha256 !== sha) {
+        await stopReplicas(m, [live])
+        byIndex.delete(index)
+      }
+    }
+    const fresh: number[] = []
+    for (let i = 0; i < m.replicas; i++) {
+      if (byIndex.has(i)) continue
+      checkAborted(signal, `converge ${id}`)
+      await startReplica(m, i, signal)
+    }
+
+    const results = await Promise.all(
+      m.replicaRecords
+        .filter((r) => r.index < m.replicas)
+        .map(async (r) => {
+          const res = await waitForHealthy({
+            url: `${endpointOf(r.port)}${healthPath}`,
+            deadlineMs: healthTimeoutMs,
+            timeoutMs: 3_000,
+            signal,
+            stillAlive: () => (r.pid && r.startTime ? isSameProcess(r.pid, r.startTime) : false),
+          })
+          return { r, res }
+        }),
+    )
+    const exited = results.filter((x) => x.res.exited)
+    if (exited.length) {
+      const details: string[] = []
+      for (const { r } of exited) {
+        details.push(`replica ${r.index} (pid ${r.pid}) exited; last lines of its log:`)
+        for (const line of await logTail(id, r.index)) details.push(`  ${line}`)
+      }
+      throw new ProvisionError(`${exited.length} replica(s) of ${id} exited during start-up`, {
+        code: 'PROVISION_FAILED',
+        reason: 'PROVISION_FAILED',
+        details,
+        meta: { deploymentId: id },
+      })
+    }
+    const unhealthy = results.filter((x) => !x.res.ok)
+    if (unhealthy.length) {
+      throw new ProvisionError(`${unhealthy.length} replica(s) of ${id} not healthy after ${healthTimeoutMs} ms`, {
+        code: 'HEALTH_TIMEOUT',
+        reason: 'UNHEALTHY',
+        retryable: true,
+        details: unhealthy.map(({ r, res }) => `replica ${r.index}: GET ${healthPath} on port ${r.port}: ${res.error ?? `HTTP ${res.status}`}`),
+        meta: { deploymentId: id },
+      })
+    }
+  }
+
+  async function statusOf(id: string, signal: AbortSignal): Promise<DeploymentStatus> {
+    const m = await readManifest(depDir(id))
+    const { byIndex, strays } = await discover(id, m, signal)
+    if (!m) {
+      const leaked = [...byIndex.values(), ...strays]
+      return {
+        deploymentId: id,
+        exists: leaked.length > 0,
+        replicasWanted: 0,
+        replicasReady: 0,
+        endpoints: [],
+        healthy: leaked.length === 0,
+        placement,
+        ...(leaked.length ? { detail: `${leaked.length} process(es) without a manifest: pids ${leaked.map((l) => l.pid).join(', ')}` } : {}),
+      }
+    }
+    const healthPath = m.request.healthPath ?? '/'
+    const endpoints: string[] = []
+    const problems: string[] = []
+    for (let i = 0; i < m.replicas; i++) {
+      const live = byIndex.get(i)
+      const port = live?.port ?? m.replicaRecords.find((r) => r.index === i)?.port
+      if (!live || !port) {
+        problems.push(`replica ${i} not running`)
+        continue
+      }
+      const probe = await probeHttp({ url: `${endpointOf(port)}${healthPath}`, timeoutMs: 3_000, signal })
+      if (probe.ok) endpoints.push(endpointOf(port))
+      else problems.push(`replica ${i} unhealthy: ${probe.error ?? `HTTP ${probe.status}`}`)
+    }
+    const extra = [...byIndex.keys()].filter((i) => i >= m.replicas).length + strays.length
+    if (extra) problems.push(`${extra} process(es) beyond the wanted replicas`)
+    return {
+      deploymentId: id,
+      exists: true,
+      replicasWanted: m.replicas,
+      replicasReady: endpoints.length,
+      endpoints,
+      healthy: endpoints.length === m.replicas,
+      placement,
+      ...(problems.length ? { detail: problems.join('; ') } : {}),
+    }
+  }
+
+  async function ensureArtifact(m: Manifest, signal: AbortSignal): Promise<void> {
+    const src = m.request.source
+    if (src.kind === 'container') throw new ProvisionError('the local target cannot run container sources', { code: 'SOURCE_KIND_UNSUPPORTED' })
+    const a = await fetchArtifact(common, { url: src.url, sha256: src.sha256, cacheDir, timeoutMs: downloadTimeoutMs, maxBytes: p.maxArtifactBytes, signal })
+    m.artifact = { sha256: a.sha256, path: a.path }
+  }
+
+  return {
+    id: 'local',
+    sourceKinds,
+
+    provision(req, o) {
+      return call(`local provision ${req?.deploymentId}`, longCallMs, o, async (signal) => {
+        validate(req)
+        const id = req.deploymentId
+        return locked(id, signal, async () => {
+          await mkdir(deploymentsDir, { recursive: true })
+          const existing = await readManifest(depDir(id))
+          const now = new Date().toISOString()
+          const m: Manifest = existing
+            ? { ...existing, request: req, replicas: req.spec.replicas }
+            : { version: 1, deploymentId: id, operatorId: p.operatorId, request: req, replicas: req.spec.replicas, replicaRecords: [], createdAt: now, updatedAt: now }
+          await writeManifest(depDir(id), m)
+          try {
+            checkAborted(signal, `local provision ${id}`)
+            if (m.replicas > 0) await ensureArtifact(m, signal)
+            await converge(m, signal, false)
+          } catch (err) {
+            // only a record this call created, with no replica ever planned, is safe to forget
+            if (!existing && m.replicaRecords.length === 0) await rm(depDir(id), { recursive: true, force: true }).catch(() => undefined)
+            throw err
+          }
+          log.info({ deploymentId: id, replicas: m.replicas }, 'deployment provisioned')
+          return statusOf(id, signal)
+        })
+      })
+    },
+
+    status(id, o) {
+      return call(`local status ${id}`, shortCallMs, o, async (signal) => {
+        validateId(id)
+        return statusOf(id, signal)
+      })
+    },
+
+    scale(id, replicas, o) {
+      return call(`local scale ${id}`, longCallMs, o, async (signal) => {
+        validateId(id)
+        if (!Number.isInteger(replicas) || replicas < 0 || replicas > maxReplicas) throw invalid([`replicas: got ${replicas}, expected an integer 0..${maxReplicas}`])
+        return locked(id, signal, async () => {
+          const m = await readManifest(depDir(id))
+          if (!m) throw notFound(id)
+          m.replicas = replicas
+          await writeManifest(depDir(id), m)
+          if (replicas > 0) await ensureArtifact(m, signal)
+          await converge(m, signal, false)
+          log.info({ deploymentId: id, replicas }, 'deployment scaled')
+          return statusOf(id, signal)
+        })
+      })
+    },
+
+    restart(id, o) {
+      return call(`local restart ${id}`, longCallMs, o, async (signal) => {
+        validateId(id)
+        return locked(id, signal, async () => {
+          const m = await readManifest(depDir(id))
+          if (!m) throw notFound(id)
+          if (m.replicas > 0) await ensureArtifact(m, signal)
+          await converge(m, signal, true)
+          return statusOf(id, signal)
+        })
+      })
+    },
+
+    destroy(id, o) {
+      return call(`local destroy ${id}`, 2 * stopGraceMs + 30_000 + shortCallMs, o, async (signal) => {
+        validateId(id)
+        return locked(id, signal, async () => {
+          const m = await readManifest(depDir(id))
+          const { byIndex, strays } = await discover(id, m, signal)
+          await stopReplicas(m, [...byIndex.values(), ...strays])
+          // children that left the replica's group still carry the markers
+          const left = await scan(id, signal)
+          await stopReplicas(m, left.map((l) => ({ pid: l.pid, startTime: l.startTime, pgrp: l.pgrp })))
+          const cg = await getCgroups()
+          for (const r of m?.replicaRecords ?? []) {
+            await cg.remove(r.cgroups ?? [])
+            // cgroups made by an earlier daemon may sit under another base; drop their deployment level too
+            for (const f of r.cgroups ?? []) await rmdir(dirname(dirname(f))).catch(() => undefined)
+          }
+          await cg.removeDeployment(id)
+          for (const [port, owner] of reserved) if (owner === id) reserved.delete(port)
+          await rm(depDir(id), { recursive: true, force: true })
+          if (m || byIndex.size || strays.length) log.info({ deploymentId: id }, 'deployment destroyed')
+        })
+      })
+    },
+
+    listOwned(o) {
+      return call('local listOwned', shortCallMs, o, async (signal) => {
+        const out: OwnedResource[] = []
+        for (const proc of await scan(undefined, signal)) out.push({ deploymentId: proc.deploymentId, kind: 'process', id: String(proc.pid), placement })
+        for (const name of await readdir(deploymentsDir).catch(() => [] as string[])) {
+          checkAborted(signal, 'local listOwned')
+          const m = await readManifest(depDir(name)).catch(() => undefined)
+          if (m?.operatorId === p.operatorId) out.push({ deploymentId: m.deploymentId, kind: 'deployment-dir', id: depDir(name), placement })
+        }
+        return out
+      })
+    },
+
+    async close() {
+      closed = true
+    },
+  }
+}

@@ -1,0 +1,378 @@
+import { spawn } from 'node:child_process'
+import { createHash } from 'node:crypto'
+import { existsSync } from 'node:fs'
+import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import { createTestCommon } from '../../core/common.js'
+import { isRetryable } from '../../core/errors.js'
+import { startArtifactServer, type TestArtifactServer } from '../../test/helpers/artifact-server.js'
+import { crashingArtifact, demoServiceArtifact, markerArtifact, probeDemo, readDemoInfo } from '../../test/helpers/demo-service.js'
+import { runProvisionerContract } from '../../test/provisioner-contract/suite.js'
+import type { DeploymentRequest, Provisioner } from '../types.js'
+import { detectCgroups } from './cgroups.js'
+import { createLocalProvisioner, type LocalProvisionerParameters } from './createLocalProvisioner.js'
+import { readManifest, writeManifest } from './manifest.js'
+import { isSameProcess, readProcStat, scanMarkedProcesses } from './proc.js'
+
+const { common, shutdown } = createTestCommon()
+const run = Math.random().toString(36).slice(2, 8)
+const owners: string[] = []
+const roots: string[] = []
+let server: TestArtifactServer
+
+const spec = (replicas: number) => ({
+  vcpu: 0.5,
+  memoryGiB: 0.25,
+  storageGiB: 1,
+  gpu: { count: 0 },
+  replicas,
+  minReplicas: replicas,
+  maxReplicas: replicas,
+  regions: [],
+  spotAllowed: false,
+  highAvailability: false,
+  ports: [8080],
+  tier: 'basic' as const,
+})
+
+function request(deploymentId: string, replicas = 1, artifact = 'demo'): DeploymentRequest {
+  return {
+    deploymentId,
+    serviceId: '7',
+    blueprintId: '3',
+    source: { kind: 'testing', url: server.urlOf(artifact), sha256: server.sha256(artifact) },
+    spec: spec(replicas),
+    env: { GREETING: 'hello' },
+    healthPath: '/healthz',
+  }
+}
+
+async function newRoot() {
+  const dir = await mkdtemp(join(tmpdir(), 'bpo-local-'))
+  roots.push(dir)
+  return dir
+}
+
+function params(rootDir: string, operatorId: string, o: Partial<LocalProvisionerParameters> = {}): LocalProvisionerParameters {
+  if (!owners.includes(operatorId)) owners.push(operatorId)
+  return { rootDir, operatorId, healthTimeoutMs: 45_000, stopGraceMs: 5_000, ...o }
+}
+
+async function leftovers(): Promise<number[]> {
+  const pids: number[] = []
+  for (const owner of owners) {
+    const found = await scanMarkedProcesses({ ownerKey: 'BPO_OWNER', owner, deploymentKey: 'BPO_DEPLOYMENT' })
+    pids.push(...found.map((f) => f.pid))
+  }
+  return pids
+}
+
+beforeAll(async () => {
+  server = await startArtifactServer({ demo: demoServiceArtifact(), crash: crashingArtifact('demo: cannot start, config missing') })
+})
+
+afterAll(async () => {
+  const left = await leftovers()
+  for (const pid of left) {
+    try {
+      process.kill(pid, 'SIGKILL')
+    } catch {
+      // already gone
+    }
+  }
+  await server?.stop()
+  for (const r of roots) await rm(r, { recursive: true, force: true })
+  await shutdown()
+  // every process a test started is gone (checked by a /proc scan of the ownership markers)
+  expect(left).toEqual([])
+})
+
+runProvisionerContract('local', async () => {
+  const root = await newRoot()
+  const otherRoot = await newRoot()
+  const me = `contract-${run}`
+  const provisioner = createLocalProvisioner(common, params(root, me))
+  const otherOperator = createLocalProvisioner(common, params(otherRoot, `contract-other-${run}`))
+  return {
+    provisioner,
+    otherOperator,
+    reopen: async () => createLocalProvisioner(common, params(root, me)),
+    makeRequest: (id, o) => request(id, o?.replicas ?? 1),
+    probe: (endpoint) => probeDemo(endpoint),
+    supportsDataKeep: true,
+    async teardown() {
+      await provisioner.close()
+      await otherOperator.close()
+    },
+  }
+})
+
+describe('createLocalProvisioner', () => {
+  let root: string
+  let prov: Provisioner
+  const owner = `local-${run}`
+  beforeAll(async () => {
+    root = await newRoot()
+    prov = createLocalProvisioner(common, params(root, owner))
+  })
+  afterAll(async () => {
+    for (const name of await readdir(join(root, 'deployments')).catch(() => [] as string[])) await prov.destroy(name)
+    await prov.close()
+  })
+
+  test('default: replicas get the environment, the data dir and a port from the range', async () => {
+    const p = createLocalProvisioner(common, params(root, owner, { portRange: [23100, 23199] }))
+    const st = await p.provision(request('env-1', 2))
+    expect(st.replicasReady).toBe(2)
+    for (const e of st.endpoints) expect(Number(new URL(e).port)).toBeGreaterThanOrEqual(23100)
+    const infos = await Promise.all(st.endpoints.map((e) => readDemoInfo(e)))
+    expect(infos.map((i) => i.replica).sort()).toEqual([0, 1])
+    expect(infos[0]).toMatchObject({ service: '7', blueprint: '3', deployment: 'env-1' })
+    const m = await readManifest(join(root, 'deployments', 'env-1'))
+    const pid = m!.replicaRecords[0]!.pid!
+    const env = (await readFile(`/proc/${pid}/environ`, 'utf8')).split('\0')
+    expect(env).toContain('GREETING=hello')
+    expect(env).toContain(`BPO_OWNER=${owner}`)
+    expect(env).toContain('BPO_DEPLOYMENT=env-1')
+    expect(env).toContain(`DATA_DIR=${join(root, 'deployments', 'env-1', 'data')}`)
+    // the daemon's own secrets never reach a workload
+    expect(env.some((l) => l.startsWith('VITEST'))).toBe(false)
+    await p.destroy('env-1')
+    expect(existsSync(join(root, 'deployments', 'env-1'))).toBe(false)
+  })
+
+  test('error: an sha256 mismatch is refused before the artifact is ever executed', async () => {
+    const marker = join(root, 'marker-was-run')
+    server.put('evil', markerArtifact(marker))
+    const req = request('bad-1')
+    // a digest whose bytes are not in the cache (a cached digest is served from the cache, whatever the URL)
+    const expected = createHash('sha256').update('the bytes the developer registered').digest('hex')
+    req.source = { kind: 'native', url: server.urlOf('evil'), sha256: expected }
+    const err = await prov.provision(req).then(
+      () => undefined,
+      (e: unknown) => e as { code: string; reason: string },
+    )
+    expect(err?.code).toBe('ARTIFACT_DIGEST_MISMATCH')
+    expect(err?.reason).toBe('ARTIFACT_DIGEST_MISMATCH')
+    expect(isRetryable(err)).toBe(false)
+    expect(existsSync(marker)).toBe(false)
+    expect(await readdir(join(root, 'cache', 'sha256'))).not.toContain(expected)
+    expect(await readdir(join(root, 'cache', 'sha256'))).not.toContain(server.sha256('evil'))
+    expect(await readdir(join(root, 'cache', 'tmp'))).toEqual([])
+    expect((await prov.status('bad-1')).exists).toBe(false)
+    expect((await prov.listOwned()).filter((r) => r.deploymentId === 'bad-1')).toEqual([])
+    // the control: the same artifact with its right digest does run and creates the marker
+    req.source = { kind: 'native', url: server.urlOf('evil'), sha256: server.sha256('evil') }
+    req.healthPath = '/'
+    await expect(createLocalProvisioner(common, params(root, owner, { healthTimeoutMs: 3_000 })).provision(req)).rejects.toMatchObject({ code: 'HEALTH_TIMEOUT' })
+    expect(existsSync(marker)).toBe(true)
+    await prov.destroy('bad-1')
+  })
+
+  test('error: an unreachable artifact URL is retryable and leaves nothing', async () => {
+    const req = request('unreach-1')
+    const notCached = createHash('sha256').update('not in the cache').digest('hex')
+    req.source = { kind: 'native', url: 'http://user:pw@127.0.0.1:9/demo', sha256: notCached }
+    const err = await prov.provision(req).then(
+      () => undefined,
+      (e: unknown) => e as { reason: string; message: string },
+    )
+    expect(err?.reason).toBe('ARTIFACT_UNREACHABLE')
+    expect(isRetryable(err)).toBe(true)
+    expect(err?.message).not.toContain('pw@')
+    expect((await prov.status('unreach-1')).exists).toBe(false)
+    server.fail('gone', 'notFound')
+    req.source = { kind: 'native', url: server.urlOf('gone'), sha256: notCached }
+    const e404 = await prov.provision(req).then(
+      () => undefined,
+      (e: unknown) => e,
+    )
+    expect(isRetryable(e404)).toBe(false)
+  })
+
+  test('error: a replica that exits at once fails with the tail of its log', async () => {
+    const err = await prov.provision(request('crash-1', 1, 'crash')).then(
+      () => undefined,
+      (e: unknown) => e as { code: string; details: string[] },
+    )
+    expect(err?.code).toBe('PROVISION_FAILED')
+    expect(err?.details.join('\n')).toContain('demo: cannot start, config missing')
+    await prov.destroy('crash-1')
+    expect((await prov.status('crash-1')).exists).toBe(false)
+  })
+
+  test('error: invalid requests and unsupported sources', async () => {
+    const bad = request('Bad_Id')
+    await expect(prov.provision(bad)).rejects.toMatchObject({ code: 'REQUEST_INVALID', reason: 'MALFORMED_REQUEST' })
+    const envBad = request('env-bad')
+    envBad.env = { PORT: '1', 'lower-case': 'x' }
+    await expect(prov.provision(envBad)).rejects.toMatchObject({ code: 'REQUEST_INVALID' })
+    const container = request('ctr-1')
+    container.source = { kind: 'container', image: 'localhost:5000/echo', digest: `sha256:${'0'.repeat(64)}` }
+    await expect(prov.provision(container)).rejects.toMatchObject({ code: 'SOURCE_KIND_UNSUPPORTED' })
+    await expect(prov.scale('nope-1', 1)).rejects.toMatchObject({ code: 'DEPLOYMENT_NOT_FOUND' })
+    expect((await prov.status('ctr-1')).exists).toBe(false)
+  })
+
+  test('behavior: a daemon killed with SIGKILL leaves replicas running; a new instance adopts them without duplicates', async () => {
+    const script = `
+      import { createTestCommon } from ${JSON.stringify(fileURLToPath(new URL('../../core/common.ts', import.meta.url)))}
+      import { createLocalProvisioner } from ${JSON.stringify(fileURLToPath(new URL('./createLocalProvisioner.ts', import.meta.url)))}
+      const { common } = createTestCommon()
+      const p = createLocalProvisioner(common, ${JSON.stringify(params(root, owner))})
+      const st = await p.provision(${JSON.stringify(request('crash-adopt', 2))})
+      console.log('READY ' + JSON.stringify(st.endpoints))
+      setInterval(() => {}, 1000)
+    `
+    const scriptPath = join(root, `daemon-${run}.mts`)
+    await writeFile(scriptPath, script)
+    try {
+      const daemon = spawn(process.execPath, ['--import', 'tsx', scriptPath], { cwd: process.cwd(), stdio: ['ignore', 'pipe', 'inherit'] })
+      const endpoints = await new Promise<string[]>((resolve, reject) => {
+        let out = ''
+        daemon.stdout!.on('data', (d: Buffer) => {
+          out += d.toString()
+          const m = /READY (.*)\n/.exec(out)
+          if (m) resolve(JSON.parse(m[1]!) as string[])
+        })
+        daemon.once('exit', (code) => reject(new Error(`daemon exited ${code}: ${out}`)))
+      })
+      daemon.kill('SIGKILL')
+      await new Promise((r) => daemon.once('exit', r))
+      expect(await Promise.all(endpoints.map((e) => probeDemo(e)))).toEqual([true, true])
+      const before = (await prov.listOwned()).filter((r) => r.kind === 'process' && r.deploymentId === 'crash-adopt').map((r) => r.id).sort()
+      expect(before).toHaveLength(2)
+      const again = await createLocalProvisioner(common, params(root, owner)).provision(request('crash-adopt', 2))
+      expect(again.endpoints.sort()).toEqual([...endpoints].sort())
+      const after = (await prov.listOwned()).filter((r) => r.kind === 'process' && r.deploymentId === 'crash-adopt').map((r) => r.id).sort()
+      expect(after).toEqual(before)
+      await prov.destroy('crash-adopt')
+    } finally {
+      await rm(scriptPath, { force: true })
+    }
+  })
+
+  test('behavior: a process started but not yet recorded (crash between spawn and record) is adopted from /proc', async () => {
+    const st = await prov.provision(request('unrec-1'))
+    const dir = join(root, 'deployments', 'unrec-1')
+    const m = (await readManifest(dir))!
+    const pid = m.replicaRecords[0]!.pid!
+    delete m.replicaRecords[0]!.pid
+    delete m.replicaRecords[0]!.startTime
+    await writeManifest(dir, m)
+    const again = await createLocalProvisioner(common, params(root, owner)).provision(request('unrec-1'))
+    expect(again.endpoints).toEqual(st.endpoints)
+    expect((await readManifest(dir))!.replicaRecords[0]!.pid).toBe(pid)
+    await prov.destroy('unrec-1')
+  })
+
+  test('behavior: a reused pid is never taken for a replica, nor killed', async () => {
+    await prov.provision(request('reuse-1'))
+    const dir = join(root, 'deployments', 'reuse-1')
+    const m = (await readManifest(dir))!
+    const rec = m.replicaRecords[0]!
+    process.kill(rec.pid!, 'SIGKILL')
+    while (await isSameProcess(rec.pid!, rec.startTime!)) await new Promise((r) => setTimeout(r, 50))
+    // an unrelated process now "has" the recorded pid: same pid number in the manifest, different start time
+    const stranger = spawn('sleep', ['300'], { stdio: 'ignore' })
+    try {
+      const st = (await readProcStat(stranger.pid!))!
+      rec.pid = stranger.pid!
+      await writeManifest(dir, m)
+      expect(st.startTime).not.toBe(rec.startTime)
+      const before = await prov.status('reuse-1')
+      expect(before.replicasReady).toBe(0)
+      const after = await prov.restart('reuse-1')
+      expect(after.replicasReady).toBe(1)
+      expect(await isSameProcess(stranger.pid!, st.startTime)).toBe(true)
+      await prov.destroy('reuse-1')
+      expect(await isSameProcess(stranger.pid!, st.startTime)).toBe(true)
+    } finally {
+      stranger.kill('SIGKILL')
+    }
+  })
+
+  test('behavior: restart replaces a dead replica and keeps the data', async () => {
+    const st = await prov.provision(request('restart-1'))
+    const info = await readDemoInfo(st.endpoints[0]!)
+    process.kill(info.pid, 'SIGKILL')
+    while ((await prov.status('restart-1')).replicasReady > 0) await new Promise((r) => setTimeout(r, 50))
+    const after = await prov.restart('restart-1')
+    expect(after.replicasReady).toBe(1)
+    const next = await readDemoInfo(after.endpoints[0]!)
+    expect(next.pid).not.toBe(info.pid)
+    expect(next.starts).toBe(info.starts + 1)
+    await prov.destroy('restart-1')
+  })
+
+  test('behavior: destroy kills leaked processes found only by their markers', async () => {
+    await prov.provision(request('leak-1', 2))
+    // the manifest is lost, the processes are not
+    await rm(join(root, 'deployments', 'leak-1', 'manifest.json'))
+    const st = await prov.status('leak-1')
+    expect(st.exists).toBe(true)
+    expect((await prov.listOwned()).filter((r) => r.deploymentId === 'leak-1' && r.kind === 'process')).toHaveLength(2)
+    await prov.destroy('leak-1')
+    expect((await prov.listOwned()).filter((r) => r.deploymentId === 'leak-1')).toEqual([])
+  })
+
+  test('behavior: cgroup limits are applied to every replica when the host offers them', async (ctx) => {
+    const cg = await detectCgroups({ mode: 'auto' })
+    if (cg.mode === 'none') return ctx.skip(`no writable cgroups here: ${cg.reason}`)
+    const st = await prov.provision(request('cg-1'))
+    const m = (await readManifest(join(root, 'deployments', 'cg-1')))!
+    const rec = m.replicaRecords[0]!
+    expect(rec.cgroups!.length).toBeGreaterThan(0)
+    for (const procs of rec.cgroups!) expect((await readFile(procs, 'utf8')).split('\n')).toContain(String(rec.pid))
+    const dirs = rec.cgroups!.map((f) => join(f, '..'))
+    if (cg.mode === 'v1') {
+      const mem = dirs.find((d) => d.includes('/memory/'))!
+      const cpu = dirs.find((d) => d.includes('/cpu/'))!
+      expect(await readFile(join(mem, 'memory.limit_in_bytes'), 'utf8')).toBe(`${0.25 * 1024 ** 3}\n`)
+      expect(await readFile(join(cpu, 'cpu.cfs_quota_us'), 'utf8')).toBe('50000\n')
+    }
+    expect(st.replicasReady).toBe(1)
+    await prov.destroy('cg-1')
+    for (const d of dirs) expect(existsSync(d)).toBe(false)
+    for (const d of dirs) expect(existsSync(join(d, '..'))).toBe(false)
+  })
+
+  test('behavior: a memory limit is enforced (an allocation above it is killed)', async (ctx) => {
+    const cg = await detectCgroups({ mode: 'auto' })
+    if (cg.mode === 'none') return ctx.skip(`no writable cgroups here: ${cg.reason}`)
+    // a service that answers health, then allocates 200 MiB when asked
+    server.put(
+      'hog',
+      `#!/usr/bin/env node
+const http = require('node:http'); const keep = []
+http.createServer((q, s) => { if (q.url === '/hog') { for (let i = 0; i < 20; i++) keep.push(Buffer.alloc(10 * 1024 * 1024, 1)) } s.end('ok') }).listen(Number(process.env.PORT), process.env.HOST)
+`,
+    )
+    const req = request('hog-1', 1, 'hog')
+    req.spec.memoryGiB = 0.125
+    const st = await prov.provision(req)
+    const hog = await fetch(`${st.endpoints[0]}/hog`).then(
+      (r) => r.status,
+      () => 'killed',
+    )
+    expect(hog).toBe('killed')
+    expect((await prov.status('hog-1')).replicasReady).toBe(0)
+    await prov.destroy('hog-1')
+  })
+
+  test('args: cgroups off runs without limits', async () => {
+    const p = createLocalProvisioner(common, params(root, owner, { cgroups: 'off' }))
+    await p.provision(request('nocg-1'))
+    const m = (await readManifest(join(root, 'deployments', 'nocg-1')))!
+    expect(m.replicaRecords[0]!.cgroups).toEqual([])
+    await p.destroy('nocg-1')
+  })
+
+  test('error: bad parameters are refused at construction', () => {
+    expect(() => createLocalProvisioner(common, { rootDir: root, operatorId: 'has space' })).toThrow(/operatorId/)
+    expect(() => createLocalProvisioner(common, { rootDir: root, operatorId: 'x', portRange: [5, 1] })).toThrow(/portRange/)
+  })
+})
