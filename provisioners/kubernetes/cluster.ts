@@ -8,8 +8,9 @@ import {
   AutoscalingV2Api,
   CoreV1Api,
   KubeConfig,
+  Observable,
   type ConfigurationOptions,
-  type Middleware,
+  type ObservableMiddleware,
   type RequestContext,
   type ResponseContext,
 } from '@kubernetes/client-node'
@@ -85,16 +86,15 @@ export function createClusterClient(common: Common, c: ClusterParameters): Clust
           `${label}: ${what}`,
           p.timeoutMs,
           (signal) => {
-            const mw: Middleware = {
-              pre: async (ctx: RequestContext) => {
+            const mw: ObservableMiddleware = {
+              pre: (ctx: RequestContext) => {
                 ctx.setSignal(signal)
                 if (p.contentType) ctx.setHeaderParam('Content-Type', p.contentType)
-                return ctx
+                return new Observable(Promise.resolve(ctx))
               },
-              post: async (rsp: ResponseContext) => rsp,
+              post: (rsp: ResponseContext) => new Observable(Promise.resolve(rsp)),
             }
-            // The promise-style API wraps these as promise middleware at run time; its declared type is the observable one.
-            return fn({ middleware: [mw], middlewareMergeStrategy: 'append' } as unknown as ConfigurationOptions)
+            return fn({ middleware: [mw], middlewareMergeStrategy: 'append' })
           },
           p.signal,
         )

@@ -349,8 +349,9 @@ export function createKubernetesProvisioner(common: Common, p: KubernetesProvisi
         await writeHpa(cl, ns, undefined, x)
         await setReplicas(cl, ns, kind, 0, x)
       } else {
-        await setReplicas(cl, ns, kind, replicas, x)
+        // The HPA goes first: its new minimum is `replicas`, so it never pulls the count away from what is set next.
         await writeHpa(cl, ns, buildHpa(id, p.operatorId, kind, boundsFor(replicas, Number.isFinite(recordedMax) ? recordedMax : replicas), p.targetCpuUtilization), x)
+        await setReplicas(cl, ns, kind, replicas, x)
       }
       log.info({ deploymentId: id, replicas }, 'scaled')
       return waitReady(cl, id, x)
