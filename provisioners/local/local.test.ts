@@ -319,6 +319,21 @@ describe('createLocalProvisioner', () => {
     expect((await prov.listOwned()).filter((r) => r.deploymentId === 'leak-1')).toEqual([])
   })
 
+  test('behavior: scale(0) leaves no process and keeps the data directory; two replicas share it afterwards', async () => {
+    const st = await prov.provision(request('data-1'))
+    const first = await readDemoInfo(st.endpoints[0]!)
+    await prov.scale('data-1', 0)
+    expect(await scanMarkedProcesses({ ownerKey: 'BPO_OWNER', owner, deploymentKey: 'BPO_DEPLOYMENT', deploymentId: 'data-1' })).toEqual([])
+    const dataDir = join(root, 'deployments', 'data-1', 'data')
+    expect(await readFile(join(dataDir, 'starts.count'), 'utf8')).toBe(String(first.starts))
+    const back = await prov.scale('data-1', 2)
+    expect(back.replicasReady).toBe(2)
+    const infos = await Promise.all(back.endpoints.map((e) => readDemoInfo(e)))
+    expect(Math.max(...infos.map((i) => i.starts))).toBe(first.starts + 2)
+    await prov.destroy('data-1')
+    expect(existsSync(dataDir)).toBe(false)
+  })
+
   test('behavior: cgroup limits are applied to every replica when the host offers them', async (ctx) => {
     const cg = await detectCgroups({ mode: 'auto' })
     if (cg.mode === 'none') return ctx.skip(`no writable cgroups here: ${cg.reason}`)
