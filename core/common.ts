@@ -2,6 +2,7 @@
  * Common: what every factory receives first — a logger bound to its module, the metrics registry, and the
  * shutdown signal. No module-level singletons.
  */
+import { setMaxListeners } from 'node:events'
 import { pino, type Logger, type DestinationStream } from 'pino'
 import { createMetrics, type Metrics } from './metrics.js'
 
@@ -22,12 +23,10 @@ export type Common = {
 export const redactPaths = [
   'privateKey',
   '*.privateKey',
-  'key',
-  '*.key',
   'password',
   '*.password',
-  'token',
-  '*.token',
+  'apiToken',
+  '*.apiToken',
   'secret',
   '*.secret',
   'apiKey',
@@ -56,6 +55,8 @@ export type Shutdown = {
 
 export function createCommon(p: CreateCommonParameters = {}): Shutdown {
   const controller = new AbortController()
+  // every I/O call of every part listens to this one signal
+  setMaxListeners(0, controller.signal)
   if (p.signal) p.signal.addEventListener('abort', () => controller.abort(p.signal!.reason), { once: true })
   const logger = pino(
     {

@@ -1,0 +1,124 @@
+/**
+ * `blueprint-operator` command line. Exit codes: 0 done, 1 will not succeed on retry (bad config, bad input),
+ * 2 usage, 75 try again later (an RPC or target unreachable at start-up).
+ */
+import { createCommon } from '../core/common.js'
+import { BaseError, isRetryable } from '../core/errors.js'
+import { ConfigError, loadConfig } from '../config/load.js'
+import { startDaemon } from './daemon.js'
+
+const USAGE = `usage: blueprint-operator <command>
+
+  run [--config FILE]           run the daemon (default FILE: ./operator.toml)
+  config check FILE             validate a configuration file; prints every problem with its path
+  dev                           local anvil chain + contracts + demo blueprint + demo customer + the daemon
+  demo <top-up|terminate|tier|status> ...
+                                act as the dev setup's demo customer (see README)
+  pricing parse <format> <file> parse a price source's file into offers (JSON lines)
+  quote --cpu N --memory GiB [--gpu MODEL:N] [--region R]... [--spot] [--max-usd X] [--top N] [--catalog DIR]
+                                cheapest offers from the cached catalog
+`
+
+export const EXIT = { ok: 0, fatal: 1, usage: 2, retry: 75 } as const
+
+type Io = { stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream }
+
+function flag(argv: string[], name: string): string | undefined {
+  const i = argv.indexOf(name)
+  if (i >= 0) return argv[i + 1]
+  const eq = argv.find((a) => a.startsWith(`${name}=`))
+  return eq?.slice(name.length + 1)
+}
+
+/** `config check FILE` */
+export function configCheck(file: string | undefined, io: Io): number {
+  if (!file) {
+    io.stderr.write('usage: blueprint-operator config check FILE\n')
+    return EXIT.usage
+  }
+  try {
+    const c = loadConfig(file)
+    io.stdout.write(`${file}: ok (operator ${c.operator.id}, chain ${c.chain.chainId}, ${[c.providers.local?.enabled ? 'local' : undefined, ...(c.providers.ssh?.hosts ?? []).map((h) => `ssh:${h.name}`), ...(c.providers.kubernetes?.clusters ?? []).map((k) => `k8s:${k.name}`)].filter(Boolean).join(', ') || 'no targets'})\n`)
+    return EXIT.ok
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      io.stderr.write(`${err.shortMessage}\n${err.problems.map((p) => `  ${p.path || '(top level)'}: ${p.message}`).join('\n')}\n`)
+      return EXIT.fatal
+    }
+    throw err
+  }
+}
+
+/** `run --config FILE`: runs until SIGTERM/SIGINT, then drains within the grace period. */
+export async function run(file: string, io: Io): Promise<number> {
+  let config
+  try {
+    config = loadConfig(file)
+  } catch (err) {
+    if (err instanceof ConfigError) return configCheck(file, io)
+    throw err
+  }
+  const { common, shutdown } = createCommon({ level: config.log.level })
+  let daemon
+  try {
+    daemon = await startDaemon({ config, common })
+  } catch (err) {
+    common.logger.fatal({ err }, 'start-up failed')
+    await shutdown(1000)
+    return isRetryable(err) ? EXIT.retry : EXIT.fatal
+  }
+  return new Promise<number>((resolve) => {
+    let signals = 0
+    const onSignal = (sig: NodeJS.Signals) => {
+      if (++signals > 1) {
+        common.logger.warn({ signal: sig }, 'second signal: exiting without waiting')
+        process.exit(130)
+      }
+      common.logger.info({ signal: sig }, 'shutting down')
+      void (async () => {
+        await daemon.stop()
+        await shutdown(20_000)
+        resolve(EXIT.ok)
+      })()
+    }
+    process.on('SIGTERM', onSignal)
+    process.on('SIGINT', onSignal)
+  })
+}
+
+export async function main(argv: string[], io: Io = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
+  const [cmd, sub] = argv
+  try {
+    switch (cmd) {
+      case 'run':
+        return await run(flag(argv, '--config') ?? 'operator.toml', io)
+      case 'config':
+        if (sub === 'check') return configCheck(argv[2], io)
+        break
+      case 'dev': {
+        const { runDev } = await import('./dev.js')
+        return await runDev(argv.slice(1), io)
+      }
+      case 'demo': {
+        const { demoCli } = await import('./demo.js')
+        return await demoCli(argv.slice(1), io)
+      }
+      case 'pricing':
+      case 'quote': {
+        const { pricingCli } = await import('../pricing/cli.js')
+        return await pricingCli(argv, io)
+      }
+      case undefined:
+      case 'help':
+      case '--help':
+      case '-h':
+        io.stdout.write(USAGE)
+        return cmd ? EXIT.ok : EXIT.usage
+    }
+    io.stderr.write(`unknown command: ${argv.join(' ')}\n\n${USAGE}`)
+    return EXIT.usage
+  } catch (err) {
+    io.stderr.write(`${err instanceof BaseError ? err.message : (err as Error).stack ?? String(err)}\n`)
+    return isRetryable(err) ? EXIT.retry : EXIT.fatal
+  }
+}

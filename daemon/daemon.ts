@@ -1,0 +1,167 @@
+/**
+ * The composition root: wires config, store, chain follower, escrow client, targets, the service manager, the orphan
+ * sweep and HTTP. Starts in order and closes in reverse; a part that fails to start unwinds the ones before it.
+ */
+import { join } from 'node:path'
+import type { Common } from '../core/common.js'
+import { BaseError } from '../core/errors.js'
+import type { OperatorConfig } from '../config/load.js'
+import { createEvmPublicClient, createEvmWalletClient } from '../chain/evm/clients.js'
+import { createEscrowClient } from '../chain/evm/escrow.js'
+import { createEvmFollower } from '../chain/evm/follow.js'
+import { startHttpServer, type HttpServer } from './http.js'
+import { applyEvents } from './intake.js'
+import { createServiceManager, type ServiceManager } from './services.js'
+import { createStore, type Store } from './store.js'
+import { createOrphanSweep } from './sweep.js'
+import { createTargets } from './targets.js'
+import type { TargetRegistry } from './ports.js'
+
+export type Daemon = {
+  store: Store
+  manager: ServiceManager
+  targets: TargetRegistry
+  http?: HttpServer
+  /** Operator address (lowercase). */
+  operator: `0x${string}`
+  /** Stop everything in reverse order of start-up. */
+  stop(): Promise<void>
+}
+
+export type StartDaemonParameters = { config: OperatorConfig; common: Common }
+
+export class StartupError extends BaseError {
+  override name = 'StartupError'
+  constructor(part: string, cause: unknown) {
+    super(`could not start ${part}`, { code: 'STARTUP_FAILED', retryable: false, cause })
+  }
+}
+
+export async function startDaemon({ config, common }: StartDaemonParameters): Promise<Daemon> {
+  const log = common.logger
+  const closers: Array<[string, () => Promise<void> | void]> = []
+  const unwind = async () => {
+    for (const [name, close] of closers.reverse()) {
+      try {
+        await close()
+      } catch (err) {
+        log.warn({ err, part: name }, 'close failed')
+      }
+    }
+  }
+  const step = async <T>(part: string, fn: () => Promise<T> | T): Promise<T> => {
+    try {
+      return await fn()
+    } catch (err) {
+      await unwind()
+      throw err instanceof BaseError ? err : new StartupError(part, err)
+    }
+  }
+
+  const clientParams = { rpcUrl: config.chain.rpcUrl, chainId: config.chain.chainId, requestTimeoutMs: config.chain.requestTimeoutMs, pollingIntervalMs: Math.min(1000, config.chain.pollIntervalMs) }
+  const publicClient = createEvmPublicClient(clientParams)
+  const walletClient = createEvmWalletClient({ ...clientParams, privateKey: config.chain.privateKey.reveal() as `0x${string}` })
+  const account = walletClient.account
+  const operator = account.address.toLowerCase() as `0x${string}`
+  log.info({ operator, operatorId: config.operator.id, chainId: config.chain.chainId, rpc: config.chain.rpcUrl.replace(/\/\/[^@/]*@/, '//***@') }, 'starting')
+
+  const store = await step('state store', () =>
+    createStore(common.child('store'), { file: join(config.operator.dataDir, 'state.json'), operatorId: config.operator.id, chainId: config.chain.chainId }),
+  )
+  closers.push(['store', () => store.close()])
+
+  const targets = await step('targets', () => createTargets(common.child('targets'), config))
+  closers.push(['targets', () => targets.close()])
+
+  const escrow = createEscrowClient(common.child('escrow'), {
+    publicClient,
+    walletClient,
+    escrow: config.chain.escrow,
+    registry: config.chain.registry,
+  })
+
+  let lastBlockTime = 0n
+  const now = async () => {
+    const wall = BigInt(Math.floor(Date.now() / 1000))
+    try {
+      const b = await publicClient.getBlock({ blockTag: 'latest' })
+      lastBlockTime = b.timestamp
+    } catch (err) {
+      log.debug({ err: (err as Error).message }, 'latest block unavailable; using the last known chain time')
+    }
+    return lastBlockTime > wall ? lastBlockTime : wall
+  }
+
+  const manager = createServiceManager(common.child('services'), { config, store, escrow, targets, now })
+  closers.push(['services', () => manager.stop()])
+
+  let lastDelivery = Date.now()
+  const follower = createEvmFollower(common.child('follower'), {
+    publicClient,
+    chainId: config.chain.chainId,
+    addresses: [config.chain.registry, config.chain.escrow],
+    confirmations: config.chain.confirmations,
+    pollIntervalMs: config.chain.pollIntervalMs,
+    startBlock: config.chain.startBlock,
+    maxBlockRange: config.chain.maxBlockRange,
+    loadCursor: async () => {
+      const c = store.read().cursor
+      return c ? { blockNumber: BigInt(c.blockNumber), blockHash: c.blockHash as `0x${string}` } : undefined
+    },
+    deliver: async (events, cursor) => {
+      const touched = await store.update((st) => {
+        const t = applyEvents(st, events, { operator, chainId: config.chain.chainId, logger: log.child({ module: 'intake' }) })
+        st.cursor = { blockNumber: cursor.blockNumber.toString(), blockHash: cursor.blockHash }
+        return t
+      })
+      lastDelivery = Date.now()
+      for (const id of touched) manager.kick(id)
+    },
+  })
+  closers.push(['follower', () => follower.stop()])
+
+  const sweep = createOrphanSweep(common.child('sweep'), { store, targets, intervalMs: Math.max(config.loop.intervalMs * 10, 60_000) })
+  closers.push(['sweep', () => sweep.stop()])
+
+  let httpServer: HttpServer | undefined
+  if (config.http.enabled) {
+    httpServer = await step('http', () =>
+      startHttpServer(common.child('http'), {
+        host: config.http.host,
+        port: config.http.port,
+        store,
+        status: () => {
+          const st = store.read()
+          const stale = Date.now() - lastDelivery > Math.max(config.chain.pollIntervalMs * 20, 60_000)
+          return {
+            ready: !stale,
+            operatorId: config.operator.id,
+            operator,
+            chainId: config.chain.chainId,
+            cursor: st.cursor,
+            draining: config.operator.draining,
+            targets: targets.list().map((t) => ({ name: t.name, region: t.offer.region, sourceKinds: t.sourceKinds, hourlyUsd: t.hourlyUsd.toFixed() })),
+            services: Object.keys(st.services).length,
+          }
+        },
+      }),
+    )
+    closers.push(['http', () => httpServer!.close()])
+  }
+
+  // resume every service from its last recorded state, then follow the chain
+  manager.start()
+  follower.start()
+  sweep.start()
+  log.info({ http: httpServer?.url, targets: targets.list().map((t) => t.name) }, 'started')
+
+  let stopping: Promise<void> | undefined
+  return {
+    store,
+    manager,
+    targets,
+    ...(httpServer && { http: httpServer }),
+    operator,
+    stop: () => (stopping ??= unwind()),
+  }
+}

@@ -1,0 +1,533 @@
+/**
+ * The service manager: drives every service through the state machine of DESIGN.md. The reconcile tick (30 s by
+ * default) reads each service's payment state from the escrow and scales, wakes, terminates or heals it; requests
+ * are quoted and handed to the deploy queue; failures are rolled back and refunded. Every transition and every
+ * pending side effect (intent) is written to the store before the side effect is attempted.
+ */
+import type { Common } from '../core/common.js'
+import { BaseError, isRetryable, reasonOf, type ReasonCode } from '../core/errors.js'
+import { paidUntil as paidUntilOf, tokenToUsd, usd, type Decimal } from '../core/money.js'
+import { reduce, TierNames, type ResourceSpec, type TierName } from '../core/spec.js'
+import { retry, sleep } from '../core/retry.js'
+import type { OperatorConfig } from '../config/load.js'
+import { cheapest } from '../pricing/select.js'
+import type { BlueprintSource, DeploymentRequest, DeploymentStatus } from '../provisioners/types.js'
+import type { EscrowPort, Target, TargetRegistry } from './ports.js'
+import { transition, type ServiceRecord, type ServiceState } from './state.js'
+import type { Store } from './store.js'
+
+export type ServiceManager = {
+  /** Act on one service now (after an event), without waiting for the next tick. */
+  kick(serviceId: string): void
+  /** One reconcile pass over every service; resolves when all per-service work of this pass settled. */
+  tick(): Promise<void>
+  start(): void
+  /** Stop ticking and wait for work in flight (bounded by the shutdown grace period). */
+  stop(): Promise<void>
+  /** Resolves when no service work is in flight or queued. */
+  idle(): Promise<void>
+}
+
+export type CreateServiceManagerParameters = {
+  config: OperatorConfig
+  store: Store
+  escrow: EscrowPort
+  targets: TargetRegistry
+  /** Current chain time, unix seconds (the later of the latest block's timestamp and the wall clock). */
+  now(): Promise<bigint>
+}
+
+const TERMINAL: readonly ServiceState[] = ['closed', 'refunded']
+
+/** Replicas a tier runs while paid (high availability means two at least). */
+export function replicasFor(config: OperatorConfig, tier: TierName, spec?: ResourceSpec): number {
+  const base = config.tiers[tier].minReplicas
+  return Math.min(spec?.highAvailability ? Math.max(base, 2) : base, config.ceilings.replicas)
+}
+
+class Rejection extends BaseError {
+  override name = 'Rejection'
+  constructor(reason: ReasonCode, problems: string[]) {
+    super(`request rejected: ${reason}`, { code: reason, reason, details: problems })
+  }
+}
+
+export function createServiceManager(common: Common, p: CreateServiceManagerParameters): ServiceManager {
+  const log = common.logger
+  const { config, store, escrow, targets } = p
+  const inFlight = new Map<string, Promise<void>>()
+  const again = new Set<string>()
+  const deploying = new Set<string>()
+  let deploySlots = config.deploy.concurrency
+  const slotWaiters: Array<() => void> = []
+  let timer: NodeJS.Timeout | undefined
+  let ticking: Promise<void> | undefined
+  let stopped = false
+
+  const m = {
+    transitions: common.metrics.counter('bpo_service_transitions_total', 'Service state transitions by target state'),
+    refunds: common.metrics.counter('bpo_refunds_total', 'Refunds sent, by reason code'),
+    services: common.metrics.gauge('bpo_services', 'Services by state'),
+    ticks: common.metrics.counter('bpo_reconcile_ticks_total', 'Reconcile passes'),
+    tickErrors: common.metrics.counter('bpo_reconcile_errors_total', 'Per-service reconcile errors'),
+    tickSeconds: common.metrics.histogram('bpo_reconcile_seconds', 'Reconcile pass duration, seconds'),
+  }
+
+  const get = (id: string): ServiceRecord | undefined => store.read().services[id]
+
+  async function move(id: string, to: ServiceState, cause: string, patch: (s: ServiceRecord) => void = () => {}, detail?: string) {
+    await store.update((st) => {
+      const s = st.services[id]
+      if (!s) return
+      patch(s)
+      if (s.state !== to || to === 'active') transition(s, to, cause, detail ? { detail } : {})
+    })
+    m.transitions.inc({ to })
+    log.info({ serviceId: id, to, cause, ...(detail && { detail }) }, to)
+  }
+
+  async function patch(id: string, fn: (s: ServiceRecord) => void) {
+    await store.update((st) => {
+      const s = st.services[id]
+      if (s) fn(s)
+    })
+  }
+
+  /** Run `fn` for one service, never two at once for the same service. */
+  function serial(id: string, fn: () => Promise<void>): Promise<void> {
+    const cur = inFlight.get(id)
+    if (cur) {
+      again.add(id)
+      return cur
+    }
+    const run = (async () => {
+      try {
+        await fn()
+      } catch (err) {
+        m.tickErrors.inc()
+        log.error({ err, serviceId: id }, 'service work failed; will retry on the next tick')
+      } finally {
+        inFlight.delete(id)
+        if (again.delete(id) && !stopped) void serial(id, () => step(id))
+      }
+    })()
+    inFlight.set(id, run)
+    return run
+  }
+
+  function targetOf(s: ServiceRecord): Target {
+    const t = s.quote && targets.byName(s.quote.target)
+    if (!t) throw new BaseError(`service ${s.serviceId}: target ${s.quote?.target ?? '(none)'} is not configured any more`, { code: 'TARGET_MISSING', retryable: true })
+    return t
+  }
+
+  const callOpts = () => ({ signal: common.signal, timeoutMs: config.deploy.healthTimeoutMs + 30_000 })
+
+  // ---- requested: validate, reduce, quote, check margin ----
+  async function quote(s: ServiceRecord): Promise<void> {
+    if (config.operator.draining) throw new Rejection('OPERATOR_DRAINING', ['the operator is draining and takes no new requests'])
+    if (s.problems?.length) throw new Rejection('MALFORMED_REQUEST', s.problems)
+    const tier = TierNames[s.tierIndex]
+    if (!tier) throw new Rejection('MALFORMED_REQUEST', [`tier: got ${s.tierIndex}, expected 0 (basic), 1 (standard) or 2 (premium)`])
+    const bp = await escrow.getBlueprint(BigInt(s.blueprintId))
+    if (!bp) throw new Rejection('UNKNOWN_BLUEPRINT', [`blueprint ${s.blueprintId} is not registered`])
+    const allowTesting = config.providers.local?.allowTestSources ?? false
+    const usable: BlueprintSource[] = []
+    const problems: string[] = []
+    for (const [i, src] of bp.sources.entries()) {
+      if (!src.ok) problems.push(`sources[${i}]: ${src.error}`)
+      else if (src.source.kind === 'testing' && !allowTesting) problems.push(`sources[${i}]: testing sources are not allowed by this operator`)
+      else usable.push(src.source)
+    }
+    if (!usable.length) throw new Rejection('MALFORMED_REQUEST', problems.length ? problems : ['the blueprint has no sources'])
+    const r = reduce(bp.requirements, s.preferences ?? {}, config.defaults, config.ceilings, tier, config.tiers)
+    if (!r.ok) throw new Rejection(r.reason, r.problems)
+    const spec = r.spec
+    // the cheapest target that can run one of the blueprint's sources
+    let best: { target: Target; source: BlueprintSource; total: Decimal } | undefined
+    const nearest: string[] = []
+    // capacity already promised on each target (a scaled-to-zero service keeps its place: it may come back)
+    const used = new Map<string, { vcpu: number; memoryGiB: number; storageGiB: number }>()
+    for (const o of Object.values(store.read().services)) {
+      if (!o.quote || !o.spec || !['provisioning', 'active', 'scaled-to-zero', 'terminating'].includes(o.state)) continue
+      const u = used.get(o.quote.target) ?? { vcpu: 0, memoryGiB: 0, storageGiB: 0 }
+      const n = Math.max(o.replicas, o.spec.replicas)
+      u.vcpu += o.spec.vcpu * n
+      u.memoryGiB += o.spec.memoryGiB * n
+      u.storageGiB += o.spec.storageGiB
+      used.set(o.quote.target, u)
+    }
+    const fits = (t: Target) => {
+      const u = used.get(t.name) ?? { vcpu: 0, memoryGiB: 0, storageGiB: 0 }
+      const ok =
+        u.vcpu + spec.vcpu * spec.replicas <= t.offer.vcpu &&
+        u.memoryGiB + spec.memoryGiB * spec.replicas <= t.offer.memoryGiB &&
+        u.storageGiB + spec.storageGiB <= t.offer.includedStorageGiB
+      if (!ok) nearest.push(`${t.name}: not enough free capacity (${t.offer.vcpu - u.vcpu} vCPU, ${t.offer.memoryGiB - u.memoryGiB} GiB free)`)
+      return ok
+    }
+    for (const source of usable) {
+      const fit = targets.list().filter((t) => t.sourceKinds.includes(source.kind) && fits(t))
+      if (!fit.length) {
+        if (!targets.list().some((t) => t.sourceKinds.includes(source.kind))) nearest.push(`no enabled target runs ${source.kind} sources`)
+        continue
+      }
+      const res = cheapest(spec, fit.map((t) => t.offer), { maxCostPerHourUsd: config.ceilings.maxCostPerHourUsd })
+      if (!res.ok) {
+        for (const n of res.nearest.slice(0, 3)) nearest.push(`${n.offer.instanceType}: ${n.why.join('; ')}`)
+        continue
+      }
+      const target = fit.find((t) => t.offer === res.quote.offer)!
+      const total = res.quote.breakdown.totalUsd
+      if (!best || total.lt(best.total)) best = { target, source, total }
+    }
+    if (!best) throw new Rejection('NO_FEASIBLE_OFFER', nearest.length ? nearest : ['no target can run this blueprint'])
+    const price = bp.pricePerHour[s.tierIndex]
+    if (price === undefined) throw new Rejection('MALFORMED_REQUEST', [`tier ${s.tierIndex} has no price in blueprint ${s.blueprintId}`])
+    const priceUsd = tokenToUsd(price, config.token.decimals, config.token.usdPerToken)
+    const needed = best.total.mul(config.margin.minPriceToCost)
+    if (priceUsd.lt(needed))
+      throw new Rejection('MARGIN_TOO_LOW', [`the tier pays ${priceUsd.toFixed()} USD/h; capacity costs ${best.total.toFixed()} USD/h × ${config.margin.minPriceToCost.toFixed()} = ${needed.toFixed()} USD/h`])
+    const t = best.target
+    await move(s.serviceId, 'provisioning', 'quoted', (rec) => {
+      rec.tier = tier
+      rec.spec = spec
+      rec.source = best!.source
+      rec.quote = {
+        provider: t.offer.provider,
+        target: t.name,
+        region: t.offer.region,
+        instanceType: t.offer.instanceType,
+        ...(t.placement && { placement: t.placement }),
+        hourlyUsd: t.hourlyUsd.toFixed(),
+        totalHourlyUsd: best!.total.toFixed(),
+        replicas: spec.replicas,
+        source: t.offer.source,
+      }
+      rec.intent = { op: 'provision', at: new Date().toISOString(), attempt: 0 }
+    }, `${t.name} at ${best.total.toFixed()} USD/h for ${spec.replicas} replica(s)`)
+  }
+
+  function requestOf(s: ServiceRecord, replicas: number): DeploymentRequest {
+    const t = targetOf(s)
+    return {
+      deploymentId: s.deploymentId,
+      serviceId: s.serviceId,
+      blueprintId: s.blueprintId,
+      source: s.source!,
+      spec: { ...s.spec!, replicas },
+      ...(t.placement && { placement: t.placement }),
+    }
+  }
+
+  async function acquireSlot() {
+    if (deploySlots > 0) {
+      deploySlots--
+      return
+    }
+    await new Promise<void>((r) => slotWaiters.push(r))
+  }
+  function releaseSlot() {
+    const next = slotWaiters.shift()
+    if (next) next()
+    else deploySlots++
+  }
+
+  // ---- provisioning: create (or adopt), wait healthy, activate on chain ----
+  async function deploy(id: string): Promise<void> {
+    const s0 = get(id)
+    if (!s0 || s0.state !== 'provisioning') return
+    const target = targetOf(s0)
+    const replicas = s0.spec!.replicas
+    let status: DeploymentStatus
+    await acquireSlot()
+    try {
+      status = await retry(
+        async (attempt) => {
+          await patch(id, (s) => {
+            s.intent = { op: 'provision', at: new Date().toISOString(), attempt }
+          })
+          const cur = get(id)
+          if (!cur || cur.state !== 'provisioning') throw new BaseError('service left provisioning', { code: 'SUPERSEDED' })
+          const st = await target.provisioner.provision(requestOf(cur, replicas), callOpts())
+          if (!st.healthy) throw new BaseError(`deployment ${cur.deploymentId} is not healthy: ${st.detail ?? `${st.replicasReady}/${st.replicasWanted} ready`}`, { code: 'UNHEALTHY', reason: 'UNHEALTHY', retryable: true })
+          return st
+        },
+        {
+          attempts: config.deploy.attempts,
+          baseMs: config.deploy.backoffMs,
+          signal: common.signal,
+          onRetry: (err, attempt, delay) => log.warn({ serviceId: id, attempt, delayMs: Math.round(delay), err: (err as Error).message }, 'provisioning failed; retrying'),
+        },
+      )
+    } catch (err) {
+      if (common.signal.aborted) return // resumed after restart: provisioning is idempotent
+      if ((err as BaseError).code === 'SUPERSEDED') return
+      const reason = reasonOf(err, 'PROVISION_FAILED')
+      log.error({ serviceId: id, reason, err }, 'provisioning failed for good; rolling back')
+      await patch(id, (s) => {
+        s.intent = { op: 'destroy', at: new Date().toISOString(), attempt: 1, detail: 'rollback' }
+      })
+      await destroyQuietly(id)
+      await move(id, 'refunding', reason, (s) => {
+        s.reason = reason
+        s.problems = [(err as BaseError).shortMessage ?? String(err)]
+        s.replicas = 0
+        s.endpoints = []
+        delete s.intent
+      }, (err as BaseError).shortMessage)
+      return
+    } finally {
+      releaseSlot()
+    }
+    // healthy: charge only from now on
+    await patch(id, (s) => {
+      s.intent = { op: 'activate', at: new Date().toISOString(), attempt: 1 }
+    })
+    await retry(() => escrow.activate(BigInt(id)), { attempts: 5, baseMs: 500, signal: common.signal })
+    const cur = get(id)
+    if (!cur || cur.state !== 'provisioning') return
+    await move(id, 'active', 'healthy', (s) => {
+      s.replicas = replicas
+      s.endpoints = status.endpoints
+      s.health = { failures: 0, restarts: 0, healthy: true, lastCheck: new Date().toISOString() }
+      delete s.intent
+    }, status.endpoints.join(' '))
+  }
+
+  async function destroyQuietly(id: string) {
+    const s = get(id)
+    if (!s?.quote) return
+    try {
+      await retry(() => targetOf(s).provisioner.destroy(s.deploymentId, callOpts()), { attempts: 3, baseMs: 500, signal: common.signal, shouldRetry: () => true })
+    } catch (err) {
+      log.error({ serviceId: id, err }, 'destroy failed; the orphan sweep and the next tick will retry')
+      throw err
+    }
+  }
+
+  // ---- refunding: make sure nothing runs, then refund the whole unserved balance ----
+  async function refund(id: string) {
+    const s = get(id)!
+    await destroyQuietly(id)
+    const reason = s.reason ?? 'PROVISION_FAILED'
+    await patch(id, (r) => {
+      r.intent = { op: 'refund', at: new Date().toISOString(), attempt: (r.intent?.attempt ?? 0) + 1, detail: reason }
+    })
+    const res = await escrow.refund(BigInt(id), reason)
+    m.refunds.inc({ reason })
+    await move(id, 'refunded', reason, (r) => {
+      delete r.intent
+    }, res === 'already' ? 'already refunded on chain' : undefined)
+  }
+
+  // ---- terminating: destroy, withdraw what was earned, refund the rest ----
+  async function terminate(id: string) {
+    const s = get(id)!
+    await patch(id, (r) => {
+      r.intent = { op: 'destroy', at: new Date().toISOString(), attempt: (r.intent?.attempt ?? 0) + 1 }
+    })
+    await destroyQuietly(id)
+    await patch(id, (r) => {
+      r.replicas = 0
+      r.endpoints = []
+      r.intent = { op: 'withdraw', at: new Date().toISOString(), attempt: 1 }
+    })
+    await escrow.withdraw(BigInt(id))
+    const reason: ReasonCode = s.reason ?? 'TTL_REACHED'
+    await patch(id, (r) => {
+      r.intent = { op: 'refund', at: new Date().toISOString(), attempt: 1, detail: reason }
+    })
+    await escrow.refund(BigInt(id), reason)
+    m.refunds.inc({ reason })
+    await move(id, 'closed', reason, (r) => {
+      delete r.intent
+    })
+  }
+
+  // ---- active / scaled-to-zero: payment state -> replicas; TTL; health ----
+  async function reconcile(id: string) {
+    const s = get(id)!
+    const onchain = await escrow.getService(BigInt(id))
+    if (!onchain) throw new BaseError(`service ${id} is not on chain`, { code: 'SERVICE_MISSING', retryable: true })
+    const now = await p.now()
+    const paidUntil = onchain.ratePerHour > 0n ? paidUntilOf(onchain.balance, onchain.ratePerHour, onchain.settledAt) : 0n
+    await patch(id, (r) => {
+      r.chain = {
+        ...r.chain,
+        paidUntil: paidUntil.toString(),
+        endsAt: onchain.endsAt.toString(),
+        ratePerHour: onchain.ratePerHour.toString(),
+        balance: onchain.balance.toString(),
+        onchainState: onchain.state,
+      }
+    })
+    if (onchain.state === 'terminated' || onchain.state === 'closed') {
+      await move(id, 'terminating', 'ServiceTerminated', (r) => {
+        r.reason ??= 'CUSTOMER_TERMINATED'
+      })
+      return terminate(id)
+    }
+    if (onchain.endsAt > 0n && now >= onchain.endsAt) {
+      await move(id, 'terminating', 'TTL_REACHED', (r) => {
+        r.reason = 'TTL_REACHED'
+      })
+      return terminate(id)
+    }
+    const target = targetOf(s)
+    const tier = TierNames[onchain.tier] ?? s.tier ?? 'basic'
+    if (paidUntil <= now) {
+      if (s.state === 'active' || s.replicas > 0) {
+        await patch(id, (r) => {
+          r.intent = { op: 'scale', at: new Date().toISOString(), attempt: 1, detail: '0' }
+        })
+        await target.provisioner.scale(s.deploymentId, 0, callOpts())
+        await move(id, 'scaled-to-zero', 'payment expired', (r) => {
+          r.replicas = 0
+          r.endpoints = []
+          delete r.intent
+        }, `paid until ${paidUntil}, now ${now}`)
+      }
+      return
+    }
+    const want = replicasFor(config, tier, s.spec)
+    if (s.state === 'scaled-to-zero' || s.replicas !== want || s.tier !== tier) {
+      await patch(id, (r) => {
+        r.intent = { op: 'scale', at: new Date().toISOString(), attempt: 1, detail: String(want) }
+      })
+      const st = await target.provisioner.scale(s.deploymentId, want, callOpts())
+      await move(id, 'active', s.state === 'scaled-to-zero' ? 'top-up' : s.tier !== tier ? 'tier changed' : 'replicas', (r) => {
+        r.replicas = want
+        r.tier = tier
+        if (r.spec) r.spec = { ...r.spec, tier, replicas: want, minReplicas: want, maxReplicas: Math.max(want, config.tiers[tier].maxReplicas) }
+        r.endpoints = st.endpoints
+        r.health.failures = 0
+        delete r.intent
+      }, `${want} replica(s), paid until ${paidUntil}`)
+      return
+    }
+    // healthy?
+    const st = await target.provisioner.status(s.deploymentId, callOpts())
+    const healthy = st.exists && st.healthy && st.replicasReady >= want
+    await patch(id, (r) => {
+      r.health.lastCheck = new Date().toISOString()
+      r.health.healthy = healthy
+      r.health.failures = healthy ? 0 : r.health.failures + 1
+      r.endpoints = st.endpoints
+      const dt = Math.min(config.loop.intervalMs, 3_600_000) / 3_600_000
+      r.ledger.cloudCostUsd = usd(r.ledger.cloudCostUsd).plus(usd(r.quote?.hourlyUsd ?? '0').mul(r.replicas).mul(dt)).toFixed()
+    })
+    const failures = get(id)!.health.failures
+    if (!healthy && failures >= config.deploy.unhealthyTicksBeforeRestart) {
+      const restarts = get(id)!.health.restarts
+      log.warn({ serviceId: id, failures, restarts, detail: st.detail }, 'unhealthy; restarting')
+      if (!st.exists || restarts >= 3) {
+        // replace: provision again (idempotent, adopts what still runs)
+        await target.provisioner.provision(requestOf(get(id)!, want), callOpts())
+      } else {
+        await target.provisioner.restart(s.deploymentId, callOpts())
+      }
+      await patch(id, (r) => {
+        r.health.restarts++
+        r.health.failures = 0
+      })
+    }
+  }
+
+  /** Advance one service by one step of its state machine. */
+  async function step(id: string): Promise<void> {
+    const s = get(id)
+    if (!s || TERMINAL.includes(s.state)) return
+    switch (s.state) {
+      case 'requested':
+        try {
+          await quote(s)
+        } catch (err) {
+          if (err instanceof Rejection) {
+            log.warn({ serviceId: id, reason: err.reason, problems: err.details }, 'request rejected')
+            await move(id, 'refunding', err.reason!, (r) => {
+              r.reason = err.reason!
+              r.problems = err.details
+            }, err.details.join('; '))
+            return refund(id)
+          }
+          if (!isRetryable(err)) {
+            log.error({ serviceId: id, err }, 'request cannot be served')
+            await move(id, 'refunding', 'MALFORMED_REQUEST', (r) => {
+              r.reason = 'MALFORMED_REQUEST'
+              r.problems = [(err as Error).message.split('\n')[0]!]
+            })
+            return refund(id)
+          }
+          throw err
+        }
+        return kickDeploy(id)
+      case 'provisioning':
+        return kickDeploy(id)
+      case 'refunding':
+        return refund(id)
+      case 'terminating':
+        return terminate(id)
+      case 'active':
+      case 'scaled-to-zero':
+        return reconcile(id)
+    }
+  }
+
+  function kickDeploy(id: string): void {
+    if (deploying.has(id)) return
+    deploying.add(id)
+    void deploy(id)
+      .catch((err) => log.error({ err, serviceId: id }, 'deploy failed; will retry on the next tick'))
+      .finally(() => {
+        deploying.delete(id)
+        // after deploy, take the next step at once (e.g. refund after a rollback)
+        const s = get(id)
+        if (s && s.state === 'refunding' && !stopped) void serial(id, () => step(id))
+      })
+  }
+
+  async function tick() {
+    const t0 = performance.now()
+    m.ticks.inc()
+    const services = Object.values(store.read().services)
+    const counts: Record<string, number> = {}
+    for (const s of services) counts[s.state] = (counts[s.state] ?? 0) + 1
+    for (const st of ['requested', 'provisioning', 'active', 'scaled-to-zero', 'terminating', 'closed', 'refunding', 'refunded']) m.services.set(counts[st] ?? 0, { state: st })
+    await Promise.all(services.filter((s) => !TERMINAL.includes(s.state)).map((s) => serial(s.serviceId, () => step(s.serviceId))))
+    m.tickSeconds.observe((performance.now() - t0) / 1000)
+  }
+
+  return {
+    kick(id) {
+      if (!stopped) void serial(id, () => step(id))
+    },
+    tick() {
+      ticking ??= tick().finally(() => (ticking = undefined))
+      return ticking
+    },
+    start() {
+      const loop = async () => {
+        if (stopped) return
+        try {
+          await this.tick()
+        } catch (err) {
+          log.error({ err }, 'reconcile pass failed')
+        }
+        if (!stopped) timer = setTimeout(loop, config.loop.intervalMs)
+      }
+      void loop()
+    },
+    async stop() {
+      stopped = true
+      clearTimeout(timer)
+      await Promise.allSettled([...inFlight.values(), ticking])
+    },
+    async idle() {
+      while (inFlight.size || deploying.size || ticking) {
+        await Promise.allSettled([...inFlight.values(), ticking])
+        await sleep(20)
+      }
+    },
+  }
+}
