@@ -63,7 +63,10 @@ export function createClusterClient(common: Common, c: ClusterParameters): Clust
       if (!kc.getContextObject(c.context)) throw new Error(`context ${JSON.stringify(c.context)} not found`)
       kc.setCurrentContext(c.context)
     }
-    if (!kc.getCurrentCluster()) throw new Error('no current cluster in the kubeconfig')
+    const cluster = kc.getCurrentCluster()
+    if (!cluster) throw new Error('no current cluster in the kubeconfig')
+    // the client refuses plain http at request time; say so at start-up instead
+    if (cluster.server.startsWith('http:') && !cluster.skipTLSVerify) throw new Error(`server ${cluster.server} is plain http: set insecure-skip-tls-verify: true or use https`)
   } catch (err) {
     throw new ConfigError(c.kubeconfigPath, [
       { path: `kubernetes.clusters.${c.name}.kubeconfig`, message: (err instanceof Error ? err.message : String(err)).split('\n')[0] ?? 'unreadable' },

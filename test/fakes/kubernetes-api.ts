@@ -849,7 +849,8 @@ export async function startFakeKubernetesApi(o: FakeKubernetesApiOptions = {}): 
           const f = failures.splice(fi, 1)[0]!
           throw plainStatus(f.status, f.reason, f.message)
         }
-        for (let hi = hooks.findIndex((h) => matchesReq(h.m, method, url.pathname)); hi >= 0; hi = hooks.findIndex((h) => matchesReq(h.m, method, url.pathname))) hooks.splice(hi, 1)[0]!.fn()
+        const hi = hooks.findIndex((h) => matchesReq(h.m, method, url.pathname))
+        if (hi >= 0) hooks.splice(hi, 1)[0]!.fn()
         ;({ status, body } = handle(method, url, req.headers, Buffer.concat(chunks).toString('utf8')))
       } catch (err) {
         if (!(err instanceof ApiError)) {

@@ -43,7 +43,8 @@ export function testPki(): TestPki {
 
 /**
  * A kubeconfig for `server` built from the recorded kubeadm one: https gets the CA and client cert/key as base64
- * data fields; http drops the CA line and authenticates with a bearer token instead.
+ * data fields; http replaces the CA with `insecure-skip-tls-verify: true` (the client refuses plain http otherwise)
+ * and authenticates with a bearer token.
  */
 export function kubeconfigFor(server: string, pki: TestPki | undefined): string {
   const recorded = readFileSync(join(kubernetesFixturesDir, 'kubeconfig.kubeadm-admin.redacted.yaml'), 'utf8')
@@ -56,7 +57,7 @@ export function kubeconfigFor(server: string, pki: TestPki | undefined): string 
       .replace('client-key-data: REDACTED', `client-key-data: ${b64(pki.clientKey)}`)
   } else {
     text = text
-      .replace(/^\s*certificate-authority-data: REDACTED\n/m, '')
+      .replace('certificate-authority-data: REDACTED', 'insecure-skip-tls-verify: true')
       .replace(/client-certificate-data: REDACTED\n(\s*)client-key-data: REDACTED/, 'token: fake-kubernetes-token')
   }
   if (text.includes('REDACTED')) throw new Error('the recorded kubeconfig changed shape; update kubeconfigFor')
