@@ -134,6 +134,10 @@ export function createLocalProvisioner(common: Common, p: LocalProvisionerParame
     }
     if (!/^\d{1,78}$/.test(String(req.serviceId))) problems.push(`serviceId: got ${JSON.stringify(req.serviceId)}, expected a decimal string`)
     if (!/^\d{1,78}$/.test(String(req.blueprintId))) problems.push(`blueprintId: got ${JSON.stringify(req.blueprintId)}, expected a decimal string`)
+    for (const k of ['vcpu', 'memoryGiB'] as const) {
+      const v = req.spec?.[k]
+      if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) problems.push(`spec.${k}: got ${v}, expected a finite number >= 0`)
+    }
     const r = req.spec?.replicas
     if (!Number.isInteger(r) || r < 0 || r > maxReplicas) problems.push(`spec.replicas: got ${r}, expected an integer 0..${maxReplicas}`)
     for (const [k, v] of Object.entries(req.env ?? {})) {
@@ -150,6 +154,16 @@ export function createLocalProvisioner(common: Common, p: LocalProvisionerParame
         meta: { deploymentId: req.deploymentId },
       })
     }
+  }
+
+  function ownManifest(m: Manifest): Manifest {
+    if (m.operatorId !== p.operatorId) {
+      throw new ProvisionError(`deployment ${m.deploymentId} in ${p.rootDir} belongs to operator ${m.operatorId}`, {
+        code: 'DEPLOYMENT_FOREIGN',
+        meta: { deploymentId: m.deploymentId },
+      })
+    }
+    return m
   }
 
   function validateId(id: string): void {
@@ -306,6 +320,7 @@ export function createLocalProvisioner(common: Common, p: LocalProvisionerParame
     const env: Record<string, string> = {
       // the daemon's own node first: native artifacts that are Node scripts run with the node that runs the daemon
       PATH: `${dirname(process.execPath)}:${process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'}`,
+      HOME: dataDir,
       ...(req.env ?? {}),
       PORT: String(rec.port),
       HOST: host,
@@ -453,7 +468,8 @@ export function createLocalProvisioner(common: Common, p: LocalProvisionerParame
   }
 
   async function statusOf(id: string, signal: AbortSignal): Promise<DeploymentStatus> {
-    const m = await readManifest(depDir(id))
+    const found = await readManifest(depDir(id))
+    const m = found?.operatorId === p.operatorId ? found : undefined
     const { byIndex, strays } = await discover(id, m, signal)
     if (!m) {
       const leaked = [...byIndex.values(), ...strays]
@@ -514,6 +530,7 @@ export function createLocalProvisioner(common: Common, p: LocalProvisionerParame
         return locked(id, signal, async () => {
           await mkdir(deploymentsDir, { recursive: true })
           const existing = await readManifest(depDir(id))
+          if (existing) ownManifest(existing)
           const now = new Date().toISOString()
           const m: Manifest = existing
             ? { ...existing, request: req, replicas: req.spec.replicas }
@@ -548,6 +565,7 @@ export function createLocalProvisioner(common: Common, p: LocalProvisionerParame
         return locked(id, signal, async () => {
           const m = await readManifest(depDir(id))
           if (!m) throw notFound(id)
+          ownManifest(m)
           m.replicas = replicas
           await writeManifest(depDir(id), m)
           if (replicas > 0) await ensureArtifact(m, signal)
@@ -564,6 +582,7 @@ export function createLocalProvisioner(common: Common, p: LocalProvisionerParame
         return locked(id, signal, async () => {
           const m = await readManifest(depDir(id))
           if (!m) throw notFound(id)
+          ownManifest(m)
           if (m.replicas > 0) await ensureArtifact(m, signal)
           await converge(m, signal, true)
           return statusOf(id, signal)
@@ -575,7 +594,9 @@ export function createLocalProvisioner(common: Common, p: LocalProvisionerParame
       return call(`local destroy ${id}`, 2 * stopGraceMs + 30_000 + shortCallMs, o, async (signal) => {
         validateId(id)
         return locked(id, signal, async () => {
-          const m = await readManifest(depDir(id))
+          const found = await readManifest(depDir(id))
+          // a directory another operator wrote (a shared rootDir) is not ours to remove; its processes are skipped too
+          const m = found?.operatorId === p.operatorId ? found : undefined
           const { byIndex, strays } = await discover(id, m, signal)
           await stopReplicas(m, [...byIndex.values(), ...strays])
           // children that left the replica's group still carry the markers
@@ -589,7 +610,7 @@ export function createLocalProvisioner(common: Common, p: LocalProvisionerParame
           }
           await cg.removeDeployment(id)
           for (const [port, owner] of reserved) if (owner === id) reserved.delete(port)
-          await rm(depDir(id), { recursive: true, force: true })
+          if (!found || m) await rm(depDir(id), { recursive: true, force: true })
           if (m || byIndex.size || strays.length) log.info({ deploymentId: id }, 'deployment destroyed')
         })
       })

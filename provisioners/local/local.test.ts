@@ -334,6 +334,18 @@ describe('createLocalProvisioner', () => {
     expect(existsSync(dataDir)).toBe(false)
   })
 
+  test('behavior: another operator sharing the rootDir neither sees nor touches this deployment', async () => {
+    const st = await prov.provision(request('shared-1'))
+    const intruder = createLocalProvisioner(common, params(root, `intruder-${run}`))
+    expect((await intruder.status('shared-1')).exists).toBe(false)
+    await intruder.destroy('shared-1')
+    await expect(intruder.provision(request('shared-1'))).rejects.toMatchObject({ code: 'DEPLOYMENT_FOREIGN' })
+    expect((await intruder.listOwned()).filter((r) => r.deploymentId === 'shared-1')).toEqual([])
+    expect(await probeDemo(st.endpoints[0]!)).toBe(true)
+    expect((await prov.status('shared-1')).replicasReady).toBe(1)
+    await prov.destroy('shared-1')
+  })
+
   test('behavior: cgroup limits are applied to every replica when the host offers them', async (ctx) => {
     const cg = await detectCgroups({ mode: 'auto' })
     if (cg.mode === 'none') return ctx.skip(`no writable cgroups here: ${cg.reason}`)
