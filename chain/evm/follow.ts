@@ -151,10 +151,22 @@ export function createEvmFollower(common: Common, p: EvmFollowerParameters): Evm
     const head = await rpc('eth_blockNumber', () => p.publicClient.getBlockNumber({ cacheTime: 0 }), signal)
     m.head.set(Number(head), labels)
     const safe = head - confirmations
+    let progressed = false
     for (;;) {
       if (signal.aborted) return
       const from = cursor ? cursor.blockNumber + 1n : p.startBlock
-      if (from > safe) break
+      if (from > safe) {
+        // nothing new to extend: still make sure the cursor itself was not reorged away
+        if (!progressed && cursor && cursor.blockNumber <= head) {
+          const current = await getBlock(cursor.blockNumber, signal)
+          if (current.hash !== cursor.blockHash) {
+            await rewind(signal, { block: cursor.blockNumber.toString(), hash: current.hash })
+            progressed = true
+            continue
+          }
+        }
+        break
+      }
       const to = from + range - 1n < safe ? from + range - 1n : safe
       const fromBlock = await getBlock(from, signal)
       if (cursor && fromBlock.parentHash !== cursor.blockHash) {
@@ -194,6 +206,7 @@ export function createEvmFollower(common: Common, p: EvmFollowerParameters): Evm
       if (from !== to) remember({ blockNumber: from, blockHash: fromBlock.hash! })
       remember(next)
       cursor = next
+      progressed = true
       m.events.inc(labels, events.length)
       m.cursor.set(Number(to), labels)
       m.lag.set(Number(head - to), labels)
