@@ -1,0 +1,279 @@
+/**
+ * The price catalog: one disk cache per source, scheduled refreshes (node-cron, each source its own expression),
+ * sanity checks, and last-known-good semantics — a source that is down or returns garbage keeps serving its previous
+ * offers and shows its age and last error; it never stops the other sources or the daemon.
+ *
+ * Cache layout: `<cacheDir>/<source>.json`, written atomically (temp file + rename):
+ *   { "format": "blueprint-operator/pricing-cache", "version": 1, "source": "skypilot-aws",
+ *     "fetchedAt": <ms since epoch>, "offers": [ <OfferJson>, ... ] }
+ * where OfferJson is the flat form of `pricing parse` (offerJson.ts). The operator's own machines are never cached:
+ * they come from the configuration each time.
+ */
+import { mkdir, readFile, readdir, rename, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { createTask, validate, type ScheduledTask } from 'node-cron'
+import type { Common } from '../core/common.js'
+import { BaseError } from '../core/errors.js'
+import { usd } from '../core/money.js'
+import type { Offer } from '../core/offer.js'
+import { SourceIds, type NetworkSourceId, type PricingConfig, type SourceId } from './config.js'
+import { PriceRefreshRejectedError } from './errors.js'
+import { offerFromJson, offerToJson, type OfferJson } from './offerJson.js'
+import { refreshProblem, screen } from './sanity.js'
+import { sourceLoaders, type SourceLoader } from './sources/index.js'
+import { ownOffers } from './sources/own.js'
+
+export const CACHE_FORMAT = 'blueprint-operator/pricing-cache'
+
+export type SourceHealth = {
+  source: SourceId
+  /** Offers served now (last-known-good). */
+  offers: number
+  /** When the served offers were fetched, ms since epoch; undefined when the source never loaded. */
+  fetchedAt: number | undefined
+  ageMs: number | undefined
+  /** Message of the last failed or rejected refresh; cleared by a successful one. */
+  lastError?: string
+  lastAttemptAt?: number
+  /** Rows the last accepted refresh rejected (placeholders, duplicates, ...). */
+  rejectedRows?: number
+}
+
+export type RefreshOutcome = { source: SourceId; ok: boolean; offers: number; error?: string }
+
+export type Catalog = {
+  /** Load the disk cache, schedule refreshes, and refresh in the background sources that are missing or stale. */
+  start(): Promise<void>
+  /** Refresh one source or every enabled one; never throws for a failing source (see the outcome). */
+  refresh(source?: SourceId, o?: { signal?: AbortSignal }): Promise<RefreshOutcome[]>
+  /** Every offer served now. The same array is returned until something changes (select caches its index on it). */
+  offers(): readonly Offer[]
+  health(): SourceHealth[]
+  /** Stop the schedules and abort refreshes in flight. */
+  close(): Promise<void>
+}
+
+export type CatalogDeps = {
+  /** Replace loaders (tests, or a source fed by another module). */
+  loaders?: Partial<Record<NetworkSourceId, SourceLoader>>
+  now?: () => number
+  /** Refresh missing/stale sources from start(). Default true. */
+  refreshOnStart?: boolean
+}
+
+type State = {
+  offers: Offer[]
+  fetchedAt: number | undefined
+  lastError?: string
+  lastAttemptAt?: number
+  rejectedRows?: number
+  inflight?: Promise<RefreshOutcome>
+}
+
+export class PricingConfigError extends BaseError {
+  override name = 'PricingConfigError'
+  constructor(problems: string[]) {
+    super('invalid pricing configuration', { code: 'PRICING_CONFIG', details: problems })
+  }
+}
+
+/** Fill storage and IPv4 list prices from the configuration where the source had none. */
+export function enrichOffers(offers: Offer[], config: PricingConfig): Offer[] {
+  const storage = new Map(Object.entries(config.storageUsdPerGiBMonth).map(([k, v]) => [k, usd(v!)]))
+  const ipv4 = new Map(Object.entries(config.ipv4HourlyUsd).map(([k, v]) => [k, usd(v!)]))
+  for (const o of offers) {
+    if (!o.storageUsdPerGiBMonth) o.storageUsdPerGiBMonth = storage.get(o.provider)
+    if (!o.ipv4HourlyUsd) o.ipv4HourlyUsd = ipv4.get(o.provider)
+  }
+  return offers
+}
+
+/** Read one cache file; throws on anything that is not a cache of `source`. */
+export async function readCacheFile(cacheDir: string, source: string): Promise<{ fetchedAt: number; offers: Offer[] }> {
+  const data = JSON.parse(await readFile(join(cacheDir, `${source}.json`), 'utf8')) as {
+    format?: string
+    version?: number
+    source?: string
+    fetchedAt?: number
+    offers?: OfferJson[]
+  }
+  if (data.format !== CACHE_FORMAT || data.version !== 1 || data.source !== source || !Array.isArray(data.offers) || typeof data.fetchedAt !== 'number')
+    throw new TypeError(`${source}.json is not a pricing cache file of ${source}`)
+  return { fetchedAt: data.fetchedAt, offers: data.offers.map(offerFromJson) }
+}
+
+/** Every cached source in `cacheDir` (for `quote --catalog DIR`). Unreadable files are reported, not thrown. */
+export async function readCacheDir(cacheDir: string): Promise<{ offers: Offer[]; problems: string[]; sources: Array<{ source: string; offers: number; fetchedAt: number }> }> {
+  const offers: Offer[] = []
+  const problems: string[] = []
+  const sources: Array<{ source: string; offers: number; fetchedAt: number }> = []
+  let names: string[] = []
+  try {
+    names = (await readdir(cacheDir)).filter((n) => n.endsWith('.json')).sort()
+  } catch (err) {
+    problems.push(`cannot read ${cacheDir}: ${(err as Error).message}`)
+  }
+  for (const name of names) {
+    const source = name.slice(0, -5)
+    try {
+      const c = await readCacheFile(cacheDir, source)
+      offers.push(...c.offers)
+      sources.push({ source, offers: c.offers.length, fetchedAt: c.fetchedAt })
+    } catch (err) {
+      problems.push(`${name}: ${(err as Error).message}`)
+    }
+  }
+  return { offers, problems, sources }
+}
+
+async function writeCacheFile(cacheDir: string, source: string, fetchedAt: number, offers: readonly Offer[]): Promise<void> {
+  await mkdir(cacheDir, { recursive: true })
+  const file = join(cacheDir, `${source}.json`)
+  const tmp = `${file}.${process.pid}.tmp`
+  const body = { format: CACHE_FORMAT, version: 1, source, fetchedAt, offers: offers.map(offerToJson) }
+  await writeFile(tmp, JSON.stringify(body))
+  await rename(tmp, file)
+}
+
+/** Create the catalog. Throws PricingConfigError at once on invalid refresh expressions. */
+export function createCatalog(common: Common, config: PricingConfig, deps: CatalogDeps = {}): Catalog {
+  const log = common.logger.child({ module: 'pricing' })
+  const now = deps.now ?? Date.now
+  const loaders = { ...sourceLoaders, ...deps.loaders }
+  const problems: string[] = []
+  for (const id of SourceIds) {
+    const c = config.sources[id]
+    if (c.enabled && !validate(c.refresh)) problems.push(`pricing.sources.${id}.refresh: got ${JSON.stringify(c.refresh)}, expected a cron expression such as "5 3 * * *"`)
+  }
+  const ownResult = ownOffers(config.own, { fetchedAt: now(), limits: config.sanity })
+  for (const r of ownResult.rejected) problems.push(`pricing.own: ${r.row}: ${r.why}`)
+  if (problems.length) throw new PricingConfigError(problems)
+
+  const enabled = SourceIds.filter((id) => config.sources[id].enabled)
+  const states = new Map<NetworkSourceId, State>(SourceIds.map((id) => [id, { offers: [], fetchedAt: undefined }]))
+  const own: State = { offers: ownResult.offers, fetchedAt: now() }
+  const gOffers = common.metrics.gauge('pricing_source_offers', 'Offers served per price source')
+  const cRefresh = common.metrics.counter('pricing_refresh_total', 'Refreshes per price source and result (ok, rejected, failed)')
+  const gAge = common.metrics.gauge('pricing_source_age_seconds', 'Age of the offers served per price source')
+  const closer = new AbortController()
+  const tasks: ScheduledTask[] = []
+  let combined: Offer[] | undefined
+  let closed = false
+
+  const setOffers = (id: NetworkSourceId, st: State, offers: Offer[], fetchedAt: number) => {
+    st.offers = enrichOffers(offers, config)
+    st.fetchedAt = fetchedAt
+    combined = undefined
+    gOffers.set(st.offers.length, { source: id })
+  }
+
+  const refreshOne = (id: NetworkSourceId, signal?: AbortSignal): Promise<RefreshOutcome> => {
+    const st = states.get(id)!
+    if (st.inflight) return st.inflight
+    const run = async (): Promise<RefreshOutcome> => {
+      const fetchedAt = now()
+      st.lastAttemptAt = fetchedAt
+      const sig = AbortSignal.any([closer.signal, common.signal, ...(signal ? [signal] : [])])
+      try {
+        const loaded = await loaders[id]({
+          config,
+          signal: sig,
+          fetchedAt,
+          current: (other) => (other === 'own-inventory' ? own.offers : (states.get(other as NetworkSourceId)?.offers ?? [])),
+        })
+        const result = screen(loaded, config.sanity)
+        const problem = refreshProblem(st.offers.length, result.offers.length, config.sanity)
+        if (problem) throw new PriceRefreshRejectedError(id, `${problem}${result.rejected.length ? `; ${result.rejected.length} rows rejected, e.g. ${result.rejected[0]!.why}` : ''}`)
+        setOffers(id, st, result.offers, fetchedAt)
+        st.rejectedRows = result.rejected.length
+        st.lastError = undefined
+        try {
+          await writeCacheFile(config.cacheDir, id, fetchedAt, st.offers)
+        } catch (err) {
+          log.warn({ err, source: id }, 'writing the price cache failed; serving from memory')
+        }
+        cRefresh.inc({ source: id, result: 'ok' })
+        log.info({ source: id, offers: st.offers.length, rejected: result.rejected.length }, 'price source refreshed')
+        return { source: id, ok: true, offers: st.offers.length }
+      } catch (err) {
+        const msg = err instanceof BaseError ? err.shortMessage : err instanceof Error ? err.message : String(err)
+        st.lastError = msg
+        cRefresh.inc({ source: id, result: err instanceof PriceRefreshRejectedError ? 'rejected' : 'failed' })
+        log.warn({ source: id, err: msg, serving: st.offers.length }, 'price source refresh failed; serving last-known-good')
+        return { source: id, ok: false, offers: st.offers.length, error: msg }
+      } finally {
+        st.inflight = undefined
+      }
+    }
+    st.inflight = run()
+    return st.inflight
+  }
+
+  const intervalMs = (task: ScheduledTask): number => {
+    const [a, b] = task.getNextRuns(2)
+    return a && b ? b.getTime() - a.getTime() : 24 * 3600_000
+  }
+
+  const catalog: Catalog = {
+    async start() {
+      for (const id of SourceIds) {
+        try {
+          const c = await readCacheFile(config.cacheDir, id)
+          const screened = screen({ offers: c.offers, rejected: [] }, config.sanity)
+          setOffers(id, states.get(id)!, screened.offers, c.fetchedAt)
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+            states.get(id)!.lastError = `cache unreadable: ${(err as Error).message}`
+            log.warn({ source: id, err: (err as Error).message }, 'price cache unreadable; ignoring it')
+          }
+        }
+      }
+      for (const id of enabled) {
+        const task = createTask(config.sources[id].refresh, () => refreshOne(id).then(() => undefined), { name: `pricing:${id}`, noOverlap: true })
+        task.unref?.()
+        await task.start()
+        tasks.push(task)
+        const st = states.get(id)!
+        if (deps.refreshOnStart !== false && (st.fetchedAt === undefined || now() - st.fetchedAt > intervalMs(task))) void refreshOne(id)
+      }
+      common.onShutdown('pricing-catalog', () => catalog.close())
+    },
+    async refresh(source, o = {}) {
+      if (source === 'own-inventory') return [{ source, ok: true, offers: own.offers.length }]
+      const ids = source ? [source] : enabled
+      return Promise.all(ids.map((id) => refreshOne(id, o.signal)))
+    },
+    offers() {
+      if (!combined) combined = [...own.offers, ...SourceIds.flatMap((id) => states.get(id)!.offers)]
+      return combined
+    },
+    health() {
+      const t = now()
+      const row = (source: SourceId, st: State): SourceHealth => {
+        const h: SourceHealth = {
+          source,
+          offers: st.offers.length,
+          fetchedAt: st.fetchedAt,
+          ageMs: st.fetchedAt === undefined ? undefined : t - st.fetchedAt,
+        }
+        if (st.lastError !== undefined) h.lastError = st.lastError
+        if (st.lastAttemptAt !== undefined) h.lastAttemptAt = st.lastAttemptAt
+        if (st.rejectedRows !== undefined) h.rejectedRows = st.rejectedRows
+        if (h.ageMs !== undefined) gAge.set(h.ageMs / 1000, { source })
+        return h
+      }
+      return [
+        row('own-inventory', own),
+        ...SourceIds.filter((id) => config.sources[id].enabled || states.get(id)!.offers.length > 0).map((id) => row(id, states.get(id)!)),
+      ]
+    },
+    async close() {
+      if (closed) return
+      closed = true
+      closer.abort(new Error('pricing catalog closed'))
+      for (const t of tasks.splice(0)) await t.destroy()
+      await Promise.allSettled([...states.values()].map((s) => s.inflight))
+    },
+  }
+  return catalog
+}

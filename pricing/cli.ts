@@ -1,0 +1,234 @@
+/**
+ * Command line of the pricing module:
+ *   pricing parse <format> <file> [--specs FILE] [--feed FILE] [--eur-usd X] [--discount LEVEL]
+ *       prints each offer as a JSON line (offerJson.ts), rejected rows on stderr, and last `offers=N rejected=M`.
+ *   quote --cpu N --memory GiB [--storage GiB] [--gpu MODEL:COUNT] [--region R]... [--spot] [--max-usd X]
+ *         [--top N] [--replicas N] [--ports 22,443] [--provider P]... [--catalog DIR] [--json]
+ *       prints the best offers of the cached catalog with their hourly breakdown.
+ * Exit codes: 0 done, 1 no feasible offer / unreadable input, 2 usage.
+ */
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { usd } from '../core/money.js'
+import type { Offer, ProviderId, Quote } from '../core/offer.js'
+import type { ResourceSpec } from '../core/spec.js'
+import { readCacheDir, enrichOffers } from './catalog.js'
+import { defaultPricingConfig, type PricingConfig, type ThreefoldDiscountLevel } from './config.js'
+import { PricingUsageError } from './errors.js'
+import { offerToJson } from './offerJson.js'
+import { cheapest } from './select.js'
+import { azureSpecsFromOffers, parseAzureRetail } from './sources/azureRetail.js'
+import { parseHetznerList, parseHetznerPlans } from './sources/hetzner.js'
+import { ownOffers } from './sources/own.js'
+import { parseSkypilotCsv, SkypilotClouds, type SkypilotCloud } from './sources/skypilot.js'
+import { discountMultiplier, parseGridNodes } from './sources/threefold.js'
+import type { ParseResult } from './sources/types.js'
+import { parseVantageInstances } from './sources/vantage.js'
+import { parseVultrPlans } from './sources/vultr.js'
+
+export type PricingCliIo = { stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream }
+
+export const ParseFormats = [
+  ...SkypilotClouds.map((c) => `skypilot-${c}` as const),
+  'azure-retail',
+  'vantage-aws',
+  'vultr-plans',
+  'hetzner',
+  'threefold-nodes',
+] as const
+
+/** Where `quote` looks for the catalog cache without --catalog: $BLUEPRINT_PRICING_CACHE or ./.blueprint-operator/pricing. */
+export const defaultCacheDir = () => process.env.BLUEPRINT_PRICING_CACHE ?? join(process.cwd(), '.blueprint-operator', 'pricing')
+
+const USAGE = `usage:
+  pricing parse <format> <file> [--specs FILE] [--feed FILE] [--eur-usd X] [--discount LEVEL]
+      formats: ${ParseFormats.join(', ')}
+  quote --cpu N --memory GiB [--storage GiB] [--gpu MODEL:COUNT] [--region R]... [--spot] [--max-usd X]
+        [--top N] [--replicas N] [--ports 22,443] [--provider P]... [--catalog DIR] [--json]
+`
+
+type Flags = { positional: string[]; values: Map<string, string[]>; bools: Set<string> }
+const BOOLS = new Set(['spot', 'json'])
+
+function parseFlags(args: string[]): Flags {
+  const f: Flags = { positional: [], values: new Map(), bools: new Set() }
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!
+    if (!a.startsWith('--')) {
+      f.positional.push(a)
+      continue
+    }
+    const eq = a.indexOf('=')
+    const name = a.slice(2, eq < 0 ? undefined : eq)
+    if (BOOLS.has(name) && eq < 0) {
+      f.bools.add(name)
+      continue
+    }
+    const v = eq >= 0 ? a.slice(eq + 1) : args[++i]
+    if (v === undefined) throw new PricingUsageError(`--${name} needs a value`)
+    f.values.set(name, [...(f.values.get(name) ?? []), v])
+  }
+  return f
+}
+
+const one = (f: Flags, name: string) => f.values.get(name)?.at(-1)
+function num(f: Flags, name: string, def?: number): number {
+  const v = one(f, name)
+  if (v === undefined) {
+    if (def === undefined) throw new PricingUsageError(`--${name} is required`)
+    return def
+  }
+  const n = Number(v)
+  if (!Number.isFinite(n) || n < 0) throw new PricingUsageError(`--${name}: got ${JSON.stringify(v)}, expected a number >= 0`)
+  return n
+}
+
+async function parseCommand(f: Flags, config: PricingConfig, io: PricingCliIo): Promise<number> {
+  const [format, file] = f.positional
+  if (!format || !file) throw new PricingUsageError('pricing parse needs <format> <file>')
+  if (!(ParseFormats as readonly string[]).includes(format)) throw new PricingUsageError(`unknown format ${JSON.stringify(format)}; one of ${ParseFormats.join(', ')}`)
+  const text = await readFile(file, 'utf8')
+  const fetchedAt = Date.now()
+  const limits = config.sanity
+  const eurUsd = one(f, 'eur-usd') ?? config.eurUsd
+  let result: ParseResult
+  if (format.startsWith('skypilot-')) result = parseSkypilotCsv(text, { cloud: format.slice(9) as SkypilotCloud, fetchedAt, limits })
+  else if (format === 'azure-retail') {
+    const specsFile = one(f, 'specs')
+    const specs = specsFile ? azureSpecsFromOffers(parseSkypilotCsv(await readFile(specsFile, 'utf8'), { cloud: 'azure', fetchedAt, limits }).offers) : undefined
+    result = parseAzureRetail(text, { fetchedAt, limits, specs })
+  } else if (format === 'vantage-aws') result = parseVantageInstances(text, { fetchedAt, limits })
+  else if (format === 'vultr-plans') result = parseVultrPlans(text, { fetchedAt, limits })
+  else if (format === 'hetzner') {
+    const feed = one(f, 'feed')
+    const trimmed = text.trimStart()
+    if (trimmed.startsWith('{') && /"instances"\s*:/.test(text)) result = parseHetznerList(text, { fetchedAt, limits, eurUsd })
+    else if (!feed) throw new PricingUsageError('hetzner plan pages need the price feed: --feed live_data_prices.json')
+    else result = parseHetznerPlans([text], await readFile(feed, 'utf8'), { fetchedAt, limits, eurUsd, ipv4ProductKey: config.sources.hetzner.ipv4ProductKey })
+  } else {
+    const discount = (one(f, 'discount') ?? config.threefold.discount) as ThreefoldDiscountLevel
+    if (!(discount in discountMultiplier)) throw new PricingUsageError(`--discount: one of ${Object.keys(discountMultiplier).join(', ')}`)
+    result = parseGridNodes(text, { fetchedAt, limits, policy: config.threefold.policy, discount })
+  }
+  for (const o of result.offers) io.stdout.write(`${JSON.stringify(offerToJson(o))}\n`)
+  for (const r of result.rejected) io.stderr.write(`rejected ${r.line !== undefined ? `line ${r.line}` : r.row}: ${r.why}\n`)
+  io.stdout.write(`offers=${result.offers.length} rejected=${result.rejected.length}\n`)
+  return 0
+}
+
+const fmt = (d: { toDecimalPlaces(n: number): { toFixed(n: number): string } }, n = 6) => d.toDecimalPlaces(n).toFixed(n)
+
+function quoteLine(rank: number, q: Quote): string {
+  const o = q.offer
+  const b = q.breakdown
+  const gpu = o.gpu.count ? ` ${o.gpu.count}×${o.gpu.model ?? 'GPU'}` : ''
+  return [
+    `#${rank} ${o.provider} ${o.region}${o.zone ? ` (${o.zone})` : ''} ${o.instanceType}: ${o.vcpu} vCPU, ${o.memoryGiB} GiB${gpu}, ${q.spot ? 'spot' : 'on-demand'}`,
+    `   ${fmt(b.totalUsd)} USD/h for ${q.replicas} replica(s) = ${fmt(b.perReplicaUsd)} each: host ${fmt(b.hostUsd)} + GPU ${fmt(b.gpuUsd)} + storage ${fmt(b.storageUsd)} + IPv4 ${fmt(b.ipv4Usd)}`,
+    `   source ${o.source}, fetched ${new Date(o.fetchedAt).toISOString()}`,
+  ].join('\n')
+}
+
+function quoteJson(q: Quote) {
+  const b = q.breakdown
+  return {
+    offer: offerToJson(q.offer),
+    spot: q.spot,
+    replicas: q.replicas,
+    breakdown: {
+      hostUsd: b.hostUsd.toString(),
+      gpuUsd: b.gpuUsd.toString(),
+      storageUsd: b.storageUsd.toString(),
+      ipv4Usd: b.ipv4Usd.toString(),
+      perReplicaUsd: b.perReplicaUsd.toString(),
+      totalUsd: b.totalUsd.toString(),
+    },
+  }
+}
+
+async function quoteCommand(f: Flags, config: PricingConfig, io: PricingCliIo): Promise<number> {
+  const gpuFlag = one(f, 'gpu')
+  let gpu: ResourceSpec['gpu'] = { count: 0 }
+  if (gpuFlag) {
+    const m = /^([^:]*?)(?::(\d+))?$/.exec(gpuFlag)
+    const count = m?.[2] !== undefined ? Number(m[2]) : /^\d+$/.test(gpuFlag) ? Number(gpuFlag) : 1
+    const model = m?.[1] && !/^\d+$/.test(m[1]) ? m[1] : undefined
+    gpu = { count, model }
+  }
+  const replicas = num(f, 'replicas', 1)
+  const ports = (one(f, 'ports') ?? '')
+    .split(',')
+    .filter(Boolean)
+    .map((p) => {
+      const n = Number(p)
+      if (!Number.isInteger(n) || n < 1 || n > 65535) throw new PricingUsageError(`--ports: ${p} is not a port`)
+      return n
+    })
+  const spec: ResourceSpec = {
+    vcpu: num(f, 'cpu'),
+    memoryGiB: num(f, 'memory'),
+    storageGiB: num(f, 'storage', 0),
+    gpu,
+    replicas,
+    minReplicas: replicas,
+    maxReplicas: replicas,
+    regions: f.values.get('region') ?? [],
+    spotAllowed: f.bools.has('spot'),
+    highAvailability: false,
+    ports,
+    tier: 'basic',
+  }
+  const maxUsd = one(f, 'max-usd')
+  let maxCostPerHourUsd
+  try {
+    maxCostPerHourUsd = maxUsd !== undefined ? usd(maxUsd) : undefined
+  } catch {
+    throw new PricingUsageError(`--max-usd: got ${JSON.stringify(maxUsd)}, expected a decimal amount`)
+  }
+  const dir = one(f, 'catalog') ?? config.cacheDir
+  const cache = await readCacheDir(dir)
+  for (const p of cache.problems) io.stderr.write(`warning: ${p}\n`)
+  const own = ownOffers(config.own, { fetchedAt: Date.now(), limits: config.sanity }).offers
+  const offers: Offer[] = enrichOffers([...own, ...cache.offers], config)
+  if (!offers.length) {
+    io.stderr.write(`no offers: the catalog at ${dir} is empty and no own machines are configured\n`)
+    return 1
+  }
+  const res = cheapest(spec, offers, {
+    providers: f.values.get('provider') as ProviderId[] | undefined,
+    maxCostPerHourUsd,
+    top: num(f, 'top', 3),
+  })
+  if (!res.ok) {
+    io.stderr.write(`NO_FEASIBLE_OFFER among ${offers.length} offers; nearest:\n`)
+    for (const n of res.nearest) io.stderr.write(`  ${n.offer.provider} ${n.offer.region} ${n.offer.instanceType}: ${n.why.join('; ')}\n`)
+    return 1
+  }
+  const quotes = [res.quote, ...res.alternatives]
+  if (f.bools.has('json')) for (const q of quotes) io.stdout.write(`${JSON.stringify(quoteJson(q))}\n`)
+  else quotes.forEach((q, i) => io.stdout.write(`${quoteLine(i + 1, q)}\n`))
+  return 0
+}
+
+/** Run `pricing parse ...` or `quote ...` with an explicit configuration (own inventory, cache dir, limits). */
+export async function pricingCliWith(argv: string[], io: PricingCliIo, config: PricingConfig): Promise<number> {
+  try {
+    const [cmd, sub, ...rest] = argv
+    if (cmd === 'pricing' && sub === 'parse') return await parseCommand(parseFlags(rest), config, io)
+    if (cmd === 'quote') return await quoteCommand(parseFlags(argv.slice(1)), config, io)
+    io.stderr.write(USAGE)
+    return 2
+  } catch (err) {
+    if (err instanceof PricingUsageError) {
+      io.stderr.write(`${err.shortMessage}\n${USAGE}`)
+      return 2
+    }
+    io.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`)
+    return 1
+  }
+}
+
+/** `blueprint-operator pricing parse ...` / `blueprint-operator quote ...` (argv without the program name); returns the exit code. */
+export function pricingCli(argv: string[], io: PricingCliIo): Promise<number> {
+  return pricingCliWith(argv, io, defaultPricingConfig(defaultCacheDir()))
+}

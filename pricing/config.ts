@@ -1,0 +1,225 @@
+/**
+ * PricingConfig: every parameter of the price catalog, with defaults in one place (`defaultPricingConfig`).
+ * The lead maps the TOML `[pricing]` section into this type. Money values are decimal strings (USD unless named).
+ */
+import type { ProviderId } from '../core/offer.js'
+
+/** Every price source the catalog knows. `own-inventory` needs no network. */
+export const SourceIds = [
+  'skypilot-aws',
+  'skypilot-gcp',
+  'skypilot-azure',
+  'skypilot-do',
+  'skypilot-lambda',
+  'skypilot-runpod',
+  'skypilot-vast',
+  'azure-retail',
+  'vantage-aws',
+  'vultr-plans',
+  'hetzner',
+  'threefold',
+] as const
+export type NetworkSourceId = (typeof SourceIds)[number]
+export type SourceId = NetworkSourceId | 'own-inventory'
+
+export type SourceConfig = {
+  enabled: boolean
+  /** Where the data is fetched from; defaults to the real public URL. */
+  url: string
+  /** node-cron expression (5 or 6 fields) for scheduled refreshes. */
+  refresh: string
+  /** Timeout of one fetch, ms. */
+  timeoutMs: number
+}
+
+export type HetznerSourceConfig = SourceConfig & {
+  /** Hetzner cloud plan pages (HTML with specs and product keys); `url` is the price feed JSON. */
+  pageUrls: string[]
+  /** Product key of the primary IPv4 address, billed separately (split out of '+'-joined keys). */
+  ipv4ProductKey: string
+}
+
+export type AzureRetailSourceConfig = SourceConfig & {
+  /** Upper bound on followed NextPageLink pages per refresh. */
+  maxPages: number
+}
+
+export type ThreefoldSourceConfig = SourceConfig & {
+  /** Only nodes with at least this much free memory, GiB (`free_mru` filter of the grid proxy). */
+  minFreeMemoryGiB: number
+  /** Grid proxy page size and page cap. */
+  pageSize: number
+  maxPages: number
+}
+
+/** A machine the operator owns (from the TOML inventory); priced at its configured hourly cost. */
+export type OwnMachine = {
+  name: string
+  region: string
+  vcpu: number
+  memoryGiB: number
+  storageGiB: number
+  gpu?: { count: number; model?: string }
+  /** USD per hour, decimal string. */
+  hourlyUsd: string
+}
+
+/** TFChain pricing policy in chain units: USD × 1e7 per hour per unit (CU, SU, NU per GB, IPv4). */
+export type ThreefoldPricingPolicy = {
+  cu: number
+  su: number
+  nu: number
+  ipu: number
+  /** Percent off for renting a whole node (dedicated). */
+  discountForDedicationNodes: number
+}
+
+/** Discount level of the twin paying for contracts, by TFT held (none 0 %, default 20 %, bronze 30 %, silver 40 %, gold 60 %). */
+export type ThreefoldDiscountLevel = 'none' | 'default' | 'bronze' | 'silver' | 'gold'
+
+export type TftUsdConfig = {
+  /** TFChain's on-chain price (tftPriceModule), mUSD per TFT, when the operator's chain module supplies it. */
+  tfchainPriceMusd?: number
+  /** Further fixed rates (USD per TFT, decimal strings) to combine with the fetched ones. */
+  extraUsd: string[]
+  /** Stellar Horizon strict-receive paths endpoint (USDC → TFT). */
+  stellarUrl: string
+  stellarEnabled: boolean
+  timeoutMs: number
+  /** Sources further than this fraction from the median are discarded. Default 0.2. */
+  maxDeviation: number
+  /** At least this many agreeing sources are needed. Default 2. */
+  minSources: number
+  /** Safety buffer added when converting USD to TFT, fraction (0.1 = +10 %). */
+  buffer: number
+}
+
+export type SanityLimits = {
+  /** Prices above this are absurd for our purposes (TPU pods, data errors), USD per hour. */
+  maxHourlyUsd: string
+  /** Known placeholder prices some catalogs use instead of "unknown". */
+  placeholderUsd: string[]
+  maxVcpu: number
+  maxMemoryGiB: number
+  maxGpuCount: number
+  /** A refresh returning fewer than this fraction of the previous offers is rejected. Default 0.5. */
+  minKeepFraction: number
+}
+
+export type PricingConfig = {
+  /** Directory of the disk cache: one `<source>.json` per source (see catalog.ts). */
+  cacheDir: string
+  sources: {
+    'skypilot-aws': SourceConfig
+    'skypilot-gcp': SourceConfig
+    'skypilot-azure': SourceConfig
+    'skypilot-do': SourceConfig
+    'skypilot-lambda': SourceConfig
+    'skypilot-runpod': SourceConfig
+    'skypilot-vast': SourceConfig
+    'azure-retail': AzureRetailSourceConfig
+    'vantage-aws': SourceConfig
+    'vultr-plans': SourceConfig
+    hetzner: HetznerSourceConfig
+    threefold: ThreefoldSourceConfig
+  }
+  /** EUR → USD rate (USD per EUR), decimal string. */
+  eurUsd: string
+  tftUsd: TftUsdConfig
+  threefold: {
+    policy: ThreefoldPricingPolicy
+    discount: ThreefoldDiscountLevel
+  }
+  /** Block storage list prices, USD per GiB-month, applied to offers whose source does not price storage. */
+  storageUsdPerGiBMonth: Partial<Record<ProviderId, string>>
+  /** Public IPv4 list prices, USD per hour, for providers that bill an address separately. */
+  ipv4HourlyUsd: Partial<Record<ProviderId, string>>
+  sanity: SanityLimits
+  /** The operator's own machines. */
+  own: OwnMachine[]
+}
+
+const SKYPILOT = 'https://raw.githubusercontent.com/skypilot-org/skypilot-catalog/master/catalogs'
+const daily = (minute: number) => `${minute} 3 * * *`
+const src = (url: string, refresh: string, enabled = true, timeoutMs = 60_000): SourceConfig => ({ enabled, url, refresh, timeoutMs })
+
+/** Defaults for every source and knob; `cacheDir` is where the catalog keeps its per-source files. */
+export function defaultPricingConfig(cacheDir: string): PricingConfig {
+  return {
+    cacheDir,
+    sources: {
+      'skypilot-aws': src(`${SKYPILOT}/v8/aws/vms.csv`, daily(5)),
+      'skypilot-gcp': src(`${SKYPILOT}/v8/gcp/vms.csv`, daily(10)),
+      'skypilot-azure': src(`${SKYPILOT}/v6/azure/vms.csv`, daily(15)),
+      'skypilot-do': src(`${SKYPILOT}/v6/do/vms.csv`, daily(20)),
+      'skypilot-lambda': src(`${SKYPILOT}/v8/lambda/vms.csv`, daily(25)),
+      'skypilot-runpod': src(`${SKYPILOT}/v8/runpod/vms.csv`, daily(30)),
+      // a marketplace whose offers churn by the minute; opt-in
+      'skypilot-vast': src(`${SKYPILOT}/v8/vast/vms.csv`, daily(35), false),
+      'azure-retail': {
+        ...src(
+          "https://prices.azure.com/api/retail/prices?api-version=2023-01-01-preview&$filter=serviceName eq 'Virtual Machines' and priceType eq 'Consumption'",
+          '40 4 * * 0',
+          false,
+        ),
+        maxPages: 2000,
+      },
+      // instances.json is ~100 MB; opt-in (SkyPilot's AWS catalog covers the same offers)
+      'vantage-aws': src('https://instances.vantage.sh/instances.json', '45 4 * * *', false, 180_000),
+      'vultr-plans': src('https://api.vultr.com/v2/plans?per_page=500', '50 * * * *', true, 30_000),
+      hetzner: {
+        ...src('https://www.hetzner.com/_resources/app/data/app/live_data_prices.json', '55 */6 * * *', true, 30_000),
+        pageUrls: [
+          'https://www.hetzner.com/cloud/cost-optimized/',
+          'https://www.hetzner.com/cloud/regular-performance/',
+          'https://www.hetzner.com/cloud/general-purpose/',
+        ],
+        ipv4ProductKey: 'CLOUD_21',
+      },
+      threefold: {
+        ...src('https://gridproxy.grid.tf', '*/15 * * * *', true, 30_000),
+        minFreeMemoryGiB: 2,
+        pageSize: 500,
+        maxPages: 40,
+      },
+    },
+    eurUsd: '1.08',
+    tftUsd: {
+      extraUsd: [],
+      stellarUrl: 'https://horizon.stellar.org',
+      stellarEnabled: true,
+      timeoutMs: 15_000,
+      maxDeviation: 0.2,
+      minSources: 2,
+      buffer: 0.1,
+    },
+    threefold: {
+      // tfchain mainnet pricing policy 1 (units of USD × 1e7 per hour): CU 10 mUSD/h, SU 5 mUSD/h
+      policy: { cu: 100_000, su: 50_000, nu: 15_000, ipu: 40_000, discountForDedicationNodes: 50 },
+      discount: 'none',
+    },
+    storageUsdPerGiBMonth: {
+      aws: '0.08', // gp3, us-east-1
+      gcp: '0.10', // pd-balanced
+      azure: '0.075', // Standard SSD, pro-rated per GiB
+      digitalocean: '0.10', // volumes
+      vultr: '0.10', // block storage NVMe
+      lambda: '0.20', // persistent filesystem
+      runpod: '0.10', // network volume
+    },
+    ipv4HourlyUsd: {
+      aws: '0.005', // public IPv4 since 2024-02
+      gcp: '0.004',
+      azure: '0.005', // standard static public IP
+    },
+    sanity: {
+      maxHourlyUsd: '1000',
+      placeholderUsd: ['700', '99999', '999999'],
+      maxVcpu: 4096,
+      maxMemoryGiB: 65_536,
+      maxGpuCount: 64,
+      minKeepFraction: 0.5,
+    },
+    own: [],
+  }
+}
