@@ -90,6 +90,8 @@ export function createSshPool(common: Common, p: SshPoolParameters = {}): SshPoo
         if (!settled) {
           if (mismatch !== undefined) fail(new HostKeyMismatchError(host.name, pinned.type, mismatch))
           else if (err.level === 'client-authentication') fail(new SshAuthError(host.name, host.user, err))
+          // algorithm negotiation: the host offers no key of the pinned type, which is a mismatch too
+          else if (err.level === 'handshake') fail(new HostKeyMismatchError(host.name, pinned.type, `no ${pinned.type} host key offered (${err.message})`))
           else fail(new TargetUnreachableError(`ssh host ${host.name}`, err, [`${host.address}:${host.port}: ${err.message}`]))
         } else {
           common.logger.debug({ host: host.name, err: err.message }, 'ssh connection error')

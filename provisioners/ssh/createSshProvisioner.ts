@@ -4,6 +4,7 @@
  * every replica (systemd unit, pidfile supervisor, or the container runtime) so it outlives the SSH session.
  */
 import { randomBytes } from 'node:crypto'
+import { setMaxListeners } from 'node:events'
 import { join } from 'node:path'
 import type { Common } from '../../core/common.js'
 import { AbortedError } from '../../core/errors.js'
@@ -110,7 +111,16 @@ export function createSshProvisioner(commonIn: Common, p: SshProvisionerParamete
   function call<T>(what: string, o: CallOptions | undefined, defMs: number, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
     if (o?.signal?.aborted) return Promise.reject(new AbortedError(`ssh ${what}`, o.signal.reason))
     const parent = o?.signal ? AbortSignal.any([o.signal, common.signal]) : common.signal
-    return withTimeout(`ssh ${what}`, o?.timeoutMs ?? defMs, fn, parent)
+    return withTimeout(
+      `ssh ${what}`,
+      o?.timeoutMs ?? defMs,
+      (signal) => {
+        // one call fans out to many concurrent SSH channels and probes, each listening on this signal
+        setMaxListeners(0, signal)
+        return fn(signal)
+      },
+      parent,
+    )
   }
 
   const hostOf = (pl: Placement): SshHost => {

@@ -19,6 +19,8 @@ const DIGEST_RE = /^sha256:[0-9a-f]{64}$/
 const IMAGE_RE = /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9.-]*[a-zA-Z0-9])?(?::[0-9]{1,5})?\/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/
 /** Env names the target sets itself; a request may not override them. */
 export const RESERVED_ENV = ['PORT', 'HOST', 'SERVICE_ID', 'BLUEPRINT_ID', 'DEPLOYMENT_ID', 'REPLICA_INDEX', 'DATA_DIR', 'BPO_OWNER', 'BPO_DEPLOYMENT'] as const
+/** Names that change how the host's shell and loader start the workload; refused on SSH hosts. */
+export const HOST_SENSITIVE_ENV = ['PATH', 'IFS', 'ENV', 'BASH_ENV', 'LD_PRELOAD', 'LD_LIBRARY_PATH', 'LD_AUDIT'] as const
 const MAX_ENV_VALUE = 32 * 1024
 
 function malformed(what: string, problems: string[]): ProvisionError {
@@ -45,6 +47,7 @@ export function requestProblems(req: DeploymentRequest): string[] {
   for (const [k, v] of Object.entries(req.env ?? {})) {
     if (!ENV_KEY_RE.test(k)) p.push(`env: key ${JSON.stringify(k)} does not match ${ENV_KEY_RE}`)
     else if ((RESERVED_ENV as readonly string[]).includes(k)) p.push(`env: key ${k} is set by the target`)
+    else if ((HOST_SENSITIVE_ENV as readonly string[]).includes(k)) p.push(`env: key ${k} would change how the host starts the workload`)
     if (typeof v !== 'string') p.push(`env.${k}: expected a string`)
     else if (v.includes('\0')) p.push(`env.${k}: contains a NUL byte`)
     else if (v.length > MAX_ENV_VALUE) p.push(`env.${k}: longer than ${MAX_ENV_VALUE} characters`)

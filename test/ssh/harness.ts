@@ -27,7 +27,7 @@ export type SshLab = {
 }
 
 export const spec = (o: Partial<ResourceSpec> = {}): ResourceSpec => ({
-  vcpu: 0.25,
+  vcpu: 1,
   memoryGiB: 0.25,
   storageGiB: 1,
   gpu: { count: 0 },

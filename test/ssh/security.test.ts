@@ -1,0 +1,181 @@
+/**
+ * The SSH target against a real sshd: pinned host keys, key-only auth, and hostile values that must reach the host
+ * as data, never as shell code.
+ */
+import { execFileSync } from 'node:child_process'
+import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { Client } from 'ssh2'
+import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import { isRetryable } from '../../core/errors.js'
+import { HostKeyMismatchError, SshAuthError } from '../../provisioners/ssh/index.js'
+import { generateKeyPair, freePort } from '../helpers/sshd.js'
+import { destroyAll, startSshLab, type SshLab } from './harness.js'
+
+async function rejection(p: Promise<unknown>): Promise<Error & { code?: string; reason?: string; retryable?: boolean }> {
+  try {
+    await p
+  } catch (err) {
+    return err as Error
+  }
+  throw new Error('expected a rejection')
+}
+
+let lab: SshLab
+beforeAll(async () => {
+  lab = await startSshLab({ hosts: 1 })
+})
+afterAll(async () => {
+  await lab?.stop()
+})
+
+describe('ssh security: host keys and authentication', () => {
+  test('error: a host presenting another key than the pinned one is refused, not retried, and nothing runs', async () => {
+    const other = await generateKeyPair()
+    const prov = lab.provisioner({ hosts: [{ ...lab.hosts[0]!, hostKey: other.publicKey, remoteRoot: join(lab.dir, 'mitm-root') }] })
+    const err = await rejection(prov.provision(lab.request('sec-mitm')))
+    expect(err).toBeInstanceOf(HostKeyMismatchError)
+    expect(err.code).toBe('SSH_HOST_KEY_MISMATCH')
+    expect(isRetryable(err)).toBe(false)
+    expect(err.message).not.toContain('PRIVATE KEY')
+    expect(existsSync(join(lab.dir, 'mitm-root'))).toBe(false)
+    const st = await rejection(prov.status('sec-mitm'))
+    expect(st).toBeInstanceOf(HostKeyMismatchError)
+  })
+
+  test('error: a pinned key of a type the host does not offer is a mismatch too', async () => {
+    const ecdsa = 'ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBFd5NjYm1cMkE4D3VnB1fYF3tQKhjrqT3r7dX2Vq3qW7n1vRk3Y0vXz9YbX0ZP5ZqgYQ5Z0Y8QW3sVQm2oQ1h5c='
+    const prov = lab.provisioner({ hosts: [{ ...lab.hosts[0]!, hostKey: ecdsa }] })
+    const err = await rejection(prov.status('sec-type'))
+    expect(err).toBeInstanceOf(HostKeyMismatchError)
+    expect(isRetryable(err)).toBe(false)
+  })
+
+  test('error: a key the host does not authorize is refused, not retried, and never logged', async () => {
+    const stranger = await generateKeyPair()
+    const prov = lab.provisioner({ hosts: [{ ...lab.hosts[0]!, privateKey: stranger.privateKey }] })
+    const err = await rejection(prov.status('sec-key'))
+    expect(err).toBeInstanceOf(SshAuthError)
+    expect(err.code).toBe('SSH_AUTH_FAILED')
+    expect(isRetryable(err)).toBe(false)
+    expect(JSON.stringify(err) + err.message).not.toContain(stranger.privateKey.split('\n')[1]!)
+  })
+
+  test('error: the host refuses a login without a key (no password, no keyboard-interactive)', async () => {
+    const s = lab.sshds[0]!
+    const level = await new Promise<string>((resolve) => {
+      const c = new Client()
+      c.on('ready', () => {
+        c.end()
+        resolve('logged in')
+      })
+      c.on('error', (e: Error & { level?: string }) => resolve(e.level ?? e.message))
+      c.connect({ host: s.address, port: s.port, username: s.user, password: 'root', tryKeyboard: true, readyTimeout: 15_000, hostVerifier: () => true })
+    })
+    expect(level).toBe('client-authentication')
+  })
+
+  test('error: a closed port is a retryable TargetUnreachableError', async () => {
+    const prov = lab.provisioner({ hosts: [{ ...lab.hosts[0]!, port: await freePort() }], connectTimeoutMs: 5_000 })
+    const err = await rejection(prov.provision(lab.request('sec-closed')))
+    expect(err.code).toBe('TARGET_UNREACHABLE')
+    expect(isRetryable(err)).toBe(true)
+  })
+})
+
+describe('ssh security: hostile values', () => {
+  const marker = () => join(lab.dir, 'PWNED')
+  const hostileValues = () => ({
+    A_SUBST: `$(touch ${marker()})`,
+    B_BACKTICK: `\`touch ${marker()}\``,
+    C_SEMI: `; touch ${marker()}; rm -rf ${join(lab.dir, 'canary')}`,
+    D_NEWLINE: `line one\ntouch ${marker()}\n`,
+    E_QUOTES: `'"\\'\\"'; touch ${marker()}; echo '`,
+    F_UNICODE: 'ünïcödé 🚀 \u202e gnp.exe',
+    G_EXPAND: '$HOME ${PATH} $0 $$ * ~',
+    H_REDIRECT: `> ${marker()} < /etc/passwd | tee ${marker()}`,
+  })
+
+  test('behavior: hostile env values reach the workload byte for byte and nothing is executed', async () => {
+    mkdirSync(join(lab.dir, 'canary'), { recursive: true })
+    const prov = lab.provisioner()
+    const env = hostileValues()
+    try {
+      const st = await prov.provision(lab.request('sec-env', { env }))
+      expect(st.replicasReady).toBe(1)
+      expect(existsSync(marker())).toBe(false)
+      expect(existsSync(join(lab.dir, 'canary'))).toBe(true)
+      const replicaDir = join(lab.hosts[0]!.remoteRoot!, 'ops', 'op-test', 'sec-env', 'replicas', '0')
+      const pid = readFileSync(join(replicaDir, 'child.pid'), 'utf8').trim()
+      const seen = Object.fromEntries(
+        readFileSync(`/proc/${pid}/environ`, 'utf8')
+          .split('\0')
+          .filter(Boolean)
+          .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+      )
+      for (const [k, v] of Object.entries(env)) expect({ k, v: seen[k] }).toEqual({ k, v })
+      expect(seen.BPO_OWNER).toBe('op-test')
+      expect(seen.DEPLOYMENT_ID).toBe('sec-env')
+      // the workload starts from a clean environment: nothing of the SSH session leaks in
+      expect(seen.SSH_CONNECTION).toBeUndefined()
+    } finally {
+      await destroyAll(prov)
+    }
+    expect(existsSync(marker())).toBe(false)
+  })
+
+  test('error: hostile ids, placements and env keys are refused before any connection', async () => {
+    // a closed port: reaching the host would be TARGET_UNREACHABLE, refusing first is MALFORMED_REQUEST
+    const prov = lab.provisioner({ hosts: [{ ...lab.hosts[0]!, port: await freePort() }], connectTimeoutMs: 3_000 })
+    const bad = [
+      lab.request(`x$(touch ${marker()})`),
+      lab.request('x;rm -rf /'),
+      lab.request('x\ny'),
+      lab.request('ok-id', { placement: `h1$(touch ${marker()})` }),
+      lab.request('ok-id', { env: { 'A;touch x': '1' } }),
+      lab.request('ok-id', { env: { PATH: '/evil' } as Record<string, string> }),
+    ]
+    for (const req of bad) {
+      const err = await rejection(prov.provision(req))
+      expect({ id: req.deploymentId, code: err.code, reason: err.reason }).toEqual({ id: req.deploymentId, code: 'MALFORMED_REQUEST', reason: 'MALFORMED_REQUEST' })
+    }
+    for (const call of [() => prov.status('a`b`'), () => prov.scale("a'b", 1), () => prov.destroy('$(x)'), () => prov.restart('a b')]) {
+      expect((await rejection(call())).code).toBe('MALFORMED_REQUEST')
+    }
+    expect(existsSync(marker())).toBe(false)
+  })
+
+  test('error: hostile host configuration is refused at construction', () => {
+    const h = lab.hosts[0]!
+    expect(() => lab.provisioner({ hosts: [{ ...h, remoteRoot: `/tmp/$(touch ${marker()})` }] })).toThrow(/remoteRoot/)
+    expect(() => lab.provisioner({ hosts: [{ ...h, name: 'h;x' }] })).toThrow(/name/)
+    expect(() => lab.provisioner({ operatorId: 'op $(x)' })).toThrow(/operatorId/)
+  })
+
+  test('behavior: a hostile artifact URL downloaded by the host is one curl argument, nothing runs', async () => {
+    const prov = lab.provisioner({ artifactTransfer: 'host-download' })
+    const req = lab.request('sec-url')
+    const url = `${lab.artifacts.url}/x$(touch ${marker()})\`touch ${marker()}\`;touch ${marker()}`
+    // a digest the host has never cached, so it must download
+    lab.artifacts.put('never-installed', `#!/bin/sh\n# ${Math.random()}\nexec sleep 1000\n`)
+    const err = await rejection(prov.provision({ ...req, source: { kind: 'native', url, sha256: lab.artifacts.sha256('never-installed') } }))
+    expect({ code: err.code, reason: err.reason, retryable: err.retryable }).toEqual({ code: 'ARTIFACT_UNREACHABLE', reason: 'ARTIFACT_UNREACHABLE', retryable: true })
+    expect(existsSync(marker())).toBe(false)
+    await prov.destroy('sec-url')
+  })
+
+  test('error: bytes that do not match the sha256 are refused on the host and never made executable', async () => {
+    const prov = lab.provisioner({ artifactTransfer: 'host-download' })
+    lab.artifacts.put('expected', `#!/bin/sh\n# ${Math.random()}\nexec sleep 1000\n`)
+    const sha256 = lab.artifacts.sha256('expected')
+    lab.artifacts.fail('expected', { body: '#!/bin/sh\ntouch /tmp/should-never-run\n' })
+    const req = lab.request('sec-digest')
+    const err = await rejection(prov.provision({ ...req, source: { kind: 'native', url: lab.artifacts.urlOf('expected'), sha256 } }))
+    expect({ code: err.code, reason: err.reason, retryable: err.retryable }).toEqual({ code: 'ARTIFACT_DIGEST_MISMATCH', reason: 'ARTIFACT_DIGEST_MISMATCH', retryable: false })
+    const artifacts = join(lab.hosts[0]!.remoteRoot!, 'artifacts')
+    const files = existsSync(artifacts) ? readdirSync(artifacts) : []
+    expect(files.filter((f) => f.includes(sha256))).toEqual([])
+    await prov.destroy('sec-digest')
+    expect(execFileSync('sh', ['-c', `ls ${JSON.stringify(join(lab.hosts[0]!.remoteRoot!, 'ops', 'op-test'))} 2>/dev/null || true`], { encoding: 'utf8' })).not.toContain('sec-digest')
+  })
+})
