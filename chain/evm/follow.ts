@@ -37,7 +37,10 @@ export type EvmFollowerParameters = {
   /** How far back to restart when no delivered block in memory is still canonical. Default 128. */
   maxReorgDepth?: number
   loadCursor(): Promise<Cursor | undefined>
-  /** Persist the batch's effects together with `cursor`; throwing makes the follower retry the same range. */
+  /**
+   * Persist the batch's effects together with `cursor`; throwing makes the follower retry from the same block.
+   * Called for every range read, also without events, so that the cursor advances.
+   */
   deliver(events: ChainEvent[], cursor: Cursor): Promise<void>
 }
 
@@ -54,6 +57,12 @@ const windowSize = 64
 
 /** Create a follower; nothing happens until `start()` or `pollOnce()`. */
 export function createEvmFollower(common: Common, p: EvmFollowerParameters): EvmFollower {
+  const bad: string[] = []
+  if (p.addresses.length === 0) bad.push('addresses: empty, expected the registry and escrow addresses')
+  if (!Number.isInteger(p.confirmations) || p.confirmations < 0) bad.push(`confirmations: got ${p.confirmations}, expected an integer >= 0`)
+  if (!(p.pollIntervalMs > 0)) bad.push(`pollIntervalMs: got ${p.pollIntervalMs}, expected > 0`)
+  if (p.startBlock < 0n) bad.push(`startBlock: got ${p.startBlock}, expected >= 0`)
+  if (bad.length) throw new BaseError('invalid chain follower options', { code: 'INVALID_OPTIONS', details: bad })
   const log = common.logger.child({ module: 'evm-follower', chainId: p.chainId })
   const labels = { chain_id: p.chainId }
   const m = {

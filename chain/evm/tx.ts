@@ -38,7 +38,10 @@ export function createTxSender(common: Common, p: TxSenderParameters): TxSender 
           async () => {
             try {
               const { request } = await p.publicClient.simulateContract({ ...call, account: p.walletClient.account } as Parameters<PublicClient['simulateContract']>[0])
-              const hash = await p.walletClient.writeContract(request as Parameters<typeof p.walletClient.writeContract>[0])
+              // the estimate is taken against the pending block; the mined block may take a costlier path (a settle
+              // that accrues where the estimate accrued nothing), so leave headroom rather than run out of gas
+              const gas = await p.publicClient.estimateContractGas({ ...call, account: p.walletClient.account } as Parameters<PublicClient['estimateContractGas']>[0])
+              const hash = await p.walletClient.writeContract({ ...(request as object), gas: (gas * 13n) / 10n + 20_000n } as Parameters<typeof p.walletClient.writeContract>[0])
               log.debug({ tx: hash, call: what }, 'transaction sent')
               const receipt = await p.publicClient.waitForTransactionReceipt({ hash, timeout })
               if (receipt.status !== 'success') throw new TxFailedError(what, hash)

@@ -208,6 +208,11 @@ describe('createEvmFollower', () => {
     }
   })
 
+  test('error: bad options are refused at construction', () => {
+    const st = store()
+    expect(() => follower(createTestCommon().common, st, { startBlock: 0n, addresses: [], confirmations: -1 })).toThrow(/addresses: empty[\s\S]*confirmations: got -1/)
+  })
+
   test('behavior: stops promptly when the shutdown signal aborts', async () => {
     const sd = createTestCommon()
     const st = store()
