@@ -315,3 +315,14 @@ export async function resolveTftUsd(c: TftUsdConfig, p: { signal?: AbortSignal }
     throw err
   }
 }
+
+/** A pricing policy as TFChain/GraphQL return it (`{ cu: { value, unit } ... }`) or already flat. */
+export function pricingPolicyFromChain(raw: Record<string, unknown>): ThreefoldPricingPolicy {
+  const v = (k: string): number => {
+    const x = raw[k]
+    const n = typeof x === 'object' && x !== null ? (x as { value?: unknown }).value : x
+    if (typeof n !== 'number' || !Number.isFinite(n) || n < 0) throw new PriceSourceParseError('threefold', `pricing policy ${k}: got ${JSON.stringify(x)}`)
+    return n
+  }
+  return { cu: v('cu'), su: v('su'), nu: v('nu'), ipu: v('ipu'), discountForDedicationNodes: v('discountForDedicationNodes') }
+}
