@@ -1,0 +1,98 @@
+/**
+ * The spine, end to end on a real anvil chain with real processes and real HTTP: register → request → active →
+ * payment expires → zero processes → top-up → back → TTL → destroyed, balances asserted to the base unit.
+ */
+import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import { processesOf, startInProcess, startStack, waitFor, type Stack } from '../helpers/stack.js'
+
+const RATE = 1000n // base units per second (3_600_000 per hour)
+
+describe('e2e: lifecycle', () => {
+  let stack: Stack
+  let d: Awaited<ReturnType<typeof startInProcess>>
+  beforeAll(async () => {
+    stack = await startStack()
+    d = await startInProcess(stack)
+  })
+  afterAll(async () => {
+    await d?.stop()
+    await stack?.stop()
+  })
+
+  test('default: register → request → active → expiry → zero → top-up → back → TTL → destroyed', async () => {
+    const { chain } = stack
+    const blueprintId = await stack.registerDemo()
+    const escrowBefore = await chain.customer.balanceOf(chain.addresses.escrow)
+    await chain.customer.mint(10_000_000n)
+    const customer0 = await chain.customer.balanceOf()
+    const operator0 = await chain.customer.balanceOf(chain.operatorAddress)
+    const D = 60n * RATE // one minute
+    const { serviceId } = await chain.customer.requestService({ blueprintId, operator: chain.operatorAddress, tier: 0, ttlSeconds: 600n, deposit: D })
+    const dep = `bp-${chain.chainId}-${serviceId}`
+
+    // active: the service answers HTTP
+    const active = await waitFor('active', () => stack.service(serviceId)?.state === 'active' && stack.service(serviceId))
+    expect(active.history.map((h) => h.to)).toEqual(['requested', 'provisioning', 'active'])
+    const ep = active.endpoints[0]!
+    const first = (await (await fetch(ep)).json()) as { deployment: string }
+    expect(first.deployment).toBe(dep)
+    expect(processesOf(dep, stack.operatorId)).toHaveLength(1)
+    const onchain = await chain.publicClient.readContract({ address: chain.addresses.escrow, abi: (await import('../../chain/contracts/abi.js')).serviceEscrowAbi, functionName: 'getService', args: [serviceId] })
+    const endsAt = (onchain as { endsAt: bigint }).endsAt
+
+    // payment expires → zero processes, data kept
+    await stack.travel(120n)
+    await waitFor('scaled-to-zero', () => stack.service(serviceId)?.state === 'scaled-to-zero')
+    await waitFor('no processes', () => processesOf(dep, stack.operatorId).length === 0)
+    await expect(fetch(ep, { signal: AbortSignal.timeout(1000) })).rejects.toThrow()
+
+    // top-up → back to the tier's replicas
+    const T = 1_000n * RATE
+    const topUpHash = await chain.customer.topUp(serviceId, T)
+    const tt = (await chain.publicClient.getBlock({ blockNumber: (await chain.publicClient.getTransactionReceipt({ hash: topUpHash })).blockNumber })).timestamp
+    const back = await waitFor('active again', () => {
+      const s = stack.service(serviceId)
+      return s?.state === 'active' && s.history.some((h) => h.cause === 'top-up') && s
+    })
+    const again = (await (await fetch(back.endpoints[0]!)).json()) as { starts?: number }
+    expect(again.starts).toBe(2) // the data directory survived scale-to-zero
+    expect(processesOf(dep, stack.operatorId)).toHaveLength(1)
+
+    // TTL → destroyed, earned withdrawn, rest refunded
+    await stack.travel(700n)
+    const closed = await waitFor('closed', () => stack.service(serviceId)?.state === 'closed' && stack.service(serviceId), 30_000)
+    expect(closed.reason).toBe('TTL_REACHED')
+    expect(processesOf(dep, stack.operatorId)).toHaveLength(0)
+    expect(await d.daemon.targets.byName('local')!.provisioner.listOwned()).toEqual([])
+
+    // money, to the base unit: D fully earned before the top-up; then RATE per second from the top-up to endsAt
+    const earned = D + RATE * (endsAt - tt)
+    const refunded = T - RATE * (endsAt - tt)
+    expect(await chain.customer.balanceOf(chain.operatorAddress)).toBe(operator0 + earned)
+    expect(await chain.customer.balanceOf()).toBe(customer0 - D - T + refunded)
+    expect(await chain.customer.balanceOf(chain.addresses.escrow)).toBe(escrowBefore)
+    expect(await stack.refunds(serviceId)).toEqual([{ amount: refunded, reason: 'TTL_REACHED' }])
+    // the daemon's ledger reconciles with the chain
+    await waitFor('ledger', () => stack.service(serviceId)?.ledger.refunded === refunded.toString())
+    expect(stack.service(serviceId)!.ledger).toMatchObject({ paid: (D + T).toString(), withdrawn: earned.toString(), refunded: refunded.toString() })
+  })
+
+  test('behavior: a tier change scales to the new tier’s replicas; customer termination refunds at once', async () => {
+    const { chain } = stack
+    const blueprintId = await stack.registerDemo({ name: 'tiers' })
+    const { serviceId } = await stack.chain.requestService({ blueprintId, tier: 0, deposit: 3600n * RATE, ttlSeconds: 86_400n })
+    const dep = `bp-${chain.chainId}-${serviceId}`
+    await waitFor('active', () => stack.service(serviceId)?.state === 'active')
+    await chain.customer.changeTier(serviceId, 1)
+    await waitFor('two replicas', () => stack.service(serviceId)?.replicas === 2 && processesOf(dep, stack.operatorId).length === 2)
+    expect(stack.service(serviceId)!.tier).toBe('standard')
+    const before = await chain.customer.balanceOf()
+    await chain.customer.terminate(serviceId)
+    const closed = await waitFor('closed', () => stack.service(serviceId)?.state === 'closed' && stack.service(serviceId))
+    expect(closed.reason).toBe('CUSTOMER_TERMINATED')
+    expect(processesOf(dep, stack.operatorId)).toHaveLength(0)
+    const [r] = await stack.refunds(serviceId)
+    expect(r!.reason).toBe('CUSTOMER_TERMINATED')
+    expect(await chain.customer.balanceOf()).toBe(before + r!.amount)
+  })
+})
