@@ -14,6 +14,8 @@ import {
   type RequestContext,
   type ResponseContext,
 } from '@kubernetes/client-node'
+import { Agent as HttpAgent } from 'node:http'
+import { Agent as HttpsAgent, type AgentOptions as HttpsAgentOptions } from 'node:https'
 import type { Common } from '../../core/common.js'
 import { TimeoutError } from '../../core/errors.js'
 import { withTimeout } from '../../core/retry.js'
@@ -50,6 +52,8 @@ export type ClusterClient = {
   core: CoreV1Api
   apps: AppsV1Api
   autoscaling: AutoscalingV2Api
+  /** Release the cluster's pooled connections. */
+  close(): void
   /** Run one API request with a timeout and signal; throws classified BaseErrors. */
   call<T>(what: string, fn: (options: ConfigurationOptions) => Promise<T>, p: CallParameters): Promise<T>
 }
@@ -75,6 +79,18 @@ export function createClusterClient(common: Common, c: ClusterParameters): Clust
   const server = kc.getCurrentCluster()!.server
   const label = `kubernetes cluster ${c.name} (${server})`
   const log = common.logger
+  // The client builds a new agent (so a new TLS handshake) for every request; one keep-alive agent with the same
+  // options per cluster serves them all. Proxy agents (proxy-url) are left alone.
+  let shared: HttpAgent | undefined
+  const reuse = (built: HttpAgent | undefined): HttpAgent | undefined => {
+    if (!built || (built.constructor !== HttpsAgent && built.constructor !== HttpAgent)) return built
+    if (!shared) {
+      const options = { ...(built as unknown as { options: HttpsAgentOptions }).options, keepAlive: true, maxSockets: 8 }
+      shared = built.constructor === HttpsAgent ? new HttpsAgent(options) : new HttpAgent(options)
+    }
+    if (built !== shared) built.destroy()
+    return shared
+  }
   return {
     name: c.name,
     region: c.region,
@@ -92,6 +108,8 @@ export function createClusterClient(common: Common, c: ClusterParameters): Clust
             const mw: ObservableMiddleware = {
               pre: (ctx: RequestContext) => {
                 ctx.setSignal(signal)
+                const agent = reuse(ctx.getAgent())
+                if (agent) ctx.setAgent(agent)
                 if (p.contentType) ctx.setHeaderParam('Content-Type', p.contentType)
                 return new Observable(Promise.resolve(ctx))
               },
@@ -107,6 +125,10 @@ export function createClusterClient(common: Common, c: ClusterParameters): Clust
         log.debug({ cluster: c.name, call: what, code: e.code, httpStatus: e.meta.httpStatus }, 'kubernetes call failed')
         throw e
       }
+    },
+    close() {
+      shared?.destroy()
+      shared = undefined
     },
   }
 }

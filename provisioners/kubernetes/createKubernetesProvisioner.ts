@@ -407,6 +407,7 @@ export function createKubernetesProvisioner(common: Common, p: KubernetesProvisi
 
     async close() {
       where.clear()
+      for (const cl of clusters) cl.close()
     },
   }
 }
