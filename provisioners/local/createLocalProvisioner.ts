@@ -3,7 +3,7 @@
  * so they outlive the daemon; a restarted daemon adopts them from the manifests and a /proc scan of ownership markers.
  */
 import { spawn } from 'node:child_process'
-import { mkdir, open, readdir, rm, rmdir } from 'node:fs/promises'
+import { mkdir, open, readdir, rename, rm, rmdir, stat } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { hostname } from 'node:os'
 import { dirname, join } from 'node:path'
@@ -41,6 +41,8 @@ export type LocalProvisionerParameters = {
   pidsMax?: number
   /** Largest replica count accepted. Default 64. */
   maxReplicas?: number
+  /** A replica's log above this size is moved to `.1` when the replica (re)starts, bytes. Default 16 MiB. */
+  maxLogBytes?: number
 }
 
 const OWNER = 'BPO_OWNER'
@@ -82,6 +84,7 @@ export function createLocalProvisioner(common: Common, p: LocalProvisionerParame
   const stopGraceMs = p.stopGraceMs ?? 10_000
   const pidsMax = p.pidsMax ?? 1024
   const maxReplicas = p.maxReplicas ?? 64
+  const maxLogBytes = p.maxLogBytes ?? 16 * 1024 * 1024
   const longCallMs = downloadTimeoutMs + healthTimeoutMs + 2 * stopGraceMs + 30_000
   const shortCallMs = 30_000
   const placement = hostname()
@@ -332,6 +335,8 @@ export function createLocalProvisioner(common: Common, p: LocalProvisionerParame
       [OWNER]: p.operatorId,
       [DEPLOYMENT]: id,
     }
+    const logSize = await stat(logFile(id, index)).then((st) => st.size, () => 0)
+    if (logSize > maxLogBytes) await rename(logFile(id, index), `${logFile(id, index)}.1`)
     const out = await open(logFile(id, index), 'a', 0o640)
     let spawnError: Error | undefined
     let pid: number | undefined

@@ -302,6 +302,8 @@ describe('createLocalProvisioner', () => {
     while ((await prov.status('restart-1')).replicasReady > 0) await new Promise((r) => setTimeout(r, 50))
     const after = await prov.restart('restart-1')
     expect(after.replicasReady).toBe(1)
+    // the replica's port is persisted and reused
+    expect(after.endpoints).toEqual(st.endpoints)
     const next = await readDemoInfo(after.endpoints[0]!)
     expect(next.pid).not.toBe(info.pid)
     expect(next.starts).toBe(info.starts + 1)
@@ -388,6 +390,19 @@ http.createServer((q, s) => { if (q.url === '/hog') { for (let i = 0; i < 20; i+
     expect(hog).toBe('killed')
     expect((await prov.status('hog-1')).replicasReady).toBe(0)
     await prov.destroy('hog-1')
+  })
+
+  test('args: maxLogBytes moves a large log aside when the replica restarts', async () => {
+    const p = createLocalProvisioner(common, params(root, owner, { maxLogBytes: 10 }))
+    const st = await p.provision(request('log-1'))
+    const log = join(root, 'deployments', 'log-1', 'logs', 'replica-0.log')
+    expect(await readFile(log, 'utf8')).toContain('demo-service listening')
+    process.kill((await readDemoInfo(st.endpoints[0]!)).pid, 'SIGKILL')
+    while ((await p.status('log-1')).replicasReady > 0) await new Promise((r) => setTimeout(r, 50))
+    await p.restart('log-1')
+    expect(await readFile(`${log}.1`, 'utf8')).toContain('demo-service listening')
+    expect((await readFile(log, 'utf8')).match(/starting replica 0/g)).toHaveLength(1)
+    await p.destroy('log-1')
   })
 
   test('args: cgroups off runs without limits', async () => {
