@@ -63,7 +63,7 @@ export function createEvmFollower(common: Common, p: EvmFollowerParameters): Evm
   if (!(p.pollIntervalMs > 0)) bad.push(`pollIntervalMs: got ${p.pollIntervalMs}, expected > 0`)
   if (p.startBlock < 0n) bad.push(`startBlock: got ${p.startBlock}, expected >= 0`)
   if (bad.length) throw new BaseError('invalid chain follower options', { code: 'INVALID_OPTIONS', details: bad })
-  const log = common.logger.child({ module: 'evm-follower', chainId: p.chainId })
+  const log = common.logger.child({ chainId: p.chainId })
   const labels = { chain_id: p.chainId }
   const m = {
     head: common.metrics.gauge('chain_head_block', 'Latest block number reported by the RPC node'),

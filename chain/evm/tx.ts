@@ -24,7 +24,7 @@ export type TxSender = {
 
 /** Create a serialized sender for the wallet's account. */
 export function createTxSender(common: Common, p: TxSenderParameters): TxSender {
-  const log = common.logger.child({ module: 'tx', from: p.walletClient.account.address })
+  const log = common.logger.child({ from: p.walletClient.account.address })
   const timeout = p.timeoutMs ?? 60_000
   const counter = common.metrics.counter('chain_transactions_total', 'Transactions sent, by function and outcome')
   let queue: Promise<unknown> = Promise.resolve()
@@ -42,7 +42,7 @@ export function createTxSender(common: Common, p: TxSenderParameters): TxSender 
               // that accrues where the estimate accrued nothing), so leave headroom rather than run out of gas
               const gas = await p.publicClient.estimateContractGas({ ...call, account: p.walletClient.account } as Parameters<PublicClient['estimateContractGas']>[0])
               const hash = await p.walletClient.writeContract({ ...(request as object), gas: (gas * 13n) / 10n + 20_000n } as Parameters<typeof p.walletClient.writeContract>[0])
-              log.debug({ tx: hash, call: what }, 'transaction sent')
+              log.info({ tx: hash, call: what }, 'transaction sent')
               const receipt = await p.publicClient.waitForTransactionReceipt({ hash, timeout })
               if (receipt.status !== 'success') throw new TxFailedError(what, hash)
               counter.inc({ function: call.functionName, outcome: 'success' })
