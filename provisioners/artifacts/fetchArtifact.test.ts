@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { appendFile, mkdtemp, readdir, rm, stat } from 'node:fs/promises'
+import { appendFile, mkdtemp, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -126,6 +126,20 @@ describe('fetchArtifact', () => {
     } finally {
       await rm(dir, { recursive: true, force: true })
     }
+  })
+
+  test('behavior: a stale partial download left by a killed daemon is removed', async () => {
+    const stale = join(cacheDir, 'tmp', 'deadbeef.000000.part')
+    const fresh = join(cacheDir, 'tmp', 'cafebabe.000000.part')
+    await writeFile(stale, 'half')
+    await writeFile(fresh, 'in progress')
+    const old = new Date(Date.now() - 3_600_000)
+    await utimes(stale, old, old)
+    await fetchArtifact(common, { url: server.urlOf('app'), sha256: hex('not cached'), cacheDir, timeoutMs: 60_000 }).catch(() => undefined)
+    const left = await readdir(join(cacheDir, 'tmp'))
+    expect(left).not.toContain('deadbeef.000000.part')
+    expect(left).toContain('cafebabe.000000.part')
+    await rm(fresh)
   })
 
   test('error: bad digests, bad URLs and an aborted signal', async () => {

@@ -3,7 +3,7 @@
  * sha256 before the file is ever made executable. A cached artifact is re-verified on every use.
  */
 import { createHash, randomBytes } from 'node:crypto'
-import { chmod, mkdir, open, rename, rm, stat } from 'node:fs/promises'
+import { chmod, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { request } from 'undici'
 import type { Common } from '../../core/common.js'
@@ -42,6 +42,16 @@ const HEX64 = /^[0-9a-f]{64}$/
 const discard = (body: { on(e: 'error', f: () => void): unknown; destroy(): unknown }) => {
   body.on('error', () => undefined)
   body.destroy()
+}
+
+// a daemon killed mid-download leaves its .part file behind; one older than any download could last is garbage
+async function removeStaleParts(tmpDir: string, olderThanMs: number): Promise<void> {
+  const now = Date.now()
+  for (const name of await readdir(tmpDir).catch(() => [] as string[])) {
+    if (!name.endsWith('.part')) continue
+    const st = await stat(join(tmpDir, name)).catch(() => undefined)
+    if (st && now - st.mtimeMs > olderThanMs) await rm(join(tmpDir, name), { force: true }).catch(() => undefined)
+  }
 }
 
 /** Path of an artifact in the cache (whether or not it is there). */
@@ -87,6 +97,7 @@ export async function fetchArtifact(common: Common, p: FetchArtifactParameters):
   const signal = p.signal ? AbortSignal.any([p.signal, timeout]) : timeout
   const tmpDir = join(p.cacheDir, 'tmp')
   await mkdir(tmpDir, { recursive: true })
+  await removeStaleParts(tmpDir, 2 * timeoutMs)
   await mkdir(join(p.cacheDir, 'sha256'), { recursive: true })
   const tmpPath = join(tmpDir, `${p.sha256.slice(0, 16)}.${randomBytes(6).toString('hex')}.part`)
   const started = Date.now()
