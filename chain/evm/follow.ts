@@ -85,6 +85,7 @@ export function createEvmFollower(common: Common, p: EvmFollowerParameters): Evm
   let cursor: Cursor | undefined
   let recent: Cursor[] = []
   let range = maxRange
+  let warnedAhead = false
   let lock: Promise<unknown> = Promise.resolve()
   let controller: AbortController | undefined
   let loop: Promise<void> | undefined
@@ -110,7 +111,7 @@ export function createEvmFollower(common: Common, p: EvmFollowerParameters): Evm
   /** Move the cursor back to the deepest remembered block that is still canonical. */
   const rewind = async (signal: AbortSignal, why: Record<string, unknown>) => {
     m.reorgs.inc(labels)
-    log.error({ ...why, cursor: fmt(cursor) }, 'reorg detected below the cursor: rewinding to the last common block')
+    log.error({ ...why, cursor: fmt(cursor) }, 'reorg detected at or below the cursor: rewinding to the last common block')
     for (const point of [...recent].reverse()) {
       if (cursor && point.blockNumber > cursor.blockNumber) continue
       let hash: Hex | undefined
@@ -165,6 +166,10 @@ export function createEvmFollower(common: Common, p: EvmFollowerParameters): Evm
       if (signal.aborted) return
       const from = cursor ? cursor.blockNumber + 1n : p.startBlock
       if (from > safe) {
+        if (cursor && cursor.blockNumber > head && !warnedAhead) {
+          warnedAhead = true
+          log.warn({ cursor: fmt(cursor), head: head.toString() }, 'the saved cursor is ahead of the node: a lagging node, or a chain reset under the same addresses')
+        }
         // nothing new to extend: still make sure the cursor itself was not reorged away
         if (!progressed && cursor && cursor.blockNumber <= head) {
           const current = await getBlock(cursor.blockNumber, signal)
@@ -256,7 +261,8 @@ export function createEvmFollower(common: Common, p: EvmFollowerParameters): Evm
       controller = new AbortController()
       const scoped = scopedSignal(controller.signal, common.signal)
       loop = runLoop(scoped.signal)
-        .finally(() => scoped.dispose()).catch((err) => log.error({ err }, 'chain follower loop ended unexpectedly'))
+        .finally(() => scoped.dispose())
+        .catch((err) => log.error({ err }, 'chain follower loop ended unexpectedly'))
     },
     async stop() {
       controller?.abort()
