@@ -16,6 +16,7 @@ import { serviceEscrowAbi } from '../../chain/contracts/abi.js'
 import { bytes32ToReason } from '../../chain/evm/reason.js'
 import { startArtifactServer, type ArtifactServer } from '../../daemon/dev/artifact-server.js'
 import { startDaemon, type Daemon } from '../../daemon/daemon.js'
+import { createLocalProvisioner } from '../../provisioners/local/createLocalProvisioner.js'
 import type { State } from '../../daemon/state.js'
 import { createTestChain, type TestChain } from './anvil.js'
 
@@ -158,6 +159,10 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
       await chain.mineAt((await chain.now()) + seconds)
     },
     async stop() {
+      // whatever the daemons of this stack left running (replicas outlive a daemon by design) goes now
+      const local = createLocalProvisioner(common, { rootDir: join(dataDir, 'local'), operatorId })
+      for (const o of await local.listOwned()) await local.destroy(o.deploymentId)
+      await local.close()
       await artifacts.stop()
       await chain.stop()
     },
