@@ -2,7 +2,7 @@
  * Shared setup of the SSH suites: real sshd "hosts" on 127.0.0.1 (distinct ports, remote roots and port ranges, all
  * on this machine's filesystem), the demo service behind a test artifact server, and provisioner factories.
  */
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, readdir, rm, rmdir } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createTestCommon } from '../../core/common.js'
@@ -102,15 +102,37 @@ export async function startSshLab(o: { hosts?: number; costs?: string[]; capacit
       }
     },
     async stop() {
+      for (const x of provisioners) await destroyAll(x)
       await Promise.all(provisioners.map((x) => x.close().catch(() => undefined)))
       await Promise.all(sshds.map((s) => s.stop()))
       await artifacts.stop()
+      await killLeftovers(dir)
       await rm(dir, { recursive: true, force: true })
     },
   }
 }
 
-/** Stop every replica the lab's hosts still run (kills supervisors by their pidfiles), for afterAll. */
+/** Destroy every deployment the provisioner placed (best effort). */
 export async function destroyAll(prov: SshProvisioner): Promise<void> {
   for (const pl of prov.placements()) await prov.destroy(pl.deploymentId).catch(() => undefined)
+}
+
+/** Safety net without SSH: kill every supervisor group whose pidfile lies under `dir`, remove its cgroups. */
+export async function killLeftovers(dir: string): Promise<void> {
+  const files = await readdir(dir, { recursive: true }).catch(() => [] as string[])
+  for (const f of files.filter((x) => x.endsWith('/supervisor.pid'))) {
+    const pid = Number((await readFile(join(dir, f), 'utf8').catch(() => '')).trim())
+    if (!Number.isInteger(pid) || pid <= 1) continue
+    try {
+      process.kill(-pid, 'SIGKILL')
+    } catch {
+      // gone already
+    }
+  }
+  await new Promise((r) => setTimeout(r, 300))
+  for (const f of files.filter((x) => x.endsWith('/cgroups'))) {
+    for (const g of (await readFile(join(dir, f), 'utf8').catch(() => '')).split('\n').filter((x) => x.startsWith('/sys/fs/cgroup/'))) {
+      await rmdir(g).catch(() => undefined)
+    }
+  }
 }

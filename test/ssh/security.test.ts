@@ -158,10 +158,13 @@ describe('ssh security: hostile values', () => {
     const url = `${lab.artifacts.url}/x$(touch ${marker()})\`touch ${marker()}\`;touch ${marker()}`
     // a digest the host has never cached, so it must download
     lab.artifacts.put('never-installed', `#!/bin/sh\n# ${Math.random()}\nexec sleep 1000\n`)
-    const err = await rejection(prov.provision({ ...req, source: { kind: 'native', url, sha256: lab.artifacts.sha256('never-installed') } }))
-    expect({ code: err.code, reason: err.reason, retryable: err.retryable }).toEqual({ code: 'ARTIFACT_UNREACHABLE', reason: 'ARTIFACT_UNREACHABLE', retryable: true })
-    expect(existsSync(marker())).toBe(false)
-    await prov.destroy('sec-url')
+    try {
+      const err = await rejection(prov.provision({ ...req, source: { kind: 'native', url, sha256: lab.artifacts.sha256('never-installed') } }))
+      expect({ code: err.code, reason: err.reason, retryable: err.retryable }).toEqual({ code: 'ARTIFACT_UNREACHABLE', reason: 'ARTIFACT_UNREACHABLE', retryable: true })
+      expect(existsSync(marker())).toBe(false)
+    } finally {
+      await prov.destroy('sec-url')
+    }
   })
 
   test('error: bytes that do not match the sha256 are refused on the host and never made executable', async () => {
@@ -170,12 +173,15 @@ describe('ssh security: hostile values', () => {
     const sha256 = lab.artifacts.sha256('expected')
     lab.artifacts.fail('expected', { body: '#!/bin/sh\ntouch /tmp/should-never-run\n' })
     const req = lab.request('sec-digest')
-    const err = await rejection(prov.provision({ ...req, source: { kind: 'native', url: lab.artifacts.urlOf('expected'), sha256 } }))
-    expect({ code: err.code, reason: err.reason, retryable: err.retryable }).toEqual({ code: 'ARTIFACT_DIGEST_MISMATCH', reason: 'ARTIFACT_DIGEST_MISMATCH', retryable: false })
-    const artifacts = join(lab.hosts[0]!.remoteRoot!, 'artifacts')
-    const files = existsSync(artifacts) ? readdirSync(artifacts) : []
-    expect(files.filter((f) => f.includes(sha256))).toEqual([])
-    await prov.destroy('sec-digest')
+    try {
+      const err = await rejection(prov.provision({ ...req, source: { kind: 'native', url: lab.artifacts.urlOf('expected'), sha256 } }))
+      expect({ code: err.code, reason: err.reason, retryable: err.retryable }).toEqual({ code: 'ARTIFACT_DIGEST_MISMATCH', reason: 'ARTIFACT_DIGEST_MISMATCH', retryable: false })
+      const artifacts = join(lab.hosts[0]!.remoteRoot!, 'artifacts')
+      const files = existsSync(artifacts) ? readdirSync(artifacts) : []
+      expect(files.filter((f) => f.includes(sha256))).toEqual([])
+    } finally {
+      await prov.destroy('sec-digest')
+    }
     expect(execFileSync('sh', ['-c', `ls ${JSON.stringify(join(lab.hosts[0]!.remoteRoot!, 'ops', 'op-test'))} 2>/dev/null || true`], { encoding: 'utf8' })).not.toContain('sec-digest')
   })
 })

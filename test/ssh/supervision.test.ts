@@ -1,0 +1,168 @@
+/**
+ * Replicas on an SSH host outlive the SSH session and the daemon's connection, are restarted by their supervisor
+ * when they crash, and run inside the cgroup limits of their spec where the host offers cgroups.
+ */
+import { execFileSync } from 'node:child_process'
+import { existsSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import { probeDemo, readDemoInfo } from '../helpers/demo-service.js'
+import { generateKeyPair, startSshd } from '../helpers/sshd.js'
+import { destroyAll, startSshLab, type SshLab } from './harness.js'
+
+let lab: SshLab
+const pidfiles: string[] = []
+beforeAll(async () => {
+  lab = await startSshLab({ hosts: 1 })
+})
+afterAll(async () => {
+  // whatever a failed test left running is killed by its process group, even without SSH
+  for (const f of pidfiles) {
+    try {
+      process.kill(-Number(readFileSync(f, 'utf8').trim()), 'SIGKILL')
+    } catch {
+      // already gone
+    }
+  }
+  await lab?.stop()
+})
+
+const replicaDir = (root: string, id: string, i = 0) => join(root, 'ops', 'op-test', id, 'replicas', String(i))
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+async function until<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, ms = 30_000): Promise<T> {
+  const end = Date.now() + ms
+  for (;;) {
+    const v = await fn()
+    if (v !== undefined && v !== false) return v
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 250))
+  }
+}
+
+describe('ssh supervision', () => {
+  test('behavior: replicas keep serving after the daemon disconnects and sshd itself is gone', async () => {
+    const clientKey = await generateKeyPair()
+    const sshd = await startSshd({ clientKey })
+    const host = { ...lab.hosts[0]!, name: 'lonely', port: sshd.port, hostKey: sshd.hostKey, privateKey: clientKey.privateKey, remoteRoot: join(lab.dir, 'root-lonely') }
+    const stateDir = join(lab.dir, 'state-lonely')
+    const prov = lab.provisioner({ hosts: [host], stateDir })
+    const st = await prov.provision(lab.request('sup-detach', { replicas: 2 }))
+    expect(st.replicasReady).toBe(2)
+    const dir0 = replicaDir(host.remoteRoot, 'sup-detach', 0)
+    pidfiles.push(join(dir0, 'supervisor.pid'), join(replicaDir(host.remoteRoot, 'sup-detach', 1), 'supervisor.pid'))
+    const supervisor = Number(readFileSync(join(dir0, 'supervisor.pid'), 'utf8'))
+    const before = await readDemoInfo(st.endpoints[0]!)
+
+    await prov.close()
+    await sshd.stop()
+    expect(sshd.running()).toBe(false)
+    await new Promise((r) => setTimeout(r, 1_000))
+    for (const e of st.endpoints) expect(await probeDemo(e)).toBe(true)
+    const after = await readDemoInfo(st.endpoints[0]!)
+    expect(after.pid).toBe(before.pid)
+    expect(alive(supervisor)).toBe(true)
+
+    // a new sshd on the same machine (new port, new host key): a new daemon adopts and removes it all
+    const again = await startSshd({ clientKey })
+    try {
+      const prov2 = lab.provisioner({ hosts: [{ ...host, port: again.port, hostKey: again.hostKey }], stateDir })
+      expect((await prov2.status('sup-detach')).replicasReady).toBe(2)
+      await prov2.destroy('sup-detach')
+      expect(alive(supervisor)).toBe(false)
+      for (const e of st.endpoints) expect(await probeDemo(e, 2_000)).toBe(false)
+    } finally {
+      await again.stop()
+    }
+  })
+
+  test('behavior: a crashed workload is restarted by its supervisor; its data dir is kept', async () => {
+    const prov = lab.provisioner()
+    const root = lab.hosts[0]!.remoteRoot!
+    try {
+      const st = await prov.provision(lab.request('sup-crash'))
+      const dir = replicaDir(root, 'sup-crash')
+      pidfiles.push(join(dir, 'supervisor.pid'))
+      const first = await readDemoInfo(st.endpoints[0]!)
+      process.kill(first.pid, 'SIGKILL')
+      const second = await until('a restarted workload', async () => {
+        const info = await readDemoInfo(st.endpoints[0]!).catch(() => undefined)
+        return info && info.pid !== first.pid ? info : undefined
+      })
+      expect(second.starts).toBe(first.starts + 1)
+      expect(readFileSync(join(dir, 'restarts'), 'utf8')).toMatch(/exit 137/)
+      const status = await prov.status('sup-crash')
+      expect({ ready: status.replicasReady, healthy: status.healthy }).toEqual({ ready: 1, healthy: true })
+    } finally {
+      await destroyAll(prov)
+    }
+  })
+
+  test('behavior: restart brings back a replica whose supervisor was killed', async () => {
+    const prov = lab.provisioner()
+    const root = lab.hosts[0]!.remoteRoot!
+    try {
+      const st = await prov.provision(lab.request('sup-restart'))
+      const dir = replicaDir(root, 'sup-restart')
+      const supervisor = Number(readFileSync(join(dir, 'supervisor.pid'), 'utf8'))
+      process.kill(-supervisor, 'SIGKILL')
+      await until('the replica to go down', async () => !(await probeDemo(st.endpoints[0]!, 1_000)))
+      const down = await prov.status('sup-restart')
+      expect({ ready: down.replicasReady, healthy: down.healthy }).toEqual({ ready: 0, healthy: false })
+      expect(down.detail).toMatch(/replica 0: dead/)
+      const back = await prov.restart('sup-restart')
+      expect({ ready: back.replicasReady, healthy: back.healthy }).toEqual({ ready: 1, healthy: true })
+      pidfiles.push(join(dir, 'supervisor.pid'))
+      expect(Number(readFileSync(join(dir, 'supervisor.pid'), 'utf8'))).not.toBe(supervisor)
+    } finally {
+      await destroyAll(prov)
+    }
+  })
+
+  test('behavior: CPU and memory limits of the spec are applied through cgroups, and removed with the replica', async () => {
+    const prov = lab.provisioner()
+    const root = lab.hosts[0]!.remoteRoot!
+    try {
+      await prov.provision(lab.request('sup-limits', { spec: { vcpu: 0.5, memoryGiB: 0.375 } }))
+      const dir = replicaDir(root, 'sup-limits')
+      pidfiles.push(join(dir, 'supervisor.pid'))
+      const limits = readFileSync(join(dir, 'limits'), 'utf8')
+      // this machine offers cgroup v1 (see MACHINE-NOTES); a host without cgroups would say "none: ..."
+      expect(limits).toMatch(/^cgroup-v[12] memory=402653184 cpu_quota_us=50000/)
+      const child = readFileSync(join(dir, 'child.pid'), 'utf8').trim()
+      const cgroups = readFileSync(`/proc/${child}/cgroup`, 'utf8')
+      const memLine = cgroups.split('\n').find((l) => /:memory:/.test(l) || l.startsWith('0::'))!
+      const group = memLine.split(':').slice(2).join(':')
+      expect(group).toMatch(/\/bpo\/bpo-[0-9a-f]{10}-sup-limits-r0$/)
+      const paths = readFileSync(join(dir, 'cgroups'), 'utf8').trim().split('\n')
+      if (limits.startsWith('cgroup-v1')) {
+        const mem = paths.find((x) => x.includes('/memory/'))!
+        const cpu = paths.find((x) => x.includes('/cpu/'))!
+        expect(readFileSync(join(mem, 'memory.limit_in_bytes'), 'utf8').trim()).toBe('402653184')
+        expect(readFileSync(join(cpu, 'cpu.cfs_quota_us'), 'utf8').trim()).toBe('50000')
+      } else {
+        expect(readFileSync(join(paths[0]!, 'memory.max'), 'utf8').trim()).toBe('402653184')
+      }
+      await prov.scale('sup-limits', 0)
+      for (const x of paths) expect(existsSync(x)).toBe(false)
+    } finally {
+      await destroyAll(prov)
+    }
+  })
+
+  test('behavior: nothing of a destroyed deployment is left on the host', async () => {
+    const prov = lab.provisioner()
+    const root = lab.hosts[0]!.remoteRoot!
+    await prov.provision(lab.request('sup-gone', { replicas: 2 }))
+    await prov.destroy('sup-gone')
+    expect(existsSync(join(root, 'ops', 'op-test', 'sup-gone'))).toBe(false)
+    const ps = execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' })
+    expect(ps).not.toContain('/sup-gone/')
+  })
+})
