@@ -167,6 +167,12 @@ function deepEqual(a: unknown, b: unknown): boolean {
   }
   return false
 }
+/** True when every field set in `a` has the same value in `b` (lists element-wise): `b` may carry server defaults. */
+function subsetOf(a: unknown, b: unknown): boolean {
+  if (Array.isArray(a) && Array.isArray(b)) return a.length === b.length && a.every((x, i) => subsetOf(x, b[i]))
+  if (isObj(a) && isObj(b)) return Object.entries(a).every(([k, v]) => subsetOf(v, b[k]))
+  return deepEqual(a, b)
+}
 /** RFC 7386 JSON merge patch. */
 function mergePatch(target: unknown, patch: unknown): unknown {
   if (!isObj(patch)) return clone(patch)
@@ -794,7 +800,7 @@ export async function startFakeKubernetesApi(o: FakeKubernetesApiOptions = {}): 
             const clashes: KObject[] = []
             for (const p of applied) {
               for (const [mo, set] of cur.owners) {
-                if (mo !== me && set.has(p) && !deepEqual(getPath(cur.obj, p), getPath(b, p))) clashes.push({ reason: 'FieldManagerConflict', message: `conflict with "${mo.split('|')[0]}" using ${apiVersionOf(d)}`, field: `.${p}` })
+                if (mo !== me && set.has(p) && !subsetOf(getPath(b, p), getPath(cur.obj, p))) clashes.push({ reason: 'FieldManagerConflict', message: `conflict with "${mo.split('|')[0]}" using ${apiVersionOf(d)}`, field: `.${p}` })
               }
             }
             if (clashes.length) throw conflict(d, name, `Apply failed with ${clashes.length} conflict${clashes.length > 1 ? 's' : ''}: ${clashes.map((c) => `${c.message}: ${c.field}`).join(', ')}`, clashes)
@@ -896,14 +902,21 @@ export async function startFakeKubernetesApi(o: FakeKubernetesApiOptions = {}): 
     const nsDef = defOf('namespaces')
     const dflt = fixture('namespace-get.json')
     delete dflt.metadata.selfLink
-    for (const n of [dflt, { metadata: { name: 'kube-system' } }]) write(nsDef, undefined, n, undefined, 'kube-apiserver', 'Update')
+    // recorded identity (uid, creationTimestamp, generation) is kept; resourceVersions are this server's own
+    const keep = (s: Stored, recordedMeta: KObject) => {
+      for (const f of ['uid', 'creationTimestamp', 'generation']) if (recordedMeta[f] !== undefined) s.obj.metadata[f] = recordedMeta[f]
+      return s
+    }
+    keep(write(nsDef, undefined, clone(dflt), undefined, 'kube-apiserver', 'Update'), dflt.metadata)
+    write(nsDef, undefined, { metadata: { name: 'kube-system' } }, undefined, 'kube-apiserver', 'Update')
     const svc = fixture('service-list.gke.trimmed.json').items[0]
     delete svc.metadata.managedFields
-    write(defOf('services'), svc.metadata.namespace, svc, undefined, 'kube-apiserver', 'Update')
+    keep(write(defOf('services'), svc.metadata.namespace, clone(svc), undefined, 'kube-apiserver', 'Update'), svc.metadata)
     for (const dep of fixture('deployment-list.gke.trimmed.json').items as KObject[]) {
       delete dep.metadata.managedFields
-      const s = write(defOf('deployments'), dep.metadata.namespace, { metadata: dep.metadata, spec: dep.spec }, undefined, 'kubectl-client-side-apply', 'Update')
+      const s = keep(write(defOf('deployments'), dep.metadata.namespace, clone({ metadata: dep.metadata, spec: dep.spec }), undefined, 'kubectl-client-side-apply', 'Update'), dep.metadata)
       s.obj.status = dep.status
+      s.obj.status.observedGeneration = s.obj.metadata.generation
     }
   }
   seedRecorded()
