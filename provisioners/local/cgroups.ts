@@ -31,7 +31,6 @@ export type Cgroups = {
 
 const V1 = ['memory', 'cpu', 'pids'] as const
 const SUB = 'blueprint-operator'
-const ROOT = '/sys/fs/cgroup'
 
 const none = (reason: string): Cgroups => ({
   mode: 'none',
@@ -42,9 +41,9 @@ const none = (reason: string): Cgroups => ({
 })
 
 /** Own cgroup path per v1 controller and for v2 ("" key), from /proc/self/cgroup. */
-async function ownPaths(): Promise<Map<string, string>> {
+async function ownPaths(file: string): Promise<Map<string, string>> {
   const out = new Map<string, string>()
-  for (const line of (await readFile('/proc/self/cgroup', 'utf8')).split('\n')) {
+  for (const line of (await readFile(file, 'utf8')).split('\n')) {
     const m = /^(\d+):([^:]*):(.*)$/.exec(line)
     if (!m) continue
     if (m[2] === '') out.set('', m[3]!)
@@ -75,15 +74,22 @@ async function rmdirTree(dir: string): Promise<void> {
  * Detect what the host offers. New cgroups nest under this daemon's own cgroup (so the limits of whatever supervises
  * the daemon still apply to its workloads) in a `blueprint-operator` directory.
  */
-export async function detectCgroups(p: { mode: 'auto' | 'off' }): Promise<Cgroups> {
+export async function detectCgroups(p: {
+  mode: 'auto' | 'off'
+  /** Where the cgroup filesystems are mounted. Default /sys/fs/cgroup. */
+  root?: string
+  /** This process's cgroup membership. Default /proc/self/cgroup. */
+  selfCgroupFile?: string
+}): Promise<Cgroups> {
   if (p.mode === 'off') return none('cgroups disabled by configuration')
+  const root = p.root ?? '/sys/fs/cgroup'
   try {
-    const own = await ownPaths()
-    const v2controllers = await readFile(join(ROOT, 'cgroup.controllers'), 'utf8').catch(() => undefined)
-    if (v2controllers !== undefined) return await detectV2(own, v2controllers)
+    const own = await ownPaths(p.selfCgroupFile ?? '/proc/self/cgroup')
+    const v2controllers = await readFile(join(root, 'cgroup.controllers'), 'utf8').catch(() => undefined)
+    if (v2controllers !== undefined) return await detectV2(root, own, v2controllers)
     const bases: Record<string, string> = {}
     for (const c of V1) {
-      const mount = join(ROOT, c)
+      const mount = join(root, c)
       const isCgroup = await stat(join(mount, 'cgroup.procs')).then(() => true, () => false)
       if (!isCgroup) return none(`cgroup v1 ${c} hierarchy not mounted at ${mount}`)
       const base = join(mount, own.get(c) ?? '/', SUB)
@@ -130,11 +136,11 @@ function v1(bases: Record<(typeof V1)[number], string>): Cgroups {
   }
 }
 
-async function detectV2(own: Map<string, string>, controllers: string): Promise<Cgroups> {
+async function detectV2(root: string, own: Map<string, string>, controllers: string): Promise<Cgroups> {
   const have = new Set(controllers.trim().split(/\s+/))
   const missing = ['memory', 'cpu', 'pids'].filter((c) => !have.has(c))
   if (missing.length) return none(`cgroup v2 lacks the ${missing.join(', ')} controller(s)`)
-  const parent = join(ROOT, own.get('') ?? '/')
+  const parent = join(root, own.get('') ?? '/')
   const base = join(parent, SUB)
   // v2 only hands controllers down through subtree_control; a parent with processes of its own may refuse it
   const enable = async (dir: string) => writeFile(join(dir, 'cgroup.subtree_control'), '+memory +cpu +pids')
