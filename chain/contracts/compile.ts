@@ -76,11 +76,15 @@ export async function compileContracts(o: CompileContractsParameters = {}): Prom
     const cached = await readCache(file)
     if (cached) return cached
     const artifacts = compile(sources)
-    await mkdir(cacheDir, { recursive: true })
-    // write then rename: parallel test workers never read a half-written file
-    const tmp = `${file}.${process.pid}.${Date.now()}.tmp`
-    await writeFile(tmp, JSON.stringify(artifacts))
-    await rename(tmp, file)
+    try {
+      await mkdir(cacheDir, { recursive: true })
+      // write then rename: parallel test workers never read a half-written file
+      const tmp = `${file}.${process.pid}.${Date.now()}.tmp`
+      await writeFile(tmp, JSON.stringify(artifacts))
+      await rename(tmp, file)
+    } catch {
+      // the cache only saves time; a read-only file system must not stop a deployment
+    }
     return artifacts
   })()
   inflight.set(file, p)
