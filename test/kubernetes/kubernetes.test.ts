@@ -175,6 +175,16 @@ describe('manifests on the wire', () => {
     await k8s.destroy(id)
   })
 
+  test('args: serviceType LoadBalancer — the endpoint is the load balancer address once the cloud assigns one', async () => {
+    const lb = provisionerOn(common, 'op-1', { 'c1-eu-west': fake }, { serviceType: 'LoadBalancer' })
+    const id = newId()
+    await lb.provision(containerRequest(id, { ports: [8080, 9090] }))
+    expect(fake.get('services', id, 'app')!.spec.type).toBe('LoadBalancer')
+    await expect.poll(async () => (await lb.status(id)).endpoints, { timeout: 10_000, interval: 20 }).toEqual(['http://203.0.113.10:8080', 'http://203.0.113.10:9090'])
+    await lb.destroy(id)
+    await lb.close()
+  })
+
   test('behavior: pods that never become ready — provision returns an unhealthy status after the ready timeout', async () => {
     const slow = provisionerOn(common, 'op-1', { 'c1-eu-west': fake }, { readyTimeoutMs: 300 })
     const id = newId()
@@ -330,6 +340,13 @@ describe('unreachable API servers', () => {
       if (mode === 'unavailable') expect(err.details.join(' ')).toContain('HTTP 503 ServiceUnavailable')
       if (mode === 'hang') expect(err.walk((e) => e instanceof BaseError && e.code === 'TIMEOUT')).toBeDefined()
     }
+    // an abort while the server does not answer ends the call at once, as an abort
+    fake.setAvailability('hang')
+    const ac = new AbortController()
+    const pending = p.status(id, { signal: ac.signal })
+    setTimeout(() => ac.abort(new Error('caller gave up')), 20)
+    const aborted = await rejection(pending)
+    expect({ code: aborted.code, retryable: aborted.retryable }).toEqual({ code: 'ABORTED', retryable: false })
     fake.setAvailability('up')
     expect((await p.status(id)).healthy).toBe(true)
     await p.destroy(id)
