@@ -63,6 +63,7 @@ export type StackOptions = {
   attempts?: number
   /** Extra TOML tables merged over the defaults. */
   extra?: Record<string, unknown>
+  /** Seconds between blocks; 0 = only when a transaction or the test mines one. Default 1. */
   blockTime?: number
   intercept?: Parameters<typeof startArtifactServer>[1]['intercept']
 }
@@ -89,7 +90,7 @@ export type Stack = {
 }
 
 export async function startStack(o: StackOptions = {}): Promise<Stack> {
-  const chain = await createTestChain({ blockTime: o.blockTime ?? 1 })
+  const chain = await createTestChain(o.blockTime === 0 ? {} : { blockTime: o.blockTime ?? 1 })
   const { common } = createTestCommon()
   const artifacts = await startArtifactServer(common, { files: { 'demo-service': readFileSync(demoServicePath) }, ...(o.intercept && { intercept: o.intercept }) })
   const dataDir = mkdtempSync(join(tmpdir(), 'bpo-e2e-'))
