@@ -79,7 +79,15 @@ export async function startAnvil(o: StartAnvilParameters = {}): Promise<Anvil> {
   if (o.blockTime !== undefined) args.push('--block-time', String(o.blockTime))
   args.push(...(o.args ?? []))
   const child = spawn(o.binary ?? anvilBinary(), args, { stdio: ['ignore', 'pipe', 'pipe'] })
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+  // never leave a node behind when this process exits without calling stop()
+  const killOnExit = () => child.kill('SIGKILL')
+  process.once('exit', killOnExit)
+  const exited = new Promise<void>((resolve) =>
+    child.once('exit', () => {
+      process.removeListener('exit', killOnExit)
+      resolve()
+    }),
+  )
   let output = ''
   const stop = () => stopChild(child, exited)
   try {

@@ -208,6 +208,20 @@ describe('createEvmFollower', () => {
     }
   })
 
+  test('behavior: logs that do not decode are logged and skipped; the rest is delivered', async () => {
+    const { common } = createTestCommon()
+    const st = store()
+    // the token's Transfer and Approval logs are not ChainEvents
+    const f = follower(common, st, { startBlock: (await head()) + 1n, addresses: [c.addresses.registry, c.addresses.escrow, c.addresses.token] })
+    const bp = await c.registerBlueprint({ name: 'among-noise' })
+    const { serviceId } = await c.requestService({ blueprintId: bp, deposit: 5n })
+    await f.pollOnce()
+    expect(st.s.events.map((e) => e.type)).toEqual(['BlueprintRegistered', 'ServiceInitiated'])
+    expect(st.s.events[1]).toMatchObject({ serviceId })
+    // mint (Transfer), approve (Approval), the deposit's Transfer
+    expect(common.metrics.render()).toMatch(/chain_malformed_events_total\{chain_id="31337"\} 3/)
+  })
+
   test('error: bad options are refused at construction', () => {
     const st = store()
     expect(() => follower(createTestCommon().common, st, { startBlock: 0n, addresses: [], confirmations: -1 })).toThrow(/addresses: empty[\s\S]*confirmations: got -1/)
