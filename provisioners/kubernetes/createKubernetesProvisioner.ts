@@ -5,8 +5,9 @@
  * /scale subresource (read, then replace with its resourceVersion; a 409 Conflict re-reads and retries).
  *
  * Scale to zero deletes the HPA (an HPA's minReplicas cannot be 0 without the HPAScaleToZero feature gate) and sets
- * replicas to 0; StatefulSet volume claims stay. Scaling back sets the replicas and writes the HPA again with the
- * upper bound recorded on the workload. Destroy deletes the namespace (the API server cascades to everything in it)
+ * replicas to 0; StatefulSet volume claims stay. Scaling to n > 0 writes the HPA with minimum n (see `upperBound` for
+ * its maximum), then sets the replicas. A tier change is best made with `provision` and the new spec (idempotent),
+ * which rewrites every bound from the spec. Destroy deletes the namespace (the API server cascades to everything in it)
  * and waits until it is gone; 404 is success.
  */
 import type { V1Deployment, V1Namespace, V1NamespaceList, V1Scale, V1Service, V1StatefulSet } from '@kubernetes/client-node'
@@ -32,6 +33,7 @@ import {
   objectName,
   ownedSelector,
   ownerLabel,
+  replicasAnnotation,
   restartedAtAnnotation,
   workloadKindAnnotation,
 } from './names.js'
@@ -258,6 +260,19 @@ export function createKubernetesProvisioner(common: Common, p: KubernetesProvisi
     return loc
   }
 
+  /**
+   * The autoscaling upper bound after scale(n): the one recorded at the last provision when n is that provision's
+   * replica count (a scale back from zero); otherwise, when exactly one tier of the operator's table starts at n
+   * replicas, that tier's maximum (the daemon changes tiers by scaling to the new tier's minReplicas); otherwise the
+   * recorded one.
+   */
+  const upperBound = (n: number, recordedReplicas: number, recordedMax: number): number => {
+    const recorded = Number.isFinite(recordedMax) ? recordedMax : n
+    if (n === recordedReplicas) return recorded
+    const byMin = Object.values(p.tiers).filter((t) => t.minReplicas === n)
+    return byMin.length === 1 ? byMin[0]!.maxReplicas : recorded
+  }
+
   /** Set replicas through the /scale subresource with optimistic concurrency. */
   const setReplicas = async (cl: ClusterClient, ns: string, kind: WorkloadKind, replicas: number, o: Op) => {
     const res = kind === 'StatefulSet' ? 'statefulset' : 'deployment'
@@ -343,14 +358,15 @@ export function createKubernetesProvisioner(common: Common, p: KubernetesProvisi
       const kind = kindOf(nsObj)
       const w = await readWorkload(cl, ns, kind, x)
       if (!w) throw new ProvisionError(`scale ${id}: ${kind} ${ns}/${objectName} is missing; provision it again`, { retryable: false })
-      const recordedMax = Number(w.metadata?.annotations?.[maxReplicasAnnotation] ?? replicas)
+      const recordedMax = Number(w.metadata?.annotations?.[maxReplicasAnnotation])
+      const recordedReplicas = Number(w.metadata?.annotations?.[replicasAnnotation])
       if (replicas === 0) {
         // The HPA goes first so nothing can scale the workload back up in between.
         await writeHpa(cl, ns, undefined, x)
         await setReplicas(cl, ns, kind, 0, x)
       } else {
         // The HPA goes first: its new minimum is `replicas`, so it never pulls the count away from what is set next.
-        await writeHpa(cl, ns, buildHpa(id, p.operatorId, kind, boundsFor(replicas, Number.isFinite(recordedMax) ? recordedMax : replicas), p.targetCpuUtilization), x)
+        await writeHpa(cl, ns, buildHpa(id, p.operatorId, kind, boundsFor(replicas, upperBound(replicas, recordedReplicas, recordedMax)), p.targetCpuUtilization), x)
         await setReplicas(cl, ns, kind, replicas, x)
       }
       log.info({ deploymentId: id, replicas }, 'scaled')

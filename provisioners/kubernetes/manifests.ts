@@ -30,6 +30,7 @@ import {
   isDnsLabel,
   maxReplicasAnnotation,
   namespaceOf,
+  replicasAnnotation,
   objectName,
   ownershipLabels,
   workloadKindAnnotation,
@@ -193,7 +194,7 @@ export function buildManifests(req: DeploymentRequest, o: ManifestOptions): Mani
 
   const tierMax = o.tiers[spec.tier]?.maxReplicas ?? spec.replicas
   const maxReplicas = Math.max(spec.replicas, spec.maxReplicas >= 1 ? spec.maxReplicas : tierMax)
-  const meta = { name: objectName, namespace: ns, labels, annotations: { [maxReplicasAnnotation]: String(maxReplicas) } }
+  const meta = { name: objectName, namespace: ns, labels, annotations: { [maxReplicasAnnotation]: String(maxReplicas), [replicasAnnotation]: String(spec.replicas) } }
 
   let workload: V1Deployment | V1StatefulSet
   if (persistent) {

@@ -13,6 +13,8 @@ export const ownerLabel = 'blueprint-operator/owner'
 export const deploymentLabel = 'blueprint-operator/deployment'
 /** Annotation on the workload: the autoscaling upper bound to restore after a scale to zero. */
 export const maxReplicasAnnotation = 'blueprint-operator/max-replicas'
+/** Annotation on the workload: the replica count of the last provision. */
+export const replicasAnnotation = 'blueprint-operator/replicas'
 /** Annotation on the namespace: "Deployment" or "StatefulSet". */
 export const workloadKindAnnotation = 'blueprint-operator/workload-kind'
 /** Pod template annotation that `kubectl rollout restart` also uses. */

@@ -112,6 +112,8 @@ describe('fake Kubernetes API server', () => {
     expect(stale.status).toBe(409)
     expect(keysOf(stale.body)).toEqual(keysOf(recorded('status-409-conflict.json')))
     expect(stale.body.message).toBe('Operation cannot be fulfilled on deployments.apps "web": the object has been modified; please apply your changes to the latest version and try again')
+    // let the fake controller finish its status write for generation 2 (it changes the resourceVersion)
+    await expect.poll(() => raw.get('deployments', 'wire-a', 'web')!.status.observedGeneration, { timeout: 5_000, interval: 5 }).toBe(2)
     const cur = raw.get('deployments', 'wire-a', 'web')!
     const ok = await send('PUT', '/apis/apps/v1/namespaces/wire-a/deployments/web', { ...cur, spec: { ...cur.spec, replicas: 2 } })
     expect(ok.status).toBe(200)

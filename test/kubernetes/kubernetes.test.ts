@@ -135,7 +135,7 @@ describe('manifests on the wire', () => {
 
     const back = await k8s.scale(id, 3)
     expect(back).toMatchObject({ replicasWanted: 3, replicasReady: 3, healthy: true })
-    expect(fake.get('horizontalpodautoscalers', id, 'app')!.spec).toMatchObject({ minReplicas: 3, maxReplicas: 5, scaleTargetRef: { kind: 'StatefulSet', name: 'app' } })
+    expect(fake.get('horizontalpodautoscalers', id, 'app')!.spec).toMatchObject({ minReplicas: 3, maxReplicas: 20, scaleTargetRef: { kind: 'StatefulSet', name: 'app' } })
     expect(claims().slice(0, 2)).toEqual(before)
     expect(claims()).toHaveLength(3)
     // replica changes go through the /scale subresource
@@ -147,6 +147,25 @@ describe('manifests on the wire', () => {
     expect(fake.get('deployments', id, 'app')).toBeDefined()
     await k8s.destroy(id)
     expect(fake.list('persistentvolumeclaims', id)).toEqual([])
+  })
+
+  test('behavior: scale(n) follows the tier that starts at n replicas (how the daemon changes tiers); a scale back from zero restores the provisioned bounds', async () => {
+    const id = newId()
+    await k8s.provision(containerRequest(id, { replicas: 2, maxReplicas: 5, tier: 'standard' }))
+    const hpa = () => {
+      const h = fake.get('horizontalpodautoscalers', id, 'app')
+      return h && [h.spec.minReplicas, h.spec.maxReplicas]
+    }
+    expect(hpa()).toEqual([2, 5])
+    expect((await k8s.scale(id, 3)).replicasReady).toBe(3)
+    expect(hpa()).toEqual([3, 20])
+    expect((await k8s.scale(id, 1)).replicasReady).toBe(1)
+    expect(hpa()).toBeUndefined()
+    await k8s.scale(id, 0)
+    expect(hpa()).toBeUndefined()
+    expect((await k8s.scale(id, 2)).replicasReady).toBe(2)
+    expect(hpa()).toEqual([2, 5])
+    await k8s.destroy(id)
   })
 
   test('behavior: provisioning again changes nothing (same resourceVersions)', async () => {
@@ -204,8 +223,9 @@ describe('conflicts and invalid objects', () => {
     await k8s.provision(containerRequest(id))
     // another writer changes the Deployment between our read of /scale and our replace
     fake.beforeNext({ method: 'PUT', path: /\/scale$/ }, () => fake.mutate('deployments', id, 'app', (d) => void (d.metadata.annotations = { ...d.metadata.annotations, other: 'writer' })))
-    const st = await k8s.scale(id, 2)
-    expect(st).toMatchObject({ replicasWanted: 2, replicasReady: 2, healthy: true })
+    // 4 replicas: no tier starts there, so no HPA takes part
+    const st = await k8s.scale(id, 4)
+    expect(st).toMatchObject({ replicasWanted: 4, replicasReady: 4, healthy: true })
     const puts = fake.requests.filter((r) => r.method === 'PUT' && r.path === `/apis/apps/v1/namespaces/${id}/deployments/app/scale`)
     expect(puts.map((r) => r.status)).toEqual([409, 200])
     await k8s.destroy(id)
@@ -215,7 +235,7 @@ describe('conflicts and invalid objects', () => {
     const id = newId()
     await k8s.provision(containerRequest(id))
     for (let i = 0; i < 5; i++) fake.beforeNext({ method: 'PUT', path: /\/scale$/ }, () => fake.mutate('deployments', id, 'app', (d) => void (d.metadata.annotations = { ...d.metadata.annotations, n: String(i) })))
-    const err = await rejection(k8s.scale(id, 2))
+    const err = await rejection(k8s.scale(id, 4))
     expect(err).toBeInstanceOf(ProvisionError)
     expect(err.retryable).toBe(true)
     expect(err.meta).toMatchObject({ httpStatus: 409, statusReason: 'Conflict' })
