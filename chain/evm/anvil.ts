@@ -82,6 +82,7 @@ export async function startAnvil(o: StartAnvilParameters = {}): Promise<Anvil> {
   // never leave a node behind when this process exits without calling stop()
   const killOnExit = () => child.kill('SIGKILL')
   process.once('exit', killOnExit)
+  child.once('error', () => process.removeListener('exit', killOnExit))
   const exited = new Promise<void>((resolve) =>
     child.once('exit', () => {
       process.removeListener('exit', killOnExit)
