@@ -86,6 +86,8 @@ export type FakeKubernetesApi = {
   /** Change a stored object as another writer would (new resourceVersion; generation bumps on spec changes). */
   mutate(resource: ResourceName, namespace: string | undefined, name: string, change: (obj: KObject) => void): void
   setAvailability(a: Availability): void
+  /** Requests held open by 'hang' whose connection the client has not closed yet. */
+  hangingRequests(): number
   /** false: pods of every workload stay unready until set back to true. */
   setPodsReady(ready: boolean): void
   /** Answer the next request matching `m` with this status code / reason / message instead of handling it. */
@@ -412,6 +414,7 @@ export async function startFakeKubernetesApi(o: FakeKubernetesApiOptions = {}): 
   const hooks: { m: RequestMatcher; fn: () => void }[] = []
   const timers = new Set<NodeJS.Timeout>()
   const sockets = new Set<Socket>()
+  const hanging = new Set<ServerResponse>()
   let closed = false
 
   const now = () => new Date().toISOString().replace(/\.\d{3}Z$/, 'Z')
@@ -843,6 +846,8 @@ export async function startFakeKubernetesApi(o: FakeKubernetesApiOptions = {}): 
       }
       if (availability === 'hang') {
         record(0)
+        hanging.add(res)
+        res.on('close', () => hanging.delete(res))
         return
       }
       let status: number
@@ -944,6 +949,7 @@ export async function startFakeKubernetesApi(o: FakeKubernetesApiOptions = {}): 
     setAvailability(a) {
       availability = a
     },
+    hangingRequests: () => hanging.size,
     setPodsReady(ready) {
       podsReady = ready
       for (const d of [defOf('deployments'), defOf('statefulsets')]) for (const obj of list(d.plural)) later(readyDelayMs, () => reconcileWorkload(d, obj.metadata.namespace, obj.metadata.name))

@@ -367,6 +367,8 @@ describe('unreachable API servers', () => {
     setTimeout(() => ac.abort(new Error('caller gave up')), 20)
     const aborted = await rejection(pending)
     expect({ code: aborted.code, retryable: aborted.retryable }).toEqual({ code: 'ABORTED', retryable: false })
+    // the HTTP requests were really cancelled (timeouts and the abort), not left hanging
+    await expect.poll(() => fake.hangingRequests(), { timeout: 5_000, interval: 10 }).toBe(0)
     fake.setAvailability('up')
     expect((await p.status(id)).healthy).toBe(true)
     await p.destroy(id)
