@@ -195,6 +195,7 @@ export function createEvmFollower(common: Common, p: EvmFollowerParameters): Evm
         if (walk(err, (e) => e instanceof LimitExceededRpcError) && range > 1n) {
           range = range / 2n
           log.warn({ range: range.toString() }, 'the node refused the block range; reading smaller ranges')
+          continue
         }
         throw err
       }

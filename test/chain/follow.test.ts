@@ -4,7 +4,7 @@ import { createEvmPublicClient } from '../../chain/evm/clients.js'
 import { createEvmFollower, type Cursor, type EvmFollowerParameters } from '../../chain/evm/follow.js'
 import { eventId, type ChainEvent } from '../../chain/events.js'
 import { createTestChain, type TestChain } from '../helpers/anvil.js'
-import { startRelay } from './proxy.js'
+import { startRangeLimitedRelay, startRelay } from './proxy.js'
 
 let c: TestChain
 beforeAll(async () => {
@@ -220,6 +220,34 @@ describe('createEvmFollower', () => {
     expect(st.s.events[1]).toMatchObject({ serviceId })
     // mint (Transfer), approve (Approval), the deposit's Transfer
     expect(common.metrics.render()).toMatch(/chain_malformed_events_total\{chain_id="31337"\} 3/)
+  })
+
+  test('behavior: a node that refuses large block ranges is read in smaller ranges', async () => {
+    const relay = await startRangeLimitedRelay(c.rpcUrl, 3n)
+    try {
+      const { common } = createTestCommon()
+      const st = store()
+      const start = (await head()) + 1n
+      for (const n of ['w1', 'w2', 'w3', 'w4', 'w5']) await c.registerBlueprint({ name: n })
+      await c.testClient.mine({ blocks: 5 })
+      const f = createEvmFollower(common, {
+        publicClient: createEvmPublicClient({ rpcUrl: relay.url, chainId: c.chainId, pollingIntervalMs: 50 }),
+        chainId: c.chainId,
+        addresses: [c.addresses.registry],
+        confirmations: 0,
+        pollIntervalMs: 50,
+        maxBlockRange: 16,
+        startBlock: start,
+        loadCursor: st.loadCursor,
+        deliver: st.deliver,
+      })
+      await f.pollOnce()
+      expect(relay.refused).toBeGreaterThan(0)
+      expect(names(st.s.events)).toEqual(['w1', 'w2', 'w3', 'w4', 'w5'])
+      expect(st.s.cursor?.blockNumber).toBe(await head())
+    } finally {
+      await relay.close()
+    }
   })
 
   test('error: bad options are refused at construction', () => {

@@ -36,3 +36,39 @@ export async function startRelay(target: { host: string; port: number }): Promis
   await listen()
   return { url: `http://127.0.0.1:${port}`, down, up: listen, close: down }
 }
+
+/**
+ * An HTTP JSON-RPC relay that refuses eth_getLogs over more than `maxRange` blocks with -32005 (limit exceeded), as
+ * hosted nodes do.
+ */
+export async function startRangeLimitedRelay(targetUrl: string, maxRange: bigint): Promise<{ url: string; refused: number; close(): Promise<void> }> {
+  const { createServer: createHttpServer } = await import('node:http')
+  const state = { refused: 0 }
+  const server = createHttpServer(async (req, res) => {
+    const chunks: Buffer[] = []
+    for await (const c of req) chunks.push(c as Buffer)
+    const body = Buffer.concat(chunks).toString()
+    const msg = JSON.parse(body) as { id: number; method: string; params: { fromBlock: string; toBlock: string }[] }
+    if (msg.method === 'eth_getLogs') {
+      const p = msg.params[0]!
+      if (BigInt(p.toBlock) - BigInt(p.fromBlock) + 1n > maxRange) {
+        state.refused++
+        res.setHeader('content-type', 'application/json')
+        res.end(JSON.stringify({ jsonrpc: '2.0', id: msg.id, error: { code: -32005, message: 'query exceeds the block range limit' } }))
+        return
+      }
+    }
+    const upstream = await fetch(targetUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body })
+    res.setHeader('content-type', 'application/json')
+    res.end(await upstream.text())
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()))
+  const port = (server.address() as { port: number }).port
+  return {
+    url: `http://127.0.0.1:${port}`,
+    get refused() {
+      return state.refused
+    },
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  }
+}
