@@ -113,12 +113,13 @@ function describe(issue: z.core.$ZodIssue, input: unknown): ConfigProblem[] {
   return [{ path: pathOf(issue.path), message: msg }]
 }
 
-export type LoadConfigOptions = { env?: NodeJS.ProcessEnv; file?: string }
+/** `baseDir` anchors relative paths and file: secrets (default: the file's folder, else the working directory). */
+export type LoadConfigOptions = { env?: NodeJS.ProcessEnv; file?: string; baseDir?: string }
 
 /** Validate an already-parsed TOML document. `file` names it in errors and anchors relative paths. */
 export function parseConfig(doc: unknown, o: LoadConfigOptions = {}): OperatorConfig {
   const file = o.file ?? '<config>'
-  const baseDir = o.file ? dirname(resolve(o.file)) : process.cwd()
+  const baseDir = o.baseDir ?? (o.file ? dirname(resolve(o.file)) : process.cwd())
   const r = configSchema.safeParse(doc)
   const problems: ConfigProblem[] = []
   if (!r.success) {

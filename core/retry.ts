@@ -31,9 +31,8 @@ export function timeoutSignal(ms: number, parent?: AbortSignal): AbortSignal {
 export async function withTimeout<T>(what: string, ms: number, fn: (signal: AbortSignal) => Promise<T>, parent?: AbortSignal): Promise<T> {
   if (parent?.aborted) throw new AbortedError(what, parent.reason)
   const controller = new AbortController()
-  const onAbort = () => controller.abort(parent?.reason)
-  parent?.addEventListener('abort', onAbort, { once: true })
   let timer: NodeJS.Timeout | undefined
+  let onAbort: (() => void) | undefined
   try {
     return await Promise.race([
       fn(controller.signal),
@@ -43,19 +42,19 @@ export async function withTimeout<T>(what: string, ms: number, fn: (signal: Abor
           controller.abort(err)
           reject(err)
         }, ms)
+        if (parent) {
+          // one listener, removed in `finally`: long-lived parent signals must not accumulate listeners
+          onAbort = () => {
+            controller.abort(parent.reason)
+            reject(new AbortedError(what, parent.reason))
+          }
+          parent.addEventListener('abort', onAbort, { once: true })
+        }
       }),
-      ...(parent
-        ? [
-            new Promise<never>((_, reject) => {
-              if (parent.aborted) reject(new AbortedError(what, parent.reason))
-              parent.addEventListener('abort', () => reject(new AbortedError(what, parent.reason)), { once: true })
-            }),
-          ]
-        : []),
     ])
   } finally {
     clearTimeout(timer)
-    parent?.removeEventListener('abort', onAbort)
+    if (onAbort) parent?.removeEventListener('abort', onAbort)
   }
 }
 

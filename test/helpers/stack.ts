@@ -24,13 +24,13 @@ export const demoServicePath = fileURLToPath(new URL('../../daemon/dev/demo-serv
 export const binPath = fileURLToPath(new URL('../../bin/blueprint-operator.mjs', import.meta.url))
 
 /** Poll `fn` until it returns a truthy value; fails with `what` after `timeoutMs`. */
-export async function waitFor<T>(what: string, fn: () => Promise<T> | T, timeoutMs = 30_000, everyMs = 100): Promise<NonNullable<T>> {
+export async function waitFor<T>(what: string, fn: () => Promise<T> | T, timeoutMs = 30_000, everyMs = 100): Promise<Exclude<T, false | null | undefined | 0 | "">> {
   const deadline = Date.now() + timeoutMs
   let last: unknown
   for (;;) {
     try {
       const v = await fn()
-      if (v) return v as NonNullable<T>
+      if (v) return v as Exclude<T, false | null | undefined | 0 | "">
     } catch (err) {
       last = err
     }
@@ -135,7 +135,7 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
     operatorId,
     doc,
     operatorKey,
-    config: () => parseConfig(doc, { env: { BPO_TEST_OPERATOR_KEY: operatorKey } }),
+    config: () => parseConfig(doc, { env: { BPO_TEST_OPERATOR_KEY: operatorKey }, baseDir: dataDir }),
     async registerDemo(r = {}) {
       return chain.registerBlueprint({
         name: r.name ?? 'demo',
@@ -177,6 +177,10 @@ export async function startInProcess(stack: Stack): Promise<{ daemon: Daemon; st
   return {
     daemon,
     async stop() {
+      // tests leave nothing behind: whatever this daemon owns on any target goes before it stops
+      for (const prov of daemon.targets.provisioners()) {
+        for (const o of await prov.listOwned().catch(() => [])) await prov.destroy(o.deploymentId).catch(() => undefined)
+      }
       await daemon.stop()
       await shutdown(5000)
     },
