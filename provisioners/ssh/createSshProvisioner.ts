@@ -47,6 +47,8 @@ export type SshProvisionerParameters = {
   artifactCacheDir?: string
   /** Replica supervisor: "auto" (systemd where it runs, else the pidfile supervisor), or force one. Default "auto". */
   supervisor?: 'auto' | 'setsid' | 'systemd'
+  /** Seconds a stopping replica gets between SIGTERM and SIGKILL. Default 10. */
+  stopGraceSeconds?: number
   /** Accept `testing` sources (dev only). Default false. */
   allowTestingSources?: boolean
 }
@@ -87,6 +89,7 @@ export function createSshProvisioner(commonIn: Common, p: SshProvisionerParamete
   const cacheDir = p.artifactCacheDir ?? join(p.stateDir, 'artifacts')
   const healthTimeoutMs = p.healthTimeoutMs ?? 60_000
   const probeTimeoutMs = p.probeTimeoutMs ?? 2_000
+  const grace = String(Math.max(0, Math.round(p.stopGraceSeconds ?? 10)))
   const provisionMs = p.callTimeoutMs?.provision ?? 900_000
   const otherMs = p.callTimeoutMs?.other ?? 180_000
   const pool = createSshPool(common, { connectTimeoutMs: p.connectTimeoutMs, commandTimeoutMs: p.commandTimeoutMs ?? 120_000 })
@@ -330,7 +333,7 @@ export function createSshProvisioner(commonIn: Common, p: SshProvisionerParamete
     await Promise.all(
       existing
         .filter((r) => r.index >= n && r.state !== 'stopped')
-        .map((r) => agent.must(h, `stopping replica ${r.index}`, ['stop', depDir, String(r.index), '10'], { signal })),
+        .map((r) => agent.must(h, `stopping replica ${r.index}`, ['stop', depDir, String(r.index), grace], { signal })),
     )
   }
 
@@ -499,7 +502,7 @@ export function createSshProvisioner(commonIn: Common, p: SshProvisionerParamete
           })
           for (const i of bad) {
             log.warn({ deploymentId, host: h.name, replica: i }, 'restarting an unhealthy replica')
-            await agent.must(h, `stopping replica ${i}`, ['stop', depDir, String(i), '10'], { signal })
+            await agent.must(h, `stopping replica ${i}`, ['stop', depDir, String(i), grace], { signal })
           }
           if (bad.length) {
             await converge(h, deploymentId, pl.replicas, signal)
@@ -520,7 +523,7 @@ export function createSshProvisioner(commonIn: Common, p: SshProvisionerParamete
           await Promise.all(
             targets.map(async (h) => {
               try {
-                await agent.must(h, 'destroying the deployment', ['destroy', agent.layout(h).dep(deploymentId)], { signal })
+                await agent.must(h, 'destroying the deployment', ['destroy', agent.layout(h).dep(deploymentId), grace], { signal })
                 const f = await agent.facts(h, { signal })
                 if (f.runtime !== 'none') await removeContainers(h, f.runtime, deploymentId, signal)
               } catch (err) {

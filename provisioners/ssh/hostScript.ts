@@ -285,11 +285,12 @@ cmd_list() {
   done
 }
 
-# destroy <depdir>: stop every replica, then remove the directory (data included)
+# destroy <depdir> [graceSeconds]: stop every replica (in parallel), then remove the directory (data included)
 cmd_destroy() {
-  dep=$1
+  dep=$1; g=\${2:-10}
   [ -d "$dep" ] || { echo absent; return 0; }
-  for r in "$dep"/replicas/*; do [ -d "$r" ] && cmd_stop "$dep" "$(basename "$r")" 5 > /dev/null; done
+  for r in "$dep"/replicas/*; do [ -d "$r" ] && (cmd_stop "$dep" "$(basename "$r")" "$g" > /dev/null) & done
+  wait
   rm -rf "$dep" && echo destroyed
 }
 

@@ -92,7 +92,8 @@ export async function startSshd(o: StartSshdOptions = {}): Promise<Sshd> {
       'MaxStartups 64',
       'LogLevel ERROR',
       'Subsystem sftp internal-sftp',
-      ...Object.entries(o.env ?? {}).map(([k, v]) => `SetEnv ${k}=${JSON.stringify(v)}`),
+      // sshd keeps only the first SetEnv line: every variable goes on one
+      ...(Object.keys(o.env ?? {}).length ? [`SetEnv ${Object.entries(o.env ?? {}).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(' ')}`] : []),
     ].join('\n')
     await writeFile(join(dir, 'sshd_config'), `${conf}\n`)
     const child = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', join(dir, 'sshd_config')], { stdio: ['ignore', 'ignore', 'pipe'] })

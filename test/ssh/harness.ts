@@ -43,13 +43,13 @@ export const spec = (o: Partial<ResourceSpec> = {}): ResourceSpec => ({
 })
 
 /** Start `n` sshd hosts; host i costs `costs[i]` USD/h and holds `capacity`. */
-export async function startSshLab(o: { hosts?: number; costs?: string[]; capacity?: SshHost['capacity']; sshdEnv?: Record<string, string> } = {}): Promise<SshLab> {
+export async function startSshLab(o: { hosts?: number; costs?: string[]; capacity?: SshHost['capacity']; sshdEnv?: Record<string, string> | Record<string, string>[] } = {}): Promise<SshLab> {
   const n = o.hosts ?? 2
   const dir = await mkdtemp(join(tmpdir(), 'bpo-ssh-lab-'))
   const sshds: Sshd[] = []
   const provisioners: SshProvisioner[] = []
   try {
-    for (let i = 0; i < n; i++) sshds.push(await startSshd({ env: o.sshdEnv }))
+    for (let i = 0; i < n; i++) sshds.push(await startSshd({ env: Array.isArray(o.sshdEnv) ? o.sshdEnv[i] : o.sshdEnv }))
   } catch (err) {
     await Promise.all(sshds.map((s) => s.stop()))
     throw err
