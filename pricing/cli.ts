@@ -121,7 +121,7 @@ const fmt = (d: { toDecimalPlaces(n: number): { toFixed(n: number): string } }, 
 function quoteLine(rank: number, q: Quote): string {
   const o = q.offer
   const b = q.breakdown
-  const gpu = o.gpu.count ? ` ${o.gpu.count}×${o.gpu.model ?? 'GPU'}` : ''
+  const gpu = o.gpu.count ? `, ${o.gpu.count}×${o.gpu.model ?? 'GPU'}` : ''
   return [
     `#${rank} ${o.provider} ${o.region}${o.zone ? ` (${o.zone})` : ''} ${o.instanceType}: ${o.vcpu} vCPU, ${o.memoryGiB} GiB${gpu}, ${q.spot ? 'spot' : 'on-demand'}`,
     `   ${fmt(b.totalUsd)} USD/h for ${q.replicas} replica(s) = ${fmt(b.perReplicaUsd)} each: host ${fmt(b.hostUsd)} + GPU ${fmt(b.gpuUsd)} + storage ${fmt(b.storageUsd)} + IPv4 ${fmt(b.ipv4Usd)}`,

@@ -1,0 +1,211 @@
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest'
+import { fixture, startFakePriceSources, type FakePriceSources } from '../test/fakes/price-sources.js'
+import { createTestCommon, type Common } from '../core/common.js'
+import { createCatalog, PricingConfigError, readCacheDir, type Catalog } from './catalog.js'
+import { defaultPricingConfig, SourceIds, type PricingConfig } from './config.js'
+
+let fake: FakePriceSources
+let dir: string
+let common: Common
+let shutdown: () => Promise<void>
+const catalogs: Catalog[] = []
+
+beforeAll(async () => {
+  fake = await startFakePriceSources()
+})
+afterAll(async () => {
+  await fake.close()
+})
+beforeEach(async () => {
+  fake.reset()
+  fake.requests.length = 0
+  dir = await mkdtemp(join(tmpdir(), 'pricing-cache-'))
+  const t = createTestCommon()
+  common = t.common
+  shutdown = () => t.shutdown(5_000)
+})
+afterEach(async () => {
+  for (const c of catalogs.splice(0)) await c.close()
+  await shutdown()
+  await rm(dir, { recursive: true, force: true })
+})
+
+/** Config whose enabled sources point at the fake; `enable` lists the enabled network sources. */
+function testConfig(enable: string[], p: Partial<PricingConfig> = {}): PricingConfig {
+  const c = defaultPricingConfig(dir)
+  for (const id of SourceIds) c.sources[id].enabled = enable.includes(id)
+  c.sources['skypilot-aws'].url = `${fake.url}/skypilot/v8/aws/vms.csv`
+  c.sources['skypilot-azure'].url = `${fake.url}/skypilot/v6/azure/vms.csv`
+  c.sources['skypilot-do'].url = `${fake.url}/skypilot/v6/do/vms.csv`
+  c.sources['azure-retail'].url = `${fake.url}/azure/api/retail/prices`
+  c.sources['vultr-plans'].url = `${fake.url}/vultr/v2/plans`
+  c.sources.hetzner.url = `${fake.url}/hetzner/live_data_prices.json`
+  c.sources.hetzner.pageUrls = [`${fake.url}/hetzner/cloud/regular-performance/`]
+  c.sources.threefold.url = `${fake.url}/gridproxy`
+  for (const id of SourceIds) c.sources[id].timeoutMs = 10_000
+  return { ...c, ...p }
+}
+
+const make = (config: PricingConfig, deps: Parameters<typeof createCatalog>[2] = { refreshOnStart: false }) => {
+  const c = createCatalog(common, config, deps)
+  catalogs.push(c)
+  return c
+}
+
+const count = (c: Catalog, source: string) => c.health().find((h) => h.source === source)?.offers
+
+describe('createCatalog', () => {
+  test('default: refresh every enabled source, write the disk cache, report health', async () => {
+    const c = make(testConfig(['skypilot-aws', 'skypilot-azure', 'azure-retail', 'vultr-plans', 'hetzner', 'threefold']))
+    await c.start()
+    // azure-retail takes its specs from skypilot-azure, so that one goes first
+    expect((await c.refresh('skypilot-azure'))[0]).toEqual({ source: 'skypilot-azure', ok: true, offers: 303 })
+    const out = await c.refresh()
+    expect(out.every((o) => o.ok)).toBe(true)
+    expect(count(c, 'skypilot-aws')).toBe(471)
+    expect(count(c, 'azure-retail')).toBe(1)
+    expect(count(c, 'vultr-plans')).toBe(3)
+    expect(count(c, 'hetzner')).toBe(3)
+    expect(count(c, 'threefold')).toBe(19)
+    expect(c.offers()).toHaveLength(471 + 303 + 1 + 3 + 3 + 19)
+    for (const h of c.health().filter((x) => x.source !== 'own-inventory')) {
+      expect(h.lastError).toBeUndefined()
+      expect(h.ageMs).toBeGreaterThanOrEqual(0)
+    }
+    const file = JSON.parse(await readFile(join(dir, 'skypilot-aws.json'), 'utf8'))
+    expect(file).toMatchObject({ format: 'blueprint-operator/pricing-cache', version: 1, source: 'skypilot-aws' })
+    expect(file.offers[0]).toMatchObject({ instanceType: 'a1.2xlarge', hourlyUsd: '0.2568', spotHourlyUsd: '0.2568', storageUsdPerGiBMonth: '0.08', ipv4HourlyUsd: '0.005' })
+    expect(common.metrics.render()).toContain('pricing_source_offers{source="skypilot-aws"} 471')
+  })
+
+  test('behavior: a source that goes down keeps serving its last-known-good offers', async () => {
+    const c = make(testConfig(['skypilot-aws']))
+    await c.start()
+    await c.refresh()
+    const before = c.health().find((h) => h.source === 'skypilot-aws')!
+    fake.route('/skypilot/v8/aws/vms.csv', { status: 503, body: 'unavailable' })
+    const [r] = await c.refresh('skypilot-aws')
+    expect(r).toMatchObject({ source: 'skypilot-aws', ok: false, offers: 471 })
+    expect(r!.error).toContain('HTTP 503')
+    const after = c.health().find((h) => h.source === 'skypilot-aws')!
+    expect(after.offers).toBe(471)
+    expect(after.fetchedAt).toBe(before.fetchedAt)
+    expect(after.lastError).toContain('HTTP 503')
+    // recovery clears the error
+    fake.reset()
+    expect((await c.refresh('skypilot-aws'))[0]!.ok).toBe(true)
+    expect(c.health().find((h) => h.source === 'skypilot-aws')!.lastError).toBeUndefined()
+  })
+
+  test('behavior: a refresh that shrinks a source by more than half is rejected', async () => {
+    const c = make(testConfig(['skypilot-aws']))
+    await c.start()
+    await c.refresh()
+    const shrunk = fixture('aws-vms-v8.part0.csv').split('\n').slice(0, 100).join('\n')
+    fake.route('/skypilot/v8/aws/vms.csv', { body: shrunk })
+    const [r] = await c.refresh('skypilot-aws')
+    expect(r!.ok).toBe(false)
+    expect(r!.error).toContain('shrank the source from 471 to 99 offers')
+    expect(count(c, 'skypilot-aws')).toBe(471)
+  })
+
+  test('behavior: garbage (an HTML page, all-placeholder prices) never replaces a good catalog', async () => {
+    const c = make(testConfig(['skypilot-aws']))
+    await c.start()
+    await c.refresh()
+    fake.route('/skypilot/v8/aws/vms.csv', { body: '<!doctype html><html><body>Sign in</body></html>' })
+    const [html] = await c.refresh('skypilot-aws')
+    expect(html!.error).toContain('not its format')
+    const placeholders = fixture('aws-vms-v8.part0.csv').replace(/,[\d.]+,[\d.]+,([a-z]{2}-[a-z]+-\d)/g, ',700.0,700.0,$1')
+    fake.route('/skypilot/v8/aws/vms.csv', { body: placeholders })
+    const [ph] = await c.refresh('skypilot-aws')
+    expect(ph!.error).toContain('no usable offers')
+    expect(ph!.error).toContain('placeholder')
+    expect(count(c, 'skypilot-aws')).toBe(471)
+  })
+
+  test('behavior: one source down does not stop the others', async () => {
+    fake.route('/skypilot/v8/aws/vms.csv', { status: 500, body: 'boom' })
+    const c = make(testConfig(['skypilot-aws', 'vultr-plans']))
+    await c.start()
+    const out = await c.refresh()
+    expect(out.map((o) => [o.source, o.ok])).toEqual([
+      ['skypilot-aws', false],
+      ['vultr-plans', true],
+    ])
+    expect(c.offers()).toHaveLength(3)
+  })
+
+  test('behavior: restart serves the disk cache without the network; own inventory is always there', async () => {
+    const own = [{ name: 'rack-1', region: 'eu-home', vcpu: 16, memoryGiB: 64, storageGiB: 500, hourlyUsd: '0.05' }]
+    const first = make(testConfig(['skypilot-aws']))
+    await first.start()
+    await first.refresh()
+    const fetchedAt = first.health().find((h) => h.source === 'skypilot-aws')!.fetchedAt
+    await first.close()
+    fake.route('/skypilot/v8/aws/vms.csv', { status: 503, body: 'down' })
+    const second = make(testConfig(['skypilot-aws'], { own }))
+    await second.start()
+    expect(count(second, 'skypilot-aws')).toBe(471)
+    expect(second.health().find((h) => h.source === 'skypilot-aws')!.fetchedAt).toBe(fetchedAt)
+    expect(second.offers()[0]).toMatchObject({ provider: 'own', instanceType: 'rack-1', source: 'own-inventory' })
+    expect(second.offers()).toHaveLength(472)
+    // offers() is the same array until something changes
+    expect(second.offers()).toBe(second.offers())
+    const cache = await readCacheDir(dir)
+    expect(cache.sources).toEqual([{ source: 'skypilot-aws', offers: 471, fetchedAt }])
+  })
+
+  test('behavior: an unreadable cache file is reported, not fatal', async () => {
+    await writeFile(join(dir, 'skypilot-aws.json'), '{"format":"something else"}')
+    const c = make(testConfig(['skypilot-aws']))
+    await c.start()
+    expect(c.health().find((h) => h.source === 'skypilot-aws')!.lastError).toContain('cache unreadable')
+    expect(c.offers()).toEqual([])
+  })
+
+  test('behavior: start() refreshes missing sources, and node-cron schedules later refreshes', async () => {
+    const cfg = testConfig(['vultr-plans'])
+    cfg.sources['vultr-plans'].refresh = '*/1 * * * * *'
+    const c = make(cfg, {})
+    await c.start()
+    const deadline = Date.now() + 20_000
+    // 2 requests per refresh (two cursor pages): wait for the start-up refresh plus at least one scheduled one
+    while ((fake.requests.filter((r) => r.startsWith('/vultr/')).length < 4 || count(c, 'vultr-plans') !== 3) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100))
+    expect(fake.requests.filter((r) => r.startsWith('/vultr/')).length).toBeGreaterThanOrEqual(4)
+    expect(count(c, 'vultr-plans')).toBe(3)
+  })
+
+  test('behavior: close() aborts a refresh in flight', async () => {
+    fake.route('/skypilot/v8/aws/vms.csv', { body: 'late', delayMs: 30_000 })
+    const c = make(testConfig(['skypilot-aws']))
+    await c.start()
+    const p = c.refresh('skypilot-aws')
+    await new Promise((r) => setTimeout(r, 100))
+    await c.close()
+    const [r] = await p
+    expect(r!.ok).toBe(false)
+    expect(r!.error).toContain('aborted')
+  })
+
+  test('error: invalid refresh expression or own machine at construction', () => {
+    const cfg = testConfig(['skypilot-aws'])
+    cfg.sources['skypilot-aws'].refresh = 'every day'
+    cfg.own = [{ name: 'x', region: 'r', vcpu: 1, memoryGiB: 1, storageGiB: 1, hourlyUsd: 'free' }]
+    const err = (() => {
+      try {
+        createCatalog(common, cfg)
+      } catch (e) {
+        return e as PricingConfigError
+      }
+    })()
+    expect(err).toBeInstanceOf(PricingConfigError)
+    expect(err!.details).toEqual([
+      'pricing.sources.skypilot-aws.refresh: got "every day", expected a cron expression such as "5 3 * * *"',
+      'pricing.own: own[0] x: hourlyUsd "free" is not a decimal amount',
+    ])
+  })
+})

@@ -1,0 +1,149 @@
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Writable } from 'node:stream'
+import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import { fixture, pricingFixturesDir } from '../test/fakes/price-sources.js'
+import { createTestCommon } from '../core/common.js'
+import { createCatalog } from './catalog.js'
+import { pricingCli, pricingCliWith } from './cli.js'
+import { defaultPricingConfig, SourceIds } from './config.js'
+import { parseSkypilotCsv } from './sources/skypilot.js'
+
+const F = (name: string) => join(pricingFixturesDir, name)
+
+async function run(argv: string[], config?: ReturnType<typeof defaultPricingConfig>) {
+  let out = ''
+  let err = ''
+  const stdout = new Writable({ write: (c, _e, cb) => ((out += String(c)), cb()) })
+  const stderr = new Writable({ write: (c, _e, cb) => ((err += String(c)), cb()) })
+  const code = config ? await pricingCliWith(argv, { stdout, stderr }, config) : await pricingCli(argv, { stdout, stderr })
+  return { code, out, err, lines: out.trim().split('\n') }
+}
+
+describe('pricing parse', () => {
+  test('default: skypilot-aws prints JSON lines then the summary', async () => {
+    const r = await run(['pricing', 'parse', 'skypilot-aws', F('aws-vms-v8.part0.csv')])
+    expect(r.code).toBe(0)
+    expect(r.lines).toHaveLength(244)
+    expect(r.lines.at(-1)).toBe('offers=243 rejected=0')
+    const first = JSON.parse(r.lines[0]!)
+    expect(first).toMatchObject({
+      provider: 'aws',
+      region: 'ap-northeast-1',
+      instanceType: 'a1.2xlarge',
+      vcpu: 8,
+      memoryGiB: 16,
+      gpuCount: 0,
+      gpuModel: null,
+      hourlyUsd: '0.2568',
+      spotHourlyUsd: '0.2568',
+    })
+  })
+
+  test('behavior: rejected rows go to stderr with the reason', async () => {
+    const r = await run(['pricing', 'parse', 'skypilot-gcp', F('gcp-vms-v8.part2.csv')])
+    expect(r.code).toBe(0)
+    expect(r.lines.at(-1)).toBe('offers=1 rejected=233')
+    expect(r.err).toContain('rejected line 67: hourly price 700 is a placeholder')
+    expect(r.err).toContain('rejected line 79: duplicate of line 78')
+  })
+
+  test.each([
+    ['skypilot-azure', [F('azure-vms-v6.part0.csv')], 'offers=303 rejected=0'],
+    ['skypilot-do', [F('do-vms-v6.csv')], 'offers=44 rejected=0'],
+    ['skypilot-lambda', [F('lambda-vms-v8.part0.csv')], 'offers=96 rejected=0'],
+    ['skypilot-runpod', [F('runpod-vms-v8.part0.csv')], 'offers=79 rejected=0'],
+    ['azure-retail', [F('azure-retail-prices.standard_b1s_eastus.json'), '--specs', F('azure-vms-v6.part0.csv')], 'offers=1 rejected=1'],
+    ['vantage-aws', [F('vantage-aws-instances.sample.json')], 'offers=3 rejected=0'],
+    ['vultr-plans', [F('vultr-plans-api.fixture.json')], 'offers=3 rejected=0'],
+    ['hetzner', [F('eu-cloud-prices-hetzner.json')], 'offers=25 rejected=0'],
+    ['hetzner', [F('hetzner-cloud-matrix-row.fixture.html'), '--feed', F('hetzner-site-price-feed.fixture.json')], 'offers=3 rejected=1'],
+    ['threefold-nodes', [F('threefold-gridproxy-nodes.devnet-node1.json')], 'offers=19 rejected=0'],
+  ])('args: %s %s', async (format, args, summary) => {
+    const r = await run(['pricing', 'parse', format, ...args])
+    expect(r.code).toBe(0)
+    expect(r.lines.at(-1)).toBe(summary)
+    for (const l of r.lines.slice(0, -1)) {
+      const o = JSON.parse(l)
+      for (const k of ['provider', 'region', 'instanceType', 'vcpu', 'memoryGiB', 'gpuCount', 'gpuModel', 'hourlyUsd', 'spotHourlyUsd']) expect(o).toHaveProperty(k)
+      expect(typeof o.hourlyUsd).toBe('string')
+    }
+  })
+
+  test('error: usage', async () => {
+    expect((await run(['pricing', 'parse', 'nope', F('do-vms-v6.csv')])).code).toBe(2)
+    expect((await run(['pricing', 'parse', 'skypilot-aws'])).code).toBe(2)
+    const h = await run(['pricing', 'parse', 'hetzner', F('hetzner-cloud-matrix-row.fixture.html')])
+    expect(h.code).toBe(2)
+    expect(h.err).toContain('--feed')
+    expect((await run(['pricing', 'parse', 'skypilot-aws', '/nonexistent.csv'])).code).toBe(1)
+    expect((await run(['pricing', 'parse', 'skypilot-aws', F('vultr-plans-api.fixture.json')])).code).toBe(1)
+  })
+})
+
+describe('quote', () => {
+  let dir: string
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'pricing-quote-'))
+    const config = defaultPricingConfig(dir)
+    for (const id of SourceIds) config.sources[id].enabled = id === 'skypilot-aws' || id === 'skypilot-do'
+    const { common, shutdown } = createTestCommon()
+    const loader = (file: string, cloud: 'aws' | 'do') => async ({ fetchedAt }: { fetchedAt: number }) => parseSkypilotCsv(fixture(file), { cloud, fetchedAt })
+    const catalog = createCatalog(common, config, { refreshOnStart: false, loaders: { 'skypilot-aws': loader('aws-vms-v8.part0.csv', 'aws'), 'skypilot-do': loader('do-vms-v6.csv', 'do') } })
+    await catalog.start()
+    await catalog.refresh()
+    await catalog.close()
+    await shutdown()
+  })
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  test('default: best offers from the cached catalog with the breakdown', async () => {
+    const r = await run(['quote', '--cpu', '4', '--memory', '16', '--catalog', dir, '--top', '2'])
+    expect(r.code).toBe(0)
+    expect(r.out).toContain('#1 digitalocean nyc1 s-8vcpu-16gb: 8 vCPU, 16 GiB, on-demand')
+    expect(r.out).toContain('0.147320 USD/h for 1 replica(s) = 0.147320 each: host 0.147320 + GPU 0.000000 + storage 0.000000 + IPv4 0.000000')
+    expect(r.out).toContain('#2 digitalocean nyc2 s-8vcpu-16gb')
+    expect(r.out).not.toContain('#3')
+  })
+
+  test('args: --storage --ports --replicas --region --spot --json', async () => {
+    const r = await run(['quote', '--cpu', '2', '--memory', '4', '--storage', '73', '--ports', '22,443', '--replicas', '2', '--region', 'eu', '--spot', '--json', '--catalog', dir])
+    expect(r.code).toBe(0)
+    const q = JSON.parse(r.lines[0]!)
+    expect(q.offer).toMatchObject({ provider: 'aws', region: 'eu-west-1', instanceType: 'a1.large', zone: 'euw1-az1' })
+    // a1 spot equals on-demand in this recording: spot is used only when cheaper
+    expect(q.spot).toBe(false)
+    // 73 GiB × 0.08 USD/GiB-month / 730 h = 0.008; IPv4 0.005
+    expect(q.breakdown.storageUsd).toBe('0.008')
+    expect(q.breakdown.ipv4Usd).toBe('0.005')
+    expect(q.breakdown).toEqual({ hostUsd: '0.0576', gpuUsd: '0', storageUsd: '0.008', ipv4Usd: '0.005', perReplicaUsd: '0.0706', totalUsd: '0.1412' })
+    expect(q.replicas).toBe(2)
+  })
+
+  test('args: --gpu and own inventory from the configuration', async () => {
+    const config = defaultPricingConfig(dir)
+    config.own = [{ name: 'gpu-box', region: 'eu-home', vcpu: 32, memoryGiB: 256, storageGiB: 2000, gpu: { count: 2, model: 'H100' }, hourlyUsd: '3.10' }]
+    const r = await run(['quote', '--cpu', '8', '--memory', '64', '--gpu', 'h100:1'], config)
+    expect(r.code).toBe(0)
+    expect(r.out).toContain('#1 own eu-home gpu-box: 32 vCPU, 256 GiB, 2×H100, on-demand')
+    expect(r.out).toContain('#2 digitalocean tor1 gpu-h100x1-80gb')
+  })
+
+  test('error: no feasible offer lists the nearest and exits 1', async () => {
+    const r = await run(['quote', '--cpu', '8', '--memory', '64', '--gpu', 'H100:8', '--max-usd', '40', '--catalog', dir])
+    expect(r.code).toBe(1)
+    expect(r.err).toContain('NO_FEASIBLE_OFFER')
+    expect(r.err).toContain('digitalocean tor1 gpu-h100x8-640gb: costs 47.6 USD/h, above the ceiling 40')
+  })
+
+  test('error: usage', async () => {
+    expect((await run(['quote', '--memory', '4', '--catalog', dir])).code).toBe(2)
+    expect((await run(['quote', '--cpu', 'x', '--memory', '4'])).code).toBe(2)
+    expect((await run(['quote', '--cpu', '1', '--memory', '1', '--max-usd', 'ten', '--catalog', dir])).code).toBe(2)
+    expect((await run(['quote', '--cpu', '1', '--memory', '1', '--catalog', join(dir, 'missing')])).code).toBe(1)
+    expect((await run(['pricing'])).code).toBe(2)
+  })
+})
