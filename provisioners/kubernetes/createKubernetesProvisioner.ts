@@ -165,6 +165,8 @@ export function createKubernetesProvisioner(common: Common, p: KubernetesProvisi
     const ns = namespaceOf(m.namespace.metadata!.name!)
     const base = { fieldManager, force: true }
     await call(cl, `apply namespace ${ns}`, o, (opt) => cl.core.patchNamespace({ name: ns, body: m.namespace, ...base }, opt), applyPatch)
+    // The HPA before the workload: an old HPA with a higher minimum would otherwise pull the new replica count back up.
+    await writeHpa(cl, ns, m.hpa, o)
     if (m.kind === 'StatefulSet') {
       await call(cl, `apply statefulset ${ns}/${objectName}`, o, (opt) => cl.apps.patchNamespacedStatefulSet({ name: objectName, namespace: ns, body: m.workload, ...base }, opt), applyPatch)
     } else {
@@ -176,7 +178,6 @@ export function createKubernetesProvisioner(common: Common, p: KubernetesProvisi
     } else {
       await ignore404(call(cl, `delete service ${ns}/${objectName}`, o, (opt) => cl.core.deleteNamespacedService({ name: objectName, namespace: ns }, opt)))
     }
-    await writeHpa(cl, ns, m.hpa, o)
   }
 
   const writeHpa = async (cl: ClusterClient, ns: string, hpa: Manifests['hpa'], o: Op) => {

@@ -28,7 +28,8 @@ async function rejection(p: Promise<unknown>): Promise<BaseError> {
 }
 
 beforeAll(async () => {
-  fake = await startFakeKubernetesApi()
+  // controllers react on the next tick, before the client can send its next request
+  fake = await startFakeKubernetesApi({ readyDelayMs: 0 })
   k8s = provisionerOn(common, 'op-1', { 'c1-eu-west': fake })
 })
 afterEach(() => {
@@ -165,6 +166,14 @@ describe('manifests on the wire', () => {
     expect(hpa()).toBeUndefined()
     expect((await k8s.scale(id, 2)).replicasReady).toBe(2)
     expect(hpa()).toEqual([2, 5])
+    // a tier change through provision: premium, then back to basic — the old HPA must not hold the replicas up
+    expect((await k8s.provision(containerRequest(id, { replicas: 3, maxReplicas: 20, tier: 'premium' }))).replicasReady).toBe(3)
+    expect(hpa()).toEqual([3, 20])
+    const basic = await k8s.provision(containerRequest(id))
+    expect(basic).toMatchObject({ replicasWanted: 1, replicasReady: 1, healthy: true })
+    expect(hpa()).toBeUndefined()
+    await new Promise((r) => setTimeout(r, 50))
+    expect(fake.get('deployments', id, 'app')!.spec.replicas).toBe(1)
     await k8s.destroy(id)
   })
 
