@@ -193,7 +193,7 @@ export function startChild(stack: Stack): { child: ChildProcess; output(): strin
   writeFileSync(file, stringify(stack.doc))
   let out = ''
   const child = spawn(process.execPath, [binPath, 'run', '--config', file], {
-    env: { ...process.env, BPO_TEST_OPERATOR_KEY: stack.operatorKey, BPO_FROM_SOURCE: '1', LOG_LEVEL: 'debug' },
+    env: { ...process.env, BPO_TEST_OPERATOR_KEY: stack.operatorKey, LOG_LEVEL: 'debug' },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   child.stdout!.on('data', (d) => (out += d))
