@@ -302,18 +302,28 @@ export function createKubernetesProvisioner(common: Common, p: KubernetesProvisi
     sourceKinds: ['container'],
 
     async provision(req, o) {
-      const cl = pickCluster(req)
-      const m = buildManifests(req, {
-        operatorId: p.operatorId,
-        tiers: p.tiers,
-        ...(p.storage && { storage: p.storage }),
-        ...(cl.storageClass && { storageClass: cl.storageClass }),
-        ...(p.serviceType && { serviceType: p.serviceType }),
-        ...(p.gpuModelLabel && { gpuModelLabel: p.gpuModelLabel }),
-        ...(p.targetCpuUtilization && { targetCpuUtilization: p.targetCpuUtilization }),
-      })
+      const manifestsFor = (cl: ClusterClient) =>
+        buildManifests(req, {
+          operatorId: p.operatorId,
+          tiers: p.tiers,
+          ...(p.storage && { storage: p.storage }),
+          ...(cl.storageClass && { storageClass: cl.storageClass }),
+          ...(p.serviceType && { serviceType: p.serviceType }),
+          ...(p.gpuModelLabel && { gpuModelLabel: p.gpuModelLabel }),
+          ...(p.targetCpuUtilization && { targetCpuUtilization: p.targetCpuUtilization }),
+        })
+      let cl = pickCluster(req)
+      let m = manifestsFor(cl)
       const x = op(`provision ${req.deploymentId}`, o, readyTimeoutMs + 60_000)
       const id = req.deploymentId
+      if (!req.placement && clusters.length > 1) {
+        // without a placement, a deployment stays on the cluster where an earlier call put it
+        const found = await locate(id, x)
+        if (found && found.cluster !== cl) {
+          cl = found.cluster
+          m = manifestsFor(cl)
+        }
+      }
       let existing = await readNamespace(cl, id, x)
       if (existing && !ownedByUs(existing)) {
         throw new ProvisionError(`namespace ${id} on ${cl.label} exists and is not owned by this operator`, {

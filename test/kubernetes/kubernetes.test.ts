@@ -325,6 +325,9 @@ describe('several clusters', () => {
     expect((await multi.provision(containerRequest(c, { regions: ['ap'] }))).placement).toBe(`k-eu-west-1/${c}`)
     expect(us.get('namespaces', undefined, a)).toBeDefined()
     expect(eu.get('namespaces', undefined, a)).toBeUndefined()
+    // without a placement, provisioning again adopts it where it is, whatever the regions now say
+    expect((await multi.provision(containerRequest(c, { regions: ['us'] }))).placement).toBe(`k-eu-west-1/${c}`)
+    expect(us.get('namespaces', undefined, c)).toBeUndefined()
     const fresh = provisionerOn(common, 'op-1', { 'k-eu-west-1': eu, 'k-us-east-1': us })
     expect((await fresh.status(a)).placement).toBe(`k-us-east-1/${a}`)
     expect((await fresh.scale(a, 2)).replicasReady).toBe(2)
