@@ -3,3 +3,4 @@ export { createSshProvisioner, type SshProvisioner, type SshProvisionerParameter
 export { HostKeyMismatchError, SshAuthError, RemoteCommandError, HostUnsupportedError } from './errors.js'
 export { shellQuote, quoteWord } from './shellQuote.js'
 export type { SshHost, Placement, HostCapacity, Resources, ReplicaMode } from './types.js'
+export { sshHostsFromConfig, createSshProvisionerFromConfig, type SshHostsConfig } from './fromConfig.js'

@@ -156,6 +156,16 @@ describe('ssh supervision', () => {
     }
   })
 
+  test('error: forcing systemd supervision on a host where systemd does not run is refused', async () => {
+    const prov = lab.provisioner({ supervisor: 'systemd' })
+    try {
+      const err = (await prov.provision(lab.request('sup-systemd')).catch((e: unknown) => e)) as { code?: string; retryable?: boolean }
+      expect({ code: err.code, retryable: err.retryable }).toEqual({ code: 'SSH_HOST_UNSUPPORTED', retryable: false })
+    } finally {
+      await destroyAll(prov)
+    }
+  })
+
   test('behavior: nothing of a destroyed deployment is left on the host', async () => {
     const prov = lab.provisioner()
     const root = lab.hosts[0]!.remoteRoot!

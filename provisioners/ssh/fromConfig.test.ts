@@ -1,0 +1,63 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { describe, expect, test } from 'vitest'
+import type { OperatorConfig } from '../../config/load.js'
+import { makeSecret } from '../../config/secrets.js'
+import { createTestCommon } from '../../core/common.js'
+import { usd } from '../../core/money.js'
+import { createSshProvisionerFromConfig, sshHostsFromConfig, type SshHostsConfig } from './fromConfig.js'
+
+const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ4AEpJx/ur/QOQNaawrnRVh3m9c2A2JefQOX1zZIs1O'
+const hosts: SshHostsConfig = [
+  {
+    name: 'box-1',
+    address: '10.0.0.5',
+    port: 2222,
+    user: 'deploy',
+    privateKey: makeSecret('env:BOX_KEY', '-----BEGIN OPENSSH PRIVATE KEY-----\nx\n-----END OPENSSH PRIVATE KEY-----'),
+    hostKey: KEY,
+    vcpu: 8,
+    memoryGiB: 16,
+    storageGiB: 200,
+    hourlyUsd: usd('0.085'),
+    region: 'eu-central',
+    remoteRoot: '/srv/bpo',
+    labels: { rack: 'a' },
+  },
+]
+
+describe('fromConfig', () => {
+  test('default: config hosts become SshHost values with the key revealed', () => {
+    expect(sshHostsFromConfig(hosts)).toEqual([
+      {
+        name: 'box-1',
+        address: '10.0.0.5',
+        port: 2222,
+        user: 'deploy',
+        privateKey: '-----BEGIN OPENSSH PRIVATE KEY-----\nx\n-----END OPENSSH PRIVATE KEY-----',
+        hostKey: KEY,
+        capacity: { vcpu: 8, memoryGiB: 16, storageGiB: 200 },
+        hourlyUsd: '0.085',
+        region: 'eu-central',
+        labels: { rack: 'a' },
+        remoteRoot: '/srv/bpo',
+      },
+    ])
+  })
+
+  test('behavior: a provisioner with its ledger under the data dir; none without hosts', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'bpo-fromcfg-'))
+    const { common } = createTestCommon()
+    try {
+      const cfg = { operator: { id: 'op-1', dataDir, draining: false }, deploy: { healthTimeoutMs: 1000 }, providers: { ssh: { hosts } } } as unknown as OperatorConfig
+      const prov = createSshProvisionerFromConfig(common, cfg)!
+      expect(prov.id).toBe('ssh')
+      expect(prov.capacity()).toEqual([{ host: 'box-1', hourlyUsd: '0.085', region: 'eu-central', total: { vcpu: 8, memoryGiB: 16, storageGiB: 200 }, used: { vcpu: 0, memoryGiB: 0, storageGiB: 0 }, free: { vcpu: 8, memoryGiB: 16, storageGiB: 200 } }])
+      await prov.close()
+      expect(createSshProvisionerFromConfig(common, { ...cfg, providers: {} } as OperatorConfig)).toBeUndefined()
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true })
+    }
+  })
+})

@@ -1,0 +1,158 @@
+/**
+ * The host agent script run directly (no SSH) against fake `systemd-run`, `systemctl` and `docker` binaries that
+ * record their argv: the systemd and docker paths cannot run live on this machine (no systemd as PID 1, no docker
+ * engine), so their exact argument vectors are checked here. Also the host-side sha256 check of uploads.
+ */
+import { execFileSync, spawnSync } from 'node:child_process'
+import { createHash } from 'node:crypto'
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import { HOST_SCRIPT } from '../../provisioners/ssh/hostScript.js'
+import { quoteWord } from '../../provisioners/ssh/shellQuote.js'
+
+let dir: string
+let script: string
+let fakes: string
+
+// fakes: append their argv (NUL after each word, SOH after each call) to $FAKE_LOG/<name>.argv; `systemctl is-active` answers "inactive"
+const FAKE = (name: string) => `#!/bin/sh
+for a in "$@"; do printf '%s\\0' "$a"; done >> "$FAKE_LOG/${name}.argv"
+printf '\\001' >> "$FAKE_LOG/${name}.argv"
+case "$1 $2" in
+  "is-active --quiet"|"--user is-active") exit 3 ;;
+  "inspect --format") exit 1 ;;
+esac
+[ "$1" = run ] && echo fakecontainerid
+exit 0
+`
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'bpo-agent-'))
+  script = join(dir, 'agent.sh')
+  writeFileSync(script, HOST_SCRIPT)
+  fakes = join(dir, 'fakes')
+  mkdirSync(fakes)
+  for (const n of ['systemd-run', 'systemctl', 'docker']) {
+    writeFileSync(join(fakes, n), FAKE(n))
+    chmodSync(join(fakes, n), 0o755)
+  }
+})
+afterAll(() => rmSync(dir, { recursive: true, force: true }))
+
+function agent(args: string[], stdin = '') {
+  return spawnSync('sh', [script, ...args], {
+    input: stdin,
+    encoding: 'utf8',
+    env: { PATH: `${fakes}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin`, FAKE_LOG: dir },
+  })
+}
+const calls = (name: string): string[][] =>
+  existsSync(join(dir, `${name}.argv`))
+    ? readFileSync(join(dir, `${name}.argv`), 'utf8')
+        .split('\u0001')
+        .filter(Boolean)
+        .map((l) => l.split('\0').slice(0, -1))
+    : []
+
+describe('host agent script', () => {
+  test('behavior: systemd mode starts one transient unit with limits and restart policy (fake systemd-run)', () => {
+    const dep = join(dir, 'ops', 'op', 'bp-1')
+    const r = agent(['start', dep, '0', 'systemd-system', 'bpo-abc-bp-1-r0', '/opt/bin/x', 'bpo-abc-bp-1-r0', '268435456', '150000', '20001'], "export A='1'\n")
+    expect(r.status).toBe(0)
+    expect(r.stdout.trim()).toBe('started')
+    expect(calls('systemd-run')).toEqual([
+      [
+        '--unit=bpo-abc-bp-1-r0',
+        '--collect',
+        '-p', 'Restart=always',
+        '-p', 'RestartSec=2',
+        '-p', 'KillMode=control-group',
+        '-p', 'MemoryMax=268435456',
+        '-p', 'CPUQuota=150%',
+        '--description=blueprint-operator replica 0 of bp-1',
+        'sh', script, 'run', join(dep, 'replicas', '0'), '/opt/bin/x',
+      ],
+    ])
+    expect(readFileSync(join(dep, 'replicas', '0', 'mode'), 'utf8').trim()).toBe('systemd-system')
+    expect(readFileSync(join(dep, 'replicas', '0', 'port'), 'utf8').trim()).toBe('20001')
+    const stop = agent(['stop', dep, '0', '5'])
+    expect(stop.stdout.trim()).toBe('stopped')
+    expect(calls('systemctl').slice(-2)).toEqual([
+      ['stop', 'bpo-abc-bp-1-r0'],
+      ['reset-failed', 'bpo-abc-bp-1-r0'],
+    ])
+  })
+
+  test('behavior: systemd user mode uses the user manager', () => {
+    const dep = join(dir, 'ops', 'op', 'bp-2')
+    const r = agent(['start', dep, '1', 'systemd-user', 'u1', '/opt/bin/x', 'u1', '0', '0', '20002'])
+    expect(r.status).toBe(0)
+    const last = calls('systemd-run').at(-1)!
+    expect(last.slice(0, 3)).toEqual(['--user', '--unit=u1', '--collect'])
+    expect(last.join(' ')).not.toMatch(/MemoryMax|CPUQuota/)
+  })
+
+  test('behavior: docker mode passes the run arguments through untouched (fake docker)', () => {
+    const dep = join(dir, 'ops', 'op', 'bp-3')
+    const args = ['--label', 'io.blueprint-operator.owner=op', '-e', 'A=$(touch /tmp/x) `y` ; z', '-e', "B='\"\n", 'img@sha256:' + 'c'.repeat(64)]
+    const r = agent(['start', dep, '0', 'docker', 'bpo-t-bp-3-r0', '-', 'bpo-t-bp-3-r0', '0', '0', '20003', ...args])
+    expect(r.status).toBe(0)
+    expect(calls('docker').filter((c) => c[0] === 'run')).toEqual([['run', '-d', '--name', 'bpo-t-bp-3-r0', ...args]])
+  })
+
+  test('behavior: run gives the workload exactly the env file, from a clean environment, in its data dir', () => {
+    const dep = join(dir, 'ops', 'op', 'bp-4')
+    const rdir = join(dep, 'replicas', '0')
+    const data = join(dep, 'data', '0')
+    mkdirSync(rdir, { recursive: true })
+    mkdirSync(data, { recursive: true })
+    const hostile = `$(touch ${join(dir, 'PWNED')}) \`id\` ; "'\n\\ ü`
+    writeFileSync(join(rdir, 'env.sh'), `export DATA_DIR=${quoteWord(data)}\nexport V=${quoteWord(hostile)}\n`)
+    const bin = join(dir, 'dump-env')
+    writeFileSync(bin, '#!/bin/sh\npwd > out.pwd\nenv -0 > out.env\n')
+    chmodSync(bin, 0o755)
+    const r = spawnSync('sh', [script, 'run', rdir, bin], { encoding: 'utf8', env: { PATH: process.env.PATH, SECRET_OF_SESSION: 'leak' } })
+    expect(r.status).toBe(0)
+    expect(readFileSync(join(data, 'out.pwd'), 'utf8').trim()).toBe(data)
+    const env = Object.fromEntries(
+      readFileSync(join(data, 'out.env'), 'utf8')
+        .split('\0')
+        .filter(Boolean)
+        .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+    )
+    expect(env.V).toBe(hostile)
+    expect(env.SECRET_OF_SESSION).toBeUndefined()
+    expect(existsSync(join(dir, 'PWNED'))).toBe(false)
+  })
+
+  test('error: an upload whose bytes do not match is deleted on the host and never made executable', () => {
+    const root = join(dir, 'root')
+    mkdirSync(join(root, 'artifacts'), { recursive: true })
+    const good = '#!/bin/sh\necho good\n'
+    const sum = createHash('sha256').update(good).digest('hex')
+    const tmp = join(root, 'artifacts', '.upload.x')
+    writeFileSync(tmp, '#!/bin/sh\necho evil\n')
+    const bad = agent(['artifact', root, sum, 'upload', tmp])
+    expect(bad.status).toBe(20)
+    expect(existsSync(tmp)).toBe(false)
+    expect(existsSync(join(root, 'artifacts', sum))).toBe(false)
+    expect(execFileSync('ls', ['-A', join(root, 'artifacts')], { encoding: 'utf8' })).toBe('')
+
+    writeFileSync(tmp, good)
+    const ok = agent(['artifact', root, sum, 'upload', tmp])
+    expect({ status: ok.status, out: ok.stdout.trim() }).toEqual({ status: 0, out: 'verified' })
+    expect(readFileSync(join(root, 'artifacts', sum), 'utf8')).toBe(good)
+    expect(agent(['artifact', root, sum, 'check', '-']).status).toBe(0)
+    // a cached file that no longer matches is dropped, not used
+    writeFileSync(join(root, 'artifacts', sum), 'tampered')
+    expect(agent(['artifact', root, sum, 'check', '-']).status).toBe(23)
+    expect(existsSync(join(root, 'artifacts', sum))).toBe(false)
+  })
+
+  test('error: unknown commands and malformed digests are refused', () => {
+    expect(agent(['$(id)']).status).toBe(1)
+    expect(agent(['artifact', join(dir, 'r2'), '../../etc', 'check', '-']).status).toBe(1)
+  })
+})
