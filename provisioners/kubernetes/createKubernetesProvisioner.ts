@@ -66,7 +66,7 @@ export type KubernetesProvisionerParameters = {
 const applyPatch = 'application/apply-patch+yaml'
 const mergePatch = 'application/merge-patch+json'
 
-type Op = { signal: AbortSignal | undefined; deadline: number; ms: number; what: string }
+type Op = { signal: AbortSignal; deadline: number; ms: number; what: string }
 type Located = { cluster: ClusterClient; ns: V1Namespace }
 
 /** Create the Kubernetes provisioner; throws ConfigError when a parameter or kubeconfig is unusable. */
@@ -93,7 +93,8 @@ export function createKubernetesProvisioner(common: Common, p: KubernetesProvisi
   const op = (what: string, o: CallOptions | undefined, defaultMs: number): Op => {
     const signals = [common.signal, o?.signal].filter((s): s is AbortSignal => !!s)
     const ms = o?.timeoutMs ?? defaultMs
-    return { what, signal: signals.length > 1 ? AbortSignal.any(signals) : signals[0], deadline: Date.now() + ms, ms }
+    // one per-operation signal combining the shutdown signal and the caller's
+    return { what, signal: AbortSignal.any(signals), deadline: Date.now() + ms, ms }
   }
   const left = (o: Op) => {
     const ms = o.deadline - Date.now()

@@ -2,6 +2,7 @@
  * The Kubernetes provisioner against fake API servers (the real @kubernetes/client-node, over https with client
  * certificates): what lands on the wire, tiers, storage, conflicts, invalid objects, several clusters, faults.
  */
+import { getEventListeners } from 'node:events'
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest'
 import { createTestCommon } from '../../core/common.js'
 import { BaseError, isRetryable } from '../../core/errors.js'
@@ -223,6 +224,17 @@ describe('manifests on the wire', () => {
     await expect.poll(async () => (await slow.status(id)).healthy, { timeout: 10_000, interval: 50 }).toBe(true)
     await slow.destroy(id)
     await slow.close()
+  })
+})
+
+describe('signals', () => {
+  test('behavior: many calls with one long-lived signal leave no abort listeners behind on it', async () => {
+    const id = newId()
+    await k8s.provision(containerRequest(id))
+    const daemonLong = new AbortController()
+    for (let i = 0; i < 20; i++) await k8s.status(id, { signal: daemonLong.signal })
+    expect(getEventListeners(daemonLong.signal, 'abort')).toHaveLength(0)
+    await k8s.destroy(id)
   })
 })
 
