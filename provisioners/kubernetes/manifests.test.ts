@@ -52,6 +52,7 @@ describe('buildManifests', () => {
       BLUEPRINT_ID: '3',
       PORT: '8080',
       PORTS: '8080',
+      HOST: '0.0.0.0',
       GREETING: 'hi',
     })
     expect(c.readinessProbe!.httpGet).toEqual({ path: '/healthz', port: 8080 })
@@ -96,6 +97,9 @@ describe('buildManifests', () => {
     const s = m.workload as V1StatefulSet
     expect(s.spec!.volumeClaimTemplates![0]!.spec).toEqual({ accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '10240Mi' } }, storageClassName: 'fast' })
     expect(s.spec!.template.spec!.containers[0]!.volumeMounts).toEqual([{ name: 'data', mountPath: '/data' }])
+    const env = s.spec!.template.spec!.containers[0]!.env!
+    expect(env.find((e) => e.name === 'DATA_DIR')!.value).toBe('/data')
+    expect(env.find((e) => e.name === 'REPLICA_INDEX')!.valueFrom).toEqual({ fieldRef: { fieldPath: "metadata.labels['apps.kubernetes.io/pod-index']" } })
     expect(s.spec!.persistentVolumeClaimRetentionPolicy).toEqual({ whenScaled: 'Retain', whenDeleted: 'Retain' })
     expect(m.hpa!.spec!.scaleTargetRef.kind).toBe('StatefulSet')
     expect(m.namespace.metadata!.annotations!['blueprint-operator/workload-kind']).toBe('StatefulSet')

@@ -71,7 +71,7 @@ export type Manifests = {
 
 const digestRe = /^sha256:[0-9a-f]{64}$/
 const envKeyRe = /^[A-Z_][A-Z0-9_]*$/
-const reservedEnv = ['PORT', 'PORTS', 'SERVICE_ID', 'BLUEPRINT_ID', 'DEPLOYMENT_ID', 'DATA_DIR']
+const reservedEnv = ['PORT', 'PORTS', 'HOST', 'SERVICE_ID', 'BLUEPRINT_ID', 'DEPLOYMENT_ID', 'REPLICA_INDEX', 'DATA_DIR', 'PATH']
 
 const malformed = (message: string, details: string[] = []) =>
   new ProvisionError(message, { reason: 'MALFORMED_REQUEST', retryable: false, details })
@@ -151,7 +151,12 @@ export function buildManifests(req: DeploymentRequest, o: ManifestOptions): Mani
     { name: 'BLUEPRINT_ID', value: req.blueprintId },
   ]
   if (firstPort !== undefined) env.push({ name: 'PORT', value: String(firstPort) }, { name: 'PORTS', value: ports.join(',') })
-  if (persistent) env.push({ name: 'DATA_DIR', value: dataMountPath })
+  env.push({ name: 'HOST', value: '0.0.0.0' })
+  if (persistent) {
+    env.push({ name: 'DATA_DIR', value: dataMountPath })
+    // a StatefulSet pod's ordinal, through the downward API (label set by Kubernetes 1.28+)
+    env.push({ name: 'REPLICA_INDEX', valueFrom: { fieldRef: { fieldPath: "metadata.labels['apps.kubernetes.io/pod-index']" } } })
+  }
   for (const [name, value] of Object.entries(req.env ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
     if (!reservedEnv.includes(name)) env.push({ name, value })
   }
