@@ -9,10 +9,10 @@ describe('parseCsv', () => {
   test('default: quotes, doubled quotes, commas and newlines inside cells, CRLF, BOM, blank lines', () => {
     const rows = parseCsv('\ufeffa,b,c\r\n1,"x,y",""\r\n\r\n2,"he said ""hi""","multi\nline"\n3,,\n')
     expect(rows).toEqual([
-      { line: 1, cells: ['a', 'b', 'c'] },
-      { line: 2, cells: ['1', 'x,y', ''] },
-      { line: 4, cells: ['2', 'he said "hi"', 'multi\nline'] },
-      { line: 6, cells: ['3', '', ''] },
+      { line: 1, cells: ['a', 'b', 'c'], raw: 'a,b,c' },
+      { line: 2, cells: ['1', 'x,y', ''], raw: '1,"x,y",""' },
+      { line: 4, cells: ['2', 'he said "hi"', 'multi\nline'], raw: '2,"he said ""hi""","multi\nline"' },
+      { line: 6, cells: ['3', '', ''], raw: '3,,' },
     ])
   })
 

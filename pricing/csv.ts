@@ -3,7 +3,13 @@
  * Written for speed on multi-megabyte catalogs: one pass over char codes, unquoted cells sliced directly.
  */
 
-export type CsvRow = { /** 1-based line number where the row starts. */ line: number; cells: string[] }
+export type CsvRow = {
+  /** 1-based line number where the row starts. */
+  line: number
+  cells: string[]
+  /** The row's text, without its line end. */
+  raw: string
+}
 
 const QUOTE = 34
 const COMMA = 44
@@ -18,6 +24,8 @@ export function parseCsv(text: string): CsvRow[] {
   let line = 1
   while (i < n) {
     const startLine = line
+    const start = i
+    let end = n
     const cells: string[] = []
     for (;;) {
       if (text.charCodeAt(i) === QUOTE) {
@@ -66,12 +74,13 @@ export function parseCsv(text: string): CsvRow[] {
         i++
         continue
       }
+      end = i
       if (c === CR) i++
       if (text.charCodeAt(i) === LF) i++
       line++
       break
     }
-    if (!(cells.length === 1 && cells[0] === '')) rows.push({ line: startLine, cells })
+    if (!(cells.length === 1 && cells[0] === '')) rows.push({ line: startLine, cells, raw: text.slice(start, end) })
   }
   return rows
 }

@@ -1,7 +1,8 @@
 /**
  * Region matching for `cheapest`. A requested region matches an offer when it is
  *   1. the offer's region or zone, case-insensitively ("us-east-1", "europe-west4-a", "nbg1");
- *   2. a prefix of the region ending at a boundary ('-', a digit or the end): "us-east" matches "us-east-1" and
+ *   2. a prefix of the region ending at a boundary ('-', a digit, or a prefix that itself ends in '-', such as
+ *      "eu-"): "us-east" matches "us-east-1" and
  *      "us-east1", "europe-west" matches "europe-west4", but "ca" does not match "canadacentral";
  *   3. a continent alias — eu/europe, na/north-america/us/americas, sa/south-america/latam, asia/ap/apac,
  *      oc/oceania/au, me/middle-east, af/africa — matched against the continent of the offer's region, derived from
@@ -128,7 +129,7 @@ export function regionMatches(wanted: string, provider: ProviderId, region: stri
   if (r === w || zone?.toLowerCase() === w) return true
   if (r.startsWith(w)) {
     const next = r.charCodeAt(w.length)
-    if (next === 45 /* - */ || (next >= 48 && next <= 57)) return true
+    if (w.endsWith('-') || next === 45 /* - */ || (next >= 48 && next <= 57)) return true
   }
   const alias = continentAlias(w)
   return alias !== undefined && continentOf(provider, region) === alias

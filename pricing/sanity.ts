@@ -21,19 +21,24 @@ function compile(limits: SanityLimits): Compiled {
 
 /** Why a price is unusable, or undefined when it is fine. */
 export function priceProblem(price: Decimal, what: string, limits: SanityLimits = defaultSanityLimits): string | undefined {
+  const p = checkPrice(price, limits)
+  return p === undefined ? undefined : `${what} ${p}`
+}
+
+function checkPrice(price: Decimal, limits: SanityLimits): string | undefined {
   const c = compile(limits)
-  if (!price.isFinite()) return `${what} ${price} is not a finite number`
-  if (price.isNegative()) return `${what} ${price} is negative`
-  if (price.isZero()) return `${what} is zero`
-  if (c.placeholders.some((p) => p.eq(price))) return `${what} ${price.toString()} is a placeholder`
-  if (price.gt(c.max)) return `${what} ${price.toString()} is above the sanity cap of ${limits.maxHourlyUsd} USD/h`
+  if (!price.isFinite()) return `${price} is not a finite number`
+  if (price.isNegative()) return `${price} is negative`
+  if (price.isZero()) return 'is zero'
+  if (c.placeholders.some((p) => p.eq(price))) return `${price.toString()} is a placeholder`
+  if (price.gt(c.max)) return `${price.toString()} is above the sanity cap of ${limits.maxHourlyUsd} USD/h`
   return undefined
 }
 
-/** Every problem of one offer (empty when it may enter the catalog). */
-export function offerProblems(o: Offer, limits: SanityLimits = defaultSanityLimits): string[] {
+/** Every problem of one offer (empty when it may enter the catalog); `checkPrice: false` when already checked. */
+export function offerProblems(o: Offer, limits: SanityLimits = defaultSanityLimits, checkPrice = true): string[] {
   const out: string[] = []
-  const p = priceProblem(o.hourlyUsd, 'hourly price', limits)
+  const p = checkPrice ? priceProblem(o.hourlyUsd, 'hourly price', limits) : undefined
   if (p) out.push(p)
   if (!(Number.isFinite(o.vcpu) && o.vcpu > 0 && o.vcpu <= limits.maxVcpu)) out.push(`vCPU ${o.vcpu} outside (0, ${limits.maxVcpu}]`)
   if (!(Number.isFinite(o.memoryGiB) && o.memoryGiB > 0 && o.memoryGiB <= limits.maxMemoryGiB))
@@ -54,14 +59,17 @@ export function cleanSpot(o: Offer, limits: SanityLimits = defaultSanityLimits):
   return p
 }
 
-/** Apply the per-offer checks to a parser's output: failing offers move to `rejected`. */
-export function screen(result: ParseResult, limits: SanityLimits = defaultSanityLimits, label: (o: Offer) => Rejected = (o) => ({ row: `${o.instanceType}@${o.region}`, why: '' })): ParseResult {
+/**
+ * Apply the per-offer checks to a parser's output: failing offers move to `rejected`. `pricesChecked`: the parser
+ * already ran priceProblem on every price it kept (spares the Decimal comparisons on big catalogs).
+ */
+export function screen(result: ParseResult, limits: SanityLimits = defaultSanityLimits, pricesChecked = false): ParseResult {
   const offers: Offer[] = []
   const rejected = [...result.rejected]
   for (const o of result.offers) {
-    cleanSpot(o, limits)
-    const problems = offerProblems(o, limits)
-    if (problems.length) rejected.push({ ...label(o), why: problems.join('; ') })
+    if (!pricesChecked) cleanSpot(o, limits)
+    const problems = offerProblems(o, limits, !pricesChecked)
+    if (problems.length) rejected.push({ row: `${o.instanceType}@${o.region}`, why: problems.join('; ') })
     else offers.push(o)
   }
   return { offers, rejected }

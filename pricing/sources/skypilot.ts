@@ -101,6 +101,21 @@ export function parseSkypilotCsv(text: string, o: ParseSkypilotOptions): ParseRe
   const cZ = col.AvailabilityZone
   const cG = col.GpuInfo
   const width = header.cells.length
+  // catalogs repeat the same price strings across zones and sizes: parse and check each one once
+  const prices = new Map<string, { value?: Decimal; problem?: string }>()
+  const readPrice = (cell: string) => {
+    let p = prices.get(cell)
+    if (!p) {
+      try {
+        const value = usd(cell)
+        p = { value, problem: priceProblem(value, '', limits)?.trimStart() }
+      } catch {
+        p = {}
+      }
+      prices.set(cell, p)
+    }
+    return p
+  }
 
   const offers: OfferWithGpuPart[] = []
   const rejected: Rejected[] = []
@@ -110,7 +125,7 @@ export function parseSkypilotCsv(text: string, o: ParseSkypilotOptions): ParseRe
   const waiting: Array<{ line: number; offer: OfferWithGpuPart; gpu: { model: string; count: number } }> = []
 
   for (let r = 1; r < rows.length; r++) {
-    const { line, cells } = rows[r]!
+    const { line, cells, raw } = rows[r]!
     if (cells.length !== width) {
       rejected.push({ line, why: `${cells.length} cells, the header has ${width}` })
       continue
@@ -120,34 +135,28 @@ export function parseSkypilotCsv(text: string, o: ParseSkypilotOptions): ParseRe
     const zone = cZ !== undefined ? cells[cZ]!.trim() || undefined : undefined
     const priceCell = cells[cP]!.trim()
     const spotCell = cells[cS]!.trim()
-    const dupKey = `${instanceType}|${cells[cAn]}|${cells[cAc]}|${region}|${zone ?? ''}|${priceCell}|${spotCell}`
-    const first = seen.get(dupKey)
+    const first = seen.get(raw)
     if (first !== undefined) {
       rejected.push({ line, why: `duplicate of line ${first}` })
       continue
     }
-    seen.set(dupKey, line)
+    seen.set(raw, line)
 
     const why: string[] = []
     let price: Decimal | undefined
     if (!priceCell) why.push('no on-demand price')
     else {
-      try {
-        price = usd(priceCell)
-        const p = priceProblem(price, 'hourly price', limits)
-        if (p) why.push(p)
-      } catch {
-        why.push(`on-demand price ${JSON.stringify(priceCell)} is not a number`)
+      const p = readPrice(priceCell)
+      if (!p.value) why.push(`on-demand price ${JSON.stringify(priceCell)} is not a number`)
+      else {
+        price = p.value
+        if (p.problem) why.push(`hourly price ${p.problem}`)
       }
     }
     let spot: Decimal | undefined
     if (spotCell) {
-      try {
-        spot = usd(spotCell)
-        if (priceProblem(spot, 'spot price', limits)) spot = undefined
-      } catch {
-        spot = undefined
-      }
+      const s = readPrice(spotCell)
+      spot = s.value && !s.problem ? s.value : undefined
     }
     if (!region) why.push('no region')
 
@@ -232,10 +241,13 @@ export function parseSkypilotCsv(text: string, o: ParseSkypilotOptions): ParseRe
     if (w.offer.spotHourlyUsd && gpuSpot) {
       w.offer.gpuSpotHourlyUsd = gpuSpot
       w.offer.spotHourlyUsd = w.offer.spotHourlyUsd.add(gpuSpot)
+      if (priceProblem(w.offer.spotHourlyUsd, 'spot price', limits)) w.offer.spotHourlyUsd = w.offer.gpuSpotHourlyUsd = undefined
     } else w.offer.spotHourlyUsd = undefined
-    offers.push(w.offer)
+    const total = priceProblem(w.offer.hourlyUsd, 'host + accelerator price', limits)
+    if (total) rejected.push({ line: w.line, why: total })
+    else offers.push(w.offer)
   }
-  return screen({ offers, rejected }, limits)
+  return screen({ offers, rejected }, limits, true)
 }
 
 /** SkyPilot's common/accelerators.csv: canonical accelerator names and the clouds offering each. */
