@@ -55,6 +55,18 @@ describe('parseSkypilotCsv', () => {
     expect(fixture('gcp-vms-v8.part0.csv')).toContain('a2-highgpu-2g,24.0,170.0,,,,europe-west4,europe-west4-a,1.62813,')
   })
 
+  test('behavior: GCP T4/V100 accelerator rows pair with every N1 host of the zone that fits', () => {
+    const head = 'InstanceType,vCPUs,MemoryGiB,AcceleratorName,AcceleratorCount,GpuInfo,Region,AvailabilityZone,Price,SpotPrice\n'
+    // the last recorded row (n1-highmem-8 in us-central2-b) plus a large N1 host and two accelerator rows
+    const last = fixture('gcp-vms-v8.part2.csv').trim().split('\n').at(-1)!
+    const text = `${head}${last}\nn1-highmem-64,64.0,416.0,,,,us-central2,us-central2-b,3.78568,0.79696\n,,,T4,1.0,,us-central2,us-central2-b,0.35,0.14\n,,,V100,1.0,,us-central2,us-central2-b,2.48,0.992\n`
+    const r = parseSkypilotCsv(text, { cloud: 'gcp', fetchedAt: at })
+    const gpu = r.offers.filter((o) => o.gpu.count > 0).map((o) => `${o.instanceType}+${o.gpu.model}x${o.gpu.count}=${o.hourlyUsd.toString()}/${o.spotHourlyUsd?.toString()}`)
+    // 1 T4 allows up to 48 vCPUs and 1 V100 up to 12: n1-highmem-64 gets neither
+    expect(gpu).toEqual(['n1-highmem-8+T4x1=0.82321/0.23962', 'n1-highmem-8+V100x1=2.95321/1.09162'])
+    expect(r.offers.filter((o) => o.gpu.count === 0)).toHaveLength(2)
+  })
+
   test('behavior: GCP last page — TPU rows, 700.0 placeholders, absurd prices and duplicates are rejected', () => {
     const text = fixture('gcp-vms-v8.part2.csv')
     const r = parseSkypilotCsv(text, { cloud: 'gcp', fetchedAt: at })

@@ -58,6 +58,18 @@ export function parseGpuInfo(cell: string): GpuInfo {
   return v
 }
 
+/**
+ * GPUs GCP attaches to N1 machines, with the largest N1 shape each GPU count allows (vCPUs, memory GiB), from GCP's
+ * "GPU platforms" documentation. Each accelerator row of these models is paired with every N1 host of its zone that fits.
+ */
+export const gcpN1GpuLimits: Record<string, Record<number, { vcpu: number; memoryGiB: number }>> = {
+  T4: { 1: { vcpu: 48, memoryGiB: 312 }, 2: { vcpu: 48, memoryGiB: 312 }, 4: { vcpu: 96, memoryGiB: 624 } },
+  V100: { 1: { vcpu: 12, memoryGiB: 78 }, 2: { vcpu: 24, memoryGiB: 156 }, 4: { vcpu: 48, memoryGiB: 312 }, 8: { vcpu: 96, memoryGiB: 624 } },
+  P100: { 1: { vcpu: 16, memoryGiB: 104 }, 2: { vcpu: 32, memoryGiB: 208 }, 4: { vcpu: 96, memoryGiB: 624 } },
+  P4: { 1: { vcpu: 24, memoryGiB: 156 }, 2: { vcpu: 48, memoryGiB: 312 }, 4: { vcpu: 96, memoryGiB: 624 } },
+  K80: { 1: { vcpu: 8, memoryGiB: 52 }, 2: { vcpu: 16, memoryGiB: 104 }, 4: { vcpu: 32, memoryGiB: 208 }, 8: { vcpu: 64, memoryGiB: 416 } },
+}
+
 /** GCP machine types that carry GPUs whose price is a separate accelerator row. */
 export function gcpAttachedGpu(instanceType: string): { model: string; count: number } | undefined {
   let m = /^a2-(highgpu|megagpu|ultragpu)-(\d+)g(-nolssd)?$/.exec(instanceType)
@@ -123,6 +135,7 @@ export function parseSkypilotCsv(text: string, o: ParseSkypilotOptions): ParseRe
   // GCP accelerator prices by model|count|zone-or-region, and the GPU hosts waiting for them
   const accel = new Map<string, { price: Decimal; spot: Decimal | undefined }>()
   const waiting: Array<{ line: number; offer: OfferWithGpuPart; gpu: { model: string; count: number } }> = []
+  const attachable: Array<{ line: number; model: string; count: number; region: string; zone: string | undefined; price: Decimal; spot: Decimal | undefined }> = []
 
   for (let r = 1; r < rows.length; r++) {
     const { line, cells, raw } = rows[r]!
@@ -170,6 +183,7 @@ export function parseSkypilotCsv(text: string, o: ParseSkypilotOptions): ParseRe
         if (!why.length && price) {
           accel.set(`${accName}|${accCount}|${zone ?? region}`, { price, spot })
           if (zone) accel.set(`${accName}|${accCount}|${region}`, { price, spot })
+          if (gcpN1GpuLimits[accName]?.[accCount]) attachable.push({ line, model: accName, count: accCount, region, zone, price, spot })
           continue
         }
       } else why.push('no instance type')
@@ -246,6 +260,32 @@ export function parseSkypilotCsv(text: string, o: ParseSkypilotOptions): ParseRe
     const total = priceProblem(w.offer.hourlyUsd, 'host + accelerator price', limits)
     if (total) rejected.push({ line: w.line, why: total })
     else offers.push(w.offer)
+  }
+  if (attachable.length) {
+    const n1ByPlace = new Map<string, OfferWithGpuPart[]>()
+    for (const o of offers) {
+      if (!o.instanceType.startsWith('n1-') || o.gpu.count) continue
+      const k = `${o.region}|${o.zone ?? ''}`
+      n1ByPlace.set(k, [...(n1ByPlace.get(k) ?? []), o])
+    }
+    for (const a of attachable) {
+      const limit = gcpN1GpuLimits[a.model]![a.count]!
+      const hosts = a.zone ? (n1ByPlace.get(`${a.region}|${a.zone}`) ?? []) : [...n1ByPlace.entries()].filter(([k]) => k.startsWith(`${a.region}|`)).flatMap(([, v]) => v)
+      for (const h of hosts) {
+        if (h.vcpu > limit.vcpu || h.memoryGiB > limit.memoryGiB) continue
+        const hourlyUsd = h.hourlyUsd.add(a.price)
+        if (priceProblem(hourlyUsd, 'host + accelerator price', limits)) continue
+        const both = h.spotHourlyUsd && a.spot
+        offers.push({
+          ...h,
+          gpu: { count: a.count, model: a.model },
+          hourlyUsd,
+          gpuHourlyUsd: a.price,
+          spotHourlyUsd: both ? h.spotHourlyUsd!.add(a.spot!) : undefined,
+          gpuSpotHourlyUsd: both ? a.spot : undefined,
+        })
+      }
+    }
   }
   return screen({ offers, rejected }, limits, true)
 }
