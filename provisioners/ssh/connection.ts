@@ -17,6 +17,8 @@ export type ExecOptions = {
   timeoutMs?: number | undefined
   /** Bytes written to the command's stdin (then closed). */
   stdin?: string | Buffer | undefined
+  /** What the command does, for errors and logs (default: its first word). */
+  what?: string | undefined
 }
 
 export type SshPool = {
@@ -175,7 +177,7 @@ export function createSshPool(common: Common, p: SshPoolParameters = {}): SshPoo
   return {
     exec(host, argv, o = {}) {
       const cmd = shellQuote(argv)
-      return channel<ExecResult>(host, `remote ${argv[0] ?? ''} ${argv[2] ?? argv[1] ?? ''}`.trim(), o, (c, done, onCancel) => {
+      return channel<ExecResult>(host, o.what ?? `remote ${argv[0] ?? ''}`, o, (c, done, onCancel) => {
         c.exec(cmd, (err: Error | undefined, stream: ClientChannel) => {
           if (err) return done(new TargetUnreachableError(`ssh host ${host.name}`, err, [`exec: ${err.message}`]))
           onCancel(() => stream.close())

@@ -92,16 +92,16 @@ export function createHostAgent(common: Common, pool: SshPool, operatorId: strin
   async function run(host: SshHost, args: readonly string[], o: ExecOptions = {}): Promise<ExecResult> {
     const L = layout(host)
     const wrapped = ['sh', '-c', `test -f "$0" || exit ${MISSING}; exec sh "$0" "$@"`, L.script, ...args]
-    const r = await pool.exec(host, wrapped, o)
+    const r = await pool.exec(host, wrapped, { what: `host agent ${args[0] ?? ''}`, ...o })
     if (r.code !== MISSING) return r
     common.logger.info({ host: host.name, version: HOST_SCRIPT_VERSION }, 'installing the host agent')
     const install = await pool.exec(
       host,
       ['sh', '-c', 'mkdir -p "$(dirname "$0")" && cat > "$0.tmp.$$" && chmod 0755 "$0.tmp.$$" && mv -f "$0.tmp.$$" "$0"', L.script],
-      { ...o, stdin: HOST_SCRIPT },
+      { ...o, stdin: HOST_SCRIPT, what: 'installing the host agent' },
     )
     if (install.code !== 0) throw new RemoteCommandError(host.name, 'installing the host agent', install.code, install.stderr)
-    return pool.exec(host, wrapped, o)
+    return pool.exec(host, wrapped, { what: `host agent ${args[0] ?? ''}`, ...o })
   }
 
   async function must(host: SshHost, what: string, args: readonly string[], o: ExecOptions = {}): Promise<string> {

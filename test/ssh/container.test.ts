@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import type { DeploymentRequest } from '../../provisioners/types.js'
 import { runProvisionerContract } from '../provisioner-contract/suite.js'
 import { registryUnavailable, startLocalRegistry, type LocalRegistry } from '../helpers/registry.js'
+import { freePort } from '../helpers/sshd.js'
 import { spec, startSshLab, type SshLab } from './harness.js'
 
 const missing = registryUnavailable()
@@ -112,6 +113,7 @@ if (!missing) {
       probe: async (endpoint) => (await get(`${endpoint}/healthz`)).ok,
       // data is kept (a bind-mounted dir, see the test above), but the suite's data check reads the demo service
       supportsDataKeep: false,
+      unreachable: async () => lab.provisioner({ hosts: [{ ...lab.hosts[0]!, port: await freePort() }], connectTimeoutMs: 5_000 }),
       async teardown() {
         await lab.stop()
         await r.stop()
