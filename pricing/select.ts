@@ -58,6 +58,10 @@ type Index = {
   providers: Map<ProviderId, number>
   places: Array<{ provider: ProviderId; region: string; zone: string | undefined }>
   regionCache: Map<string, Uint8Array>
+  /** Position in the offers array of each indexed row (rows are sorted by `lb`). */
+  orig: Int32Array
+  /** Lower bound of any quote's cost per replica: min(on-demand, spot). */
+  lb: Float64Array
 }
 
 const indexes = new WeakMap<readonly Offer[], Index>()
@@ -82,6 +86,8 @@ function buildIndex(offers: readonly Offer[]): Index {
     providers: new Map(),
     places: [],
     regionCache: new Map(),
+    orig: new Int32Array(n),
+    lb: new Float64Array(n),
   }
   const placeIds = new Map<string, number>()
   for (let i = 0; i < n; i++) {
@@ -111,8 +117,33 @@ function buildIndex(offers: readonly Offer[]): Index {
     ix.storageHourlyPerGiB[i] = o.storageUsdPerGiBMonth ? o.storageUsdPerGiBMonth.toNumber() / HOURS_PER_MONTH : NaN
     ix.ipv4[i] = o.ipv4HourlyUsd ? o.ipv4HourlyUsd.toNumber() : 0
     ix.maxStorage[i] = o.maxStorageGiB ?? Infinity
+    const s = ix.spot[i]!
+    ix.lb[i] = s < ix.hourly[i]! ? s : ix.hourly[i]!
   }
-  return ix
+  // rows sorted by their lower bound let a query stop as soon as no later row can beat the k-th best found
+  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => ix.lb[a]! - ix.lb[b]! || a - b)
+  const permute = <T extends Float64Array | Int32Array | Uint8Array>(col: T): T => {
+    const out = new (col.constructor as new (n: number) => T)(n)
+    for (let j = 0; j < n; j++) out[j] = col[order[j]!]!
+    return out
+  }
+  return {
+    ...ix,
+    vcpu: permute(ix.vcpu),
+    mem: permute(ix.mem),
+    gpuCount: permute(ix.gpuCount),
+    gpuModel: permute(ix.gpuModel),
+    provider: permute(ix.provider),
+    place: permute(ix.place),
+    hourly: permute(ix.hourly),
+    spot: permute(ix.spot),
+    inclStorage: permute(ix.inclStorage),
+    storageHourlyPerGiB: permute(ix.storageHourlyPerGiB),
+    ipv4: permute(ix.ipv4),
+    maxStorage: permute(ix.maxStorage),
+    lb: permute(ix.lb),
+    orig: Int32Array.from(order),
+  }
 }
 
 function indexOf(offers: readonly Offer[]): Index {
@@ -185,7 +216,7 @@ export function cheapest(spec: ResourceSpec, offers: readonly Offer[], policy: S
   const needIpv4 = spec.ports.length > 0
   const spotOk = spec.spotAllowed
   const maxCost = policy.maxCostPerHourUsd && spec.replicas > 0 ? policy.maxCostPerHourUsd.toNumber() * (1 + 1e-9) : Infinity
-  const { vcpu, mem, gpuCount, gpuModel, provider, place, hourly, spot, inclStorage, storageHourlyPerGiB, ipv4, maxStorage } = ix
+  const { vcpu, mem, gpuCount, gpuModel, provider, place, hourly, spot, inclStorage, storageHourlyPerGiB, ipv4, maxStorage, lb, orig } = ix
   const wantVcpu = spec.vcpu
   const wantMem = spec.memoryGiB
   const wantStorage = spec.storageGiB
@@ -207,7 +238,13 @@ export function cheapest(spec: ResourceSpec, offers: readonly Offer[], policy: S
     // many exact ties survive a prune; space the next one out so the loop stays linear
     nextPrune = Math.max(4 * k + 64, cand.length * 2)
   }
+  // the k best estimates so far, ascending: `bound` is the k-th plus a hair
+  const best: number[] = []
+  let bound = Infinity
   for (let i = 0; i < ix.n; i++) {
+    // rows are sorted by lower bound: nothing from here on can cost less than the k-th best or stay under the cap
+    const floor = lb[i]! * replicas
+    if (floor > bound || floor > maxCost) break
     if (vcpu[i]! < wantVcpu || mem[i]! < wantMem) continue
     if (providerOk[provider[i]!] === 0) continue
     if (wantGpu > 0 && (gpuCount[i]! < wantGpu || (wantModel !== -1 && gpuModel[i] !== wantModel))) continue
@@ -225,15 +262,24 @@ export function cheapest(spec: ResourceSpec, offers: readonly Offer[], policy: S
     }
     if (needIpv4) cost += ipv4[i]!
     cost *= replicas
-    if (cost > maxCost || cost > threshold) continue
+    if (cost > maxCost || cost > threshold || cost > bound) continue
     cand.push(i)
     candCost.push(cost)
+    if (best.length < k || cost < best[k - 1]!) {
+      let j = best.length < k ? best.length : k - 1
+      while (j > 0 && best[j - 1]! > cost) {
+        best[j] = best[j - 1]!
+        j--
+      }
+      best[j] = cost
+      if (best.length === k) bound = best[k - 1]! * (1 + 1e-9) + 1e-12
+    }
     if (cand.length >= nextPrune) prune()
   }
 
   if (cand.length) {
-    const quotes = cand.map((i) => {
-      const o = offers[i]!
+    const quotes = cand.filter((_, j) => candCost[j]! <= bound).map((i) => {
+      const o = offers[orig[i]!]!
       const od = quoteOffer(o, spec, false)
       if (spotOk && o.spotHourlyUsd && o.spotHourlyUsd.lt(o.hourlyUsd)) return { i, q: quoteOffer(o, spec, true) }
       return { i, q: od }
@@ -248,7 +294,7 @@ export function cheapest(spec: ResourceSpec, offers: readonly Offer[], policy: S
         cmpStr(a.q.offer.zone, b.q.offer.zone) ||
         cmpStr(a.q.offer.instanceType, b.q.offer.instanceType) ||
         cmpStr(a.q.offer.source, b.q.offer.source) ||
-        a.i - b.i,
+        orig[a.i]! - orig[b.i]!,
     )
     if (exact.length) return { ok: true, quote: exact[0]!.q, alternatives: exact.slice(1, top).map((x) => x.q) }
   }
@@ -267,7 +313,7 @@ function nearestMisses(
   limit = 5,
 ): Array<{ offer: Offer; why: string[] }> {
   const whyOf = (i: number): string[] => {
-    const o = offers[i] as IndexedOffer
+    const o = offers[ix.orig[i]!] as IndexedOffer
     const why: string[] = []
     if (o.vcpu < spec.vcpu) why.push(`vCPU ${o.vcpu} < ${spec.vcpu}`)
     if (o.memoryGiB < spec.memoryGiB) why.push(`memory ${o.memoryGiB} GiB < ${spec.memoryGiB} GiB`)
@@ -299,9 +345,9 @@ function nearestMisses(
     const cost = ix.hourly[i]!
     if (best.length < limit || fails < best[best.length - 1]!.fails || (fails === best[best.length - 1]!.fails && cost < best[best.length - 1]!.cost)) {
       best.push({ i, fails, cost })
-      best.sort((a, b) => a.fails - b.fails || a.cost - b.cost || a.i - b.i)
+      best.sort((a, b) => a.fails - b.fails || a.cost - b.cost || ix.orig[a.i]! - ix.orig[b.i]!)
       if (best.length > limit) best.pop()
     }
   }
-  return best.map(({ i }) => ({ offer: offers[i]!, why: whyOf(i) })).map((x) => (x.why.length ? x : { ...x, why: ['not among the cheapest feasible offers under the ceiling'] }))
+  return best.map(({ i }) => ({ offer: offers[ix.orig[i]!]!, why: whyOf(i) })).map((x) => (x.why.length ? x : { ...x, why: ['not among the cheapest feasible offers under the ceiling'] }))
 }
