@@ -395,11 +395,17 @@ export function createServiceManager(common: Common, p: CreateServiceManagerPara
       await patch(id, (r) => {
         r.intent = { op: 'scale', at: new Date().toISOString(), attempt: 1, detail: String(want) }
       })
-      const st = await target.provisioner.scale(s.deploymentId, want, callOpts())
+      const spec: ResourceSpec = { ...s.spec!, tier, replicas: want, minReplicas: want, maxReplicas: Math.min(Math.max(want, config.tiers[tier].maxReplicas), config.ceilings.replicas) }
+      // a new tier changes more than the count (autoscaling bounds): provision the new spec (idempotent, adopts);
+      // the same tier coming back from zero only needs its replicas
+      const st =
+        s.tier !== tier
+          ? await target.provisioner.provision({ ...requestOf(s, want), spec }, callOpts())
+          : await target.provisioner.scale(s.deploymentId, want, callOpts())
       await move(id, 'active', s.state === 'scaled-to-zero' ? 'top-up' : s.tier !== tier ? 'tier changed' : 'replicas', (r) => {
         r.replicas = want
         r.tier = tier
-        if (r.spec) r.spec = { ...r.spec, tier, replicas: want, minReplicas: want, maxReplicas: Math.max(want, config.tiers[tier].maxReplicas) }
+        r.spec = spec
         r.endpoints = st.endpoints
         r.health.failures = 0
         delete r.intent

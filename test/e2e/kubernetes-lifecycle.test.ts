@@ -54,13 +54,19 @@ describe('e2e: lifecycle on a Kubernetes cluster', () => {
     const zero = [...api.list('deployments', ns!.metadata.name), ...api.list('statefulsets', ns!.metadata.name)][0]!
     expect(zero.spec.replicas).toBe(0)
 
-    await chain.customer.mint(1000n * RATE)
-    await chain.customer.topUp(serviceId, 1000n * RATE)
+    await chain.customer.mint(4000n * RATE)
+    await chain.customer.topUp(serviceId, 4000n * RATE)
     await waitFor('active again', () => {
       const s = stack.service(serviceId)
       return s?.state === 'active' && s.history.some((h) => h.cause === 'top-up')
     }, 30_000)
     expect([...api.list('deployments', ns!.metadata.name), ...api.list('statefulsets', ns!.metadata.name)][0]!.spec.replicas).toBe(1)
+
+    // premium: three replicas and an autoscaler bounded by the tier (3..20)
+    await chain.customer.changeTier(serviceId, 2)
+    await waitFor('premium', () => stack.service(serviceId)?.replicas === 3, 30_000)
+    const hpa = api.get('horizontalpodautoscalers', ns!.metadata.name, 'app')!
+    expect([hpa.spec.minReplicas, hpa.spec.maxReplicas]).toEqual([3, 20])
 
     await stack.travel(700n)
     await waitFor('closed', () => stack.service(serviceId)?.state === 'closed', 30_000)
