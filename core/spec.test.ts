@@ -92,7 +92,7 @@ describe('reduce', () => {
     const n = fc.integer({ min: 0, max: 40 })
     fc.assert(
       fc.property(
-        fc.record({ vcpu: n, memoryGiB: n, storageGiB: n, gpu: fc.record({ count: fc.integer({ min: 0, max: 4 }) }), ports: fc.constant([80]) }),
+        fc.record({ vcpu: n, memoryGiB: n, storageGiB: n, gpu: fc.record({ count: fc.integer({ min: 0, max: 4 }) }), ports: fc.constant([80] as number[]) }),
         fc.record({ vcpu: fc.option(n, { nil: undefined }), memoryGiB: fc.option(n, { nil: undefined }), storageGiB: fc.option(n, { nil: undefined }), highAvailability: fc.option(fc.boolean(), { nil: undefined }) }),
         fc.record({ vcpu: n, memoryGiB: n, storageGiB: n, gpuCount: fc.integer({ min: 0, max: 4 }), replicas: fc.integer({ min: 1, max: 30 }) }),
         fc.constantFrom<TierName>('basic', 'standard', 'premium'),
