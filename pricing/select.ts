@@ -280,9 +280,7 @@ export function cheapest(spec: ResourceSpec, offers: readonly Offer[], policy: S
   if (cand.length) {
     const quotes = cand.filter((_, j) => candCost[j]! <= bound).map((i) => {
       const o = offers[orig[i]!]!
-      const od = quoteOffer(o, spec, false)
-      if (spotOk && o.spotHourlyUsd && o.spotHourlyUsd.lt(o.hourlyUsd)) return { i, q: quoteOffer(o, spec, true) }
-      return { i, q: od }
+      return { i, q: quoteOffer(o, spec, spotOk && Boolean(o.spotHourlyUsd?.lt(o.hourlyUsd))) }
     })
     const exact = quotes.filter(({ q }) => !policy.maxCostPerHourUsd || q.breakdown.totalUsd.lte(policy.maxCostPerHourUsd))
     exact.sort(
