@@ -427,15 +427,16 @@ export function createServiceManager(common: Common, p: CreateServiceManagerPara
     if (!healthy && failures >= config.deploy.unhealthyTicksBeforeRestart) {
       const restarts = get(id)!.health.restarts
       log.warn({ serviceId: id, failures, restarts, detail: st.detail }, 'unhealthy; restarting')
-      if (!st.exists || restarts >= 3) {
-        // replace: provision again (idempotent, adopts what still runs)
-        await target.provisioner.provision(requestOf(get(id)!, want), callOpts())
-      } else {
-        await target.provisioner.restart(s.deploymentId, callOpts())
-      }
+      // replace when restarts do not help: provision again (idempotent, adopts what still runs)
+      const after =
+        !st.exists || restarts >= 3
+          ? await target.provisioner.provision(requestOf(get(id)!, want), callOpts())
+          : await target.provisioner.restart(s.deploymentId, callOpts())
       await patch(id, (r) => {
         r.health.restarts++
         r.health.failures = 0
+        r.health.healthy = after.healthy
+        r.endpoints = after.endpoints
       })
     }
   }

@@ -95,4 +95,42 @@ describe('e2e: lifecycle', () => {
     expect(r!.reason).toBe('CUSTOMER_TERMINATED')
     expect(await chain.customer.balanceOf()).toBe(before + r!.amount)
   })
+
+  test('behavior: an unhealthy replica is restarted by the loop', async () => {
+    const { chain } = stack
+    const blueprintId = await stack.registerDemo({ name: 'heal' })
+    const { serviceId } = await chain.requestService({ blueprintId, deposit: 3600n * RATE })
+    const dep = `bp-${chain.chainId}-${serviceId}`
+    await waitFor('active', () => stack.service(serviceId)?.state === 'active')
+    const [pid] = processesOf(dep, stack.operatorId)
+    process.kill(pid!, 'SIGKILL')
+    const healed = await waitFor('restarted', () => {
+      const s = stack.service(serviceId)
+      const pids = processesOf(dep, stack.operatorId)
+      return s && s.health.restarts > 0 && pids.length === 1 && pids[0] !== pid && s
+    }, 30_000)
+    expect((await fetch(healed.endpoints[0]!)).status).toBe(200)
+    expect(healed.state).toBe('active')
+  })
+
+  test('behavior: the orphan sweep destroys what no live service owns', async () => {
+    const local = d.daemon.targets.byName('local')!.provisioner
+    const orphan = await local.provision({
+      deploymentId: 'bp-31337-999999',
+      serviceId: '999999',
+      blueprintId: '1',
+      source: { kind: 'native', url: stack.artifacts.urlOf('demo-service'), sha256: stack.artifacts.sha256('demo-service') },
+      spec: { vcpu: 0.25, memoryGiB: 0.125, storageGiB: 0, gpu: { count: 0 }, replicas: 1, minReplicas: 1, maxReplicas: 1, regions: [], spotAllowed: false, highAvailability: false, ports: [8080], tier: 'basic' },
+    })
+    expect(orphan.replicasReady).toBe(1)
+    const { createOrphanSweep } = await import('../../daemon/sweep.js')
+    const { createTestCommon } = await import('../../core/common.js')
+    const sweep = createOrphanSweep(createTestCommon().common, { store: d.daemon.store, targets: d.daemon.targets, intervalMs: 60_000 })
+    const destroyed = await sweep.run()
+    expect(destroyed).toContain('bp-31337-999999')
+    expect(processesOf('bp-31337-999999', stack.operatorId)).toEqual([])
+    // live services are untouched
+    const live = Object.values(d.daemon.store.read().services).filter((s) => s.state === 'active')
+    for (const s of live) expect(destroyed).not.toContain(s.deploymentId)
+  })
 })
