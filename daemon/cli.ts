@@ -15,7 +15,7 @@ const USAGE = `usage: blueprint-operator <command>
   demo <top-up|terminate|tier|status> ...
                                 act as the dev setup's demo customer (see README)
   pricing parse <format> <file> parse a price source's file into offers (JSON lines)
-  quote --cpu N --memory GiB [--gpu MODEL:N] [--region R]... [--spot] [--max-usd X] [--top N] [--catalog DIR]
+  quote --cpu N --memory GiB [--gpu MODEL:N] [--region R]... [--spot] [--max-usd X] [--top N] [--catalog DIR] [--config FILE]
                                 cheapest offers from the cached catalog
 `
 
@@ -105,6 +105,14 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
       }
       case 'pricing':
       case 'quote': {
+        const file = flag(argv, '--config')
+        if (file) {
+          // the operator's cache directory and settings, not the defaults
+          const { pricingCliWith } = await import('../pricing/cli.js')
+          const { pricingConfigOf } = await import('./pricing.js')
+          const rest = argv.filter((a, i) => a !== '--config' && argv[i - 1] !== '--config' && !a.startsWith('--config='))
+          return await pricingCliWith(rest, io, pricingConfigOf(loadConfig(file)))
+        }
         const { pricingCli } = await import('../pricing/cli.js')
         return await pricingCli(argv, io)
       }

@@ -10,6 +10,7 @@ import { createEvmPublicClient, createEvmWalletClient } from '../chain/evm/clien
 import { createEscrowClient } from '../chain/evm/escrow.js'
 import { createEvmFollower } from '../chain/evm/follow.js'
 import { startHttpServer, type HttpServer } from './http.js'
+import { startCatalog } from './pricing.js'
 import { applyEvents } from './intake.js'
 import { createServiceManager, type ServiceManager } from './services.js'
 import { createStore, type Store } from './store.js'
@@ -120,6 +121,9 @@ export async function startDaemon({ config, common }: StartDaemonParameters): Pr
   })
   closers.push(['follower', () => follower.stop()])
 
+  const catalog = await step('pricing catalog', () => startCatalog(common.child('pricing'), config))
+  if (catalog) closers.push(['pricing catalog', () => catalog.close()])
+
   const sweep = createOrphanSweep(common.child('sweep'), { store, targets, intervalMs: Math.max(config.loop.intervalMs * 10, 60_000) })
   closers.push(['sweep', () => sweep.stop()])
 
@@ -142,6 +146,7 @@ export async function startDaemon({ config, common }: StartDaemonParameters): Pr
             draining: config.operator.draining,
             targets: targets.list().map((t) => ({ name: t.name, region: t.offer.region, sourceKinds: t.sourceKinds, hourlyUsd: t.hourlyUsd.toFixed() })),
             services: Object.keys(st.services).length,
+            catalog: catalog?.health() ?? [],
           }
         },
       }),

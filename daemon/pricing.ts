@@ -1,0 +1,31 @@
+/**
+ * The daemon's view of public prices: the catalog of the sources named in `[pricing] sources`, refreshed on their
+ * schedules with last-known-good kept, so operators see fresh market prices (`/api/catalog`, `quote`) beside the
+ * prices of their own targets.
+ */
+import type { Common } from '../core/common.js'
+import type { OperatorConfig } from '../config/load.js'
+import { ConfigError } from '../config/load.js'
+import { createCatalog, type Catalog } from '../pricing/catalog.js'
+import { defaultPricingConfig, SourceIds, type PricingConfig } from '../pricing/config.js'
+
+/** The pricing config derived from the operator's TOML; unknown source names are a ConfigError with their path. */
+export function pricingConfigOf(config: OperatorConfig): PricingConfig {
+  const pc = defaultPricingConfig(config.pricing.cacheDir)
+  const problems = config.pricing.sources
+    .map((s, i) => ({ s, i }))
+    .filter(({ s }) => !(SourceIds as readonly string[]).includes(s))
+    .map(({ s, i }) => ({ path: `pricing.sources[${i}]`, message: `got ${JSON.stringify(s)}, expected one of ${SourceIds.join(', ')}` }))
+  if (problems.length) throw new ConfigError('<config>', problems)
+  for (const id of SourceIds) pc.sources[id].enabled = config.pricing.sources.includes(id)
+  pc.eurUsd = config.pricing.eurUsd.toFixed()
+  return pc
+}
+
+/** Start the catalog when any public source is enabled; undefined otherwise. */
+export async function startCatalog(common: Common, config: OperatorConfig): Promise<Catalog | undefined> {
+  if (!config.pricing.sources.length) return undefined
+  const catalog = createCatalog(common, pricingConfigOf(config))
+  await catalog.start()
+  return catalog
+}
