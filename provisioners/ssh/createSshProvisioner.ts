@@ -137,9 +137,12 @@ export function createSshProvisioner(commonIn: Common, p: SshProvisionerParamete
   const nameOf = (h: SshHost, id: string, i: number) => `bpo-${agent.layout(h).tag}-${id}-r${i}`
 
   /** The placement recorded in a host's manifest (written by this target), or undefined when it is not one. */
-  function fromManifest(h: SshHost, m: unknown): Placement | undefined {
+  function fromManifest(h: SshHost, m: unknown, replicas: ReplicaState[]): Placement | undefined {
     const x = m as Partial<Placement> & { owner?: string }
     if (!x || typeof x !== 'object' || x.owner !== p.operatorId || typeof x.deploymentId !== 'string' || !x.request || !x.unit) return undefined
+    // ports the host's replica dirs record win over an older manifest
+    const ports: Record<string, number> = { ...(x.ports ?? {}) }
+    for (const r of replicas) if (r.port > 0) ports[String(r.index)] = r.port
     return {
       deploymentId: x.deploymentId,
       host: h.name,
@@ -148,7 +151,7 @@ export function createSshProvisioner(commonIn: Common, p: SshProvisionerParamete
       unit: x.unit,
       replicas: Number(x.replicas ?? 0),
       dataReplicas: Number(x.dataReplicas ?? x.replicas ?? 0),
-      ports: x.ports ?? {},
+      ports,
       createdAt: x.createdAt ?? new Date().toISOString(),
     }
   }
@@ -169,7 +172,7 @@ export function createSshProvisioner(commonIn: Common, p: SshProvisionerParamete
         try {
           const remote = await agent.status(h, id, { signal })
           if (!remote.present) return undefined
-          const placement = fromManifest(h, remote.manifest)
+          const placement = fromManifest(h, remote.manifest, remote.replicas)
           return placement ? { host: h, placement, remote } : undefined
         } catch (err) {
           if (!(err instanceof TargetUnreachableError)) throw err
@@ -383,29 +386,50 @@ export function createSshProvisioner(commonIn: Common, p: SshProvisionerParamete
     return ledger.update((d) => (d.placements[pl.deploymentId] = pl))
   }
 
-  /** Choose a host for a new deployment; throws NO_FEASIBLE_OFFER when none fits. */
-  async function place(req: DeploymentRequest, kind: Placement['kind'], signal: AbortSignal): Promise<SshHost> {
+  /**
+   * Choose a host for a new deployment and reserve its replicas in one ledger update, so two concurrent placements
+   * never both count on the same free capacity. Throws NO_FEASIBLE_OFFER when no host fits.
+   */
+  async function placeAndReserve(req: DeploymentRequest, kind: Placement['kind'], signal: AbortSignal): Promise<Placement> {
     const unit = unitOf(req)
-    const need = times(unit, Math.max(1, req.spec.replicas))
+    const n = req.spec.replicas
+    const need = times(unit, Math.max(1, n))
     const problems: string[] = []
     if (req.spec.gpu.count > 0) problems.push(`gpu: ${req.spec.gpu.count} requested; SSH hosts offer no GPUs`)
-    const chosen = problems.length ? undefined : chooseHosts({ hosts: [...hosts.values()], used: usedByHost(ledger.all()), need, regions: req.spec.regions, pinned: req.placement })
-    if (chosen && !chosen.ok) problems.push(...chosen.problems)
+    const chooseNow = (candidates: SshHost[], used: Map<string, Resources>) => chooseHosts({ hosts: candidates, used, need, regions: req.spec.regions, pinned: req.placement })
+    const eligible: SshHost[] = []
     let unreachable: unknown
-    for (const h of chosen?.ok ? chosen.hosts : []) {
-      if (kind === 'native') return h
+    const first = problems.length ? undefined : chooseNow([...hosts.values()], usedByHost(ledger.all()))
+    if (first && !first.ok) problems.push(...first.problems)
+    for (const h of first?.ok ? first.hosts : []) {
+      if (kind === 'native') {
+        eligible.push(h)
+        continue
+      }
       try {
         const f = await agent.facts(h, { signal })
-        if (f.runtime !== 'none') return h
-        problems.push(`${h.name}: no container runtime`)
+        if (f.runtime !== 'none') eligible.push(h)
+        else problems.push(`${h.name}: no container runtime`)
       } catch (err) {
         if (!(err instanceof TargetUnreachableError)) throw err
         unreachable = err
         problems.push(`${h.name}: unreachable`)
       }
     }
-    if (unreachable) throw unreachable
-    throw new ProvisionError(`no SSH host can hold ${req.deploymentId}`, { reason: 'NO_FEASIBLE_OFFER', code: 'NO_FEASIBLE_OFFER', retryable: false, details: problems })
+    if (!eligible.length && unreachable) throw unreachable
+    if (signal.aborted) throw new AbortedError('ssh provision', signal.reason)
+    const noOffer = (details: string[]) => new ProvisionError(`no SSH host can hold ${req.deploymentId}`, { reason: 'NO_FEASIBLE_OFFER', code: 'NO_FEASIBLE_OFFER', retryable: false, details })
+    if (!eligible.length) throw noOffer(problems)
+    // intent first: the reservation is on disk before anything exists on the host
+    return ledger.update((d) => {
+      // capacity may have gone to a concurrent placement since the first look: decide again under the lock
+      const chosen = chooseNow(eligible, usedByHost(Object.values(d.placements)))
+      if (!chosen.ok) throw noOffer(chosen.problems)
+      const h = chosen.hosts[0]!
+      const pl: Placement = { deploymentId: req.deploymentId, host: h.name, kind, request: req, unit, replicas: n, dataReplicas: n, ports: {}, createdAt: new Date().toISOString() }
+      d.placements[req.deploymentId] = pl
+      return pl
+    })
   }
 
   /** Reserve `n` replicas of `pl` on its host, or throw NO_FEASIBLE_OFFER. */
@@ -427,7 +451,10 @@ export function createSshProvisioner(commonIn: Common, p: SshProvisionerParamete
     const growing = n >= ledger.get(id)!.replicas
     // growing reserves before starting; shrinking releases capacity only once the replicas are stopped
     let pl = growing ? await reserve(id, n) : ledger.get(id)!
-    if (growing) await writeManifest(h, pl, signal)
+    if (growing) {
+      pl = await allocatePorts(h, id, n, signal)
+      await writeManifest(h, pl, signal)
+    }
     await converge(h, id, n, signal)
     if (!growing) {
       pl = await reserve(id, n)
@@ -450,14 +477,15 @@ export function createSshProvisioner(commonIn: Common, p: SshProvisionerParamete
           const id = req.deploymentId
           let found = await locate(id, signal)
           if (found && !ledger.get(id)) await adopt(found.placement)
-          if (!found || !found.remote.present) {
-            const h = found?.host ?? (await place(req, kind, signal))
-            if (signal.aborted) throw new AbortedError('ssh provision', signal.reason)
-            // intent first: the reservation is on disk before anything exists on the host
-            const pl: Placement = { deploymentId: id, host: h.name, kind, request: req, unit: unitOf(req), replicas: 0, dataReplicas: 0, ports: found?.placement.ports ?? {}, createdAt: new Date().toISOString() }
+          if (!found) {
+            const pl = await placeAndReserve(req, kind, signal)
+            log.info({ deploymentId: id, host: pl.host, kind }, 'placing deployment')
+            found = { host: hostOf(pl), placement: pl, remote: { present: false } }
+          } else if (!found.remote.present) {
+            // recorded here but gone from its host (an interrupted first attempt): start over on the same host
+            const pl: Placement = { ...found.placement, request: req, kind, unit: unitOf(req), replicas: 0, dataReplicas: 0 }
             await ledger.update((d) => (d.placements[id] = pl))
-            log.info({ deploymentId: id, host: h.name, kind }, 'placing deployment')
-            found = { host: h, placement: pl, remote: { present: false } }
+            found = { ...found, placement: pl }
           }
           return scaleTo(found.host, id, req.spec.replicas, signal)
         }),

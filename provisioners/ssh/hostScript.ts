@@ -173,17 +173,25 @@ cmd_supervise() {
 }
 
 # start <depdir> <index> <mode> <name> <bin-or-dash> <cgroup> <memBytes> <cpuQuotaUs> <port> [runtime args...] < env.sh
+# A replica that already runs is left exactly as it is (its env and port files included).
 cmd_start() {
   dep=$1; i=$2; mode=$3; name=$4; bin=$5; cg=$6; mem=$7; cpu=$8; port=$9
   shift 9
   dir="$dep/replicas/$i"
+  sc=systemctl; sr=systemd-run
+  [ "$mode" = systemd-user ] && { sc="systemctl --user"; sr="systemd-run --user"; }
+  case $mode in
+    setsid) alive "$dir/supervisor.pid" "$dir" && { echo running; return 0; } ;;
+    systemd-system|systemd-user) $sc is-active --quiet "$name" && { echo running; return 0; } ;;
+    podman|docker) [ "$($mode inspect --format '{{.State.Running}}' "$name" 2>/dev/null)" = true ] && { echo running; return 0; } ;;
+    *) die "unknown mode" ;;
+  esac
   mkdir -p "$dir" "$dep/data/$i" || exit 1
   write_stdin "$dir/env.sh" || exit 1
   echo "$port" > "$dir/port"; echo "$mode" > "$dir/mode"; echo "$name" > "$dir/name"
   rm -f "$dir/stopped"
   case $mode in
     setsid)
-      if alive "$dir/supervisor.pid" "$dir"; then echo running; return 0; fi
       [ -x "$bin" ] || die "artifact $bin is not installed"
       setsid sh "$SELF" supervise "$dir" "$bin" "$cg" "$mem" "$cpu" < /dev/null >> "$dir/supervisor.log" 2>&1 &
       n=0
@@ -191,9 +199,6 @@ cmd_start() {
       die "supervisor did not start"
       ;;
     systemd-system|systemd-user)
-      sc=systemctl; sr=systemd-run
-      [ "$mode" = systemd-user ] && { sc="systemctl --user"; sr="systemd-run --user"; }
-      $sc is-active --quiet "$name" && { echo running; return 0; }
       $sc reset-failed "$name" 2>/dev/null
       set --
       [ "$mem" -gt 0 ] && set -- "$@" -p "MemoryMax=$mem"
@@ -203,12 +208,10 @@ cmd_start() {
       echo started
       ;;
     podman|docker)
-      if [ "$($mode inspect --format '{{.State.Running}}' "$name" 2>/dev/null)" = true ]; then echo running; return 0; fi
       $mode rm -f "$name" >/dev/null 2>&1
       $mode run -d --name "$name" "$@" > "$dir/container.id" || exit 1
       echo started
       ;;
-    *) die "unknown mode" ;;
   esac
 }
 

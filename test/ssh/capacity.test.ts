@@ -82,6 +82,36 @@ describe('ssh capacity and placement', () => {
     expect(prov.placements()).toEqual([])
   })
 
+  test('behavior: concurrent placements never count on the same free capacity', async () => {
+    const prov = lab.provisioner()
+    // h2 (cheap) holds one 2-vCPU replica, h1 holds two: three concurrent requests fill both, none is refused
+    const ids = ['cap-p1', 'cap-p2', 'cap-p3']
+    try {
+      const done = await Promise.all(ids.map((id) => prov.provision(lab.request(id, { spec: { vcpu: 2, memoryGiB: 0.25, storageGiB: 1 } }))))
+      expect(done.map((x) => x.placement).sort()).toEqual(['h1', 'h1', 'h2'])
+      const fourth = await rejection(prov.provision(lab.request('cap-p4', { spec: { vcpu: 2, memoryGiB: 0.25, storageGiB: 1 } })))
+      expect(fourth.reason).toBe('NO_FEASIBLE_OFFER')
+    } finally {
+      for (const id of [...ids, 'cap-p4']) await prov.destroy(id)
+    }
+  })
+
+  test('behavior: a daemon that lost its state dir finds its deployments on the hosts and accounts for them again', async () => {
+    const first = lab.provisioner()
+    const st = await first.provision(lab.request('cap-lost', { replicas: 2, spec: { vcpu: 0.5, memoryGiB: 0.25, storageGiB: 1 } }))
+    await first.close()
+    const fresh = lab.provisioner()
+    expect(fresh.placements()).toEqual([])
+    const seen = await fresh.status('cap-lost')
+    expect({ exists: seen.exists, ready: seen.replicasReady, placement: seen.placement }).toEqual({ exists: true, ready: 2, placement: st.placement })
+    const adopted = await fresh.provision(lab.request('cap-lost', { replicas: 2, spec: { vcpu: 0.5, memoryGiB: 0.25, storageGiB: 1 } }))
+    expect([...adopted.endpoints].sort()).toEqual([...st.endpoints].sort())
+    expect(fresh.placements().map((x) => [x.deploymentId, x.host, x.replicas])).toEqual([['cap-lost', st.placement, 2]])
+    expect(fresh.capacity().find((c) => c.host === st.placement)!.used).toEqual({ vcpu: 1, memoryGiB: 0.5, storageGiB: 2 })
+    await fresh.destroy('cap-lost')
+    expect((await fresh.status('cap-lost')).exists).toBe(false)
+  })
+
   test('error: GPU requests fit no SSH host', async () => {
     const prov = lab.provisioner()
     const err = await rejection(prov.provision(lab.request('cap-gpu', { spec: { gpu: { count: 1 } } })))
