@@ -11,7 +11,7 @@ import { createEscrowClient } from '../chain/evm/escrow.js'
 import { createEvmFollower } from '../chain/evm/follow.js'
 import { startHttpServer, type HttpServer } from './http.js'
 import { startCatalog } from './pricing.js'
-import { applyEvents } from './intake.js'
+import { applyEvents, pruneProcessed } from './intake.js'
 import { createServiceManager, type ServiceManager } from './services.js'
 import { createStore, type Store } from './store.js'
 import { createOrphanSweep } from './sweep.js'
@@ -113,6 +113,7 @@ export async function startDaemon({ config, common }: StartDaemonParameters): Pr
       const touched = await store.update((st) => {
         const t = applyEvents(st, events, { operator, chainId: config.chain.chainId, logger: log.child({ module: 'intake' }) })
         st.cursor = { blockNumber: cursor.blockNumber.toString(), blockHash: cursor.blockHash }
+        pruneProcessed(st, cursor.blockNumber)
         return t
       })
       lastDelivery = Date.now()

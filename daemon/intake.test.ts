@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'vitest'
 import { pino } from 'pino'
 import type { ChainEvent } from '../chain/events.js'
-import { applyEvents, deploymentIdOf } from './intake.js'
+import { applyEvents, deploymentIdOf, pruneProcessed } from './intake.js'
 import { emptyState, transition } from './state.js'
 
 const logger = pino({ level: 'silent' })
@@ -81,5 +81,12 @@ describe('applyEvents', () => {
 
   test('args: deployment ids are DNS-safe', () => {
     expect(deploymentIdOf(31337, 12345678901234567890n)).toMatch(/^[a-z0-9-]{1,63}$/)
+  })
+
+  test('behavior: identities far below the cursor are pruned, recent ones kept', () => {
+    const st = emptyState('op', 31337)
+    st.processed = { a: '10', b: '15000', c: '19999' }
+    expect(pruneProcessed(st, 20_000n)).toBe(1)
+    expect(Object.keys(st.processed)).toEqual(['b', 'c'])
   })
 })

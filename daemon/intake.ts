@@ -106,3 +106,19 @@ export function applyEvents(state: State, events: readonly ChainEvent[], ctx: In
   }
   return touched
 }
+
+/**
+ * Forget the identities of events buried deeper than `keepBlocks` under the cursor: the follower never rewinds that
+ * far (its reorg window is far smaller), and the state file must not grow with every event of months of operation.
+ */
+export function pruneProcessed(state: State, cursorBlock: bigint, keepBlocks = 10_000n): number {
+  const floor = cursorBlock - keepBlocks
+  let n = 0
+  for (const [id, block] of Object.entries(state.processed)) {
+    if (BigInt(block) < floor) {
+      delete state.processed[id]
+      n++
+    }
+  }
+  return n
+}
