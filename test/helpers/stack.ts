@@ -96,6 +96,8 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
   const dataDir = mkdtempSync(join(tmpdir(), 'bpo-e2e-'))
   const operatorId = o.operatorId ?? `e2e-${Math.random().toString(36).slice(2, 8)}`
   const operatorKey = chain.anvil.accounts[1]!.privateKey
+  // a range of its own per stack, so suites running side by side rarely meet on a port
+  const portBase = 22_000 + Math.floor(Math.random() * 95) * 100
   const doc: Record<string, unknown> = {
     operator: { id: operatorId, data_dir: dataDir },
     chain: {
@@ -112,7 +114,7 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
     deploy: { attempts: o.attempts ?? 2, backoff_ms: 100, health_timeout_ms: 15_000 },
     http: { enabled: false },
     log: { level: process.env.LOG_LEVEL ?? 'silent' },
-    providers: { local: { enabled: true, vcpu: 4, memory_gib: 8, storage_gib: 20, hourly_usd: '0.01', port_range: [21000, 21999] } },
+    providers: { local: { enabled: true, vcpu: 4, memory_gib: 8, storage_gib: 20, hourly_usd: '0.01', port_range: [portBase, portBase + 99] } },
     ...o.extra,
   }
   const getEvents = async (id: bigint, name: string) => {
