@@ -451,7 +451,7 @@ export function createServiceManager(common: Common, p: CreateServiceManagerPara
           await quote(s)
         } catch (err) {
           if (err instanceof Rejection) {
-            log.warn({ serviceId: id, reason: err.reason, problems: err.details }, 'request rejected')
+            log.warn({ serviceId: id, eventId: s.history[0]?.eventId, reason: err.reason, problems: err.details }, 'request rejected; refunding')
             await move(id, 'refunding', err.reason!, (r) => {
               r.reason = err.reason!
               r.problems = err.details
@@ -459,7 +459,7 @@ export function createServiceManager(common: Common, p: CreateServiceManagerPara
             return refund(id)
           }
           if (!isRetryable(err)) {
-            log.error({ serviceId: id, err }, 'request cannot be served')
+            log.error({ serviceId: id, eventId: s.history[0]?.eventId, err }, 'request cannot be served; refunding')
             await move(id, 'refunding', 'MALFORMED_REQUEST', (r) => {
               r.reason = 'MALFORMED_REQUEST'
               r.problems = [(err as Error).message.split('\n')[0]!]
