@@ -8,7 +8,7 @@ import type { Offer } from '../core/offer.js'
 import type { OperatorConfig } from '../config/load.js'
 import { createKubernetesProvisioner } from '../provisioners/kubernetes/createKubernetesProvisioner.js'
 import { createLocalProvisioner } from '../provisioners/local/createLocalProvisioner.js'
-import { createSshProvisioner } from '../provisioners/ssh/createSshProvisioner.js'
+import { createSshProvisionerFromConfig } from '../provisioners/ssh/fromConfig.js'
 import type { Provisioner } from '../provisioners/types.js'
 import type { Target, TargetRegistry } from './ports.js'
 
@@ -43,25 +43,9 @@ export async function createTargets(common: Common, config: OperatorConfig): Pro
   }
 
   const ssh = config.providers.ssh
-  if (ssh?.hosts.length) {
-    const prov = createSshProvisioner(common.child('ssh'), {
-      operatorId: config.operator.id,
-      stateDir: join(config.operator.dataDir, 'ssh'),
-      healthTimeoutMs: config.deploy.healthTimeoutMs,
-      hosts: ssh.hosts.map((h) => ({
-        name: h.name,
-        address: h.address,
-        port: h.port,
-        user: h.user,
-        privateKey: h.privateKey.reveal(),
-        hostKey: h.hostKey,
-        capacity: { vcpu: h.vcpu, memoryGiB: h.memoryGiB, storageGiB: h.storageGiB },
-        hourlyUsd: h.hourlyUsd.toFixed(),
-        region: h.region,
-        labels: h.labels,
-        remoteRoot: h.remoteRoot,
-      })),
-    })
+  const sshProv = createSshProvisionerFromConfig(common.child('ssh'), config)
+  if (ssh && sshProv) {
+    const prov = sshProv
     provisioners.push(prov)
     for (const h of ssh.hosts) {
       targets.push({
