@@ -20,7 +20,7 @@ import { openLedger, reserved, usedByHost } from './ledger.js'
 import { chooseHosts, fits } from './placement.js'
 import { quoteWord } from './shellQuote.js'
 import type { HostCapacity, Placement, ReplicaMode, Resources, SshHost } from './types.js'
-import { ENV_KEY_RE, HOST_NAME_RE, OPERATOR_ID_RE, assertDeploymentId, assertReplicas, assertRequest } from './validate.js'
+import { ENV_KEY_RE, HOST_NAME_RE, OPERATOR_ID_RE, assertDeploymentId, assertReplicas, assertRequest, requestProblems } from './validate.js'
 
 export type SshProvisionerParameters = {
   /** This operator's ownership marker (BPO_OWNER, container labels, remote directory). */
@@ -140,6 +140,11 @@ export function createSshProvisioner(commonIn: Common, p: SshProvisionerParamete
   function fromManifest(h: SshHost, m: unknown, replicas: ReplicaState[]): Placement | undefined {
     const x = m as Partial<Placement> & { owner?: string }
     if (!x || typeof x !== 'object' || x.owner !== p.operatorId || typeof x.deploymentId !== 'string' || !x.request || !x.unit) return undefined
+    // what comes back from a host is checked like a new request before anything is built from it
+    if (requestProblems(x.request).length || x.request.deploymentId !== x.deploymentId) {
+      log.warn({ host: h.name, deploymentId: x.deploymentId }, 'ignoring a malformed manifest on the host')
+      return undefined
+    }
     // ports the host's replica dirs record win over an older manifest
     const ports: Record<string, number> = { ...(x.ports ?? {}) }
     for (const r of replicas) if (r.port > 0) ports[String(r.index)] = r.port
@@ -220,7 +225,10 @@ export function createSshProvisioner(commonIn: Common, p: SshProvisionerParamete
       const local = await fetchArtifact(common, { url: src.url, sha256: src.sha256, cacheDir, signal })
       const tmp = `${L.artifacts}/.upload.${src.sha256}.${randomBytes(6).toString('hex')}`
       // the "check" call above created the artifacts dir
-      await pool.upload(h, local.path, tmp, 0o600, { signal, timeoutMs: 15 * 60_000 })
+      await pool.upload(h, local.path, tmp, 0o600, { signal, timeoutMs: 15 * 60_000 }).catch(async (err: unknown) => {
+        await pool.exec(h, ['rm', '-f', tmp], { timeoutMs: 10_000 }).catch(() => undefined)
+        throw err
+      })
       r = await agent.run(h, ['artifact', L.root, src.sha256, 'upload', tmp], { signal })
     }
     if (r.code === 0) return remote
@@ -303,24 +311,33 @@ export function createSshProvisioner(commonIn: Common, p: SshProvisionerParamete
     })
   }
 
-  /** Start replicas 0..n-1 (idempotent) and stop the rest, keeping their data. */
+  /** Start replicas 0..n-1 that do not run (a running one is left alone) and stop the rest, keeping their data. */
   async function converge(h: SshHost, id: string, n: number, signal: AbortSignal): Promise<void> {
+    const remote = await agent.status(h, id, { signal })
+    const existing = remote.present ? remote.replicas : []
+    const running = new Set(existing.filter((r) => r.state === 'running' || r.state === 'restarting').map((r) => r.index))
+    const toStart = Array.from({ length: n }, (_, i) => i).filter((i) => !running.has(i))
+    const recorded = ledger.get(id)!.ports
+    if (toStart.some((i) => recorded[String(i)] !== undefined)) {
+      // a stopped replica's port may have been taken by someone else meanwhile: give it a new one
+      const listening = await agent.listeningPorts(h, { signal })
+      const stale = toStart.filter((i) => listening.has(recorded[String(i)] ?? -1))
+      if (stale.length) await ledger.update((d) => stale.forEach((i) => delete d.placements[id]!.ports[String(i)]))
+    }
     const pl = await allocatePorts(h, id, n, signal)
     const f = await agent.facts(h, { signal })
     const mode = modeFor(h, pl.kind, f)
     const L = agent.layout(h)
     const depDir = L.dep(id)
     let bin = '-'
-    if (pl.kind === 'native' && n > 0) bin = await installArtifact(h, pl.request, f, signal)
-    else if (pl.kind === 'container' && n > 0 && pl.request.source.kind === 'container') {
+    if (pl.kind === 'native' && toStart.length) bin = await installArtifact(h, pl.request, f, signal)
+    else if (pl.kind === 'container' && toStart.length && pl.request.source.kind === 'container') {
       const ref = `${pl.request.source.image}@${pl.request.source.digest}`
       const r = await pool.exec(h, [mode, 'pull', ref], { signal, timeoutMs: 15 * 60_000 })
       if (r.code !== 0) throw new ProvisionError(`${h.name} could not pull ${ref}`, { reason: 'ARTIFACT_UNREACHABLE', code: 'ARTIFACT_UNREACHABLE', retryable: true, details: r.stderr.trim().split('\n').slice(-3) })
     }
-    const remote = await agent.status(h, id, { signal })
-    const existing = remote.present ? remote.replicas : []
     await Promise.all(
-      Array.from({ length: n }, (_, i) => i).map(async (i) => {
+      toStart.map(async (i) => {
         const port = pl.ports[String(i)]!
         const name = nameOf(h, id, i)
         const dataDir = `${depDir}/data/${i}`
@@ -455,11 +472,12 @@ export function createSshProvisioner(commonIn: Common, p: SshProvisionerParamete
       pl = await allocatePorts(h, id, n, signal)
       await writeManifest(h, pl, signal)
     }
+    const written = JSON.stringify(pl.ports)
     await converge(h, id, n, signal)
-    if (!growing) {
-      pl = await reserve(id, n)
-      await writeManifest(h, pl, signal)
-    }
+    if (!growing) pl = await reserve(id, n)
+    else pl = ledger.get(id)!
+    // converge may have moved a replica to a new port
+    if (!growing || JSON.stringify(pl.ports) !== written) await writeManifest(h, pl, signal)
     await waitReady(h, pl, signal)
     return statusFrom(h, pl, await agent.status(h, id, { signal }), signal)
   }

@@ -193,6 +193,8 @@ cmd_start() {
   case $mode in
     setsid)
       [ -x "$bin" ] || die "artifact $bin is not installed"
+      [ -f "$dir/supervisor.pid" ] && cmd_stop "$dep" "$i" 0 > /dev/null
+      rm -f "$dir/stopped"
       setsid sh "$SELF" supervise "$dir" "$bin" "$cg" "$mem" "$cpu" < /dev/null >> "$dir/supervisor.log" 2>&1 &
       n=0
       while [ $n -lt 100 ]; do alive "$dir/supervisor.pid" "$dir" && { echo started; return 0; }; sleep 0.1; n=$((n + 1)); done
@@ -223,13 +225,20 @@ cmd_stop() {
   mode=$(cat "$dir/mode" 2>/dev/null || echo setsid); name=$(cat "$dir/name" 2>/dev/null || echo '')
   case $mode in
     setsid)
+      sp=$(cat "$dir/supervisor.pid" 2>/dev/null || echo ''); cp=$(cat "$dir/child.pid" 2>/dev/null || echo '')
       if alive "$dir/supervisor.pid" "$dir"; then
-        sp=$(cat "$dir/supervisor.pid"); cp=$(cat "$dir/child.pid" 2>/dev/null || echo '')
         kill -TERM "-$sp" 2>/dev/null || kill -TERM "$sp" 2>/dev/null
         n=0
         while kill -0 "$sp" 2>/dev/null && [ $n -lt $((grace * 5)) ]; do sleep 0.2; n=$((n + 1)); done
         kill -KILL "-$sp" 2>/dev/null
         case $cp in ''|*[!0-9]*) ;; *) kill -KILL "$cp" 2>/dev/null ;; esac
+      else
+        # a workload orphaned by a supervisor killed alone still sits in the supervisor's process group
+        case $cp$sp in ''|*[!0-9]*) ;; *)
+          if kill -0 "$cp" 2>/dev/null && [ "$(sed 's/.*) //' "/proc/$cp/stat" 2>/dev/null | cut -d' ' -f3)" = "$sp" ]; then
+            kill -TERM "-$sp" 2>/dev/null; sleep 1; kill -KILL "-$sp" 2>/dev/null
+          fi ;;
+        esac
       fi
       n=0
       while [ -f "$dir/cgroups" ] && [ $n -lt 25 ]; do

@@ -4,6 +4,7 @@
  */
 import { execFileSync } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
+import { createServer } from 'node:http'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { probeDemo, readDemoInfo } from '../helpers/demo-service.js'
@@ -121,6 +122,48 @@ describe('ssh supervision', () => {
       pidfiles.push(join(dir, 'supervisor.pid'))
       expect(Number(readFileSync(join(dir, 'supervisor.pid'), 'utf8'))).not.toBe(supervisor)
     } finally {
+      await destroyAll(prov)
+    }
+  })
+
+  test('behavior: a workload orphaned by a supervisor killed alone is reaped by restart, not duplicated', async () => {
+    const prov = lab.provisioner()
+    const root = lab.hosts[0]!.remoteRoot!
+    try {
+      const st = await prov.provision(lab.request('sup-orphan'))
+      const dir = replicaDir(root, 'sup-orphan')
+      pidfiles.push(join(dir, 'supervisor.pid'))
+      const supervisor = Number(readFileSync(join(dir, 'supervisor.pid'), 'utf8'))
+      const orphan = (await readDemoInfo(st.endpoints[0]!)).pid
+      process.kill(supervisor, 'SIGKILL')
+      await until('the supervisor to die', () => !alive(supervisor))
+      expect(alive(orphan)).toBe(true)
+      const back = await prov.restart('sup-orphan')
+      expect({ ready: back.replicasReady, endpoints: back.endpoints }).toEqual({ ready: 1, endpoints: st.endpoints })
+      expect(alive(orphan)).toBe(false)
+      expect((await readDemoInfo(back.endpoints[0]!)).pid).not.toBe(orphan)
+    } finally {
+      await destroyAll(prov)
+    }
+  })
+
+  test('behavior: scaling back up moves a replica whose port was taken meanwhile', async () => {
+    const prov = lab.provisioner()
+    const squatter = createServer((_req, res) => res.writeHead(418).end())
+    try {
+      const st = await prov.provision(lab.request('sup-port'))
+      await prov.scale('sup-port', 0)
+      const oldPort = Number(new URL(st.endpoints[0]!).port)
+      await new Promise<void>((resolve, reject) => {
+        squatter.once('error', reject)
+        squatter.listen(oldPort, '127.0.0.1', () => resolve())
+      })
+      const back = await prov.scale('sup-port', 1)
+      expect(back.replicasReady).toBe(1)
+      expect(back.endpoints).not.toEqual(st.endpoints)
+      expect((await readDemoInfo(back.endpoints[0]!)).deployment).toBe('sup-port')
+    } finally {
+      squatter.close()
       await destroyAll(prov)
     }
   })
