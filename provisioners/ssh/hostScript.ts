@@ -42,7 +42,8 @@ cmd_facts() {
   sd=no
   if [ -d /run/systemd/system ] && command -v systemd-run >/dev/null 2>&1; then
     if [ "$(id -u)" = 0 ]; then sd=system
-    elif systemctl --user show-environment >/dev/null 2>&1; then sd=user
+    # a user manager outlives the SSH session only when the user lingers
+    elif systemctl --user show-environment >/dev/null 2>&1 && loginctl show-user "$(id -un)" -p Linger 2>/dev/null | grep -qx 'Linger=yes'; then sd=user
     fi
   fi
   echo "systemd=$sd"
@@ -141,9 +142,10 @@ cmd_manifest() {
   write_stdin "$1/manifest.json" && printf '%s\\n' "$2" > "$1/owner"
 }
 
-# run <replicadir> <bin>: the workload itself, with exactly the replica's environment
+# run <replicadir> <bin>: the workload itself, with exactly the replica's environment (and PATH)
 cmd_run() {
-  exec env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin sh -c '. "$1" && cd "$DATA_DIR" && exec "$2"' bpo-run "$1/env.sh" "$2"
+  # only PATH survives from the SSH user's session (interpreters such as node may live outside /usr/bin)
+  exec env -i PATH="\${PATH:-/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin}" sh -c '. "$1" && cd "$DATA_DIR" && exec "$2"' bpo-run "$1/env.sh" "$2"
 }
 
 # supervise <replicadir> <bin> <cgroup> <memBytes> <cpuQuotaUs>: restart the workload on exit, with backoff
@@ -203,7 +205,10 @@ cmd_start() {
     systemd-system|systemd-user)
       $sc reset-failed "$name" 2>/dev/null
       set --
-      [ "$mem" -gt 0 ] && set -- "$@" -p "MemoryMax=$mem"
+      # MemoryMax= is the unified-hierarchy name; legacy/hybrid hierarchies take MemoryLimit=
+      if [ "$mem" -gt 0 ]; then
+        if [ -f /sys/fs/cgroup/cgroup.controllers ]; then set -- "$@" -p "MemoryMax=$mem"; else set -- "$@" -p "MemoryLimit=$mem"; fi
+      fi
       [ "$cpu" -gt 0 ] && set -- "$@" -p "CPUQuota=$((cpu / 1000))%"
       $sr --unit="$name" --collect -p Restart=always -p RestartSec=2 -p KillMode=control-group "$@" \\
         --description="blueprint-operator replica $i of $(basename "$dep")" sh "$SELF" run "$dir" "$bin" || exit 1

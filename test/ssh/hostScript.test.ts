@@ -58,6 +58,7 @@ const calls = (name: string): string[][] =>
 
 describe('host agent script', () => {
   test('behavior: systemd mode starts one transient unit with limits and restart policy (fake systemd-run)', () => {
+    const memoryKey = existsSync('/sys/fs/cgroup/cgroup.controllers') ? 'MemoryMax' : 'MemoryLimit'
     const dep = join(dir, 'ops', 'op', 'bp-1')
     const r = agent(['start', dep, '0', 'systemd-system', 'bpo-abc-bp-1-r0', '/opt/bin/x', 'bpo-abc-bp-1-r0', '268435456', '150000', '20001'], "export A='1'\n")
     expect(r.status).toBe(0)
@@ -69,7 +70,7 @@ describe('host agent script', () => {
         '-p', 'Restart=always',
         '-p', 'RestartSec=2',
         '-p', 'KillMode=control-group',
-        '-p', 'MemoryMax=268435456',
+        '-p', `${memoryKey}=268435456`,
         '-p', 'CPUQuota=150%',
         '--description=blueprint-operator replica 0 of bp-1',
         'sh', script, 'run', join(dep, 'replicas', '0'), '/opt/bin/x',
@@ -91,7 +92,7 @@ describe('host agent script', () => {
     expect(r.status).toBe(0)
     const last = calls('systemd-run').at(-1)!
     expect(last.slice(0, 3)).toEqual(['--user', '--unit=u1', '--collect'])
-    expect(last.join(' ')).not.toMatch(/MemoryMax|CPUQuota/)
+    expect(last.join(' ')).not.toMatch(/Memory|CPUQuota/)
   })
 
   test('behavior: docker mode passes the run arguments through untouched (fake docker)', () => {
