@@ -39,6 +39,9 @@ export type CreateServiceManagerParameters = {
 
 const TERMINAL: readonly ServiceState[] = ['closed', 'refunded']
 
+/** Unix seconds as an ISO timestamp, for humans reading the log. */
+const iso = (sec: bigint) => new Date(Number(sec) * 1000).toISOString()
+
 /** Replicas a tier runs while paid (high availability means two at least). */
 export function replicasFor(config: OperatorConfig, tier: TierName, spec?: ResourceSpec): number {
   const base = config.tiers[tier].minReplicas
@@ -386,7 +389,7 @@ export function createServiceManager(common: Common, p: CreateServiceManagerPara
           r.replicas = 0
           r.endpoints = []
           delete r.intent
-        }, `paid until ${paidUntil}, now ${now}`)
+        }, `paid until ${iso(paidUntil)}, now ${iso(now)}`)
       }
       return
     }
@@ -409,19 +412,24 @@ export function createServiceManager(common: Common, p: CreateServiceManagerPara
         r.endpoints = st.endpoints
         r.health.failures = 0
         delete r.intent
-      }, `${want} replica(s), paid until ${paidUntil}`)
+      }, `${want} replica(s), paid until ${iso(paidUntil)}`)
       return
     }
     // healthy?
     const st = await target.provisioner.status(s.deploymentId, callOpts())
     const healthy = st.exists && st.healthy && st.replicasReady >= want
     await patch(id, (r) => {
-      r.health.lastCheck = new Date().toISOString()
+      const at = new Date()
+      // capacity cost accrues for the time since the last check (capped: a long outage is not billed blindly)
+      const since = r.health.lastCheck ? Math.min(at.getTime() - Date.parse(r.health.lastCheck), 3_600_000) : 0
+      r.ledger.cloudCostUsd = usd(r.ledger.cloudCostUsd)
+        .plus(usd(r.quote?.hourlyUsd ?? '0').mul(r.replicas).mul(Math.max(0, since)).div(3_600_000))
+        .toDecimalPlaces(12)
+        .toFixed()
+      r.health.lastCheck = at.toISOString()
       r.health.healthy = healthy
       r.health.failures = healthy ? 0 : r.health.failures + 1
       r.endpoints = st.endpoints
-      const dt = Math.min(config.loop.intervalMs, 3_600_000) / 3_600_000
-      r.ledger.cloudCostUsd = usd(r.ledger.cloudCostUsd).plus(usd(r.quote?.hourlyUsd ?? '0').mul(r.replicas).mul(dt)).toFixed()
     })
     const failures = get(id)!.health.failures
     if (!healthy && failures >= config.deploy.unhealthyTicksBeforeRestart) {
