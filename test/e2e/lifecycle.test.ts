@@ -75,6 +75,7 @@ describe('e2e: lifecycle', () => {
     // the daemon's ledger reconciles with the chain
     await waitFor('ledger', () => stack.service(serviceId)?.ledger.refunded === refunded.toString())
     expect(stack.service(serviceId)!.ledger).toMatchObject({ paid: (D + T).toString(), withdrawn: earned.toString(), refunded: refunded.toString() })
+    expect(stack.service(serviceId)!.ledger.cloudCostUsd).toMatch(/^0\.0*[1-9]\d*$/) // the capacity's cost, accrued while it ran
   })
 
   test('behavior: a tier change scales to the new tier’s replicas; customer termination refunds at once', async () => {
