@@ -41,6 +41,8 @@ describe('chooseHosts', () => {
     const hosts = [host('a', '0.01', 4), host('b', '0.02', 4)]
     const r = chooseHosts({ hosts, used: new Map(), need: need(1), regions: [], pinned: 'b' })
     expect(r.ok && r.hosts.map((h) => h.name)).toEqual(['b'])
+    const otherRegion = chooseHosts({ hosts: [host('a', '0.01', 4, { region: 'own' })], used: new Map(), need: need(1), regions: ['eu'], pinned: 'a' })
+    expect(otherRegion.ok && otherRegion.hosts.map((h) => h.name)).toEqual(['a'])
     const none = chooseHosts({ hosts, used: new Map(), need: need(1), regions: [], pinned: 'zz' })
     expect(none).toEqual({ ok: false, problems: ['placement: no host named "zz"'] })
   })

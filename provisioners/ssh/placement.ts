@@ -15,7 +15,7 @@ export type ChooseHostParameters = {
   need: Resources
   /** Empty: any region. Otherwise the host's region must equal one or start with `<entry>-`. */
   regions: readonly string[]
-  /** Host name the request pins, if any. */
+  /** Host name the request pins, if any (then `regions` is not applied). */
   pinned?: string | undefined
 }
 
@@ -52,7 +52,8 @@ export function chooseHosts(p: ChooseHostParameters): ChooseHostReturnType {
   }
   const ok: SshHost[] = []
   for (const h of candidates) {
-    if (!regionMatches(h, p.regions)) {
+    // a pinned host is the daemon's choice (it matched the offer's region already); regions filter free placement
+    if (p.pinned === undefined && !regionMatches(h, p.regions)) {
       problems.push(`${h.name}: region ${h.region ?? '(none)'} not in ${p.regions.join(', ')}`)
       continue
     }
