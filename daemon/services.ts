@@ -48,6 +48,19 @@ export function replicasFor(config: OperatorConfig, tier: TierName, spec?: Resou
   return Math.min(spec?.highAvailability ? Math.max(base, 2) : base, config.ceilings.replicas)
 }
 
+/**
+ * Add the capacity's cost since the last accrual (hourly USD × replicas running meanwhile) to the ledger. Called
+ * before every change of the replica count and at each reconcile; a gap longer than an hour (the daemon was down)
+ * is counted as one hour at most rather than billed blindly.
+ */
+export function accrueCost(r: ServiceRecord, at = new Date()): void {
+  if (r.costSince && r.replicas > 0 && r.quote) {
+    const ms = Math.min(Math.max(0, at.getTime() - Date.parse(r.costSince)), 3_600_000)
+    r.ledger.cloudCostUsd = usd(r.ledger.cloudCostUsd).plus(usd(r.quote.hourlyUsd).mul(r.replicas).mul(ms).div(3_600_000)).toDecimalPlaces(12).toFixed()
+  }
+  r.costSince = at.toISOString()
+}
+
 class Rejection extends BaseError {
   override name = 'Rejection'
   constructor(reason: ReasonCode, problems: string[]) {
@@ -291,6 +304,7 @@ export function createServiceManager(common: Common, p: CreateServiceManagerPara
     const cur = get(id)
     if (!cur || cur.state !== 'provisioning') return
     await move(id, 'active', 'healthy', (s) => {
+      accrueCost(s)
       s.replicas = replicas
       s.endpoints = status.endpoints
       s.health = { failures: 0, restarts: 0, healthy: true, lastCheck: new Date().toISOString() }
@@ -332,6 +346,7 @@ export function createServiceManager(common: Common, p: CreateServiceManagerPara
     })
     await destroyQuietly(id)
     await patch(id, (r) => {
+      accrueCost(r)
       r.replicas = 0
       r.endpoints = []
       r.intent = { op: 'withdraw', at: new Date().toISOString(), attempt: 1 }
@@ -356,6 +371,7 @@ export function createServiceManager(common: Common, p: CreateServiceManagerPara
     const now = await p.now()
     const paidUntil = onchain.ratePerHour > 0n ? paidUntilOf(onchain.balance, onchain.ratePerHour, onchain.settledAt) : 0n
     await patch(id, (r) => {
+      accrueCost(r)
       r.chain = {
         ...r.chain,
         paidUntil: paidUntil.toString(),
@@ -419,14 +435,7 @@ export function createServiceManager(common: Common, p: CreateServiceManagerPara
     const st = await target.provisioner.status(s.deploymentId, callOpts())
     const healthy = st.exists && st.healthy && st.replicasReady >= want
     await patch(id, (r) => {
-      const at = new Date()
-      // capacity cost accrues for the time since the last check (capped: a long outage is not billed blindly)
-      const since = r.health.lastCheck ? Math.min(at.getTime() - Date.parse(r.health.lastCheck), 3_600_000) : 0
-      r.ledger.cloudCostUsd = usd(r.ledger.cloudCostUsd)
-        .plus(usd(r.quote?.hourlyUsd ?? '0').mul(r.replicas).mul(Math.max(0, since)).div(3_600_000))
-        .toDecimalPlaces(12)
-        .toFixed()
-      r.health.lastCheck = at.toISOString()
+      r.health.lastCheck = new Date().toISOString()
       r.health.healthy = healthy
       r.health.failures = healthy ? 0 : r.health.failures + 1
       r.endpoints = st.endpoints
