@@ -2,6 +2,7 @@
  * The composition root: wires config, store, chain follower, escrow client, targets, the service manager, the orphan
  * sweep and HTTP. Starts in order and closes in reverse; a part that fails to start unwinds the ones before it.
  */
+import { setMaxListeners } from 'node:events'
 import { join } from 'node:path'
 import type { Common } from '../core/common.js'
 import { BaseError } from '../core/errors.js'
@@ -38,7 +39,13 @@ export class StartupError extends BaseError {
   }
 }
 
-export async function startDaemon({ config, common }: StartDaemonParameters): Promise<Daemon> {
+export async function startDaemon({ config, common: parent }: StartDaemonParameters): Promise<Daemon> {
+  // the daemon's own stop signal: stop() aborts the work in flight first, then closes the parts in reverse order
+  const stopping = new AbortController()
+  const signal = AbortSignal.any([parent.signal, stopping.signal])
+  setMaxListeners(0, signal)
+  const scoped = (c: Common): Common => ({ ...c, signal, child: (m) => scoped(c.child(m)) })
+  const common = scoped(parent)
   const log = common.logger
   const closers: Array<[string, () => Promise<void> | void]> = []
   const unwind = async () => {
@@ -161,13 +168,19 @@ export async function startDaemon({ config, common }: StartDaemonParameters): Pr
   sweep.start()
   log.info({ http: httpServer?.url, targets: targets.list().map((t) => t.name) }, 'started')
 
-  let stopping: Promise<void> | undefined
+  let stopped: Promise<void> | undefined
   return {
     store,
     manager,
     targets,
     ...(httpServer && { http: httpServer }),
     operator,
-    stop: () => (stopping ??= unwind()),
+    stop: () =>
+      (stopped ??= (async () => {
+        log.info('stopping: work in flight is aborted and resumes at the next start')
+        stopping.abort(new Error('daemon stopping'))
+        await unwind()
+        log.info('stopped')
+      })()),
   }
 }

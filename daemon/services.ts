@@ -5,7 +5,7 @@
  * pending side effect (intent) is written to the store before the side effect is attempted.
  */
 import type { Common } from '../core/common.js'
-import { BaseError, isRetryable, reasonOf, type ReasonCode } from '../core/errors.js'
+import { AbortedError, BaseError, isRetryable, reasonOf, type ReasonCode } from '../core/errors.js'
 import { paidUntil as paidUntilOf, tokenToUsd, usd, type Decimal } from '../core/money.js'
 import { reduce, TierNames, type ResourceSpec, type TierName } from '../core/spec.js'
 import { retry, sleep } from '../core/retry.js'
@@ -73,7 +73,7 @@ export function createServiceManager(common: Common, p: CreateServiceManagerPara
   const { config, store, escrow, targets } = p
   const inFlight = new Map<string, Promise<void>>()
   const again = new Set<string>()
-  const deploying = new Set<string>()
+  const deploying = new Map<string, Promise<void>>()
   let deploySlots = config.deploy.concurrency
   const slotWaiters: Array<() => void> = []
   let timer: NodeJS.Timeout | undefined
@@ -120,8 +120,11 @@ export function createServiceManager(common: Common, p: CreateServiceManagerPara
       try {
         await fn()
       } catch (err) {
-        m.tickErrors.inc()
-        log.error({ err, serviceId: id }, 'service work failed; will retry on the next tick')
+        if (common.signal.aborted) log.debug({ serviceId: id, err: (err as Error).message }, 'service work interrupted by shutdown')
+        else {
+          m.tickErrors.inc()
+          log.error({ err, serviceId: id }, 'service work failed; will retry on the next tick')
+        }
       } finally {
         inFlight.delete(id)
         if (again.delete(id) && !stopped) void serial(id, () => step(id))
@@ -237,11 +240,24 @@ export function createServiceManager(common: Common, p: CreateServiceManagerPara
   }
 
   async function acquireSlot() {
+    if (common.signal.aborted) throw new AbortedError('deploy slot', common.signal.reason)
     if (deploySlots > 0) {
       deploySlots--
       return
     }
-    await new Promise<void>((r) => slotWaiters.push(r))
+    await new Promise<void>((resolve, reject) => {
+      const onAbort = () => {
+        const i = slotWaiters.indexOf(take)
+        if (i >= 0) slotWaiters.splice(i, 1)
+        reject(new AbortedError('deploy slot', common.signal.reason))
+      }
+      const take = () => {
+        common.signal.removeEventListener('abort', onAbort)
+        resolve()
+      }
+      slotWaiters.push(take)
+      common.signal.addEventListener('abort', onAbort, { once: true })
+    })
   }
   function releaseSlot() {
     const next = slotWaiters.shift()
@@ -256,7 +272,11 @@ export function createServiceManager(common: Common, p: CreateServiceManagerPara
     const target = targetOf(s0)
     const replicas = s0.spec!.replicas
     let status: DeploymentStatus
-    await acquireSlot()
+    try {
+      await acquireSlot()
+    } catch {
+      return // shutting down: the service stays in provisioning and resumes at the next start
+    }
     try {
       status = await retry(
         async (attempt) => {
@@ -499,16 +519,19 @@ export function createServiceManager(common: Common, p: CreateServiceManagerPara
   }
 
   function kickDeploy(id: string): void {
-    if (deploying.has(id)) return
-    deploying.add(id)
-    void deploy(id)
-      .catch((err) => log.error({ err, serviceId: id }, 'deploy failed; will retry on the next tick'))
+    if (deploying.has(id) || stopped) return
+    const run = deploy(id)
+      .catch((err) => {
+        if (common.signal.aborted) log.debug({ serviceId: id }, 'deploy interrupted by shutdown; resumes at the next start')
+        else log.error({ err, serviceId: id }, 'deploy failed; will retry on the next tick')
+      })
       .finally(() => {
         deploying.delete(id)
         // after deploy, take the next step at once (e.g. refund after a rollback)
         const s = get(id)
         if (s && s.state === 'refunding' && !stopped) void serial(id, () => step(id))
       })
+    deploying.set(id, run)
   }
 
   async function tick() {
@@ -545,11 +568,11 @@ export function createServiceManager(common: Common, p: CreateServiceManagerPara
     async stop() {
       stopped = true
       clearTimeout(timer)
-      await Promise.allSettled([...inFlight.values(), ticking])
+      await Promise.allSettled([...inFlight.values(), ...deploying.values(), ticking])
     },
     async idle() {
       while (inFlight.size || deploying.size || ticking) {
-        await Promise.allSettled([...inFlight.values(), ticking])
+        await Promise.allSettled([...inFlight.values(), ...deploying.values(), ticking])
         await sleep(20)
       }
     },
