@@ -5,7 +5,8 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { processesOf, startChild, startStack, waitFor, type Stack } from '../helpers/stack.js'
+import { readFileSync } from 'node:fs'
+import { demoServicePath, processesOf, startChild, startStack, waitFor, type Stack } from '../helpers/stack.js'
 
 const RATE = 1000n
 const t0 = Date.now()
@@ -22,7 +23,7 @@ describe('e2e: restart', () => {
       loopMs: 300,
       // the first downloads hang until released: the daemon is killed while provisioning
       intercept: (name: string, _req: IncomingMessage, res: ServerResponse) => {
-        if (name !== 'demo-service' || !hold) return false
+        if (!name.startsWith('demo-service') || !hold) return false
         held.push(res)
         return true
       },
@@ -121,5 +122,28 @@ describe('e2e: restart', () => {
     c.child.kill('SIGTERM')
     expect(await c.exited).toBe(0)
     child = undefined
+  })
+
+  test('behavior: SIGTERM while provisioning exits 0 without rolling back; the next start finishes the job', { timeout: 180_000 }, async () => {
+    const { chain } = stack
+    hold = true
+    // a different artifact (another digest), so the download is not served from the cache of the first test
+    stack.artifacts.put('demo-service-2', `${readFileSync(demoServicePath, 'utf8')}\n// second build\n`)
+    const blueprintId = await stack.registerDemo({ name: 'sigterm', url: stack.artifacts.urlOf('demo-service-2'), sha256: stack.artifacts.sha256('demo-service-2') })
+    child = startChild(stack)
+    const { serviceId } = await chain.requestService({ blueprintId, deposit: 3_600_000n })
+    await waitFor('provisioning', () => stack.service(serviceId)?.state === 'provisioning' && held.length > 0, 30_000)
+    const c = child!
+    c.child.kill('SIGTERM')
+    expect(await c.exited).toBe(0)
+    child = undefined
+    expect(stack.service(serviceId)!.state).toBe('provisioning')
+    expect(await stack.refunds(serviceId)).toEqual([])
+    for (const r of held.splice(0)) r.destroy()
+    hold = false
+    child = startChild(stack)
+    await waitFor('active', () => stack.service(serviceId)?.state === 'active', 60_000)
+    expect(await stack.refunds(serviceId)).toEqual([])
+    expect(processesOf(`bp-${chain.chainId}-${serviceId}`, stack.operatorId)).toHaveLength(1)
   })
 })
