@@ -96,8 +96,8 @@ export function applyEvents(state: State, events: readonly ChainEvent[], ctx: In
         s.ledger.refunded = add(s.ledger.refunded, e.amount)
         break
       case 'ServiceTerminated':
-        s.reason = 'CUSTOMER_TERMINATED'
         if (s.state === 'active' || s.state === 'scaled-to-zero' || s.state === 'requested' || s.state === 'provisioning') {
+          s.reason = 'CUSTOMER_TERMINATED' // only when it ends the service: a recorded rejection keeps its reason
           transition(s, 'terminating', 'ServiceTerminated', { eventId: id, now })
           log.info({ serviceId: s.serviceId }, 'terminated by the customer')
         }

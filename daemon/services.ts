@@ -40,7 +40,7 @@ export type CreateServiceManagerParameters = {
 const TERMINAL: readonly ServiceState[] = ['closed', 'refunded']
 
 /** Unix seconds as an ISO timestamp, for humans reading the log. */
-const iso = (sec: bigint) => new Date(Number(sec) * 1000).toISOString()
+const iso = (sec: bigint) => (sec > 8_000_000_000_000n ? `${sec} (unix s)` : new Date(Number(sec) * 1000).toISOString())
 
 /** Replicas a tier runs while paid (high availability means two at least). */
 export function replicasFor(config: OperatorConfig, tier: TierName, spec?: ResourceSpec): number {

@@ -61,7 +61,8 @@ export type CreateStoreParameters = { file: string; operatorId: string; chainId:
 
 export async function createStore(common: Common, p: CreateStoreParameters): Promise<Store> {
   mkdirSync(dirname(p.file), { recursive: true })
-  const db = new Low<State>(new DurableJsonFile<State>(p.file), emptyState(p.operatorId, p.chainId))
+  const adapter = new DurableJsonFile<State>(p.file)
+  const db = new Low<State>(adapter, emptyState(p.operatorId, p.chainId))
   await db.read()
   if (db.data.operatorId !== p.operatorId || db.data.chainId !== p.chainId) {
     throw new BaseError(`state file ${p.file} belongs to operator ${db.data.operatorId} on chain ${db.data.chainId}`, {
@@ -77,15 +78,14 @@ export async function createStore(common: Common, p: CreateStoreParameters): Pro
       const run = chain.then(async () => {
         const draft = structuredClone(db.data)
         const out = fn(draft)
-        const prev = db.data
-        db.data = draft
+        // readers see the new state only once it is on disk
         try {
-          await db.write()
+          await adapter.write(draft)
         } catch (err) {
-          db.data = prev
           log.error({ err }, 'state write failed')
           throw new BaseError('could not persist state', { code: 'STATE_WRITE_FAILED', retryable: true, cause: err })
         }
+        db.data = draft
         return out
       })
       chain = run.catch(() => undefined)
