@@ -27,11 +27,11 @@ export type ServiceView = {
 }
 
 export type EscrowPort = {
-  getBlueprint(id: bigint): Promise<BlueprintView | undefined>
-  getService(id: bigint): Promise<(ServiceView & Record<string, unknown>) | undefined>
-  activate(id: bigint): Promise<unknown>
-  withdraw(id: bigint): Promise<{ hash: string; amount: bigint } | 'nothing'>
-  refund(id: bigint, reason: ReasonCode): Promise<unknown>
+  getBlueprint(id: bigint, signal?: AbortSignal): Promise<BlueprintView | undefined>
+  getService(id: bigint, signal?: AbortSignal): Promise<(ServiceView & Record<string, unknown>) | undefined>
+  activate(id: bigint, signal?: AbortSignal): Promise<unknown>
+  withdraw(id: bigint, signal?: AbortSignal): Promise<{ hash: string; amount: bigint } | 'nothing'>
+  refund(id: bigint, reason: ReasonCode, signal?: AbortSignal): Promise<unknown>
 }
 
 /** One place the daemon can run services, with the offer it makes to the selection. */

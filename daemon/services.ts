@@ -13,7 +13,7 @@ import type { OperatorConfig } from '../config/load.js'
 import { cheapest } from '../pricing/select.js'
 import type { BlueprintSource, DeploymentRequest, DeploymentStatus } from '../provisioners/types.js'
 import type { EscrowPort, Target, TargetRegistry } from './ports.js'
-import { transition, type ServiceRecord, type ServiceState } from './state.js'
+import { transition, type ServiceRecord, type ServiceState, type State } from './state.js'
 import type { Store } from './store.js'
 
 export type ServiceManager = {
@@ -38,6 +38,9 @@ export type CreateServiceManagerParameters = {
 }
 
 const TERMINAL: readonly ServiceState[] = ['closed', 'refunded']
+
+/** Restarts, then replacements, of an unhealthy service before it is ended with UNHEALTHY (and refunded). */
+const MAX_RESTARTS = 6
 
 /** Unix seconds as an ISO timestamp, for humans reading the log. */
 const iso = (sec: bigint) => (sec > 8_000_000_000_000n ? `${sec} (unix s)` : new Date(Number(sec) * 1000).toISOString())
@@ -73,11 +76,10 @@ export function createServiceManager(common: Common, p: CreateServiceManagerPara
   const { config, store, escrow, targets } = p
   const inFlight = new Map<string, Promise<void>>()
   const again = new Set<string>()
-  const deploying = new Map<string, Promise<void>>()
+  const deploying = new Map<string, { controller: AbortController; promise: Promise<void> }>()
   let deploySlots = config.deploy.concurrency
   const slotWaiters: Array<() => void> = []
   let timer: NodeJS.Timeout | undefined
-  let ticking: Promise<void> | undefined
   let stopped = false
 
   const m = {
@@ -86,7 +88,9 @@ export function createServiceManager(common: Common, p: CreateServiceManagerPara
     services: common.metrics.gauge('bpo_services', 'Services by state'),
     ticks: common.metrics.counter('bpo_reconcile_ticks_total', 'Reconcile passes'),
     tickErrors: common.metrics.counter('bpo_reconcile_errors_total', 'Per-service reconcile errors'),
-    tickSeconds: common.metrics.histogram('bpo_reconcile_seconds', 'Reconcile pass duration, seconds'),
+    tickSeconds: common.metrics.histogram('bpo_reconcile_seconds', 'Time to start a reconcile pass, seconds'),
+    leaks: common.metrics.counter('bpo_leaked_deployments_total', 'Deployments that could not be destroyed because their target is no longer configured'),
+    gaveUp: common.metrics.counter('bpo_unhealthy_given_up_total', 'Services ended because they stayed unhealthy'),
   }
 
   const get = (id: string): ServiceRecord | undefined => store.read().services[id]
@@ -143,11 +147,35 @@ export function createServiceManager(common: Common, p: CreateServiceManagerPara
   const callOpts = () => ({ signal: common.signal, timeoutMs: config.deploy.healthTimeoutMs + 30_000 })
 
   // ---- requested: validate, reduce, quote, check margin ----
+  /** Capacity promised on each target by the services of `st` (a scaled-to-zero service keeps its place). */
+  function usedCapacity(st: Readonly<State>): Map<string, { vcpu: number; memoryGiB: number; storageGiB: number }> {
+    const used = new Map<string, { vcpu: number; memoryGiB: number; storageGiB: number }>()
+    for (const o of Object.values(st.services)) {
+      if (!o.quote || !o.spec || !['provisioning', 'active', 'scaled-to-zero', 'terminating'].includes(o.state)) continue
+      const u = used.get(o.quote.target) ?? { vcpu: 0, memoryGiB: 0, storageGiB: 0 }
+      const n = Math.max(o.replicas, o.spec.replicas)
+      u.vcpu += o.spec.vcpu * n
+      u.memoryGiB += o.spec.memoryGiB * n
+      u.storageGiB += o.spec.storageGiB
+      used.set(o.quote.target, u)
+    }
+    return used
+  }
+
   async function quote(s: ServiceRecord): Promise<void> {
     if (config.operator.draining) throw new Rejection('OPERATOR_DRAINING', ['the operator is draining and takes no new requests'])
     if (s.problems?.length) throw new Rejection('MALFORMED_REQUEST', s.problems)
     const tier = TierNames[s.tierIndex]
     if (!tier) throw new Rejection('MALFORMED_REQUEST', [`tier: got ${s.tierIndex}, expected 0 (basic), 1 (standard) or 2 (premium)`])
+    // the customer may have terminated before we got here: never provision what is already over
+    const onchain = await escrow.getService(BigInt(s.serviceId))
+    if (!onchain) throw new BaseError(`service ${s.serviceId} is not visible on chain yet`, { code: 'SERVICE_MISSING', retryable: true })
+    if (onchain.state === 'terminated' || onchain.state === 'closed') {
+      await move(s.serviceId, 'terminating', 'ServiceTerminated', (r) => {
+        r.reason = 'CUSTOMER_TERMINATED'
+      })
+      return
+    }
     const bp = await escrow.getBlueprint(BigInt(s.blueprintId))
     if (!bp) throw new Rejection('UNKNOWN_BLUEPRINT', [`blueprint ${s.blueprintId} is not registered`])
     const allowTesting = config.providers.local?.allowTestSources ?? false
@@ -162,69 +190,74 @@ export function createServiceManager(common: Common, p: CreateServiceManagerPara
     const r = reduce(bp.requirements, s.preferences ?? {}, config.defaults, config.ceilings, tier, config.tiers)
     if (!r.ok) throw new Rejection(r.reason, r.problems)
     const spec = r.spec
-    // the cheapest target that can run one of the blueprint's sources
-    let best: { target: Target; source: BlueprintSource; total: Decimal } | undefined
-    const nearest: string[] = []
-    // capacity already promised on each target (a scaled-to-zero service keeps its place: it may come back)
-    const used = new Map<string, { vcpu: number; memoryGiB: number; storageGiB: number }>()
-    for (const o of Object.values(store.read().services)) {
-      if (!o.quote || !o.spec || !['provisioning', 'active', 'scaled-to-zero', 'terminating'].includes(o.state)) continue
-      const u = used.get(o.quote.target) ?? { vcpu: 0, memoryGiB: 0, storageGiB: 0 }
-      const n = Math.max(o.replicas, o.spec.replicas)
-      u.vcpu += o.spec.vcpu * n
-      u.memoryGiB += o.spec.memoryGiB * n
-      u.storageGiB += o.spec.storageGiB
-      used.set(o.quote.target, u)
-    }
-    const fits = (t: Target) => {
-      const u = used.get(t.name) ?? { vcpu: 0, memoryGiB: 0, storageGiB: 0 }
-      const ok =
-        u.vcpu + spec.vcpu * spec.replicas <= t.offer.vcpu &&
-        u.memoryGiB + spec.memoryGiB * spec.replicas <= t.offer.memoryGiB &&
-        u.storageGiB + spec.storageGiB <= t.offer.includedStorageGiB
-      if (!ok) nearest.push(`${t.name}: not enough free capacity (${t.offer.vcpu - u.vcpu} vCPU, ${t.offer.memoryGiB - u.memoryGiB} GiB free)`)
-      return ok
-    }
-    for (const source of usable) {
-      const fit = targets.list().filter((t) => t.sourceKinds.includes(source.kind) && fits(t))
-      if (!fit.length) {
-        if (!targets.list().some((t) => t.sourceKinds.includes(source.kind))) nearest.push(`no enabled target runs ${source.kind} sources`)
-        continue
-      }
-      const res = cheapest(spec, fit.map((t) => t.offer), { maxCostPerHourUsd: config.ceilings.maxCostPerHourUsd })
-      if (!res.ok) {
-        for (const n of res.nearest.slice(0, 3)) nearest.push(`${n.offer.instanceType}: ${n.why.join('; ')}`)
-        continue
-      }
-      const target = fit.find((t) => t.offer === res.quote.offer)!
-      const total = res.quote.breakdown.totalUsd
-      if (!best || total.lt(best.total)) best = { target, source, total }
-    }
-    if (!best) throw new Rejection('NO_FEASIBLE_OFFER', nearest.length ? nearest : ['no target can run this blueprint'])
     const price = bp.pricePerHour[s.tierIndex]
     if (price === undefined) throw new Rejection('MALFORMED_REQUEST', [`tier ${s.tierIndex} has no price in blueprint ${s.blueprintId}`])
     const priceUsd = tokenToUsd(price, config.token.decimals, config.token.usdPerToken)
-    const needed = best.total.mul(config.margin.minPriceToCost)
-    if (priceUsd.lt(needed))
-      throw new Rejection('MARGIN_TOO_LOW', [`the tier pays ${priceUsd.toFixed()} USD/h; capacity costs ${best.total.toFixed()} USD/h × ${config.margin.minPriceToCost.toFixed()} = ${needed.toFixed()} USD/h`])
-    const t = best.target
-    await move(s.serviceId, 'provisioning', 'quoted', (rec) => {
-      rec.tier = tier
-      rec.spec = spec
-      rec.source = best!.source
-      rec.quote = {
-        provider: t.offer.provider,
-        target: t.name,
-        region: t.offer.region,
-        instanceType: t.offer.instanceType,
-        ...(t.placement && { placement: t.placement }),
-        hourlyUsd: t.hourlyUsd.toFixed(),
-        totalHourlyUsd: best!.total.toFixed(),
-        replicas: spec.replicas,
-        source: t.offer.source,
+
+    // every (target, source) that can serve the spec, cheapest first (ties by target name: deterministic)
+    const candidates: Array<{ target: Target; source: BlueprintSource; total: Decimal }> = []
+    const nearest: string[] = []
+    for (const source of usable) {
+      const able = targets.list().filter((t) => t.sourceKinds.includes(source.kind))
+      if (!able.length) nearest.push(`no enabled target runs ${source.kind} sources`)
+      for (const t of able) {
+        const res = cheapest(spec, [t.offer], { maxCostPerHourUsd: config.ceilings.maxCostPerHourUsd })
+        if (res.ok) candidates.push({ target: t, source, total: res.quote.breakdown.totalUsd })
+        else for (const n of res.nearest.slice(0, 1)) nearest.push(`${t.name}: ${n.why.join('; ')}`)
       }
-      rec.intent = { op: 'provision', at: new Date().toISOString(), attempt: 0 }
-    }, `${t.name} at ${best.total.toFixed()} USD/h for ${spec.replicas} replica(s)`)
+    }
+    candidates.sort((a, b) => a.total.cmp(b.total) || a.target.name.localeCompare(b.target.name))
+    if (!candidates.length) throw new Rejection('NO_FEASIBLE_OFFER', nearest.length ? nearest : ['no target can run this blueprint'])
+    const cheapestTotal = candidates[0]!.total
+    const needed = cheapestTotal.mul(config.margin.minPriceToCost)
+    if (priceUsd.lt(needed))
+      throw new Rejection('MARGIN_TOO_LOW', [`the tier pays ${priceUsd.toFixed()} USD/h; capacity costs ${cheapestTotal.toFixed()} USD/h × ${config.margin.minPriceToCost.toFixed()} = ${needed.toFixed()} USD/h`])
+
+    // choose and reserve in one state update, so concurrent quotes never promise the same capacity twice
+    const chosen = await store.update((st) => {
+      const rec = st.services[s.serviceId]
+      if (!rec || rec.state !== 'requested') return undefined
+      const used = usedCapacity(st)
+      const full: string[] = []
+      for (const c of candidates) {
+        const t = c.target
+        const u = used.get(t.name) ?? { vcpu: 0, memoryGiB: 0, storageGiB: 0 }
+        const fits =
+          u.vcpu + spec.vcpu * spec.replicas <= t.offer.vcpu &&
+          u.memoryGiB + spec.memoryGiB * spec.replicas <= t.offer.memoryGiB &&
+          u.storageGiB + spec.storageGiB <= t.offer.includedStorageGiB
+        if (!fits) {
+          full.push(`${t.name}: not enough free capacity (${t.offer.vcpu - u.vcpu} vCPU, ${t.offer.memoryGiB - u.memoryGiB} GiB free)`)
+          continue
+        }
+        if (priceUsd.lt(c.total.mul(config.margin.minPriceToCost))) {
+          full.push(`${t.name}: ${c.total.toFixed()} USD/h leaves too little margin`)
+          continue
+        }
+        rec.tier = tier
+        rec.spec = spec
+        rec.source = c.source
+        rec.quote = {
+          provider: t.offer.provider,
+          target: t.name,
+          region: t.offer.region,
+          instanceType: t.offer.instanceType,
+          ...(t.placement && { placement: t.placement }),
+          hourlyUsd: t.hourlyUsd.toFixed(),
+          totalHourlyUsd: c.total.toFixed(),
+          replicas: spec.replicas,
+          source: t.offer.source,
+        }
+        rec.intent = { op: 'provision', at: new Date().toISOString(), attempt: 0 }
+        transition(rec, 'provisioning', 'quoted', { detail: `${t.name} at ${c.total.toFixed()} USD/h for ${spec.replicas} replica(s)` })
+        return { target: t.name, total: c.total }
+      }
+      throw new Rejection('NO_FEASIBLE_OFFER', full)
+    })
+    if (chosen) {
+      m.transitions.inc({ to: 'provisioning' })
+      log.info({ serviceId: s.serviceId, to: 'provisioning', cause: 'quoted', detail: `${chosen.target} at ${chosen.total.toFixed()} USD/h for ${spec.replicas} replica(s)` }, 'provisioning')
+    }
   }
 
   function requestOf(s: ServiceRecord, replicas: number): DeploymentRequest {
@@ -239,8 +272,8 @@ export function createServiceManager(common: Common, p: CreateServiceManagerPara
     }
   }
 
-  async function acquireSlot() {
-    if (common.signal.aborted) throw new AbortedError('deploy slot', common.signal.reason)
+  async function acquireSlot(signal: AbortSignal) {
+    if (signal.aborted) throw new AbortedError('deploy slot', signal.reason)
     if (deploySlots > 0) {
       deploySlots--
       return
@@ -249,14 +282,14 @@ export function createServiceManager(common: Common, p: CreateServiceManagerPara
       const onAbort = () => {
         const i = slotWaiters.indexOf(take)
         if (i >= 0) slotWaiters.splice(i, 1)
-        reject(new AbortedError('deploy slot', common.signal.reason))
+        reject(new AbortedError('deploy slot', signal.reason))
       }
       const take = () => {
-        common.signal.removeEventListener('abort', onAbort)
+        signal.removeEventListener('abort', onAbort)
         resolve()
       }
       slotWaiters.push(take)
-      common.signal.addEventListener('abort', onAbort, { once: true })
+      signal.addEventListener('abort', onAbort, { once: true })
     })
   }
   function releaseSlot() {
@@ -266,50 +299,46 @@ export function createServiceManager(common: Common, p: CreateServiceManagerPara
   }
 
   // ---- provisioning: create (or adopt), wait healthy, activate on chain ----
-  async function deploy(id: string): Promise<void> {
+  async function deploy(id: string, signal: AbortSignal): Promise<void> {
     const s0 = get(id)
     if (!s0 || s0.state !== 'provisioning') return
     const target = targetOf(s0)
     const replicas = s0.spec!.replicas
+    const opts = () => ({ signal, timeoutMs: config.deploy.healthTimeoutMs + 30_000 })
     let status: DeploymentStatus
     try {
-      await acquireSlot()
+      await acquireSlot(signal)
     } catch {
-      return // shutting down: the service stays in provisioning and resumes at the next start
+      return // stopping, or the service moved on: it resumes (or is torn down) from its recorded state
     }
     try {
       status = await retry(
         async (attempt) => {
           await patch(id, (s) => {
-            s.intent = { op: 'provision', at: new Date().toISOString(), attempt }
+            if (s.state === 'provisioning') s.intent = { op: 'provision', at: new Date().toISOString(), attempt }
           })
           const cur = get(id)
           if (!cur || cur.state !== 'provisioning') throw new BaseError('service left provisioning', { code: 'SUPERSEDED' })
-          const st = await target.provisioner.provision(requestOf(cur, replicas), callOpts())
+          const st = await target.provisioner.provision(requestOf(cur, replicas), opts())
           if (!st.healthy) throw new BaseError(`deployment ${cur.deploymentId} is not healthy: ${st.detail ?? `${st.replicasReady}/${st.replicasWanted} ready`}`, { code: 'UNHEALTHY', reason: 'UNHEALTHY', retryable: true })
           return st
         },
         {
           attempts: config.deploy.attempts,
           baseMs: config.deploy.backoffMs,
-          signal: common.signal,
+          signal,
           onRetry: (err, attempt, delay) => log.warn({ serviceId: id, attempt, delayMs: Math.round(delay), err: (err as Error).message }, 'provisioning failed; retrying'),
         },
       )
     } catch (err) {
-      if (common.signal.aborted) return // resumed after restart: provisioning is idempotent
-      if ((err as BaseError).code === 'SUPERSEDED') return
+      // stopping or superseded (terminated meanwhile): nothing is decided here; the recorded state drives what follows
+      if (signal.aborted || (err as BaseError).code === 'SUPERSEDED') return
       const reason = reasonOf(err, 'PROVISION_FAILED')
-      log.error({ serviceId: id, reason, err }, 'provisioning failed for good; rolling back')
-      await patch(id, (s) => {
-        s.intent = { op: 'destroy', at: new Date().toISOString(), attempt: 1, detail: 'rollback' }
-      })
-      await destroyQuietly(id)
+      log.error({ serviceId: id, reason, err }, 'provisioning failed for good; rolling back and refunding')
+      // the decision is recorded first; the refund step destroys whatever was created before it refunds
       await move(id, 'refunding', reason, (s) => {
         s.reason = reason
         s.problems = [(err as BaseError).shortMessage ?? String(err)]
-        s.replicas = 0
-        s.endpoints = []
         delete s.intent
       }, (err as BaseError).shortMessage)
       return
@@ -318,36 +347,75 @@ export function createServiceManager(common: Common, p: CreateServiceManagerPara
     }
     // healthy: charge only from now on
     await patch(id, (s) => {
-      s.intent = { op: 'activate', at: new Date().toISOString(), attempt: 1 }
+      if (s.state === 'provisioning') s.intent = { op: 'activate', at: new Date().toISOString(), attempt: 1 }
     })
-    await retry(() => escrow.activate(BigInt(id)), { attempts: 5, baseMs: 500, signal: common.signal })
-    const cur = get(id)
-    if (!cur || cur.state !== 'provisioning') return
-    await move(id, 'active', 'healthy', (s) => {
-      accrueCost(s)
-      s.replicas = replicas
-      s.endpoints = status.endpoints
-      s.health = { failures: 0, restarts: 0, healthy: true, lastCheck: new Date().toISOString() }
-      delete s.intent
-    }, status.endpoints.join(' '))
+    if (get(id)?.state !== 'provisioning') return
+    try {
+      await retry(() => escrow.activate(BigInt(id), signal), { attempts: 5, baseMs: 500, signal })
+    } catch (err) {
+      if ((err as BaseError).code === 'SERVICE_ENDED') {
+        // the customer terminated while we provisioned: tear down, withdraw nothing, refund nothing more
+        await move(id, 'terminating', 'ServiceTerminated', (s) => {
+          s.reason = 'CUSTOMER_TERMINATED'
+        })
+        return
+      }
+      throw err
+    }
+    await store.update((st) => {
+      const rec = st.services[id]
+      if (!rec || rec.state !== 'provisioning') return
+      rec.replicas = replicas
+      accrueCost(rec)
+      rec.endpoints = status.endpoints
+      rec.health = { failures: 0, restarts: 0, healthy: true, lastCheck: new Date().toISOString() }
+      delete rec.intent
+      transition(rec, 'active', 'healthy', { detail: status.endpoints.join(' ') })
+    })
+    if (get(id)?.state === 'active') {
+      m.transitions.inc({ to: 'active' })
+      log.info({ serviceId: id, to: 'active', cause: 'healthy', detail: status.endpoints.join(' ') }, 'active')
+    }
   }
 
+  /** Stop a deploy in flight for `id` and wait until it has let go (before tearing the service down). */
+  async function cancelDeploy(id: string): Promise<void> {
+    const d = deploying.get(id)
+    if (!d) return
+    d.controller.abort(new Error('service left provisioning'))
+    await d.promise
+  }
+
+  /** Destroy everything of the service on its target (already gone is success). A target no longer configured is
+   * logged as a leak for the operator and does not block the customer's refund. */
   async function destroyQuietly(id: string) {
     const s = get(id)
     if (!s?.quote) return
+    const t = targets.byName(s.quote.target)
+    if (!t) {
+      m.leaks.inc({ target: s.quote.target })
+      log.error({ serviceId: id, deploymentId: s.deploymentId, target: s.quote.target }, 'target no longer configured: cannot destroy; clean it up by hand')
+      return
+    }
     try {
-      await retry(() => targetOf(s).provisioner.destroy(s.deploymentId, callOpts()), { attempts: 3, baseMs: 500, signal: common.signal, shouldRetry: () => true })
+      await retry(() => t.provisioner.destroy(s.deploymentId, callOpts()), { attempts: 3, baseMs: 500, signal: common.signal, shouldRetry: (err) => isRetryable(err) })
     } catch (err) {
-      log.error({ serviceId: id, err }, 'destroy failed; the orphan sweep and the next tick will retry')
+      log.error({ serviceId: id, err }, 'destroy failed; the next tick and the orphan sweep will retry')
       throw err
     }
   }
 
   // ---- refunding: make sure nothing runs, then refund the whole unserved balance ----
   async function refund(id: string) {
-    const s = get(id)!
+    await cancelDeploy(id)
+    await patch(id, (r) => {
+      accrueCost(r)
+      r.replicas = 0
+      r.endpoints = []
+      r.intent = { op: 'destroy', at: new Date().toISOString(), attempt: (r.intent?.attempt ?? 0) + 1, detail: 'rollback' }
+    })
     await destroyQuietly(id)
-    const reason = s.reason ?? 'PROVISION_FAILED'
+    const reason = get(id)!.reason ?? 'PROVISION_FAILED'
     await patch(id, (r) => {
       r.intent = { op: 'refund', at: new Date().toISOString(), attempt: (r.intent?.attempt ?? 0) + 1, detail: reason }
     })
@@ -360,7 +428,7 @@ export function createServiceManager(common: Common, p: CreateServiceManagerPara
 
   // ---- terminating: destroy, withdraw what was earned, refund the rest ----
   async function terminate(id: string) {
-    const s = get(id)!
+    await cancelDeploy(id)
     await patch(id, (r) => {
       r.intent = { op: 'destroy', at: new Date().toISOString(), attempt: (r.intent?.attempt ?? 0) + 1 }
     })
@@ -372,7 +440,7 @@ export function createServiceManager(common: Common, p: CreateServiceManagerPara
       r.intent = { op: 'withdraw', at: new Date().toISOString(), attempt: 1 }
     })
     await escrow.withdraw(BigInt(id))
-    const reason: ReasonCode = s.reason ?? 'TTL_REACHED'
+    const reason: ReasonCode = get(id)!.reason ?? 'TTL_REACHED'
     await patch(id, (r) => {
       r.intent = { op: 'refund', at: new Date().toISOString(), attempt: 1, detail: reason }
     })
@@ -461,8 +529,22 @@ export function createServiceManager(common: Common, p: CreateServiceManagerPara
       r.endpoints = st.endpoints
     })
     const failures = get(id)!.health.failures
+    if (healthy && s.health.restarts > 0 && s.health.lastRestartAt && Date.now() - Date.parse(s.health.lastRestartAt) > 10 * 60_000) {
+      await patch(id, (r) => {
+        r.health.restarts = 0 // healthy for ten minutes since the last restart: a fresh start
+      })
+    }
     if (!healthy && failures >= config.deploy.unhealthyTicksBeforeRestart) {
       const restarts = get(id)!.health.restarts
+      if (restarts >= MAX_RESTARTS) {
+        // restarts and replacements did not help: stop charging for a service that does not run
+        m.gaveUp.inc()
+        log.error({ serviceId: id, restarts, detail: st.detail }, 'still unhealthy after restarts and replacements; ending the service')
+        await move(id, 'terminating', 'UNHEALTHY', (r) => {
+          r.reason = 'UNHEALTHY'
+        }, st.detail)
+        return terminate(id)
+      }
       log.warn({ serviceId: id, failures, restarts, detail: st.detail }, 'unhealthy; restarting')
       // replace when restarts do not help: provision again (idempotent, adopts what still runs)
       const after =
@@ -471,6 +553,7 @@ export function createServiceManager(common: Common, p: CreateServiceManagerPara
           : await target.provisioner.restart(s.deploymentId, callOpts())
       await patch(id, (r) => {
         r.health.restarts++
+        r.health.lastRestartAt = new Date().toISOString()
         r.health.failures = 0
         r.health.healthy = after.healthy
         r.endpoints = after.endpoints
@@ -495,17 +578,12 @@ export function createServiceManager(common: Common, p: CreateServiceManagerPara
             }, err.details.join('; '))
             return refund(id)
           }
-          if (!isRetryable(err)) {
-            log.error({ serviceId: id, eventId: s.history[0]?.eventId, err }, 'request cannot be served; refunding')
-            await move(id, 'refunding', 'MALFORMED_REQUEST', (r) => {
-              r.reason = 'MALFORMED_REQUEST'
-              r.problems = [(err as Error).message.split('\n')[0]!]
-            })
-            return refund(id)
-          }
-          throw err
+          // anything else (RPC down or refusing, a race with intake) is not the customer's fault: try again next tick
+          log.warn({ serviceId: id, err: (err as Error).message.split('\n')[0] }, 'request not quoted yet; will retry')
+          return
         }
-        return kickDeploy(id)
+        if (get(id)?.state === 'provisioning') kickDeploy(id)
+        return
       case 'provisioning':
         return kickDeploy(id)
       case 'refunding':
@@ -520,59 +598,62 @@ export function createServiceManager(common: Common, p: CreateServiceManagerPara
 
   function kickDeploy(id: string): void {
     if (deploying.has(id) || stopped) return
-    const run = deploy(id)
+    const controller = new AbortController()
+    const signal = AbortSignal.any([common.signal, controller.signal])
+    const promise = deploy(id, signal)
       .catch((err) => {
-        if (common.signal.aborted) log.debug({ serviceId: id }, 'deploy interrupted by shutdown; resumes at the next start')
+        if (signal.aborted) log.debug({ serviceId: id }, 'deploy interrupted; the recorded state decides what follows')
         else log.error({ err, serviceId: id }, 'deploy failed; will retry on the next tick')
       })
       .finally(() => {
         deploying.delete(id)
-        // after deploy, take the next step at once (e.g. refund after a rollback)
+        // after a rollback, refund at once rather than at the next tick
         const s = get(id)
         if (s && s.state === 'refunding' && !stopped) void serial(id, () => step(id))
       })
-    deploying.set(id, run)
+    deploying.set(id, { controller, promise })
   }
 
-  async function tick() {
+  /** Start one reconcile pass: every live service gets a step, at most one at a time per service. A slow service
+   * (an unreachable host) holds only itself: the loop never waits for it. Resolves when this pass's steps settle. */
+  function tick(): Promise<void> {
     const t0 = performance.now()
     m.ticks.inc()
     const services = Object.values(store.read().services)
     const counts: Record<string, number> = {}
     for (const s of services) counts[s.state] = (counts[s.state] ?? 0) + 1
     for (const st of ['requested', 'provisioning', 'active', 'scaled-to-zero', 'terminating', 'closed', 'refunding', 'refunded']) m.services.set(counts[st] ?? 0, { state: st })
-    await Promise.all(services.filter((s) => !TERMINAL.includes(s.state)).map((s) => serial(s.serviceId, () => step(s.serviceId))))
+    const work = services.filter((s) => !TERMINAL.includes(s.state) && !inFlight.has(s.serviceId)).map((s) => serial(s.serviceId, () => step(s.serviceId)))
     m.tickSeconds.observe((performance.now() - t0) / 1000)
+    return Promise.all(work).then(() => undefined)
   }
 
   return {
     kick(id) {
       if (!stopped) void serial(id, () => step(id))
     },
-    tick() {
-      ticking ??= tick().finally(() => (ticking = undefined))
-      return ticking
-    },
+    tick,
     start() {
-      const loop = async () => {
+      const loop = () => {
         if (stopped) return
         try {
-          await this.tick()
+          void tick()
         } catch (err) {
           log.error({ err }, 'reconcile pass failed')
         }
-        if (!stopped) timer = setTimeout(loop, config.loop.intervalMs)
+        timer = setTimeout(loop, config.loop.intervalMs)
       }
-      void loop()
+      loop()
     },
     async stop() {
       stopped = true
       clearTimeout(timer)
-      await Promise.allSettled([...inFlight.values(), ...deploying.values(), ticking])
+      for (const d of deploying.values()) d.controller.abort(new Error('stopping'))
+      await Promise.allSettled([...inFlight.values(), ...[...deploying.values()].map((d) => d.promise)])
     },
     async idle() {
-      while (inFlight.size || deploying.size || ticking) {
-        await Promise.allSettled([...inFlight.values(), ...deploying.values(), ticking])
+      while (inFlight.size || deploying.size) {
+        await Promise.allSettled([...inFlight.values(), ...[...deploying.values()].map((d) => d.promise)])
         await sleep(20)
       }
     },

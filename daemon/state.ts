@@ -75,7 +75,7 @@ export type ServiceRecord = {
   intent?: { op: 'provision' | 'destroy' | 'scale' | 'activate' | 'refund' | 'withdraw'; at: string; attempt: number; detail?: string }
   /** Chain facts last seen (unix seconds, base units). */
   chain?: { activatedAt?: string; endsAt?: string; paidUntil?: string; ratePerHour?: string; balance?: string; onchainState?: string }
-  health: { failures: number; restarts: number; lastCheck?: string; healthy?: boolean }
+  health: { failures: number; restarts: number; lastCheck?: string; healthy?: boolean; lastRestartAt?: string }
   ledger: { paid: string; earned: string; withdrawn: string; refunded: string; cloudCostUsd: string }
   /** Since when the capacity cost has not been added to the ledger yet (ISO time). */
   costSince?: string
