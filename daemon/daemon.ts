@@ -132,7 +132,19 @@ export async function startDaemon({ config, common: parent }: StartDaemonParamet
   const catalog = await step('pricing catalog', () => startCatalog(common.child('pricing'), config))
   if (catalog) closers.push(['pricing catalog', () => catalog.close()])
 
-  const sweep = createOrphanSweep(common.child('sweep'), { store, targets, intervalMs: Math.max(config.loop.intervalMs * 10, 60_000) })
+  const sweep = createOrphanSweep(common.child('sweep'), {
+    store,
+    targets,
+    intervalMs: Math.max(config.loop.intervalMs * 10, 60_000),
+    deploymentPrefix: `bp-${config.chain.chainId}-`,
+    // caught up: the cursor is within a few blocks of what the follower may deliver
+    ready: async () => {
+      const c = store.read().cursor
+      if (!c) return false
+      const head = await publicClient.getBlockNumber()
+      return BigInt(c.blockNumber) + BigInt(config.chain.confirmations) + 5n >= head
+    },
+  })
   closers.push(['sweep', () => sweep.stop()])
 
   let httpServer: HttpServer | undefined

@@ -17,13 +17,29 @@ export type OrphanSweep = {
 /** States whose resources are meant to exist (or are being created or destroyed by the service manager). */
 const LIVE: readonly ServiceState[] = ['requested', 'provisioning', 'active', 'scaled-to-zero', 'terminating', 'refunding']
 
-export function createOrphanSweep(common: Common, p: { store: Store; targets: TargetRegistry; intervalMs: number }): OrphanSweep {
+export type CreateOrphanSweepParameters = {
+  store: Store
+  targets: TargetRegistry
+  intervalMs: number
+  /** Only deployments named with this prefix are candidates (this chain's, e.g. "bp-31337-"): the same operator id
+   * may serve another chain from the same targets. */
+  deploymentPrefix: string
+  /** False while the state is not caught up with the chain: a record replayed later must not be swept first. */
+  ready?: () => Promise<boolean>
+}
+
+export function createOrphanSweep(common: Common, p: CreateOrphanSweepParameters): OrphanSweep {
   const log = common.logger
   const swept = common.metrics.counter('bpo_orphans_destroyed_total', 'Resources destroyed by the orphan sweep')
   let timer: NodeJS.Timeout | undefined
   let running: Promise<string[]> | undefined
+  let stopped = false
   const run = async (): Promise<string[]> => {
     const destroyed: string[] = []
+    if (p.ready && !(await p.ready().catch(() => false))) {
+      log.debug('state not caught up with the chain; sweep skipped')
+      return destroyed
+    }
     const live = new Set(
       Object.values(p.store.read().services)
         .filter((s) => LIVE.includes(s.state))
@@ -37,7 +53,7 @@ export function createOrphanSweep(common: Common, p: { store: Store; targets: Ta
         log.warn({ err: (err as Error).message, target: prov.id }, 'cannot list owned resources; sweep skipped for this target')
         continue
       }
-      const orphans = [...new Set(owned.map((o) => o.deploymentId))].filter((d) => !live.has(d))
+      const orphans = [...new Set(owned.map((o) => o.deploymentId))].filter((d) => d.startsWith(p.deploymentPrefix) && !live.has(d))
       for (const d of orphans) {
         // re-read: the service may have been created since the listing
         const stillOrphan = !Object.values(p.store.read().services).some((s) => s.deploymentId === d && LIVE.includes(s.state))
@@ -60,13 +76,14 @@ export function createOrphanSweep(common: Common, p: { store: Store; targets: Ta
       const loop = () => {
         timer = setTimeout(async () => {
           await (running ??= run().finally(() => (running = undefined))).catch(() => [])
-          if (!common.signal.aborted) loop()
+          if (!stopped && !common.signal.aborted) loop()
         }, p.intervalMs)
         timer.unref()
       }
       loop()
     },
     async stop() {
+      stopped = true
       clearTimeout(timer)
       await running?.catch(() => undefined)
     },

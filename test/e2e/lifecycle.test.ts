@@ -126,10 +126,16 @@ describe('e2e: lifecycle', () => {
     expect(orphan.replicasReady).toBe(1)
     const { createOrphanSweep } = await import('../../daemon/sweep.js')
     const { createTestCommon } = await import('../../core/common.js')
-    const sweep = createOrphanSweep(createTestCommon().common, { store: d.daemon.store, targets: d.daemon.targets, intervalMs: 60_000 })
+    const sweep = createOrphanSweep(createTestCommon().common, { store: d.daemon.store, targets: d.daemon.targets, intervalMs: 60_000, deploymentPrefix: 'bp-31337-' })
+    // another chain's deployment of the same operator id is not this daemon's to sweep
+    const foreign = await local.provision({ deploymentId: 'bp-1-5', serviceId: '5', blueprintId: '1', source: { kind: 'native', url: stack.artifacts.urlOf('demo-service'), sha256: stack.artifacts.sha256('demo-service') }, spec: { vcpu: 0.25, memoryGiB: 0.125, storageGiB: 0, gpu: { count: 0 }, replicas: 1, minReplicas: 1, maxReplicas: 1, regions: [], spotAllowed: false, highAvailability: false, ports: [8080], tier: 'basic' } })
+    expect(foreign.replicasReady).toBe(1)
     const destroyed = await sweep.run()
     expect(destroyed).toContain('bp-31337-999999')
     expect(processesOf('bp-31337-999999', stack.operatorId)).toEqual([])
+    expect(destroyed).not.toContain('bp-1-5')
+    expect(processesOf('bp-1-5', stack.operatorId)).toHaveLength(1)
+    await local.destroy('bp-1-5')
     // live services are untouched
     const live = Object.values(d.daemon.store.read().services).filter((s) => s.state === 'active')
     for (const s of live) expect(destroyed).not.toContain(s.deploymentId)
