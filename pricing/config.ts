@@ -80,6 +80,13 @@ export type ThreefoldDiscountLevel = 'none' | 'default' | 'bronze' | 'silver' | 
 export type TftUsdConfig = {
   /** TFChain's on-chain price (tftPriceModule), mUSD per TFT, when the operator's chain module supplies it. */
   tfchainPriceMusd?: number
+  /**
+   * WebSocket URL of a TFChain node (e.g. wss://tfchain.grid.tf/ws). When set, the "tfchain" sample is read from the
+   * chain's tftPriceModule; `tfchainPriceMusd` then only stands in (as "tfchain-config") when that read fails.
+   */
+  tfchainUrl?: string
+  /** polkadot.js type definitions for a runtime whose metadata has no type info (v12 and older, e.g. spec 61). */
+  tfchainTypes?: Record<string, unknown>
   /** Further fixed rates (USD per TFT, decimal strings) to combine with the fetched ones. */
   extraUsd: string[]
   /** Stellar Horizon strict-receive paths endpoint (USDC → TFT). */

@@ -295,19 +295,37 @@ export function usdToTftWithBuffer(amountUsd: Decimal, usdPerTft: Decimal, buffe
   return BigInt(units.toDecimalPlaces(0, Decimal.ROUND_CEIL).toFixed(0))
 }
 
-/** Gather TFT/USD from the configured value(s) and Stellar Horizon, then combine them. */
+/** Read TFChain's price; a failed read is noted and the configured value, if any, stands in. */
+async function tfchainSample(c: TftUsdConfig, signal: AbortSignal | undefined, failures: string[]): Promise<{ source: string; usdPerTft: Decimal } | undefined> {
+  const fromConfig = (source: string) => (c.tfchainPriceMusd === undefined ? undefined : { source, usdPerTft: new Usd(c.tfchainPriceMusd).div(1000) })
+  if (!c.tfchainUrl) return fromConfig('tfchain')
+  try {
+    // loaded on demand: it pulls in @polkadot/api
+    const { fetchTfchain } = await import('./tfchain.js')
+    const r = await fetchTfchain({ url: c.tfchainUrl, signal, timeoutMs: c.timeoutMs, types: c.tfchainTypes })
+    return { source: 'tfchain', usdPerTft: r.usdPerTft }
+  } catch (err) {
+    failures.push(`tfchain: ${(err as Error).message.split('\n')[0]}`)
+    return fromConfig('tfchain-config')
+  }
+}
+
+/** Gather TFT/USD from TFChain (node or configured value), further configured values and Stellar Horizon, then combine them. */
 export async function resolveTftUsd(c: TftUsdConfig, p: { signal?: AbortSignal } = {}): Promise<TftRate> {
   const samples: Array<{ source: string; usdPerTft: Decimal }> = []
   const failures: string[] = []
-  if (c.tfchainPriceMusd !== undefined) samples.push({ source: 'tfchain', usdPerTft: new Usd(c.tfchainPriceMusd).div(1000) })
+  const [tfchain, stellar] = await Promise.all([
+    tfchainSample(c, p.signal, failures),
+    c.stellarEnabled
+      ? fetchStellarTftUsd({ url: c.stellarUrl, signal: p.signal, timeoutMs: c.timeoutMs }).catch((err: Error) => {
+          failures.push(`stellar-horizon: ${err.message.split('\n')[0]}`)
+          return undefined
+        })
+      : undefined,
+  ])
+  if (tfchain) samples.push(tfchain)
   c.extraUsd.forEach((v, i) => samples.push({ source: `config[${i}]`, usdPerTft: usd(v) }))
-  if (c.stellarEnabled) {
-    try {
-      samples.push({ source: 'stellar-horizon', usdPerTft: await fetchStellarTftUsd({ url: c.stellarUrl, signal: p.signal, timeoutMs: c.timeoutMs }) })
-    } catch (err) {
-      failures.push(`stellar-horizon: ${(err as Error).message.split('\n')[0]}`)
-    }
-  }
+  if (stellar) samples.push({ source: 'stellar-horizon', usdPerTft: stellar })
   try {
     return combineTftRates(samples, c)
   } catch (err) {
