@@ -1,9 +1,13 @@
 /**
  * The tfchain price source against a real TFChain runtime (spec 61) run offline by chopsticks: the price is put in
- * storage with dev_setStorage and read back through @polkadot/api.
+ * storage with dev_setStorage (or by a signed setPrices, the oracle's own extrinsic) and read back through @polkadot/api.
  */
 import { createServer, type Server, type Socket } from 'node:net'
-import { xxhashAsHex } from '@polkadot/util-crypto'
+import { ApiPromise, WsProvider } from '@polkadot/api'
+import type { ApiOptions } from '@polkadot/api/types'
+import { Keyring } from '@polkadot/keyring'
+import { u8aToHex } from '@polkadot/util'
+import { cryptoWaitReady, xxhashAsHex } from '@polkadot/util-crypto'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { AbortedError, TimeoutError } from '../../core/errors.js'
 import { defaultPricingConfig } from '../../pricing/config.js'
@@ -70,6 +74,29 @@ describe('fetchTfchain (chopsticks, spec 61)', () => {
       ['config[0]', '0.0325'],
     ])
     expect(r.usdPerTft.toString()).toBe('0.0325006103515625')
+  })
+
+  test('behavior: a price stored by a signed setPrices (the oracle\'s own extrinsic) is read back', async () => {
+    await cryptoWaitReady()
+    const alice = new Keyring({ type: 'sr25519' }).addFromUri('//Alice')
+    // only the allowed origin may set prices; make it Alice
+    await setStorage([[key('TFTPriceModule', 'AllowedOrigin'), u8aToHex(alice.publicKey)]])
+    const api = await ApiPromise.create({ provider: new WsProvider(chain.wsUrl), types: tfchainSpec61Types as ApiOptions['types'], noInitWarn: true })
+    try {
+      const header = await api.rpc.chain.getHeader()
+      const nonce = await api.rpc.system.accountNextIndex(alice.address)
+      // chopsticks cannot validate transactions for this runtime (v2 validate_transaction); sign offline, put in a block
+      const setPrices = api.tx.tftPriceModule!.setPrices!
+      const tx = await setPrices('0x9a190000', header.number.toNumber()).signAsync(alice, { nonce, era: 0 })
+      await chain.rpc('dev_newBlock', [{ transactions: [tx.toHex()] }])
+    } finally {
+      await api.disconnect()
+    }
+    // 0x0000199a = 6554 → 6554 / 65536 ≈ 0.1 USD
+    const r = await read()
+    expect(r.usdPerTft.toString()).toBe('0.100006103515625')
+    // the runtime recomputed the average from its ring buffer, which holds only this price (dev_setStorage bypasses it)
+    expect(r.averageUsdPerTft?.toString()).toBe('0.100006103515625')
   })
 
   test('error: a zero price is rejected, not used as a sample', async () => {
