@@ -7,25 +7,12 @@ import type { ResourceSpec } from '../core/spec.js'
 import { enrichOffers } from './catalog.js'
 import { defaultPricingConfig } from './config.js'
 import { regionMatches } from './regions.js'
+import { resourceSpec } from '../test/helpers/spec.js'
 import { cheapest, quoteOffer } from './select.js'
 import { parseSkypilotCsv } from './sources/skypilot.js'
 import { parseGridNodes, pricingPolicyFromChain } from './sources/threefold.js'
 
-const spec = (p: Partial<ResourceSpec> = {}): ResourceSpec => ({
-  vcpu: 1,
-  memoryGiB: 1,
-  storageGiB: 0,
-  gpu: { count: 0 },
-  replicas: 1,
-  minReplicas: 1,
-  maxReplicas: 1,
-  regions: [],
-  spotAllowed: false,
-  highAvailability: false,
-  ports: [],
-  tier: 'basic',
-  ...p,
-})
+const spec = (p: Partial<ResourceSpec> = {}): ResourceSpec => resourceSpec({ ports: [], ...p })
 
 const offer = (p: Partial<Offer> & { hourly: string; spot?: string }): Offer => {
   const { hourly, spot, ...rest } = p

@@ -4,6 +4,7 @@ import type { ResourceSpec, TierName, TierPolicy } from '../../core/spec.js'
 import { ProvisionError } from '../errors.js'
 import type { DeploymentRequest } from '../types.js'
 import { buildManifests, cpuQuantity, gibQuantity } from './manifests.js'
+import { resourceSpec } from '../../test/helpers/spec.js'
 
 const tiers: Record<TierName, TierPolicy> = {
   basic: { minReplicas: 1, maxReplicas: 1 },
@@ -18,21 +19,7 @@ function request(spec: Partial<ResourceSpec> = {}, extra: Partial<DeploymentRequ
     serviceId: '7',
     blueprintId: '3',
     source: { kind: 'container', image: 'localhost:5000/echo', digest },
-    spec: {
-      vcpu: 0.5,
-      memoryGiB: 1.5,
-      storageGiB: 0,
-      gpu: { count: 0 },
-      replicas: 1,
-      minReplicas: 1,
-      maxReplicas: 1,
-      regions: [],
-      spotAllowed: false,
-      highAvailability: false,
-      ports: [8080],
-      tier: 'basic',
-      ...spec,
-    },
+    spec: resourceSpec({ vcpu: 0.5, memoryGiB: 1.5, ...spec }),
     ...extra,
   }
 }

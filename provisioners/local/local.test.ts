@@ -16,6 +16,7 @@ import { detectCgroups } from './cgroups.js'
 import { createLocalProvisioner, type LocalProvisionerParameters } from './createLocalProvisioner.js'
 import { readManifest, writeManifest } from './manifest.js'
 import { isSameProcess, readProcStat, scanMarkedProcesses } from './proc.js'
+import { resourceSpec } from '../../test/helpers/spec.js'
 
 const { common, shutdown } = createTestCommon()
 const run = Math.random().toString(36).slice(2, 8)
@@ -23,20 +24,7 @@ const owners: string[] = []
 const roots: string[] = []
 let server: TestArtifactServer
 
-const spec = (replicas: number) => ({
-  vcpu: 0.5,
-  memoryGiB: 0.25,
-  storageGiB: 1,
-  gpu: { count: 0 },
-  replicas,
-  minReplicas: replicas,
-  maxReplicas: replicas,
-  regions: [],
-  spotAllowed: false,
-  highAvailability: false,
-  ports: [8080],
-  tier: 'basic' as const,
-})
+const spec = (replicas: number) => resourceSpec({ vcpu: 0.5, memoryGiB: 0.25, storageGiB: 1, replicas })
 
 function request(deploymentId: string, replicas = 1, artifact = 'demo'): DeploymentRequest {
   return {

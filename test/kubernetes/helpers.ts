@@ -8,6 +8,7 @@ import { createKubernetesProvisioner, type KubernetesProvisionerParameters } fro
 import type { DeploymentRequest, Provisioner } from '../../provisioners/types.js'
 import { kubeconfigFor, testPki, writeKubeconfig } from '../fakes/kubernetes-certs.js'
 import type { FakeKubernetesApi } from '../fakes/kubernetes-api.js'
+import { resourceSpec } from '../helpers/spec.js'
 
 export const tiers: Record<TierName, TierPolicy> = {
   basic: { minReplicas: 1, maxReplicas: 1 },
@@ -19,28 +20,13 @@ export const digest = `sha256:${'0123456789abcdef'.repeat(4)}`
 
 /** A container request; `spec` overrides the defaults (1 replica, 0.5 vCPU, 1 GiB, port 8080, basic tier). */
 export function containerRequest(deploymentId: string, spec: Partial<ResourceSpec> = {}, extra: Partial<DeploymentRequest> = {}): DeploymentRequest {
-  const replicas = spec.replicas ?? 1
   return {
     deploymentId,
     serviceId: '7',
     blueprintId: '3',
     source: { kind: 'container', image: 'registry.example/echo', digest },
     healthPath: '/healthz',
-    spec: {
-      vcpu: 0.5,
-      memoryGiB: 1,
-      storageGiB: 0,
-      gpu: { count: 0 },
-      replicas,
-      minReplicas: replicas,
-      maxReplicas: replicas,
-      regions: [],
-      spotAllowed: false,
-      highAvailability: false,
-      ports: [8080],
-      tier: 'basic',
-      ...spec,
-    },
+    spec: resourceSpec({ vcpu: 0.5, ...spec }),
     ...extra,
   }
 }

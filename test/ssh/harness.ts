@@ -13,6 +13,7 @@ import type { DeploymentRequest } from '../../provisioners/types.js'
 import { startArtifactServer, type TestArtifactServer } from '../helpers/artifact-server.js'
 import { demoServiceArtifact } from '../helpers/demo-service.js'
 import { startSshd, type Sshd } from '../helpers/sshd.js'
+import { resourceSpec } from '../helpers/spec.js'
 
 export type SshLab = {
   sshds: Sshd[]
@@ -26,21 +27,7 @@ export type SshLab = {
   stop(): Promise<void>
 }
 
-export const spec = (o: Partial<ResourceSpec> = {}): ResourceSpec => ({
-  vcpu: 1,
-  memoryGiB: 0.25,
-  storageGiB: 1,
-  gpu: { count: 0 },
-  replicas: 1,
-  minReplicas: 1,
-  maxReplicas: 1,
-  regions: [],
-  spotAllowed: false,
-  highAvailability: false,
-  ports: [8080],
-  tier: 'basic',
-  ...o,
-})
+export const spec = (o: Partial<ResourceSpec> = {}): ResourceSpec => resourceSpec({ memoryGiB: 0.25, storageGiB: 1, ...o })
 
 /** Start `n` sshd hosts; host i costs `costs[i]` USD/h and holds `capacity`. */
 export async function startSshLab(o: { hosts?: number; costs?: string[]; capacity?: SshHost['capacity']; sshdEnv?: Record<string, string> | Record<string, string>[] } = {}): Promise<SshLab> {
