@@ -497,7 +497,19 @@ export function createServiceManager(common: Common, p: CreateServiceManagerPara
       }
       return
     }
-    const want = replicasFor(config, tier, s.spec)
+    let want = replicasFor(config, tier, s.spec)
+    if (s.spec && want > Math.max(s.replicas, s.spec.replicas)) {
+      // a bigger tier never over-commits its target: as many replicas as the free capacity holds (at least one)
+      const used = usedCapacity(store.read()).get(target.name) ?? { vcpu: 0, memoryGiB: 0, storageGiB: 0 }
+      const own = Math.max(s.replicas, s.spec.replicas)
+      const freeV = target.offer.vcpu - used.vcpu + s.spec.vcpu * own
+      const freeM = target.offer.memoryGiB - used.memoryGiB + s.spec.memoryGiB * own
+      const fit = Math.max(1, Math.floor(Math.min(s.spec.vcpu > 0 ? freeV / s.spec.vcpu : want, s.spec.memoryGiB > 0 ? freeM / s.spec.memoryGiB : want)))
+      if (fit < want) {
+        log.warn({ serviceId: id, tier, want, fit, target: target.name }, 'the tier asks for more replicas than the target has room for; running what fits')
+        want = fit
+      }
+    }
     if (s.state === 'scaled-to-zero' || s.replicas !== want || s.tier !== tier) {
       await patch(id, (r) => {
         r.intent = { op: 'scale', at: new Date().toISOString(), attempt: 1, detail: String(want) }

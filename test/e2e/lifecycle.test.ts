@@ -140,4 +140,22 @@ describe('e2e: lifecycle', () => {
     const live = Object.values(d.daemon.store.read().services).filter((s) => s.state === 'active')
     for (const s of live) expect(destroyed).not.toContain(s.deploymentId)
   })
+
+  test('behavior: a bigger tier runs only as many replicas as the target has room for', async () => {
+    const { chain } = stack
+    const blueprintId = await stack.registerDemo({ name: 'big', vcpuMilli: 1500 })
+    const { serviceId } = await chain.requestService({ blueprintId, deposit: 3600n * 4n * RATE })
+    await waitFor('active', () => stack.service(serviceId)?.state === 'active')
+    const others = Object.values(d.daemon.store.read().services)
+      .filter((s) => s.serviceId !== serviceId.toString() && ['active', 'scaled-to-zero', 'provisioning', 'terminating'].includes(s.state))
+      .reduce((v, s) => v + s.spec!.vcpu * Math.max(s.replicas, s.spec!.replicas), 0)
+    const fit = Math.floor((4 - others) / 1.5) // the stack's local target offers 4 vCPU
+    expect(fit).toBeLessThan(3)
+    await chain.customer.changeTier(serviceId, 2) // premium wants 3
+    await waitFor('tier applied', () => stack.service(serviceId)?.tier === 'premium')
+    expect(stack.service(serviceId)!.replicas).toBe(fit)
+    expect(processesOf(`bp-${chain.chainId}-${serviceId}`, stack.operatorId)).toHaveLength(fit)
+    await chain.customer.terminate(serviceId)
+    await waitFor('closed', () => stack.service(serviceId)?.state === 'closed')
+  })
 })
