@@ -4,6 +4,7 @@
  * on the local provisioner. Runs until Ctrl-C, then shuts everything down and removes what it started.
  */
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer } from 'node:net'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createCommon } from '../core/common.js'
@@ -22,6 +23,15 @@ type Io = { stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream }
 export type DevInfo = { rpcUrl: string; chainId: number; token: string; registry: string; escrow: string; operator: string; http?: string; blueprintId: string }
 
 export const devDir = () => resolve(process.env.BPO_DEV_DIR ?? '.dev')
+
+/** Whether 127.0.0.1:`port` can be listened on (the dashboard falls back to a free port when 9464 is taken). */
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = createServer()
+    srv.once('error', () => resolve(false))
+    srv.listen({ port, host: '127.0.0.1', exclusive: true }, () => srv.close(() => resolve(true)))
+  })
+}
 
 const DEMO_PRICES = [1_000_000n, 3_000_000n, 6_000_000n] // USDC base units per hour: basic, standard, premium
 
@@ -74,7 +84,7 @@ export async function runDev(argv: string[], io: Io): Promise<number> {
     },
     loop: { interval_ms: loopMs },
     deploy: { health_timeout_ms: 20_000, backoff_ms: 1000 },
-    http: { listen: process.env.BPO_DEV_HTTP ?? '127.0.0.1:9464' },
+    http: { listen: process.env.BPO_DEV_HTTP ?? ((await portFree(9464)) ? '127.0.0.1:9464' : '127.0.0.1:0') },
     log: { level: process.env.LOG_LEVEL ?? 'info' },
     providers: { local: { enabled: true, vcpu: 2, memory_gib: 4, storage_gib: 20, hourly_usd: '0.01' } },
   }
