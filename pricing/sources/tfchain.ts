@@ -108,6 +108,21 @@ async function readStorage(api: Api, provider: Provider, section: string, method
   return { type, bytes: hex ? Buffer.from(hex.replace(/^0x/, ''), 'hex') : new Uint8Array() }
 }
 
+async function readPolicy(api: Api, provider: Provider, id: number): Promise<ThreefoldPricingPolicy> {
+  const entry = api.query.tfgridModule?.pricingPolicies
+  if (!entry || !entry.creator.meta.type.isMap) throw new PriceSourceParseError(SOURCE, "the node's runtime has no tfgridModule.pricingPolicies map")
+  const hex = await provider.send<string | null>('state_getStorage', [entry.key(id)])
+  if (!hex) throw new PriceSourceParseError(SOURCE, `pricing policy ${id} is not on chain`)
+  let json: unknown
+  try {
+    // decoding is local: a failure here is the data or the type definitions, never the connection
+    json = api.registry.createType(api.registry.createLookupType(entry.creator.meta.type.asMap.value), hex).toJSON()
+  } catch (err) {
+    throw new PriceSourceParseError(SOURCE, `pricing policy ${id} does not decode (type definitions for this runtime missing?)`, err)
+  }
+  return pricingPolicyFromStorage(json, id)
+}
+
 async function read(p: FetchTfchainParameters, signal: AbortSignal): Promise<TfchainReading> {
   const { ApiPromise, WsProvider } = await import('@polkadot/api')
   // no auto-reconnect: an unreachable node must fail this read, not retry forever in the background
@@ -142,12 +157,7 @@ async function read(p: FetchTfchainParameters, signal: AbortSignal): Promise<Tfc
         if (!(err instanceof PriceSourceParseError)) throw err
       }
     }
-    if (p.pricingPolicyId !== undefined) {
-      const query = a.query.tfgridModule?.pricingPolicies
-      if (!query) throw new PriceSourceParseError(SOURCE, "the node's runtime has no tfgridModule.pricingPolicies")
-      const raw = await race(query(p.pricingPolicyId))
-      reading.policy = pricingPolicyFromStorage(raw.toJSON(), p.pricingPolicyId)
-    }
+    if (p.pricingPolicyId !== undefined) reading.policy = await race(readPolicy(a, provider, p.pricingPolicyId))
     return reading
   } finally {
     for (const u of unsubs) u()

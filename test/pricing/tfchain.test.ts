@@ -132,6 +132,16 @@ describe('fetchTfchain (chopsticks, spec 61)', () => {
     expect(err.shortMessage).toContain('pricing policy 7 is not on chain')
   })
 
+  test('args: without the types file the price still reads; the policy cannot decode, not retryable', async () => {
+    await setStorage([[TFT_PRICE, '0x52080000']])
+    const plain = { url: chain.wsUrl, timeoutMs: 20_000 }
+    expect((await fetchTfchain(plain)).usdPerTft.toString()).toBe('0.032501220703125')
+    const err = await fetchTfchain({ ...plain, pricingPolicyId: 1 }).catch((e) => e)
+    expect(err).toBeInstanceOf(PriceSourceParseError)
+    expect(err.retryable).toBe(false)
+    expect(err.shortMessage).toContain('pricing policy 1 does not decode')
+  })
+
   test('behavior: an aborted signal stops the read', async () => {
     const c = new AbortController()
     c.abort(new Error('shutting down'))
