@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { describe, expect, test } from 'vitest'
-import { PriceSourceParseError } from '../errors.js'
-import { pricingPolicyFromStorage, tftUsdFromStorage } from './tfchain.js'
+import { PriceSourceFetchError, PriceSourceParseError } from '../errors.js'
+import { fetchTfchain, pricingPolicyFromStorage, tftUsdFromStorage } from './tfchain.js'
 
 const bytes = (...b: number[]) => Uint8Array.from(b)
 
@@ -100,6 +100,15 @@ describe('pricingPolicyFromStorage', () => {
     const { nu: _nu, ...noNu } = spec61
     expect(() => pricingPolicyFromStorage(noNu, 1)).toThrow(/pricing policy nu/)
     expect(() => pricingPolicyFromStorage({ ...spec61, cu: { value: -1 } }, 1)).toThrow(/pricing policy cu/)
+  })
+})
+
+describe('fetchTfchain', () => {
+  test('error: a URL that is not ws:// or wss:// fails at once, not retryable', async () => {
+    const err = await fetchTfchain({ url: 'https://tfchain.grid.tf', timeoutMs: 1_000 }).catch((e) => e)
+    expect(err).toBeInstanceOf(PriceSourceFetchError)
+    expect(err.retryable).toBe(false)
+    expect(err.shortMessage).toContain('not a ws:// or wss:// URL')
   })
 })
 

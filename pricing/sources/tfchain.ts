@@ -130,7 +130,7 @@ async function read(p: FetchTfchainParameters, signal: AbortSignal): Promise<Tfc
   let api: Api | undefined
   const unsubs: Array<() => void> = []
   const failed = new Promise<never>((_, reject) => {
-    unsubs.push(provider.on('error', (e: unknown) => reject(new PriceSourceFetchError(SOURCE, p.url, `WebSocket error: ${describe(e)}`, { retryable: true }))))
+    unsubs.push(provider.on('error', (e: unknown) => reject(new PriceSourceFetchError(SOURCE, p.url, `WebSocket error: ${errorText(e)}`, { retryable: true }))))
     unsubs.push(provider.on('disconnected', () => reject(new PriceSourceFetchError(SOURCE, p.url, 'the node closed the connection', { retryable: true }))))
     const onAbort = () => reject(signal.reason)
     signal.addEventListener('abort', onAbort, { once: true })
@@ -165,7 +165,7 @@ async function read(p: FetchTfchainParameters, signal: AbortSignal): Promise<Tfc
   }
 }
 
-const describe = (e: unknown) => {
+const errorText = (e: unknown) => {
   const m = (e as { message?: unknown })?.message
   return typeof m === 'string' && m ? m : String((e as { type?: unknown })?.type ?? e)
 }
@@ -173,11 +173,12 @@ const describe = (e: unknown) => {
 /** Read TFT/USD (and optionally a pricing policy) from a TFChain node; connection trouble and timeouts are retryable. */
 export async function fetchTfchain(p: FetchTfchainParameters): Promise<TfchainReading> {
   const timeoutMs = p.timeoutMs ?? 15_000
+  if (!/^wss?:\/\//i.test(p.url)) throw new PriceSourceFetchError(SOURCE, p.url, 'not a ws:// or wss:// URL', { retryable: false })
   try {
     return await withTimeout(`read ${SOURCE}`, timeoutMs, (signal) => read(p, signal), p.signal)
   } catch (err) {
     if (err instanceof PriceSourceFetchError || err instanceof PriceSourceParseError || err instanceof AbortedError) throw err
     if (err instanceof BaseError) throw new PriceSourceFetchError(SOURCE, p.url, err.shortMessage, { cause: err, retryable: err.retryable })
-    throw new PriceSourceFetchError(SOURCE, p.url, describe(err), { cause: err, retryable: true })
+    throw new PriceSourceFetchError(SOURCE, p.url, errorText(err), { cause: err, retryable: true })
   }
 }
