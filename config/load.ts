@@ -77,7 +77,7 @@ export type OperatorConfig = {
       }>
     }
   }
-  pricing: { sources: string[]; cacheDir: string; eurUsd: Decimal }
+  pricing: { sources: string[]; cacheDir: string; eurUsd: Decimal; tfchainUrl?: string; tfchainTypes?: string }
 }
 
 export type ConfigProblem = { path: string; message: string }
@@ -234,6 +234,8 @@ export function parseConfig(doc: unknown, o: LoadConfigOptions = {}): OperatorCo
       sources: c.pricing.sources,
       cacheDir: resolve(baseDir, c.pricing.cache_dir ?? `${c.operator.data_dir}/pricing`),
       eurUsd: usd(c.pricing.eur_usd),
+      ...(c.pricing.tfchain_url && { tfchainUrl: c.pricing.tfchain_url }),
+      ...(c.pricing.tfchain_types && { tfchainTypes: resolve(baseDir, c.pricing.tfchain_types) }),
     },
   }
   return deepFreeze(cfg)

@@ -176,6 +176,10 @@ export const configSchema = z
         sources: z.array(z.string().min(1)).default([]),
         cache_dir: z.string().min(1).optional(),
         eur_usd: decimalString('a EUR→USD rate').default('1.08'),
+        /** A TFChain node (ws:// or wss://) read for TFT/USD, one of the ThreeFold rate's samples. */
+        tfchain_url: z.url({ protocol: /^wss?$/, error: 'expected a ws:// or wss:// URL of a TFChain node' }).optional(),
+        /** polkadot.js type definitions (JSON file) for TFChain runtimes whose metadata has no type info (v12). */
+        tfchain_types: z.string().min(1).optional(),
       })
       .default({ sources: [], eur_usd: '1.08' }),
   })

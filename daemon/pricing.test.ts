@@ -16,6 +16,14 @@ describe('pricingConfigOf', () => {
     expect(pc.sources['skypilot-gcp'].enabled).toBe(false)
     expect(pc.eurUsd).toBe('1.1')
     expect(pc.cacheDir).toBe('/tmp/bpo-pricing-cache')
+    expect(pc.tftUsd.tfchainUrl).toBeUndefined()
+  })
+  test('args: a TFChain node and its types file', () => {
+    const types = new URL('../../shared/fixtures/substrate/tfchain-qanet-spec61-types.json', import.meta.url).pathname
+    const d = { ...doc([]), pricing: { sources: [], tfchain_url: 'ws://127.0.0.1:9944', tfchain_types: types } }
+    const pc = pricingConfigOf(parseConfig(d, { env: { K: '0x' + '01'.repeat(32) } }))
+    expect(pc.tftUsd.tfchainUrl).toBe('ws://127.0.0.1:9944')
+    expect(Object.keys(pc.tftUsd.tfchainTypes ?? {})).toContain('PricingPolicy')
   })
   test('error: unknown sources are reported with their path', () => {
     const c = parseConfig(doc(['skypilot-aws', 'nope']), { env: { K: '0x' + '01'.repeat(32) } })

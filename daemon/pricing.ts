@@ -3,6 +3,7 @@
  * schedules with last-known-good kept, so operators see fresh market prices (`/api/catalog`, `quote`) beside the
  * prices of their own targets.
  */
+import { readFileSync } from 'node:fs'
 import type { Common } from '../core/common.js'
 import type { OperatorConfig } from '../config/load.js'
 import { ConfigError } from '../config/load.js'
@@ -19,6 +20,14 @@ export function pricingConfigOf(config: OperatorConfig): PricingConfig {
   if (problems.length) throw new ConfigError('<config>', problems)
   for (const id of SourceIds) pc.sources[id].enabled = config.pricing.sources.includes(id)
   pc.eurUsd = config.pricing.eurUsd.toFixed()
+  if (config.pricing.tfchainUrl) pc.tftUsd.tfchainUrl = config.pricing.tfchainUrl
+  if (config.pricing.tfchainTypes) {
+    try {
+      pc.tftUsd.tfchainTypes = JSON.parse(readFileSync(config.pricing.tfchainTypes, 'utf8')) as Record<string, unknown>
+    } catch (err) {
+      throw new ConfigError('<config>', [{ path: 'pricing.tfchain_types', message: `cannot read a JSON types file: ${(err as Error).message.split('\n')[0]}` }])
+    }
+  }
   return pc
 }
 
