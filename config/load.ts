@@ -13,7 +13,7 @@ import { configSchema, type RawConfig } from './schema.js'
 import { resolveSecret, SecretError, type Secret } from './secrets.js'
 
 export type OperatorConfig = {
-  operator: { id: string; dataDir: string; draining: boolean }
+  operator: { id: string; dataDir: string; draining: boolean; archiveAfterDays: number }
   chain: {
     rpcUrl: string
     chainId: number
@@ -155,7 +155,7 @@ export function parseConfig(doc: unknown, o: LoadConfigOptions = {}): OperatorCo
   const [host, port] = [c.http.listen.slice(0, c.http.listen.lastIndexOf(':')), Number(c.http.listen.slice(c.http.listen.lastIndexOf(':') + 1))]
   const dataDir = resolve(baseDir, c.operator.data_dir)
   const cfg: OperatorConfig = {
-    operator: { id: c.operator.id, dataDir, draining: c.operator.draining },
+    operator: { id: c.operator.id, dataDir, draining: c.operator.draining, archiveAfterDays: c.operator.archive_after_days },
     chain: {
       rpcUrl: c.chain.rpc_url,
       chainId: c.chain.chain_id,

@@ -34,6 +34,8 @@ export const configSchema = z
         data_dir: z.string().min(1).default('./.blueprint-operator'),
         /** Refuse new requests (refunded with OPERATOR_DRAINING); keep serving existing ones. */
         draining: z.boolean().default(false),
+        /** Closed and refunded services move from the state file to archive.jsonl after this many days. */
+        archive_after_days: z.number().positive({ error: 'expected a positive number of days' }).default(30),
       }),
     chain: z.strictObject({
       rpc_url: z.url({ protocol: /^(https?|wss?)$/, error: 'expected an http(s) or ws(s) URL' }),

@@ -10,6 +10,7 @@ import type { OperatorConfig } from '../config/load.js'
 import { createEvmPublicClient, createEvmWalletClient } from '../chain/evm/clients.js'
 import { createEscrowClient } from '../chain/evm/escrow.js'
 import { createEvmFollower } from '../chain/evm/follow.js'
+import { archiveTerminal } from './archive.js'
 import { startHttpServer, type HttpServer } from './http.js'
 import { startCatalog } from './pricing.js'
 import { applyEvents, pruneProcessed } from './intake.js'
@@ -146,6 +147,17 @@ export async function startDaemon({ config, common: parent }: StartDaemonParamet
     },
   })
   closers.push(['sweep', () => sweep.stop()])
+
+  // retention: hourly, terminal services older than archive_after_days leave the state file for the archive
+  const archiveTimer = setInterval(() => {
+    void archiveTerminal(common.child('archive'), {
+      store,
+      file: join(config.operator.dataDir, 'archive.jsonl'),
+      retainMs: config.operator.archiveAfterDays * 86_400_000,
+    }).catch((err) => log.warn({ err }, 'archiving failed; will retry'))
+  }, 3_600_000)
+  archiveTimer.unref()
+  closers.push(['archive', () => clearInterval(archiveTimer)])
 
   let httpServer: HttpServer | undefined
   if (config.http.enabled) {
