@@ -458,17 +458,20 @@ export function createServiceManager(common: Common, p: CreateServiceManagerPara
     if (!onchain) throw new BaseError(`service ${id} is not on chain`, { code: 'SERVICE_MISSING', retryable: true })
     const now = await p.now()
     const paidUntil = onchain.ratePerHour > 0n ? paidUntilOf(onchain.balance, onchain.ratePerHour, onchain.settledAt) : 0n
-    await patch(id, (r) => {
-      accrueCost(r)
-      r.chain = {
-        ...r.chain,
-        paidUntil: paidUntil.toString(),
-        endsAt: onchain.endsAt.toString(),
-        ratePerHour: onchain.ratePerHour.toString(),
-        balance: onchain.balance.toString(),
-        onchainState: onchain.state,
-      }
-    })
+    const facts = {
+      paidUntil: paidUntil.toString(),
+      endsAt: onchain.endsAt.toString(),
+      ratePerHour: onchain.ratePerHour.toString(),
+      balance: onchain.balance.toString(),
+      onchainState: onchain.state,
+    }
+    // the state file is rewritten on every change: write the chain's facts only when they moved
+    if (Object.entries(facts).some(([k, v]) => s.chain?.[k as keyof typeof facts] !== v)) {
+      await patch(id, (r) => {
+        accrueCost(r)
+        r.chain = { ...r.chain, ...facts }
+      })
+    }
     if (onchain.state === 'terminated' || onchain.state === 'closed') {
       await move(id, 'terminating', 'ServiceTerminated', (r) => {
         r.reason ??= 'CUSTOMER_TERMINATED'
@@ -490,6 +493,7 @@ export function createServiceManager(common: Common, p: CreateServiceManagerPara
         })
         await target.provisioner.scale(s.deploymentId, 0, callOpts())
         await move(id, 'scaled-to-zero', 'payment expired', (r) => {
+          accrueCost(r)
           r.replicas = 0
           r.endpoints = []
           delete r.intent
@@ -522,6 +526,7 @@ export function createServiceManager(common: Common, p: CreateServiceManagerPara
           ? await target.provisioner.provision({ ...requestOf(s, want), spec }, callOpts())
           : await target.provisioner.scale(s.deploymentId, want, callOpts())
       await move(id, 'active', s.state === 'scaled-to-zero' ? 'top-up' : s.tier !== tier ? 'tier changed' : 'replicas', (r) => {
+        accrueCost(r)
         r.replicas = want
         r.tier = tier
         r.spec = spec
@@ -535,6 +540,7 @@ export function createServiceManager(common: Common, p: CreateServiceManagerPara
     const st = await target.provisioner.status(s.deploymentId, callOpts())
     const healthy = st.exists && st.healthy && st.replicasReady >= want
     await patch(id, (r) => {
+      accrueCost(r)
       r.health.lastCheck = new Date().toISOString()
       r.health.healthy = healthy
       r.health.failures = healthy ? 0 : r.health.failures + 1
