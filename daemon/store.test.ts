@@ -50,4 +50,22 @@ describe('createStore', () => {
     await expect(createStore(common, { file, operatorId: 'op', chainId: 1 })).rejects.toThrow(/is not valid JSON/)
     expect(readFileSync(file, 'utf8')).toBe('{"version":1,')
   })
+
+  test('behavior: an update that throws inside a batch is undone alone; the others commit', async () => {
+    const store = await createStore(common, { file: join(dir(), 'state.json'), operatorId: 'op', chainId: 1 })
+    const results = await Promise.allSettled([
+      store.update((s) => void (s.processed.a = '1')),
+      store.update((s) => {
+        s.processed.bad = 'partial'
+        throw new Error('refused')
+      }),
+      store.update((s) => {
+        s.processed.c = String(Object.keys(s.processed).length)
+        return 'c'
+      }),
+    ])
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled'])
+    expect((results[2] as PromiseFulfilledResult<string>).value).toBe('c')
+    expect(store.read().processed).toEqual({ a: '1', c: '1' })
+  })
 })

@@ -70,29 +70,58 @@ export async function createStore(common: Common, p: CreateStoreParameters): Pro
       details: [`this daemon is operator ${p.operatorId} on chain ${p.chainId}; point operator.data_dir elsewhere`],
     })
   }
-  let chain: Promise<unknown> = Promise.resolve()
+  // group commit: updates that arrive while a write is on its way are applied in order to one draft and written
+  // together, so N services reconciled at once cost one write, not N
+  type Pending = { fn: (draft: State) => unknown; resolve: (v: unknown) => void; reject: (e: unknown) => void }
+  let pending: Pending[] = []
+  let flushing: Promise<void> | undefined
   const log = common.logger
+  const flush = async () => {
+    while (pending.length) {
+      const batch = pending
+      pending = []
+      let draft = structuredClone(db.data)
+      const applied: Array<{ u: Pending; out: unknown }> = []
+      for (const u of batch) {
+        try {
+          applied.push({ u, out: u.fn(draft) })
+        } catch (err) {
+          u.reject(err)
+          // undo its partial changes: rebuild from the committed state and replay the updates before it
+          draft = structuredClone(db.data)
+          for (const a of applied) a.out = a.u.fn(draft)
+        }
+      }
+      if (!applied.length) continue
+      try {
+        await adapter.write(draft)
+      } catch (err) {
+        log.error({ err }, 'state write failed')
+        const e = new BaseError('could not persist state', { code: 'STATE_WRITE_FAILED', retryable: true, cause: err })
+        for (const a of applied) a.u.reject(e)
+        continue
+      }
+      // readers see the new state only once it is on disk
+      db.data = draft
+      for (const a of applied) a.u.resolve(a.out)
+    }
+  }
+  // an update that arrives after the flush loop saw an empty queue, but before the flush settled, starts another
+  const kick = (): void => {
+    flushing ??= flush().finally(() => {
+      flushing = undefined
+      if (pending.length) kick()
+    })
+  }
   return {
     read: () => db.data,
     update<T>(fn: (draft: State) => T): Promise<T> {
-      const run = chain.then(async () => {
-        const draft = structuredClone(db.data)
-        const out = fn(draft)
-        // readers see the new state only once it is on disk
-        try {
-          await adapter.write(draft)
-        } catch (err) {
-          log.error({ err }, 'state write failed')
-          throw new BaseError('could not persist state', { code: 'STATE_WRITE_FAILED', retryable: true, cause: err })
-        }
-        db.data = draft
-        return out
-      })
-      chain = run.catch(() => undefined)
-      return run
+      const done = new Promise<T>((resolve, reject) => pending.push({ fn, resolve: resolve as (v: unknown) => void, reject }))
+      kick()
+      return done
     },
     async close() {
-      await chain
+      while (flushing) await flushing
     },
   }
 }
