@@ -58,6 +58,7 @@ describe('loadConfig', () => {
     expect(c.providers.ssh?.hosts[0]?.privateKey.reveal()).toBe('PRIVATE KEY MATERIAL')
     expect(c.providers.ssh?.hosts[0]?.name).toBe('rack-1')
     expect(c.providers.kubernetes?.clusters[0]?.name).toBe('edge')
+    expect(c.providers.kubernetes).toMatchObject({ storage: 'persistent', serviceType: 'ClusterIP', gpuModelLabel: 'nvidia.com/gpu.product' })
   })
 
   test('behavior: secrets never appear in clear', () => {

@@ -64,6 +64,9 @@ export type OperatorConfig = {
       }>
     }
     kubernetes?: {
+      storage: 'persistent' | 'ephemeral'
+      serviceType: 'ClusterIP' | 'LoadBalancer'
+      gpuModelLabel: string
       clusters: Array<{
         name: string
         kubeconfig: string
@@ -216,6 +219,9 @@ export function parseConfig(doc: unknown, o: LoadConfigOptions = {}): OperatorCo
       ...(c.providers.ssh && { ssh: { hosts } }),
       ...(c.providers.kubernetes && {
         kubernetes: {
+          storage: c.providers.kubernetes.storage,
+          serviceType: c.providers.kubernetes.service_type,
+          gpuModelLabel: c.providers.kubernetes.gpu_model_label,
           clusters: c.providers.kubernetes.clusters.map((k) => ({
             name: k.name,
             kubeconfig: resolve(baseDir, k.kubeconfig),

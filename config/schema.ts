@@ -153,6 +153,12 @@ export const configSchema = z
           .optional(),
         kubernetes: z
           .strictObject({
+            /** "persistent": a StatefulSet with a volume claim when a service asks for storage; "ephemeral": always a Deployment. */
+            storage: z.enum(['persistent', 'ephemeral']).default('persistent'),
+            /** How services are exposed: "ClusterIP" (inside the cluster) or "LoadBalancer" (an external address). */
+            service_type: z.enum(['ClusterIP', 'LoadBalancer']).default('ClusterIP'),
+            /** Node label matched against a blueprint's GPU model. */
+            gpu_model_label: z.string().min(1).default('nvidia.com/gpu.product'),
             clusters: z.array(
               z.strictObject({
                 name,

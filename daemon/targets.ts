@@ -65,6 +65,9 @@ export async function createTargets(common: Common, config: OperatorConfig): Pro
       operatorId: config.operator.id,
       tiers: config.tiers,
       readyTimeoutMs: config.deploy.healthTimeoutMs,
+      storage: k8s.storage,
+      serviceType: k8s.serviceType,
+      gpuModelLabel: k8s.gpuModelLabel,
       clusters: k8s.clusters.map((c) => ({
         name: c.name,
         kubeconfigPath: c.kubeconfig,

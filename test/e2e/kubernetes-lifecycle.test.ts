@@ -20,7 +20,7 @@ describe('e2e: lifecycle on a Kubernetes cluster', () => {
       extra: {
         providers: {
           local: { enabled: false },
-          kubernetes: { clusters: [{ name: 'edge', kubeconfig: api.kubeconfigPath, region: 'eu-edge', vcpu: 16, memory_gib: 64, storage_gib: 100, hourly_usd: '0.03' }] },
+          kubernetes: { service_type: 'LoadBalancer', clusters: [{ name: 'edge', kubeconfig: api.kubeconfigPath, region: 'eu-edge', vcpu: 16, memory_gib: 64, storage_gib: 100, hourly_usd: '0.03' }] },
         },
       },
     })
@@ -48,6 +48,7 @@ describe('e2e: lifecycle on a Kubernetes cluster', () => {
     const workload = [...api.list('deployments', ns!.metadata.name), ...api.list('statefulsets', ns!.metadata.name)][0]!
     expect(workload.spec.template.spec.containers[0].image).toBe(`registry.example/echo@${digest}`)
     expect(workload.spec.replicas).toBe(1)
+    expect(api.get('services', ns!.metadata.name, 'app')!.spec.type).toBe('LoadBalancer') // the operator's [providers.kubernetes] service_type
 
     await stack.travel(120n)
     await waitFor('scaled-to-zero', () => stack.service(serviceId)?.state === 'scaled-to-zero', 30_000)
