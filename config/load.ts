@@ -60,6 +60,7 @@ export type OperatorConfig = {
         hourlyUsd: Decimal
         region: string
         remoteRoot: string
+        portRange: [number, number]
         labels: Record<string, string>
       }>
     }
@@ -152,6 +153,7 @@ export function parseConfig(doc: unknown, o: LoadConfigOptions = {}): OperatorCo
     hourlyUsd: usd(h.hourly_usd),
     region: h.region,
     remoteRoot: h.remote_root,
+    portRange: h.port_range,
     labels: h.labels,
   }))
   if (problems.length) throw new ConfigError(file, problems)

@@ -146,6 +146,8 @@ export const configSchema = z
                 hourly_usd: decimalString('USD per hour'),
                 region: z.string().min(1).default('own'),
                 remote_root: z.string().startsWith('/').default('/var/lib/blueprint-operator'),
+                /** Host ports handed to replicas, inclusive. */
+                port_range: z.tuple([posInt('port').max(65535), posInt('port').max(65535)]).default([20000, 29999]),
                 labels: z.record(z.string(), z.string()).default({}),
               }),
             ),
@@ -204,6 +206,7 @@ export const configSchema = z
     if (pr && pr[0] > pr[1]) ctx.addIssue({ code: 'custom', path: ['providers', 'local', 'port_range'], message: `got [${pr.join(', ')}], expected [low, high]` })
     const seen = new Set<string>()
     for (const [i, h] of (c.providers.ssh?.hosts ?? []).entries()) {
+      if (h.port_range[0] > h.port_range[1]) ctx.addIssue({ code: 'custom', path: ['providers', 'ssh', 'hosts', i, 'port_range'], message: `got [${h.port_range.join(', ')}], expected [low, high]` })
       if (seen.has(h.name)) ctx.addIssue({ code: 'custom', path: ['providers', 'ssh', 'hosts', i, 'name'], message: `duplicate host name ${JSON.stringify(h.name)}` })
       seen.add(h.name)
     }

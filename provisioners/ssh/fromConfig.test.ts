@@ -23,6 +23,7 @@ const hosts: SshHostsConfig = [
     hourlyUsd: usd('0.085'),
     region: 'eu-central',
     remoteRoot: '/srv/bpo',
+    portRange: [21000, 21099],
     labels: { rack: 'a' },
   },
 ]
@@ -42,6 +43,7 @@ describe('fromConfig', () => {
         region: 'eu-central',
         labels: { rack: 'a' },
         remoteRoot: '/srv/bpo',
+        ports: { from: 21000, to: 21099 },
       },
     ])
   })

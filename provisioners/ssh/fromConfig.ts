@@ -24,6 +24,7 @@ export function sshHostsFromConfig(hosts: SshHostsConfig): SshHost[] {
     region: h.region,
     labels: { ...h.labels },
     remoteRoot: h.remoteRoot,
+    ports: { from: h.portRange[0], to: h.portRange[1] },
   }))
 }
 
