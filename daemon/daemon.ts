@@ -27,6 +27,8 @@ export type Daemon = {
   http?: HttpServer
   /** Operator address (lowercase). */
   operator: `0x${string}`
+  /** The last block delivered by the chain follower (persisted with every event, and at least every 30 s). */
+  cursor(): { blockNumber: string; blockHash: string } | undefined
   /** Stop everything in reverse order of start-up. */
   stop(): Promise<void>
 }
@@ -89,15 +91,21 @@ export async function startDaemon({ config, common: parent }: StartDaemonParamet
     registry: config.chain.registry,
   })
 
+  // chain time for the loop: one latest-block read shared by every service of a tick (not one read per service)
   let lastBlockTime = 0n
+  let blockRead: { at: number; done: Promise<void> } | undefined
   const now = async () => {
-    const wall = BigInt(Math.floor(Date.now() / 1000))
-    try {
-      const b = await publicClient.getBlock({ blockTag: 'latest' })
-      lastBlockTime = b.timestamp
-    } catch (err) {
-      log.debug({ err: (err as Error).message }, 'latest block unavailable; using the last known chain time')
+    if (!blockRead || Date.now() - blockRead.at > 1000) {
+      blockRead = {
+        at: Date.now(),
+        done: publicClient.getBlock({ blockTag: 'latest' }).then(
+          (b) => void (lastBlockTime = b.timestamp),
+          (err) => log.debug({ err: (err as Error).message }, 'latest block unavailable; using the last known chain time'),
+        ),
+      }
     }
+    await blockRead.done
+    const wall = BigInt(Math.floor(Date.now() / 1000))
     return lastBlockTime > wall ? lastBlockTime : wall
   }
 
@@ -105,6 +113,20 @@ export async function startDaemon({ config, common: parent }: StartDaemonParamet
   closers.push(['services', () => manager.stop()])
 
   let lastDelivery = Date.now()
+  // the follower keeps its cursor in memory; an empty range is persisted at most every 30 s (a restart then re-reads
+  // a few empty blocks), so an idle daemon does not rewrite its state file at every poll
+  let delivered: { blockNumber: string; blockHash: string } | undefined
+  let persistedAt = 0
+  const persistCursor = async () => {
+    const c = delivered
+    const saved = store.read().cursor
+    if (!c || (saved?.blockNumber === c.blockNumber && saved.blockHash === c.blockHash)) return
+    await store.update((st) => {
+      st.cursor = c
+      pruneProcessed(st, BigInt(c.blockNumber))
+    })
+    persistedAt = Date.now()
+  }
   const follower = createEvmFollower(common.child('follower'), {
     publicClient,
     chainId: config.chain.chainId,
@@ -118,16 +140,24 @@ export async function startDaemon({ config, common: parent }: StartDaemonParamet
       return c ? { blockNumber: BigInt(c.blockNumber), blockHash: c.blockHash as `0x${string}` } : undefined
     },
     deliver: async (events, cursor) => {
+      delivered = { blockNumber: cursor.blockNumber.toString(), blockHash: cursor.blockHash }
+      lastDelivery = Date.now()
+      if (!events.length) {
+        if (Date.now() - persistedAt >= 30_000) await persistCursor()
+        return
+      }
+      // events and the cursor past them are one write: each event is acted on exactly once across restarts
       const touched = await store.update((st) => {
         const t = applyEvents(st, events, { operator, chainId: config.chain.chainId, logger: log.child({ module: 'intake' }) })
         st.cursor = { blockNumber: cursor.blockNumber.toString(), blockHash: cursor.blockHash }
         pruneProcessed(st, cursor.blockNumber)
         return t
       })
-      lastDelivery = Date.now()
+      persistedAt = Date.now()
       for (const id of touched) manager.kick(id)
     },
   })
+  closers.push(['cursor', () => persistCursor()])
   closers.push(['follower', () => follower.stop()])
 
   const catalog = await step('pricing catalog', () => startCatalog(common.child('pricing'), config))
@@ -140,7 +170,7 @@ export async function startDaemon({ config, common: parent }: StartDaemonParamet
     deploymentPrefix: `bp-${config.chain.chainId}-`,
     // caught up: the cursor is within a few blocks of what the follower may deliver
     ready: async () => {
-      const c = store.read().cursor
+      const c = delivered
       if (!c) return false
       const head = await publicClient.getBlockNumber()
       return BigInt(c.blockNumber) + BigInt(config.chain.confirmations) + 5n >= head
@@ -174,7 +204,7 @@ export async function startDaemon({ config, common: parent }: StartDaemonParamet
             operatorId: config.operator.id,
             operator,
             chainId: config.chain.chainId,
-            cursor: st.cursor,
+            cursor: delivered ?? st.cursor,
             draining: config.operator.draining,
             targets: targets.list().map((t) => ({ name: t.name, region: t.offer.region, sourceKinds: t.sourceKinds, hourlyUsd: t.hourlyUsd.toFixed() })),
             services: Object.keys(st.services).length,
@@ -199,6 +229,7 @@ export async function startDaemon({ config, common: parent }: StartDaemonParamet
     targets,
     ...(httpServer && { http: httpServer }),
     operator,
+    cursor: () => delivered ?? store.read().cursor,
     stop: () =>
       (stopped ??= (async () => {
         log.info('stopping: work in flight is aborted and resumes at the next start')

@@ -34,7 +34,7 @@ describe('e2e: reorg', () => {
     await chain.testClient.mine({ blocks: 6 }) // a longer canonical chain without it
     const head = await chain.publicClient.getBlockNumber()
     expect(head).toBeGreaterThan(orphanBlock + 3n)
-    await waitFor('cursor past the orphaned block', () => BigInt(d.daemon.store.read().cursor?.blockNumber ?? 0) >= head - 3n)
+    await waitFor('cursor past the orphaned block', () => BigInt(d.daemon.cursor()?.blockNumber ?? 0) >= head - 3n)
     expect(stack.service(serviceId)).toBeUndefined()
     expect(Object.keys(d.daemon.store.read().services)).toEqual([])
     expect(processesOf(`bp-${chain.chainId}-${serviceId}`, stack.operatorId)).toEqual([])
@@ -49,5 +49,12 @@ describe('e2e: reorg', () => {
     } finally {
       clearInterval(miner)
     }
+    // idle polls are not all written, but the cursor reaches the state file at the latest when the daemon stops
+    await chain.testClient.mine({ blocks: 5 })
+    const tip = await chain.publicClient.getBlockNumber()
+    await waitFor('cursor moved', () => BigInt(d.daemon.cursor()!.blockNumber) >= tip - 3n)
+    const last = d.daemon.cursor()
+    await d.daemon.stop()
+    expect(d.daemon.store.read().cursor).toEqual(last)
   })
 })
