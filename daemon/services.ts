@@ -514,6 +514,16 @@ export function createServiceManager(common: Common, p: CreateServiceManagerPara
         want = fit
       }
     }
+    if (s.quote && want > 1) {
+      // the customer's tier sets the rate; more replicas than the rate pays for at the operator's margin would run at a loss
+      const perReplica = usd(s.quote.totalHourlyUsd).div(Math.max(1, s.quote.replicas))
+      const payUsd = tokenToUsd(onchain.ratePerHour, config.token.decimals, config.token.usdPerToken)
+      const paysFor = perReplica.gt(0) ? payUsd.div(perReplica.mul(config.margin.minPriceToCost)).floor().toNumber() : want
+      if (paysFor < want) {
+        log.warn({ serviceId: id, tier, want, paysFor, rateUsd: payUsd.toFixed() }, 'the tier pays for fewer replicas than it asks at the operator margin; running what it pays for')
+        want = Math.max(1, paysFor)
+      }
+    }
     if (s.state === 'scaled-to-zero' || s.replicas !== want || s.tier !== tier) {
       await patch(id, (r) => {
         r.intent = { op: 'scale', at: new Date().toISOString(), attempt: 1, detail: String(want) }

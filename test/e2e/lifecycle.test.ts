@@ -141,6 +141,21 @@ describe('e2e: lifecycle', () => {
     for (const s of live) expect(destroyed).not.toContain(s.deploymentId)
   })
 
+  test('behavior: a tier runs only as many replicas as its rate pays for at the operator margin', async () => {
+    const { chain } = stack
+    // the stack's local target costs 0.01 USD/h per replica (10_000 token units at 1 USD per token); premium's rate
+    // of 0.025 USD/h pays for two of the three replicas premium asks
+    const blueprintId = await stack.registerDemo({ name: 'thin', prices: [3_600_000n, 7_200_000n, 25_000n] })
+    const { serviceId } = await chain.requestService({ blueprintId, deposit: 3600n * RATE })
+    await waitFor('active', () => stack.service(serviceId)?.state === 'active')
+    await chain.customer.changeTier(serviceId, 2)
+    await waitFor('tier applied', () => stack.service(serviceId)?.tier === 'premium')
+    expect(stack.service(serviceId)!.replicas).toBe(2)
+    expect(processesOf(`bp-${chain.chainId}-${serviceId}`, stack.operatorId)).toHaveLength(2)
+    await chain.customer.terminate(serviceId)
+    await waitFor('closed', () => stack.service(serviceId)?.state === 'closed')
+  })
+
   test('behavior: a bigger tier runs only as many replicas as the target has room for', async () => {
     const { chain } = stack
     const blueprintId = await stack.registerDemo({ name: 'big', vcpuMilli: 1500 })
