@@ -40,6 +40,7 @@ describe('loadConfig', () => {
     const c = loadConfig(write(minimal), { env })
     expect(c.operator.id).toBe('op-1')
     expect(c.chain.confirmations).toBe(2)
+    expect(c.chain.rpcBatchSize).toBe(50)
     expect(c.loop.intervalMs).toBe(30_000)
     expect(c.tiers.standard).toEqual({ minReplicas: 2, maxReplicas: 5 })
     expect(c.token.usdPerToken.toString()).toBe('1')
@@ -117,6 +118,15 @@ hourly_usd = "0.1"
     )
     expect(p.join('\n')).not.toContain('deadbeef')
     expect(p.length).toBeGreaterThanOrEqual(8)
+  })
+
+  test('error: a WebSocket RPC URL and an oversized batch are refused with their paths', () => {
+    const text = minimal.replace('http://127.0.0.1:8545', 'wss://node.example/ws').replace('chain_id = 31337', 'chain_id = 31337\nrpc_batch_size = 5000')
+    expect(problems(text)).toEqual([
+      expect.stringMatching(/^chain\.rpc_url: got "wss:\/\/node\.example\/ws", expected the node's http\(s\) JSON-RPC URL/),
+      expect.stringMatching(/^chain\.rpc_batch_size: got 5000/),
+    ])
+    expect(loadConfig(write(minimal.replace('chain_id = 31337', 'chain_id = 31337\nrpc_batch_size = 0')), { env }).chain.rpcBatchSize).toBe(0)
   })
 
   test('error: cross-field problems and unresolvable secrets are reported together', () => {

@@ -25,6 +25,7 @@ export type OperatorConfig = {
     startBlock: bigint
     maxBlockRange: number
     requestTimeoutMs: number
+    rpcBatchSize: number
   }
   token: { symbol: string; decimals: number; usdPerToken: Decimal }
   defaults: OperatorDefaults
@@ -172,6 +173,7 @@ export function parseConfig(doc: unknown, o: LoadConfigOptions = {}): OperatorCo
       startBlock: BigInt(c.chain.start_block),
       maxBlockRange: c.chain.max_block_range,
       requestTimeoutMs: c.chain.request_timeout_ms,
+      rpcBatchSize: c.chain.rpc_batch_size,
     },
     token: { symbol: c.token.symbol, decimals: c.token.decimals, usdPerToken: usd(c.token.usd_per_token) },
     defaults: {

@@ -38,7 +38,9 @@ export const configSchema = z
         archive_after_days: z.number().positive({ error: 'expected a positive number of days' }).default(30),
       }),
     chain: z.strictObject({
-      rpc_url: z.url({ protocol: /^(https?|wss?)$/, error: 'expected an http(s) or ws(s) URL' }),
+      // HTTP only: the daemon polls (no subscriptions), and viem's WebSocket client stops reconnecting after one
+      // failed attempt, which would strand a daemon whose node was down for a minute
+      rpc_url: z.url({ protocol: /^https?$/, error: "expected the node's http(s) JSON-RPC URL (WebSocket endpoints are not used)" }),
       chain_id: posInt('chain id'),
       /** The operator's key, by reference. */
       private_key: secretRef,
@@ -52,6 +54,8 @@ export const configSchema = z
       /** Largest block range per eth_getLogs call. */
       max_block_range: posInt('block range').default(2000),
       request_timeout_ms: posInt('timeout in ms').default(10_000),
+      /** Calls sent together as one JSON-RPC batch (a reconcile pass reads every service); 0 = one request per call. */
+      rpc_batch_size: nonNegInt('batch size').max(1000).default(50),
     }),
     token: z
       .strictObject({

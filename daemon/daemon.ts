@@ -70,7 +70,7 @@ export async function startDaemon({ config, common: parent }: StartDaemonParamet
   }
 
   const clientParams = { rpcUrl: config.chain.rpcUrl, chainId: config.chain.chainId, requestTimeoutMs: config.chain.requestTimeoutMs, pollingIntervalMs: Math.min(1000, config.chain.pollIntervalMs) }
-  const publicClient = createEvmPublicClient(clientParams)
+  const publicClient = createEvmPublicClient({ ...clientParams, batchSize: config.chain.rpcBatchSize })
   const walletClient = createEvmWalletClient({ ...clientParams, privateKey: config.chain.privateKey.reveal() as `0x${string}` })
   const account = walletClient.account
   const operator = account.address.toLowerCase() as `0x${string}`

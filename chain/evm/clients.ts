@@ -12,6 +12,12 @@ export type EvmClientsParameters = {
   pollingIntervalMs?: number
   /** Per-request timeout of the HTTP transport, ms. Default 15_000. */
   requestTimeoutMs?: number
+  /**
+   * JSON-RPC batching of the public client: calls made in the same event-loop turn (a reconcile pass reading every
+   * service's escrow record) go out as one HTTP request of up to this many calls. 0 sends one request per call, for
+   * endpoints that refuse batches. Default 0.
+   */
+  batchSize?: number
 }
 
 /** A minimal chain definition for `chainId` served at `rpcUrl`. */
@@ -31,7 +37,12 @@ export function chainFor(rpcUrl: string, chainId: number): Chain {
 export function createEvmPublicClient(p: EvmClientsParameters): PublicClient {
   return createPublicClient({
     chain: chainFor(p.rpcUrl, p.chainId),
-    transport: http(p.rpcUrl, { retryCount: 0, timeout: p.requestTimeoutMs ?? 15_000, name: redactUrl(p.rpcUrl) }),
+    transport: http(p.rpcUrl, {
+      retryCount: 0,
+      timeout: p.requestTimeoutMs ?? 15_000,
+      name: redactUrl(p.rpcUrl),
+      ...(p.batchSize && p.batchSize > 1 ? { batch: { batchSize: p.batchSize, wait: 0 } } : {}),
+    }),
     pollingInterval: p.pollingIntervalMs ?? 1_000,
   }) as PublicClient
 }

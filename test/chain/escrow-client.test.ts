@@ -1,3 +1,5 @@
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { createEscrowClient, type EscrowClient } from '../../chain/evm/escrow.js'
 import { createEvmPublicClient, createEvmWalletClient } from '../../chain/evm/clients.js'
@@ -90,6 +92,46 @@ describe('createEscrowClient', () => {
     const results = await Promise.all(ids.map((id) => operator.activate(id)))
     expect(results.every((r) => r !== 'already')).toBe(true)
     for (const id of ids) expect((await operator.getService(id))!.state).toBe('active')
+  })
+
+  test('args: batchSize — concurrent reads go to the node as JSON-RPC batches', async () => {
+    const bp = await c.registerBlueprint()
+    const ids: bigint[] = []
+    for (let i = 0; i < 3; i++) ids.push((await c.requestService({ blueprintId: bp, deposit: 1_000n })).serviceId)
+    // a counting relay in front of anvil: how many HTTP requests, and how many calls in each
+    const calls: number[] = []
+    const relay = createServer((req, res) => {
+      const chunks: Buffer[] = []
+      req.on('data', (b: Buffer) => chunks.push(b))
+      req.on('end', async () => {
+        const body = Buffer.concat(chunks).toString()
+        const parsed = JSON.parse(body) as unknown
+        calls.push(Array.isArray(parsed) ? parsed.length : 1)
+        const r = await fetch(c.rpcUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body })
+        res.writeHead(r.status, { 'content-type': 'application/json' }).end(await r.text())
+      })
+    })
+    await new Promise<void>((ok) => relay.listen(0, '127.0.0.1', ok))
+    const rpcUrl = `http://127.0.0.1:${(relay.address() as AddressInfo).port}`
+    try {
+      const read = async (batchSize: number) => {
+        calls.length = 0
+        const client = createEscrowClient(c.common, {
+          publicClient: createEvmPublicClient({ rpcUrl, chainId: c.chainId, batchSize }),
+          walletClient: c.wallets.operator,
+          escrow: c.addresses.escrow,
+          registry: c.addresses.registry,
+        })
+        const got = await Promise.all([...ids, ...ids, ...ids].map((id) => client.getService(id)))
+        expect(got.map((s) => s?.id)).toEqual([...ids, ...ids, ...ids])
+        return [...calls]
+      }
+      expect(await read(0)).toEqual(Array(9).fill(1))
+      expect(await read(50)).toEqual([9])
+      expect(await read(4)).toEqual([4, 4, 1])
+    } finally {
+      await new Promise((ok) => relay.close(ok))
+    }
   })
 
   test('error: not the operator — the revert is decoded and not retryable', async () => {
