@@ -135,6 +135,11 @@ describe('parseDigitalOceanPrices', () => {
     expect(digitalOceanGpuModel(raw)).toBe(want)
   })
 
+  test('behavior: regions given as objects with a slug', () => {
+    const r = parse([page([plan({ regions: [{ slug: 'SGP1', name: 'Singapore 1' }, 'lon1', { name: 'no slug' }] })])])
+    expect(ids(r)).toEqual(['s-1vcpu-1gb@sgp1', 's-1vcpu-1gb@lon1'])
+  })
+
   test('args: regions and gpuRegions', () => {
     const r = parse([page([plan(), plan({ slug: 'gpu-l40sx1-48gb', cpus: 8, memory: 64 })])], { regions: ['ams3'], gpuRegions: ['nyc2', 'atl1'] })
     expect(ids(r)).toEqual(['s-1vcpu-1gb@ams3', 'gpu-l40sx1-48gb@nyc2', 'gpu-l40sx1-48gb@atl1'])

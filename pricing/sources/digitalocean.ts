@@ -211,7 +211,9 @@ function readPlan(o: Obj): Plan | string[] {
   else if (!hourly && !monthly) why.push('no price (neither hourly nor monthly)')
   let regions: string[] | undefined
   if (o.regions !== undefined) {
-    regions = Array.isArray(o.regions) ? o.regions.filter((r): r is string => typeof r === 'string' && r.trim() !== '').map((r) => r.trim().toLowerCase()) : []
+    // strings (the API's) or region objects with a slug
+    const slugs = Array.isArray(o.regions) ? o.regions.map((r: unknown) => (typeof r === 'string' ? r : isObj(r) && typeof r.slug === 'string' ? r.slug : '')) : []
+    regions = slugs.map((r) => r.trim().toLowerCase()).filter(Boolean)
     if (!regions.length) why.push('no regions (regions is empty)')
   }
   const g = isObj(o.gpu_info) ? o.gpu_info : isObj(o.gpu) ? o.gpu : undefined
