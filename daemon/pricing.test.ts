@@ -18,6 +18,12 @@ describe('pricingConfigOf', () => {
     expect(pc.cacheDir).toBe('/tmp/bpo-pricing-cache')
     expect(pc.tftUsd.tfchainUrl).toBeUndefined()
   })
+  test('args: the opt-in DigitalOcean pricing pages source', () => {
+    const pc = pricingConfigOf(parseConfig(doc(['skypilot-do', 'digitalocean']), { env: { K: '0x' + '01'.repeat(32) } }))
+    expect(pc.sources.digitalocean.enabled).toBe(true)
+    expect(pc.sources['skypilot-do'].enabled).toBe(true)
+    expect(pricingConfigOf(parseConfig(doc(['skypilot-do']), { env: { K: '0x' + '01'.repeat(32) } })).sources.digitalocean.enabled).toBe(false)
+  })
   test('args: a TFChain node and its types file', () => {
     const types = new URL('../../shared/fixtures/substrate/tfchain-qanet-spec61-types.json', import.meta.url).pathname
     const d = { ...doc([]), pricing: { sources: [], tfchain_url: 'ws://127.0.0.1:9944', tfchain_types: types } }

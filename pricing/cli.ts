@@ -18,6 +18,7 @@ import { PricingUsageError } from './errors.js'
 import { offerToJson } from './offerJson.js'
 import { cheapest } from './select.js'
 import { azureSpecsFromOffers, parseAzureRetail } from './sources/azureRetail.js'
+import { parseDigitalOceanPrices } from './sources/digitalocean.js'
 import { parseHetznerList, parseHetznerPlans } from './sources/hetzner.js'
 import { ownOffers } from './sources/own.js'
 import { parseSkypilotCsv, SkypilotClouds, type SkypilotCloud } from './sources/skypilot.js'
@@ -34,6 +35,7 @@ export const ParseFormats = [
   'vantage-aws',
   'vultr-plans',
   'hetzner',
+  'digitalocean',
   'threefold-nodes',
 ] as const
 
@@ -105,6 +107,9 @@ async function parseCommand(f: Flags, config: PricingConfig, io: PricingCliIo): 
     if (trimmed.startsWith('{') && /"instances"\s*:/.test(text)) result = parseHetznerList(text, { fetchedAt, limits, eurUsd })
     else if (!feed) throw new PricingUsageError('hetzner plan pages need the price feed: --feed live_data_prices.json')
     else result = parseHetznerPlans([text], await readFile(feed, 'utf8'), { fetchedAt, limits, eurUsd, ipv4ProductKey: config.sources.hetzner.ipv4ProductKey })
+  } else if (format === 'digitalocean') {
+    const c = config.sources.digitalocean
+    result = parseDigitalOceanPrices([text], { fetchedAt, limits, regions: c.regions, gpuRegions: c.gpuRegions })
   } else {
     const discount = (one(f, 'discount') ?? config.threefold.discount) as ThreefoldDiscountLevel
     if (!(discount in discountMultiplier)) throw new PricingUsageError(`--discount: one of ${Object.keys(discountMultiplier).join(', ')}`)

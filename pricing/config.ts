@@ -17,6 +17,7 @@ export const SourceIds = [
   'vantage-aws',
   'vultr-plans',
   'hetzner',
+  'digitalocean',
   'threefold',
 ] as const
 export type NetworkSourceId = (typeof SourceIds)[number]
@@ -37,6 +38,15 @@ export type HetznerSourceConfig = SourceConfig & {
   pageUrls: string[]
   /** Product key of the primary IPv4 address, billed separately (split out of '+'-joined keys). */
   ipv4ProductKey: string
+}
+
+export type DigitalOceanSourceConfig = SourceConfig & {
+  /** Further pricing pages (GPU droplets); `url` is the droplets page. HTML with __NEXT_DATA__, or its JSON. */
+  pageUrls: string[]
+  /** Regions of plans whose page lists none (a droplet costs the same in every region). */
+  regions: string[]
+  /** Regions of GPU plans whose page lists none. */
+  gpuRegions: string[]
 }
 
 export type AzureRetailSourceConfig = SourceConfig & {
@@ -128,6 +138,7 @@ export type PricingConfig = {
     'vantage-aws': SourceConfig
     'vultr-plans': SourceConfig
     hetzner: HetznerSourceConfig
+    digitalocean: DigitalOceanSourceConfig
     threefold: ThreefoldSourceConfig
   }
   /** EUR → USD rate (USD per EUR), decimal string. */
@@ -145,6 +156,12 @@ export type PricingConfig = {
   /** The operator's own machines. */
   own: OwnMachine[]
 }
+
+/** DigitalOcean regions droplets are sold in (the `digitalocean` source's default `regions`). */
+export const DO_DROPLET_REGIONS = ['nyc1', 'nyc2', 'nyc3', 'sfo2', 'sfo3', 'ams3', 'sgp1', 'lon1', 'fra1', 'tor1', 'blr1', 'syd1', 'atl1'] as const
+
+/** DigitalOcean regions GPU droplets are sold in (default `gpuRegions`). */
+export const DO_GPU_REGIONS = ['nyc2', 'tor1', 'atl1'] as const
 
 const SKYPILOT = 'https://raw.githubusercontent.com/skypilot-org/skypilot-catalog/master/catalogs'
 const daily = (minute: number) => `${minute} 3 * * *`
@@ -182,6 +199,13 @@ export function defaultPricingConfig(cacheDir: string): PricingConfig {
           'https://www.hetzner.com/cloud/general-purpose/',
         ],
         ipv4ProductKey: 'CLOUD_21',
+      },
+      // SkyPilot's DO catalog (skypilot-do) is the default DigitalOcean source; the pricing pages are opt-in
+      digitalocean: {
+        ...src('https://www.digitalocean.com/pricing/droplets', '0 4 * * *', false, 30_000),
+        pageUrls: ['https://www.digitalocean.com/pricing/gpu-droplets'],
+        regions: [...DO_DROPLET_REGIONS],
+        gpuRegions: [...DO_GPU_REGIONS],
       },
       threefold: {
         ...src('https://gridproxy.grid.tf', '*/15 * * * *', true, 30_000),

@@ -4,6 +4,7 @@
 import type { Offer } from '../../core/offer.js'
 import type { NetworkSourceId, PricingConfig, SourceId } from '../config.js'
 import { azureSpecsFromOffers, fetchAzureRetail, parseAzureRetailItems } from './azureRetail.js'
+import { fetchDigitalOceanPages, parseDigitalOceanPrices } from './digitalocean.js'
 import { fetchHetzner, parseHetznerPlans } from './hetzner.js'
 import { fetchSkypilotCatalog, parseSkypilotCsv, type SkypilotCloud } from './skypilot.js'
 import { fetchGridNodes, parseGridNodeList } from './threefold.js'
@@ -56,6 +57,11 @@ export const sourceLoaders: Record<NetworkSourceId, SourceLoader> = {
     const c = config.sources.hetzner
     const { feed, pages } = await fetchHetzner({ url: c.url, signal, timeoutMs: c.timeoutMs, pageUrls: c.pageUrls })
     return parseHetznerPlans(pages, feed, { fetchedAt, limits: config.sanity, eurUsd: config.eurUsd, ipv4ProductKey: c.ipv4ProductKey })
+  },
+  digitalocean: async ({ config, signal, fetchedAt }) => {
+    const c = config.sources.digitalocean
+    const pages = await fetchDigitalOceanPages({ url: c.url, signal, timeoutMs: c.timeoutMs, pageUrls: c.pageUrls })
+    return parseDigitalOceanPrices(pages, { fetchedAt, limits: config.sanity, regions: c.regions, gpuRegions: c.gpuRegions })
   },
   threefold: async ({ config, signal, fetchedAt }) => {
     const c = config.sources.threefold
