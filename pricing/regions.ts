@@ -1,9 +1,10 @@
 /**
  * Region matching for `cheapest`. A requested region matches an offer when it is
  *   1. the offer's region or zone, case-insensitively ("us-east-1", "europe-west4-a", "nbg1");
- *   2. a prefix of the region ending at a boundary ('-', a digit, or a prefix that itself ends in '-', such as
- *      "eu-"): "us-east" matches "us-east-1" and
- *      "us-east1", "europe-west" matches "europe-west4", but "ca" does not match "canadacentral";
+ *   2. a prefix of the region ending at a boundary ('-', a digit when the prefix does not end in one, or a prefix
+ *      that itself ends in '-', such as "eu-"): "us-east" matches "us-east-1" and
+ *      "us-east1", "europe-west" matches "europe-west4", but "ca" does not match "canadacentral" and "europe-west1"
+ *      does not match "europe-west10";
  *   3. a continent alias — eu/europe, na/north-america/us/americas, sa/south-america/latam, asia/ap/apac,
  *      oc/oceania/au, me/middle-east, af/africa — matched against the continent of the offer's region, derived from
  *      each provider's naming (AWS/GCP/Lambda prefixes, Azure names, DO/Vultr/Hetzner city codes, RunPod country
@@ -129,7 +130,10 @@ export function regionMatches(wanted: string, provider: ProviderId, region: stri
   if (r === w || zone?.toLowerCase() === w) return true
   if (r.startsWith(w)) {
     const next = r.charCodeAt(w.length)
-    if (w.endsWith('-') || next === 45 /* - */ || (next >= 48 && next <= 57)) return true
+    const last = w.charCodeAt(w.length - 1)
+    // a digit continues the number when the request ends in one: europe-west1 is not europe-west10
+    const digitBoundary = next >= 48 && next <= 57 && !(last >= 48 && last <= 57)
+    if (w.endsWith('-') || next === 45 /* - */ || digitBoundary) return true
   }
   const alias = continentAlias(w)
   return alias !== undefined && continentOf(provider, region) === alias
