@@ -31,3 +31,22 @@ describe('regionMatches', () => {
     expect(r.ok && [r.quote, ...r.alternatives].map((q) => q.offer.region)).toEqual(['europe-west1'])
   })
 })
+
+describe('continentOf', () => {
+  test.each([
+    ['aws', 'ap-southeast-2', 'oc'],
+    ['aws', 'ap-southeast-4', 'oc'],
+    ['aws', 'ap-southeast-6', 'oc'],
+    ['aws', 'ap-southeast-1', 'asia'],
+    ['aws', 'ap-southeast-5', 'asia'],
+    ['aws', 'ap-northeast-1', 'asia'],
+    ['gcp', 'australia-southeast1', 'oc'],
+  ] as const)('args: %s %s → %s', (p, r, want) => {
+    expect(continentOf(p, r)).toBe(want)
+  })
+
+  test('behavior: AWS Sydney matches oc, not asia', () => {
+    expect(regionMatches('oc', 'aws', 'ap-southeast-2')).toBe(true)
+    expect(regionMatches('asia', 'aws', 'ap-southeast-2')).toBe(false)
+  })
+})

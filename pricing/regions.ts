@@ -102,6 +102,9 @@ const COUNTRIES: Record<string, Continent> = {
   'united-arab-emirates': 'me', israel: 'me', 'saudi-arabia': 'me', qatar: 'me', turkey: 'me',
 }
 
+// AWS names by compass point, not continent: these "ap-" regions are in Oceania (Sydney, Melbourne, New Zealand)
+const AWS: Record<string, Continent> = { 'ap-southeast-2': 'oc', 'ap-southeast-4': 'oc', 'ap-southeast-6': 'oc' }
+
 const cache = new Map<string, Continent | undefined>()
 
 /** Continent of a provider's region name, or undefined when unknown. */
@@ -112,6 +115,7 @@ export function continentOf(provider: ProviderId, region: string): Continent | u
   let c: Continent | undefined
   if (provider === 'threefold') c = COUNTRIES[r]
   else if (provider === 'azure') c = AZURE.find(([re]) => re.test(r))?.[1]
+  else if (provider === 'aws') c = AWS[r]
   if (!c && /[-_]/.test(r)) {
     const head = r.split(/[-_]/)[0]!
     c = PREFIXES.find(([p]) => p === head)?.[1]

@@ -213,7 +213,7 @@ describe('regionMatches', () => {
     ['na', 'digitalocean', 'tor1', true],
     ['asia', 'vultr', 'blr', true],
     ['eu-west', 'aws', 'eu-westx', false],
-    ['oc', 'aws', 'ap-southeast-2', false],
+    ['oc', 'aws', 'ap-southeast-2', true],
   ] as const)('%s ~ %s %s → %s', (w, p, r, want) => {
     expect(regionMatches(w, p, r)).toBe(want)
   })
