@@ -146,4 +146,25 @@ describe('quote', () => {
     expect((await run(['quote', '--cpu', '1', '--memory', '1', '--catalog', join(dir, 'missing')])).code).toBe(1)
     expect((await run(['pricing'])).code).toBe(2)
   })
+
+  test.each([
+    [['--top', '2.5'], '--top'],
+    [['--top', '0'], '--top'],
+    [['--replicas', '1.5'], '--replicas'],
+    [['--gpu', 'H100:two'], '--gpu'],
+    [['--gpu', 'H100:'], '--gpu'],
+    [['--gpu', 'H100:1.5'], '--gpu'],
+  ])('error: usage %j', async (args, flag) => {
+    const r = await run(['quote', '--cpu', '1', '--memory', '1', '--catalog', dir, ...args])
+    expect(r.code).toBe(2)
+    expect(r.err).toContain(flag)
+  })
+
+  test('args: --gpu MODEL, COUNT and MODEL:COUNT', async () => {
+    for (const g of ['H100', '1', 'H100:1']) {
+      const r = await run(['quote', '--cpu', '8', '--memory', '64', '--gpu', g, '--catalog', dir, '--top', '1'])
+      expect(r.code).toBe(0)
+      expect(r.out).toContain('×H100')
+    }
+  })
 })

@@ -85,6 +85,12 @@ function num(f: Flags, name: string, def?: number): number {
   return n
 }
 
+function int(f: Flags, name: string, def: number, min: number): number {
+  const n = num(f, name, def)
+  if (!Number.isInteger(n) || n < min) throw new PricingUsageError(`--${name}: got ${JSON.stringify(one(f, name))}, expected a whole number >= ${min}`)
+  return n
+}
+
 async function parseCommand(f: Flags, config: PricingConfig, io: PricingCliIo): Promise<number> {
   const [format, file] = f.positional
   if (!format || !file) throw new PricingUsageError('pricing parse needs <format> <file>')
@@ -155,12 +161,15 @@ async function quoteCommand(f: Flags, config: PricingConfig, io: PricingCliIo): 
   const gpuFlag = one(f, 'gpu')
   let gpu: ResourceSpec['gpu'] = { count: 0 }
   if (gpuFlag) {
+    // MODEL, COUNT or MODEL:COUNT; anything else would silently mean "any GPU"
     const m = /^([^:]*?)(?::(\d+))?$/.exec(gpuFlag)
-    const count = m?.[2] !== undefined ? Number(m[2]) : /^\d+$/.test(gpuFlag) ? Number(gpuFlag) : 1
-    const model = m?.[1] && !/^\d+$/.test(m[1]) ? m[1] : undefined
+    if (!m || (m[1] === '' && m[2] !== undefined))
+      throw new PricingUsageError(`--gpu: got ${JSON.stringify(gpuFlag)}, expected MODEL, COUNT or MODEL:COUNT (e.g. H100:2)`)
+    const count = m[2] !== undefined ? Number(m[2]) : /^\d+$/.test(gpuFlag) ? Number(gpuFlag) : 1
+    const model = m[1] && !/^\d+$/.test(m[1]) ? m[1] : undefined
     gpu = { count, model }
   }
-  const replicas = num(f, 'replicas', 1)
+  const replicas = int(f, 'replicas', 1, 0)
   const ports = (one(f, 'ports') ?? '')
     .split(',')
     .filter(Boolean)
@@ -202,7 +211,7 @@ async function quoteCommand(f: Flags, config: PricingConfig, io: PricingCliIo): 
   const res = cheapest(spec, offers, {
     providers: f.values.get('provider') as ProviderId[] | undefined,
     maxCostPerHourUsd,
-    top: num(f, 'top', 3),
+    top: int(f, 'top', 3, 1),
   })
   if (!res.ok) {
     io.stderr.write(`NO_FEASIBLE_OFFER among ${offers.length} offers; nearest:\n`)

@@ -178,6 +178,15 @@ describe('selection rules (table)', () => {
     expect(r.ok && [r.quote, ...r.alternatives].map((q) => q.offer.instanceType)).toEqual(['c', 'b', 'd'])
   })
 
+  test('args: a fractional top counts whole quotes (2.5 → 2) and never picks a worse winner', () => {
+    const many = Array.from({ length: 200 }, (_, i) => offer({ instanceType: `t${i}`, hourly: (0.01 + i / 1000).toFixed(3) }))
+    for (const top of [2.5, 0.5, Number.NaN]) {
+      const r = cheapest(spec(), many, { top })
+      const want = top >= 1 ? ['t0', 't1'] : ['t0']
+      expect(r.ok && [r.quote, ...r.alternatives].map((q) => q.offer.instanceType)).toEqual(want)
+    }
+  })
+
   test('behavior: spot chosen for a', () => {
     const r = cheapest(spec({ vcpu: 2, spotAllowed: true }), offers.slice(0, 2), {})
     expect(r.ok && [r.quote.offer.instanceType, r.quote.spot, r.quote.breakdown.totalUsd.toString()]).toEqual(['a', true, '0.03'])

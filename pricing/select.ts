@@ -27,7 +27,7 @@ export type SelectPolicy = {
   providers?: ProviderId[] | undefined
   /** Ceiling on the total hourly cost (all replicas), USD. */
   maxCostPerHourUsd?: Decimal | undefined
-  /** How many quotes to return in all (the best plus alternatives). Default 3. */
+  /** How many quotes to return in all (the best plus alternatives), rounded down, at least 1. Default 3. */
   top?: number | undefined
 }
 
@@ -202,7 +202,9 @@ const cmpStr = (a: string | undefined, b: string | undefined) => ((a ?? '') < (b
 /** The cheapest feasible offer for `spec`, with up to `top - 1` alternatives; or why the nearest ones fail. */
 export function cheapest(spec: ResourceSpec, offers: readonly Offer[], policy: SelectPolicy = {}): SelectResult {
   const ix = indexOf(offers)
-  const top = Math.max(1, policy.top ?? 3)
+  // whole quotes only: a fractional top made prune() read past the end (NaN threshold, wrong winner)
+  const topWanted = Math.floor(policy.top ?? 3)
+  const top = topWanted >= 1 ? topWanted : 1
   // ranking only: a spec scaled to zero still ranks offers by their price for one replica
   const replicas = Math.max(1, spec.replicas)
   const providerOk = new Uint8Array(Math.max(1, ix.providers.size)).fill(policy.providers ? 0 : 1)
