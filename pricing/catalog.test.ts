@@ -77,7 +77,7 @@ describe('createCatalog', () => {
     }
     const file = JSON.parse(await readFile(join(dir, 'skypilot-aws.json'), 'utf8'))
     expect(file).toMatchObject({ format: 'blueprint-operator/pricing-cache', version: 1, source: 'skypilot-aws' })
-    expect(file.offers[0]).toMatchObject({ instanceType: 'a1.2xlarge', hourlyUsd: '0.2568', spotHourlyUsd: '0.2568', storageUsdPerGiBMonth: '0.08', ipv4HourlyUsd: '0.005' })
+    expect(file.offers[0]).toMatchObject({ instanceType: 'a1.2xlarge', hourlyUsd: '0.2568', spotHourlyUsd: '0.2568' })
     expect(common.metrics.render()).toContain('pricing_source_offers{source="skypilot-aws"} 471')
   })
 
@@ -157,6 +157,42 @@ describe('createCatalog', () => {
     expect(second.offers()).toBe(second.offers())
     const cache = await readCacheDir(dir)
     expect(cache.sources).toEqual([{ source: 'skypilot-aws', offers: 471, fetchedAt }])
+  })
+
+  test('behavior: the cache of a disabled source is neither served nor listed after a restart', async () => {
+    const first = make(testConfig(['vultr-plans', 'hetzner']))
+    await first.start()
+    expect((await first.refresh()).every((o) => o.ok)).toBe(true)
+    await first.close()
+    const second = make(testConfig(['hetzner']))
+    await second.start()
+    expect(second.offers().filter((o) => o.source === 'vultr-plans')).toEqual([])
+    expect(second.offers()).toHaveLength(3)
+    expect(second.health().map((h) => h.source)).toEqual(['own-inventory', 'hetzner'])
+    expect(await second.refresh('vultr-plans')).toEqual([{ source: 'vultr-plans', ok: false, offers: 0, error: 'source vultr-plans is disabled' }])
+    expect(second.offers().filter((o) => o.source === 'vultr-plans')).toEqual([])
+  })
+
+  test('behavior: configured storage and IPv4 prices come from the current configuration, not the cache', async () => {
+    const first = make(testConfig(['skypilot-aws']))
+    await first.start()
+    await first.refresh()
+    expect(first.offers()[0]).toMatchObject({ provider: 'aws' })
+    expect(first.offers()[0]!.storageUsdPerGiBMonth?.toString()).toBe('0.08')
+    await first.close()
+    const file = JSON.parse(await readFile(join(dir, 'skypilot-aws.json'), 'utf8'))
+    expect(file.offers[0].storageUsdPerGiBMonth).toBeUndefined()
+    expect(file.offers[0].ipv4HourlyUsd).toBeUndefined()
+    const cfg = testConfig(['skypilot-aws'])
+    cfg.storageUsdPerGiBMonth = { ...cfg.storageUsdPerGiBMonth, aws: '0.09' }
+    cfg.ipv4HourlyUsd = { ...cfg.ipv4HourlyUsd, aws: '0.006' }
+    const second = make(cfg)
+    await second.start()
+    const o = second.offers()[0]!
+    expect([o.storageUsdPerGiBMonth?.toString(), o.ipv4HourlyUsd?.toString()]).toEqual(['0.09', '0.006'])
+    await second.refresh()
+    const r = second.offers()[0]!
+    expect([r.storageUsdPerGiBMonth?.toString(), r.ipv4HourlyUsd?.toString()]).toEqual(['0.09', '0.006'])
   })
 
   test('behavior: an unreadable cache file is reported, not fatal', async () => {

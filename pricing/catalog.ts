@@ -6,8 +6,10 @@
  * Cache layout: `<cacheDir>/<source>.json`, written atomically (temp file + rename):
  *   { "format": "blueprint-operator/pricing-cache", "version": 1, "source": "skypilot-aws",
  *     "fetchedAt": <ms since epoch>, "offers": [ <OfferJson>, ... ] }
- * where OfferJson is the flat form of `pricing parse` (offerJson.ts). The operator's own machines are never cached:
- * they come from the configuration each time.
+ * where OfferJson is the flat form of `pricing parse` (offerJson.ts), as the source gave it: the configured storage and
+ * IPv4 list prices are filled in on load from the configuration of the day. Only enabled sources are loaded and
+ * served; a disabled source's file stays on disk unused. The operator's own machines are never cached: they come
+ * from the configuration each time.
  */
 import { mkdir, readFile, readdir, rename, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -44,7 +46,7 @@ export type RefreshOutcome = { source: SourceId; ok: boolean; offers: number; er
 export type Catalog = {
   /** Load the disk cache, schedule refreshes, and refresh in the background sources that are missing or stale. */
   start(): Promise<void>
-  /** Refresh one source or every enabled one; never throws for a failing source (see the outcome). */
+  /** Refresh one source or every enabled one (a disabled one is refused); never throws for a failing source (see the outcome). */
   refresh(source?: SourceId, o?: { signal?: AbortSignal }): Promise<RefreshOutcome[]>
   /** Every offer served now. The same array is returned until something changes (select caches its index on it). */
   offers(): readonly Offer[]
@@ -102,8 +104,14 @@ export async function readCacheFile(cacheDir: string, source: string): Promise<{
   return { fetchedAt: data.fetchedAt, offers: data.offers.map(offerFromJson) }
 }
 
-/** Every cached source in `cacheDir` (for `quote --catalog DIR`). Unreadable files are reported, not thrown. */
-export async function readCacheDir(cacheDir: string): Promise<{ offers: Offer[]; problems: string[]; sources: Array<{ source: string; offers: number; fetchedAt: number }> }> {
+/**
+ * Every cached source in `cacheDir` (for `quote --catalog DIR`), or only those named in `o.sources` (the others are
+ * reported in `problems`). Unreadable files are reported, not thrown.
+ */
+export async function readCacheDir(
+  cacheDir: string,
+  o: { sources?: readonly string[] } = {},
+): Promise<{ offers: Offer[]; problems: string[]; sources: Array<{ source: string; offers: number; fetchedAt: number }> }> {
   const offers: Offer[] = []
   const problems: string[] = []
   const sources: Array<{ source: string; offers: number; fetchedAt: number }> = []
@@ -115,6 +123,10 @@ export async function readCacheDir(cacheDir: string): Promise<{ offers: Offer[];
   }
   for (const name of names) {
     const source = name.slice(0, -5)
+    if (o.sources && !o.sources.includes(source)) {
+      problems.push(`${name}: source ${source} is disabled in the configuration; not used`)
+      continue
+    }
     try {
       const c = await readCacheFile(cacheDir, source)
       offers.push(...c.offers)
@@ -160,8 +172,9 @@ export function createCatalog(common: Common, config: PricingConfig, deps: Catal
   let combined: Offer[] | undefined
   let closed = false
 
-  const setOffers = (id: NetworkSourceId, st: State, offers: Offer[], fetchedAt: number) => {
-    st.offers = enrichOffers(offers, config)
+  // fill-ins go on copies: the cache keeps what the source said, so a changed price in the configuration applies on restart
+  const setOffers = (id: NetworkSourceId, st: State, offers: readonly Offer[], fetchedAt: number) => {
+    st.offers = enrichOffers(offers.map((o) => ({ ...o })), config)
     st.fetchedAt = fetchedAt
     combined = undefined
     gOffers.set(st.offers.length, { source: id })
@@ -188,7 +201,7 @@ export function createCatalog(common: Common, config: PricingConfig, deps: Catal
         st.rejectedRows = result.rejected.length
         st.lastError = undefined
         try {
-          await writeCacheFile(config.cacheDir, id, fetchedAt, st.offers)
+          await writeCacheFile(config.cacheDir, id, fetchedAt, result.offers)
         } catch (err) {
           log.warn({ err, source: id }, 'writing the price cache failed; serving from memory')
         }
@@ -216,7 +229,8 @@ export function createCatalog(common: Common, config: PricingConfig, deps: Catal
 
   const catalog: Catalog = {
     async start() {
-      for (const id of SourceIds) {
+      // a disabled source's cache stays on disk but is not served: it would never be refreshed again
+      for (const id of enabled) {
         try {
           const c = await readCacheFile(config.cacheDir, id)
           const screened = screen({ offers: c.offers, rejected: [] }, config.sanity)
@@ -240,6 +254,7 @@ export function createCatalog(common: Common, config: PricingConfig, deps: Catal
     },
     async refresh(source, o = {}) {
       if (source === 'own-inventory') return [{ source, ok: true, offers: own.offers.length }]
+      if (source && !config.sources[source].enabled) return [{ source, ok: false, offers: 0, error: `source ${source} is disabled` }]
       const ids = source ? [source] : enabled
       return Promise.all(ids.map((id) => refreshOne(id, o.signal)))
     },
@@ -264,7 +279,7 @@ export function createCatalog(common: Common, config: PricingConfig, deps: Catal
       }
       return [
         row('own-inventory', own),
-        ...SourceIds.filter((id) => config.sources[id].enabled || states.get(id)!.offers.length > 0).map((id) => row(id, states.get(id)!)),
+        ...enabled.map((id) => row(id, states.get(id)!)),
       ]
     },
     async close() {

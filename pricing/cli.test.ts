@@ -132,6 +132,15 @@ describe('quote', () => {
     expect(r.out).toContain('#2 digitalocean tor1 gpu-h100x1-80gb')
   })
 
+  test('behavior: cache files of sources disabled in the configuration are not quoted', async () => {
+    const config = defaultPricingConfig(dir)
+    config.sources['skypilot-do'].enabled = false
+    const r = await run(['quote', '--cpu', '4', '--memory', '16', '--top', '5', '--json'], config)
+    expect(r.code).toBe(0)
+    expect(r.lines.map((l) => JSON.parse(l).offer.source)).toEqual(Array(5).fill('skypilot-aws'))
+    expect(r.err).toContain('skypilot-do.json: source skypilot-do is disabled in the configuration')
+  })
+
   test('error: no feasible offer lists the nearest and exits 1', async () => {
     const r = await run(['quote', '--cpu', '8', '--memory', '64', '--gpu', 'H100:8', '--max-usd', '40', '--catalog', dir])
     expect(r.code).toBe(1)

@@ -13,7 +13,7 @@ import { usd } from '../core/money.js'
 import type { Offer, ProviderId, Quote } from '../core/offer.js'
 import type { ResourceSpec } from '../core/spec.js'
 import { readCacheDir, enrichOffers } from './catalog.js'
-import { defaultPricingConfig, type PricingConfig, type ThreefoldDiscountLevel } from './config.js'
+import { defaultPricingConfig, SourceIds, type PricingConfig, type ThreefoldDiscountLevel } from './config.js'
 import { PricingUsageError } from './errors.js'
 import { offerToJson } from './offerJson.js'
 import { cheapest } from './select.js'
@@ -200,7 +200,7 @@ async function quoteCommand(f: Flags, config: PricingConfig, io: PricingCliIo): 
     throw new PricingUsageError(`--max-usd: got ${JSON.stringify(maxUsd)}, expected a decimal amount`)
   }
   const dir = one(f, 'catalog') ?? config.cacheDir
-  const cache = await readCacheDir(dir)
+  const cache = await readCacheDir(dir, { sources: SourceIds.filter((id) => config.sources[id].enabled) })
   for (const p of cache.problems) io.stderr.write(`warning: ${p}\n`)
   const own = ownOffers(config.own, { fetchedAt: Date.now(), limits: config.sanity }).offers
   const offers: Offer[] = enrichOffers([...own, ...cache.offers], config)
