@@ -1,12 +1,13 @@
 /**
  * Vultr `GET /v2/plans` and `/v2/plans-metal` (keyless lists): `hourly_cost`, `locations`, preemptible prices and
- * GPU plans. One offer per plan and location; plans that cannot be deployed on demand are rejected.
+ * GPU plans. One offer per plan and location; plans that cannot be deployed on demand, and vGPU plans with a fraction of
+ * a GPU, are rejected.
  */
 import { usd } from '../../core/money.js'
 import type { Offer } from '../../core/offer.js'
 import { PriceSourceParseError } from '../errors.js'
 import { fetchJson, type FetchParameters } from '../http.js'
-import { canonicalGpuModel } from '../gpu.js'
+import { canonicalGpuModel, gpuKey } from '../gpu.js'
 import { defaultSanityLimits, screen } from '../sanity.js'
 import type { ParseOptions, ParseResult, Rejected } from './types.js'
 
@@ -31,6 +32,15 @@ export type VultrPlan = {
 }
 
 type PlansPage = { plans?: VultrPlan[]; plans_metal?: VultrPlan[]; meta?: { links?: { next?: string } } }
+
+/**
+ * VRAM of one whole GPU of the models Vultr sells, GB (its A100s are the 80 GB kind). Vultr's vGPU plans share one
+ * GPU ("vcg-a100-1c-6g-4vram" is 4 GB of an A100) and carry no gpu_count: less VRAM than the whole GPU marks them.
+ */
+const WHOLE_GPU_VRAM_GB: Record<string, number> = {
+  a100: 80, a40: 48, a16: 16, a6000: 48, rtxa6000: 48, l40: 48, l40s: 48, h100: 80, h200: 141, gh200: 96, b200: 180,
+  mi300x: 192, mi325x: 256, mi355x: 288,
+}
 
 /** JSON numbers from the API as exact decimals (the shortest repr of what was sent). */
 const dec = (n: number) => usd(String(n))
@@ -73,6 +83,9 @@ export function parseVultrPlanList(plans: readonly VultrPlan[], o: ParseOptions)
           memoryGiB: p.gpu_vram_gb ?? (m ? Number(m[2]) : undefined),
         }
       : { count: 0 }
+    const full = gpu.model !== undefined ? WHOLE_GPU_VRAM_GB[gpuKey(gpu.model)] : undefined
+    if (full !== undefined && gpu.memoryGiB !== undefined && gpu.memoryGiB < full)
+      return void rejected.push({ row, why: `fractional GPU: ${gpu.memoryGiB} GB VRAM where a whole ${gpu.model} has ${full} GB (only whole GPUs are offered)` })
     const spot = p.deploy_preemptible && typeof p.hourly_cost_preemptible === 'number' ? dec(p.hourly_cost_preemptible) : undefined
     for (const loc of p.locations!) {
       if (p.location_cost && p.location_cost[loc] !== undefined) {
