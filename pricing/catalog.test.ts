@@ -6,6 +6,8 @@ import { fixture, startFakePriceSources, type FakePriceSources } from '../test/f
 import { createTestCommon, type Common } from '../core/common.js'
 import { createCatalog, PricingConfigError, readCacheDir, type Catalog } from './catalog.js'
 import { defaultPricingConfig, SourceIds, type PricingConfig } from './config.js'
+import type { SourceLoader } from './sources/index.js'
+import { usd } from '../core/money.js'
 
 let fake: FakePriceSources
 let dir: string
@@ -225,6 +227,20 @@ describe('createCatalog', () => {
     const [r] = await p
     expect(r!.ok).toBe(false)
     expect(r!.error).toContain('aborted')
+  })
+
+  test('behavior: a loader that throws synchronously is called again by the next refresh', async () => {
+    let calls = 0
+    const loader = (({ fetchedAt }: { fetchedAt: number }) => {
+      calls++
+      if (calls === 1) throw new Error('sync boom')
+      return Promise.resolve({ offers: [{ provider: 'vultr', region: 'ewr', instanceType: 'x', vcpu: 1, memoryGiB: 1, gpu: { count: 0 }, includedStorageGiB: 0, hourlyUsd: usd('0.1'), source: 'vultr-plans', fetchedAt }], rejected: [] })
+    }) as unknown as SourceLoader
+    const c = make(testConfig(['vultr-plans']), { refreshOnStart: false, loaders: { 'vultr-plans': loader } })
+    await c.start()
+    expect(await c.refresh('vultr-plans')).toEqual([{ source: 'vultr-plans', ok: false, offers: 0, error: 'sync boom' }])
+    expect(await c.refresh('vultr-plans')).toEqual([{ source: 'vultr-plans', ok: true, offers: 1 }])
+    expect(calls).toBe(2)
   })
 
   test('error: invalid refresh expression or own machine at construction', () => {

@@ -214,12 +214,15 @@ export function createCatalog(common: Common, config: PricingConfig, deps: Catal
         cRefresh.inc({ source: id, result: err instanceof PriceRefreshRejectedError ? 'rejected' : 'failed' })
         log.warn({ source: id, err: msg, serving: st.offers.length }, 'price source refresh failed; serving last-known-good')
         return { source: id, ok: false, offers: st.offers.length, error: msg }
-      } finally {
-        st.inflight = undefined
       }
     }
-    st.inflight = run()
-    return st.inflight
+    // cleared from outside run(): a loader throwing synchronously finishes run() before the assignment below
+    const p = run()
+    st.inflight = p
+    void p.then(() => {
+      if (st.inflight === p) st.inflight = undefined
+    })
+    return p
   }
 
   const intervalMs = (task: ScheduledTask): number => {
