@@ -243,6 +243,42 @@ describe('createCatalog', () => {
     expect(calls).toBe(2)
   })
 
+  test('behavior: a failed refresh is retried with growing delays before its next scheduled slot', async () => {
+    let calls = 0
+    const loader: SourceLoader = async ({ fetchedAt }) => {
+      calls++
+      if (calls <= 2) throw new Error(`network down (${calls})`)
+      return { offers: [{ provider: 'vultr', region: 'ewr', instanceType: 'x', vcpu: 1, memoryGiB: 1, gpu: { count: 0 }, includedStorageGiB: 0, hourlyUsd: usd('0.1'), source: 'vultr-plans', fetchedAt }], rejected: [] }
+    }
+    // next scheduled slot a year away: only the retries can fill the catalog
+    const cfg = testConfig(['vultr-plans'])
+    cfg.sources['vultr-plans'].refresh = '0 0 1 1 *'
+    const c = make(cfg, { loaders: { 'vultr-plans': loader }, retry: { firstDelayMs: 20, maxDelayMs: 1_000 } })
+    await c.start()
+    const deadline = Date.now() + 20_000
+    while (count(c, 'vultr-plans') !== 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+    expect(count(c, 'vultr-plans')).toBe(1)
+    expect(calls).toBe(3)
+    const h = c.health().find((x) => x.source === 'vultr-plans')!
+    expect(h.lastError).toBeUndefined()
+    expect(h.nextRetryAt).toBeUndefined()
+  })
+
+  test('behavior: close() cancels a pending retry', async () => {
+    let calls = 0
+    const loader: SourceLoader = async () => {
+      calls++
+      throw new Error('network down')
+    }
+    const c = make(testConfig(['vultr-plans']), { refreshOnStart: false, loaders: { 'vultr-plans': loader }, retry: { firstDelayMs: 200, maxDelayMs: 200 } })
+    await c.start()
+    expect((await c.refresh('vultr-plans'))[0]!.ok).toBe(false)
+    expect(c.health().find((x) => x.source === 'vultr-plans')!.nextRetryAt).toBeTypeOf('number')
+    await c.close()
+    await new Promise((r) => setTimeout(r, 600))
+    expect(calls).toBe(1)
+  })
+
   test('error: invalid refresh expression or own machine at construction', () => {
     const cfg = testConfig(['skypilot-aws'])
     cfg.sources['skypilot-aws'].refresh = 'every day'

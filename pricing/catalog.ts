@@ -39,6 +39,8 @@ export type SourceHealth = {
   lastAttemptAt?: number
   /** Rows the last accepted refresh rejected (placeholders, duplicates, ...). */
   rejectedRows?: number
+  /** When a failed refresh is tried again (before the next scheduled one), ms since epoch. */
+  nextRetryAt?: number
 }
 
 export type RefreshOutcome = { source: SourceId; ok: boolean; offers: number; error?: string }
@@ -51,7 +53,7 @@ export type Catalog = {
   /** Every offer served now. The same array is returned until something changes (select caches its index on it). */
   offers(): readonly Offer[]
   health(): SourceHealth[]
-  /** Stop the schedules and abort refreshes in flight. */
+  /** Stop the schedules and pending retries, and abort refreshes in flight. */
   close(): Promise<void>
 }
 
@@ -61,6 +63,8 @@ export type CatalogDeps = {
   now?: () => number
   /** Refresh missing/stale sources from start(). Default true. */
   refreshOnStart?: boolean
+  /** Retries after a failed refresh: first delay (default 60 s), doubling up to maxDelayMs (default 1 h) or the source's interval. */
+  retry?: { firstDelayMs?: number; maxDelayMs?: number }
 }
 
 type State = {
@@ -70,6 +74,10 @@ type State = {
   lastAttemptAt?: number
   rejectedRows?: number
   inflight?: Promise<RefreshOutcome>
+  /** Failed refreshes in a row. */
+  failures: number
+  retryTimer?: NodeJS.Timeout
+  nextRetryAt?: number
 }
 
 export class PricingConfigError extends BaseError {
@@ -162,13 +170,17 @@ export function createCatalog(common: Common, config: PricingConfig, deps: Catal
   if (problems.length) throw new PricingConfigError(problems)
 
   const enabled = SourceIds.filter((id) => config.sources[id].enabled)
-  const states = new Map<NetworkSourceId, State>(SourceIds.map((id) => [id, { offers: [], fetchedAt: undefined }]))
-  const own: State = { offers: ownResult.offers, fetchedAt: now() }
+  const states = new Map<NetworkSourceId, State>(SourceIds.map((id) => [id, { offers: [], fetchedAt: undefined, failures: 0 }]))
+  const own: State = { offers: ownResult.offers, fetchedAt: now(), failures: 0 }
   const gOffers = common.metrics.gauge('pricing_source_offers', 'Offers served per price source')
   const cRefresh = common.metrics.counter('pricing_refresh_total', 'Refreshes per price source and result (ok, rejected, failed)')
   const gAge = common.metrics.gauge('pricing_source_age_seconds', 'Age of the offers served per price source')
   const closer = new AbortController()
   const tasks: ScheduledTask[] = []
+  /** Each scheduled source's interval between cron slots, ms (caps its retry delay). */
+  const intervals = new Map<NetworkSourceId, number>()
+  const retryFirstMs = deps.retry?.firstDelayMs ?? 60_000
+  const retryMaxMs = deps.retry?.maxDelayMs ?? 3_600_000
   let combined: Offer[] | undefined
   let closed = false
 
@@ -178,6 +190,29 @@ export function createCatalog(common: Common, config: PricingConfig, deps: Catal
     st.fetchedAt = fetchedAt
     combined = undefined
     gOffers.set(st.offers.length, { source: id })
+  }
+
+  const clearRetry = (st: State) => {
+    clearTimeout(st.retryTimer)
+    st.retryTimer = undefined
+    st.nextRetryAt = undefined
+  }
+
+  // without this a source that failed at start (network down) stays empty until its next cron slot, a day or a week away
+  const scheduleRetry = (id: NetworkSourceId, st: State): number | undefined => {
+    clearRetry(st)
+    if (closed || common.signal.aborted) return undefined
+    const cap = Math.min(retryMaxMs, intervals.get(id) ?? retryMaxMs)
+    const delay = Math.min(cap, retryFirstMs * 2 ** Math.min(st.failures, 30))
+    st.failures++
+    st.nextRetryAt = now() + delay
+    st.retryTimer = setTimeout(() => {
+      st.retryTimer = undefined
+      st.nextRetryAt = undefined
+      void refreshOne(id)
+    }, delay)
+    st.retryTimer.unref?.()
+    return delay
   }
 
   const refreshOne = (id: NetworkSourceId, signal?: AbortSignal): Promise<RefreshOutcome> => {
@@ -200,6 +235,8 @@ export function createCatalog(common: Common, config: PricingConfig, deps: Catal
         setOffers(id, st, result.offers, fetchedAt)
         st.rejectedRows = result.rejected.length
         st.lastError = undefined
+        st.failures = 0
+        clearRetry(st)
         try {
           await writeCacheFile(config.cacheDir, id, fetchedAt, result.offers)
         } catch (err) {
@@ -212,7 +249,8 @@ export function createCatalog(common: Common, config: PricingConfig, deps: Catal
         const msg = err instanceof BaseError ? err.shortMessage : err instanceof Error ? err.message : String(err)
         st.lastError = msg
         cRefresh.inc({ source: id, result: err instanceof PriceRefreshRejectedError ? 'rejected' : 'failed' })
-        log.warn({ source: id, err: msg, serving: st.offers.length }, 'price source refresh failed; serving last-known-good')
+        const retryInMs = scheduleRetry(id, st)
+        log.warn({ source: id, err: msg, serving: st.offers.length, retryInMs }, 'price source refresh failed; serving last-known-good')
         return { source: id, ok: false, offers: st.offers.length, error: msg }
       }
     }
@@ -250,8 +288,9 @@ export function createCatalog(common: Common, config: PricingConfig, deps: Catal
         task.unref?.()
         await task.start()
         tasks.push(task)
+        intervals.set(id, intervalMs(task))
         const st = states.get(id)!
-        if (deps.refreshOnStart !== false && (st.fetchedAt === undefined || now() - st.fetchedAt > intervalMs(task))) void refreshOne(id)
+        if (deps.refreshOnStart !== false && (st.fetchedAt === undefined || now() - st.fetchedAt > intervals.get(id)!)) void refreshOne(id)
       }
       common.onShutdown('pricing-catalog', () => catalog.close())
     },
@@ -277,6 +316,7 @@ export function createCatalog(common: Common, config: PricingConfig, deps: Catal
         if (st.lastError !== undefined) h.lastError = st.lastError
         if (st.lastAttemptAt !== undefined) h.lastAttemptAt = st.lastAttemptAt
         if (st.rejectedRows !== undefined) h.rejectedRows = st.rejectedRows
+        if (st.nextRetryAt !== undefined) h.nextRetryAt = st.nextRetryAt
         if (h.ageMs !== undefined) gAge.set(h.ageMs / 1000, { source })
         return h
       }
@@ -289,6 +329,7 @@ export function createCatalog(common: Common, config: PricingConfig, deps: Catal
       if (closed) return
       closed = true
       closer.abort(new Error('pricing catalog closed'))
+      for (const st of states.values()) clearRetry(st)
       for (const t of tasks.splice(0)) await t.destroy()
       await Promise.allSettled([...states.values()].map((s) => s.inflight))
     },
