@@ -1,10 +1,10 @@
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest'
 import { fixture, startFakePriceSources, type FakePriceSources } from '../test/fakes/price-sources.js'
 import { createTestCommon, type Common } from '../core/common.js'
-import { createCatalog, PricingConfigError, readCacheDir, type Catalog } from './catalog.js'
+import { createCatalog, PricingConfigError, readCacheDir, readCacheFile, writeCacheFile, type Catalog } from './catalog.js'
 import { defaultPricingConfig, SourceIds, type PricingConfig } from './config.js'
 import type { SourceLoader } from './sources/index.js'
 import { usd } from '../core/money.js'
@@ -277,6 +277,15 @@ describe('createCatalog', () => {
     await c.close()
     await new Promise((r) => setTimeout(r, 600))
     expect(calls).toBe(1)
+  })
+
+  test('behavior: concurrent cache writes of one source in one process each land whole, no temp file left', async () => {
+    const offer = (i: number) => ({ provider: 'vultr' as const, region: 'ewr', instanceType: `t${i}`, vcpu: 1, memoryGiB: 1, gpu: { count: 0 }, includedStorageGiB: 0, hourlyUsd: usd('0.1'), source: 'vultr-plans', fetchedAt: i })
+    const writes = Array.from({ length: 8 }, (_, i) => writeCacheFile(dir, 'vultr-plans', i, Array.from({ length: 50 * (i + 1) }, (_, j) => offer(j))))
+    expect((await Promise.allSettled(writes)).map((r) => r.status)).toEqual(Array(8).fill('fulfilled'))
+    const c = await readCacheFile(dir, 'vultr-plans')
+    expect(c.offers).toHaveLength(50 * (c.fetchedAt + 1))
+    expect((await readdir(dir)).filter((n) => n.includes('.tmp'))).toEqual([])
   })
 
   test('error: invalid refresh expression or own machine at construction', () => {

@@ -3,7 +3,7 @@
  * sanity checks, and last-known-good semantics — a source that is down or returns garbage keeps serving its previous
  * offers and shows its age and last error; it never stops the other sources or the daemon.
  *
- * Cache layout: `<cacheDir>/<source>.json`, written atomically (temp file + rename):
+ * Cache layout: `<cacheDir>/<source>.json`, written atomically and durably (synced temp file + rename + synced directory):
  *   { "format": "blueprint-operator/pricing-cache", "version": 1, "source": "skypilot-aws",
  *     "fetchedAt": <ms since epoch>, "offers": [ <OfferJson>, ... ] }
  * where OfferJson is the flat form of `pricing parse` (offerJson.ts), as the source gave it: the configured storage and
@@ -11,7 +11,8 @@
  * served; a disabled source's file stays on disk unused. The operator's own machines are never cached: they come
  * from the configuration each time.
  */
-import { mkdir, readFile, readdir, rename, writeFile } from 'node:fs/promises'
+import { randomBytes } from 'node:crypto'
+import { mkdir, open, readFile, readdir, rename, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createTask, validate, type ScheduledTask } from 'node-cron'
 import type { Common } from '../core/common.js'
@@ -146,13 +147,30 @@ export async function readCacheDir(
   return { offers, problems, sources }
 }
 
-async function writeCacheFile(cacheDir: string, source: string, fetchedAt: number, offers: readonly Offer[]): Promise<void> {
+/** Write one cache file atomically and durably (synced temp file with a unique name, rename, synced directory). */
+export async function writeCacheFile(cacheDir: string, source: string, fetchedAt: number, offers: readonly Offer[]): Promise<void> {
   await mkdir(cacheDir, { recursive: true })
   const file = join(cacheDir, `${source}.json`)
-  const tmp = `${file}.${process.pid}.tmp`
+  // unique per write: two writes of one source in one process must not share (and truncate) a temp file
+  const tmp = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`
   const body = { format: CACHE_FORMAT, version: 1, source, fetchedAt, offers: offers.map(offerToJson) }
-  await writeFile(tmp, JSON.stringify(body))
-  await rename(tmp, file)
+  try {
+    const fh = await open(tmp, 'w')
+    try {
+      await fh.writeFile(JSON.stringify(body))
+      // the data must be on disk before the rename makes it the cache, or a crash can leave an empty file
+      await fh.sync()
+    } finally {
+      await fh.close()
+    }
+    await rename(tmp, file)
+  } catch (err) {
+    await unlink(tmp).catch(() => undefined)
+    throw err
+  }
+  // the rename itself is durable once the directory is synced; not every platform can open a directory for that
+  const dh = await open(cacheDir, 'r').catch(() => undefined)
+  if (dh) await dh.sync().catch(() => undefined).finally(() => dh.close())
 }
 
 /** Create the catalog. Throws PricingConfigError at once on invalid refresh expressions. */
