@@ -3,7 +3,7 @@
  */
 import type { Offer } from '../../core/offer.js'
 import type { NetworkSourceId, PricingConfig, SourceId } from '../config.js'
-import { azureSpecsFromOffers, fetchAzureRetail, parseAzureRetailItems } from './azureRetail.js'
+import { azureSpecsFromOffers, fetchAzureRetailOffers } from './azureRetail.js'
 import { fetchDigitalOceanPages, parseDigitalOceanPrices } from './digitalocean.js'
 import { fetchHetzner, parseHetznerPlans } from './hetzner.js'
 import { fetchSkypilotCatalog, parseSkypilotCsv, type SkypilotCloud } from './skypilot.js'
@@ -42,8 +42,8 @@ export const sourceLoaders: Record<NetworkSourceId, SourceLoader> = {
   'skypilot-vast': skypilot('vast'),
   'azure-retail': async ({ config, signal, fetchedAt, current }) => {
     const c = config.sources['azure-retail']
-    const items = await fetchAzureRetail({ url: c.url, signal, timeoutMs: c.timeoutMs, maxPages: c.maxPages })
-    return parseAzureRetailItems(items, { fetchedAt, limits: config.sanity, specs: azureSpecsFromOffers(current('skypilot-azure')) })
+    const specs = azureSpecsFromOffers(current('skypilot-azure'))
+    return fetchAzureRetailOffers({ url: c.url, signal, timeoutMs: c.timeoutMs, maxPages: c.maxPages }, { fetchedAt, limits: config.sanity, specs })
   },
   'vantage-aws': async ({ config, signal, fetchedAt }) => {
     const c = config.sources['vantage-aws']
