@@ -32,7 +32,7 @@ export type OperatorConfig = {
   ceilings: Ceilings & { maxCostPerHourUsd: Decimal }
   margin: { minPriceToCost: Decimal }
   tiers: Record<TierName, TierPolicy>
-  loop: { intervalMs: number }
+  loop: { intervalMs: number; vanishedAfterMs: number }
   deploy: { attempts: number; backoffMs: number; healthTimeoutMs: number; concurrency: number; unhealthyTicksBeforeRestart: number }
   http: { enabled: boolean; host: string; port: number }
   log: { level: string }
@@ -197,7 +197,7 @@ export function parseConfig(doc: unknown, o: LoadConfigOptions = {}): OperatorCo
       standard: { minReplicas: c.tiers.standard.min_replicas, maxReplicas: c.tiers.standard.max_replicas },
       premium: { minReplicas: c.tiers.premium.min_replicas, maxReplicas: c.tiers.premium.max_replicas },
     },
-    loop: { intervalMs: c.loop.interval_ms },
+    loop: { intervalMs: c.loop.interval_ms, vanishedAfterMs: c.loop.vanished_after_ms },
     deploy: {
       attempts: c.deploy.attempts,
       backoffMs: c.deploy.backoff_ms,

@@ -98,7 +98,13 @@ export const configSchema = z
         standard: { min_replicas: 2, max_replicas: 5 },
         premium: { min_replicas: 3, max_replicas: 20 },
       }),
-    loop: z.strictObject({ interval_ms: posInt('interval in ms').default(30_000) }).default({ interval_ms: 30_000 }),
+    loop: z
+      .strictObject({
+        interval_ms: posInt('interval in ms').default(30_000),
+        /** A service the chain stopped knowing (deep reorg, reset chain) is torn down after this long. */
+        vanished_after_ms: posInt('duration in ms').default(600_000),
+      })
+      .default({ interval_ms: 30_000, vanished_after_ms: 600_000 }),
     deploy: z
       .strictObject({
         /** Provisioning attempts before a request is rolled back and refunded. */
