@@ -45,6 +45,8 @@ function testConfig(enable: string[], p: Partial<PricingConfig> = {}): PricingCo
   c.sources.hetzner.url = `${fake.url}/hetzner/live_data_prices.json`
   c.sources.hetzner.pageUrls = [`${fake.url}/hetzner/cloud/regular-performance/`]
   c.sources.threefold.url = `${fake.url}/gridproxy`
+  // the ThreeFold refresh resolves TFT/USD: Stellar from the fake, plus a configured sample
+  c.tftUsd = { ...c.tftUsd, stellarUrl: `${fake.url}/horizon`, extraUsd: ['0.033'], timeoutMs: 10_000 }
   for (const id of SourceIds) c.sources[id].timeoutMs = 10_000
   return { ...c, ...p }
 }

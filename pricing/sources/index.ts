@@ -6,8 +6,8 @@ import type { NetworkSourceId, PricingConfig, SourceId } from '../config.js'
 import { azureSpecsFromOffers, fetchAzureRetail, parseAzureRetailItems } from './azureRetail.js'
 import { fetchHetzner, parseHetznerPlans } from './hetzner.js'
 import { fetchSkypilotCatalog, parseSkypilotCsv, type SkypilotCloud } from './skypilot.js'
-import { fetchGridNodes, parseGridNodeList } from './threefold.js'
-import type { ParseResult } from './types.js'
+import { loadThreefold } from './threefoldRefresh.js'
+import type { LoadResult } from './types.js'
 import { fetchVantageInstances, parseVantageInstances } from './vantage.js'
 import { fetchVultrPlans, parseVultrPlanList } from './vultr.js'
 
@@ -20,7 +20,7 @@ export type SourceLoadContext = {
   current: (id: SourceId) => readonly Offer[]
 }
 
-export type SourceLoader = (ctx: SourceLoadContext) => Promise<ParseResult>
+export type SourceLoader = (ctx: SourceLoadContext) => Promise<LoadResult>
 
 const skypilot =
   (cloud: SkypilotCloud): SourceLoader =>
@@ -57,9 +57,5 @@ export const sourceLoaders: Record<NetworkSourceId, SourceLoader> = {
     const { feed, pages } = await fetchHetzner({ url: c.url, signal, timeoutMs: c.timeoutMs, pageUrls: c.pageUrls })
     return parseHetznerPlans(pages, feed, { fetchedAt, limits: config.sanity, eurUsd: config.eurUsd, ipv4ProductKey: c.ipv4ProductKey })
   },
-  threefold: async ({ config, signal, fetchedAt }) => {
-    const c = config.sources.threefold
-    const nodes = await fetchGridNodes({ url: c.url, signal, timeoutMs: c.timeoutMs, minFreeMemoryGiB: c.minFreeMemoryGiB, pageSize: c.pageSize, maxPages: c.maxPages })
-    return parseGridNodeList(nodes, { fetchedAt, limits: config.sanity, policy: config.threefold.policy, discount: config.threefold.discount })
-  },
+  threefold: loadThreefold,
 }
