@@ -7,8 +7,8 @@
  *   { "format": "blueprint-operator/pricing-cache", "version": 1, "source": "skypilot-aws",
  *     "fetchedAt": <ms since epoch>, "offers": [ <OfferJson>, ... ], "notes"?: [ "..." ], "facts"?: { policy?, tftUsd? } }
  * where OfferJson is the flat form of `pricing parse` (offerJson.ts); notes are the fallbacks the refresh took and
- * facts what it learned besides its offers (ThreeFold: the pricing policy used, the TFT/USD rate). The operator's own machines are never cached:
- * they come from the configuration each time.
+ * facts what it learned besides its offers (ThreeFold: the pricing policy used, the TFT/USD rate). The operator's own
+ * machines are never cached: they come from the configuration each time.
  */
 import { mkdir, readFile, readdir, rename, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'

@@ -8,10 +8,11 @@
  *   SU = HRU/1200 + SRU/200                                           (GiB)
  * then × the staking discount multiplier (none 1, default 0.8, bronze 0.7, silver 0.6, gold 0.4), × 1.25 on
  * certified nodes (tfchain pallet-smart-contract), a public IPv4 adds policy.ipu per hour, and renting a whole node
- * takes `discountForDedicationNodes` percent off. A public IPv4 comes from the farm's list of addresses: nodes of a
- * farm with none free can host no workload that exposes ports, and their offers say so (`ipv4Unavailable`). The grid offers any slice of a node; the catalog lists a ladder of
+ * takes `discountForDedicationNodes` percent off. The grid offers any slice of a node; the catalog lists a ladder of
  * standard sizes per node. ZOS overcommits CPU, so vCPU is bounded by the node's cores, not by cores in use (the
- * proxy's used cru often exceeds total); memory and SSD are reserved, so free = total − used.
+ * proxy's used cru often exceeds total); memory and SSD are reserved, so free = total − used. A public IPv4 comes
+ * from the farm's list of addresses: nodes of a farm with none free can host no workload that exposes ports, and
+ * their offers say so (`ipv4Unavailable`).
  */
 import { Decimal } from 'decimal.js'
 import { Usd, usd } from '../../core/money.js'
