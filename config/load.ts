@@ -82,7 +82,7 @@ export type OperatorConfig = {
       }>
     }
   }
-  pricing: { sources: string[]; cacheDir: string; eurUsd: Decimal; tfchainUrl?: string; tfchainTypes?: string }
+  pricing: { sources: string[]; cacheDir: string; eurUsd: Decimal; tfchainUrl?: string; tfchainTypes?: string; tfchainPricingPolicy?: number }
 }
 
 export type ConfigProblem = { path: string; message: string }
@@ -246,6 +246,7 @@ export function parseConfig(doc: unknown, o: LoadConfigOptions = {}): OperatorCo
       eurUsd: usd(c.pricing.eur_usd),
       ...(c.pricing.tfchain_url && { tfchainUrl: c.pricing.tfchain_url }),
       ...(c.pricing.tfchain_types && { tfchainTypes: resolve(baseDir, c.pricing.tfchain_types) }),
+      tfchainPricingPolicy: c.pricing.tfchain_pricing_policy,
     },
   }
   return deepFreeze(cfg)

@@ -200,8 +200,10 @@ export const configSchema = z
         tfchain_url: z.url({ protocol: /^wss?$/, error: 'expected a ws:// or wss:// URL of a TFChain node' }).optional(),
         /** polkadot.js type definitions (JSON file) for TFChain runtimes whose metadata has no type info (v12). */
         tfchain_types: z.string().min(1).optional(),
+        /** TFChain pricing policy (`tfgridModule.pricingPolicies`) the ThreeFold offers are priced with when `tfchain_url` is set. */
+        tfchain_pricing_policy: posInt('pricing policy id').default(1),
       })
-      .default({ sources: [], eur_usd: '1.08' }),
+      .default({ sources: [], eur_usd: '1.08', tfchain_pricing_policy: 1 }),
   })
   .superRefine((c, ctx) => {
     for (const [t, v] of Object.entries(c.tiers)) {
