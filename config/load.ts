@@ -32,7 +32,7 @@ export type OperatorConfig = {
   ceilings: Ceilings & { maxCostPerHourUsd: Decimal }
   margin: { minPriceToCost: Decimal }
   tiers: Record<TierName, TierPolicy>
-  loop: { intervalMs: number }
+  loop: { intervalMs: number; vanishedAfterMs: number }
   deploy: { attempts: number; backoffMs: number; healthTimeoutMs: number; concurrency: number; unhealthyTicksBeforeRestart: number }
   http: { enabled: boolean; host: string; port: number }
   log: { level: string }
@@ -82,7 +82,7 @@ export type OperatorConfig = {
       }>
     }
   }
-  pricing: { sources: string[]; cacheDir: string; eurUsd: Decimal; tfchainUrl?: string; tfchainTypes?: string }
+  pricing: { sources: string[]; cacheDir: string; eurUsd: Decimal; tfchainUrl?: string; tfchainTypes?: string; tfchainPricingPolicy?: number }
 }
 
 export type ConfigProblem = { path: string; message: string }
@@ -197,7 +197,7 @@ export function parseConfig(doc: unknown, o: LoadConfigOptions = {}): OperatorCo
       standard: { minReplicas: c.tiers.standard.min_replicas, maxReplicas: c.tiers.standard.max_replicas },
       premium: { minReplicas: c.tiers.premium.min_replicas, maxReplicas: c.tiers.premium.max_replicas },
     },
-    loop: { intervalMs: c.loop.interval_ms },
+    loop: { intervalMs: c.loop.interval_ms, vanishedAfterMs: c.loop.vanished_after_ms },
     deploy: {
       attempts: c.deploy.attempts,
       backoffMs: c.deploy.backoff_ms,
@@ -246,6 +246,7 @@ export function parseConfig(doc: unknown, o: LoadConfigOptions = {}): OperatorCo
       eurUsd: usd(c.pricing.eur_usd),
       ...(c.pricing.tfchain_url && { tfchainUrl: c.pricing.tfchain_url }),
       ...(c.pricing.tfchain_types && { tfchainTypes: resolve(baseDir, c.pricing.tfchain_types) }),
+      tfchainPricingPolicy: c.pricing.tfchain_pricing_policy,
     },
   }
   return deepFreeze(cfg)

@@ -98,7 +98,13 @@ export const configSchema = z
         standard: { min_replicas: 2, max_replicas: 5 },
         premium: { min_replicas: 3, max_replicas: 20 },
       }),
-    loop: z.strictObject({ interval_ms: posInt('interval in ms').default(30_000) }).default({ interval_ms: 30_000 }),
+    loop: z
+      .strictObject({
+        interval_ms: posInt('interval in ms').default(30_000),
+        /** A service the chain stopped knowing (deep reorg, reset chain) is torn down after this long. */
+        vanished_after_ms: posInt('duration in ms').default(600_000),
+      })
+      .default({ interval_ms: 30_000, vanished_after_ms: 600_000 }),
     deploy: z
       .strictObject({
         /** Provisioning attempts before a request is rolled back and refunded. */
@@ -194,8 +200,10 @@ export const configSchema = z
         tfchain_url: z.url({ protocol: /^wss?$/, error: 'expected a ws:// or wss:// URL of a TFChain node' }).optional(),
         /** polkadot.js type definitions (JSON file) for TFChain runtimes whose metadata has no type info (v12). */
         tfchain_types: z.string().min(1).optional(),
+        /** TFChain pricing policy (`tfgridModule.pricingPolicies`) the ThreeFold offers are priced with when `tfchain_url` is set. */
+        tfchain_pricing_policy: posInt('pricing policy id').default(1),
       })
-      .default({ sources: [], eur_usd: '1.08' }),
+      .default({ sources: [], eur_usd: '1.08', tfchain_pricing_policy: 1 }),
   })
   .superRefine((c, ctx) => {
     for (const [t, v] of Object.entries(c.tiers)) {

@@ -17,6 +17,7 @@ export const ReasonCodes = [
   'OPERATOR_DRAINING',
   'TTL_REACHED',
   'CUSTOMER_TERMINATED',
+  'SERVICE_VANISHED',
 ] as const
 export type ReasonCode = (typeof ReasonCodes)[number]
 

@@ -17,6 +17,7 @@ describe('pricingConfigOf', () => {
     expect(pc.eurUsd).toBe('1.1')
     expect(pc.cacheDir).toBe('/tmp/bpo-pricing-cache')
     expect(pc.tftUsd.tfchainUrl).toBeUndefined()
+    expect(pc.threefold.pricingPolicyId).toBe(1)
   })
   test('args: the opt-in DigitalOcean pricing pages source', () => {
     const pc = pricingConfigOf(parseConfig(doc(['skypilot-do', 'digitalocean']), { env: { K: '0x' + '01'.repeat(32) } }))
@@ -26,9 +27,12 @@ describe('pricingConfigOf', () => {
   })
   test('args: a TFChain node and its types file', () => {
     const types = new URL('../../shared/fixtures/substrate/tfchain-qanet-spec61-types.json', import.meta.url).pathname
-    const d = { ...doc([]), pricing: { sources: [], tfchain_url: 'ws://127.0.0.1:9944', tfchain_types: types } }
+    const d = { ...doc([]), pricing: { sources: [], tfchain_url: 'ws://127.0.0.1:9944', tfchain_types: types, tfchain_pricing_policy: 2 } }
     const pc = pricingConfigOf(parseConfig(d, { env: { K: '0x' + '01'.repeat(32) } }))
     expect(pc.tftUsd.tfchainUrl).toBe('ws://127.0.0.1:9944')
+    expect(pc.threefold.pricingPolicyId).toBe(2)
+    const bad = { ...doc([]), pricing: { sources: [], tfchain_pricing_policy: 0 } }
+    expect(() => parseConfig(bad, { env: { K: '0x' + '01'.repeat(32) } })).toThrow(ConfigError)
     expect(Object.keys(pc.tftUsd.tfchainTypes ?? {})).toContain('PricingPolicy')
   })
   test('error: unknown sources are reported with their path', () => {

@@ -21,6 +21,7 @@ export function pricingConfigOf(config: OperatorConfig): PricingConfig {
   for (const id of SourceIds) pc.sources[id].enabled = config.pricing.sources.includes(id)
   pc.eurUsd = config.pricing.eurUsd.toFixed()
   if (config.pricing.tfchainUrl) pc.tftUsd.tfchainUrl = config.pricing.tfchainUrl
+  if (config.pricing.tfchainPricingPolicy !== undefined) pc.threefold.pricingPolicyId = config.pricing.tfchainPricingPolicy
   if (config.pricing.tfchainTypes) {
     try {
       pc.tftUsd.tfchainTypes = JSON.parse(readFileSync(config.pricing.tfchainTypes, 'utf8')) as Record<string, unknown>

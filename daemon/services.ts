@@ -41,6 +41,8 @@ const TERMINAL: readonly ServiceState[] = ['closed', 'refunded']
 
 /** Restarts, then replacements, of an unhealthy service before it is ended with UNHEALTHY (and refunded). */
 const MAX_RESTARTS = 6
+/** Reads in a row that must miss a service (beside `loop.vanished_after_ms`) before it counts as gone from the chain. */
+const VANISHED_CHECKS = 3
 
 /** Unix seconds as an ISO timestamp, for humans reading the log. */
 const iso = (sec: bigint) => (sec > 8_000_000_000_000n ? `${sec} (unix s)` : new Date(Number(sec) * 1000).toISOString())
@@ -169,7 +171,10 @@ export function createServiceManager(common: Common, p: CreateServiceManagerPara
     if (!tier) throw new Rejection('MALFORMED_REQUEST', [`tier: got ${s.tierIndex}, expected 0 (basic), 1 (standard) or 2 (premium)`])
     // the customer may have terminated before we got here: never provision what is already over
     const onchain = await escrow.getService(BigInt(s.serviceId))
-    if (!onchain) throw new BaseError(`service ${s.serviceId} is not visible on chain yet`, { code: 'SERVICE_MISSING', retryable: true })
+    if (!onchain) {
+      await missingOnChain(s.serviceId) // throws until the chain has clearly forgotten it
+      return
+    }
     if (onchain.state === 'terminated' || onchain.state === 'closed') {
       await move(s.serviceId, 'terminating', 'ServiceTerminated', (r) => {
         r.reason = 'CUSTOMER_TERMINATED'
@@ -353,6 +358,10 @@ export function createServiceManager(common: Common, p: CreateServiceManagerPara
     try {
       await retry(() => escrow.activate(BigInt(id), signal), { attempts: 5, baseMs: 500, signal })
     } catch (err) {
+      if ((err as BaseError).code === 'SERVICE_UNKNOWN') {
+        await missingOnChain(id) // throws (next tick retries) until vanished; then the terminating step tears it down
+        return
+      }
       if ((err as BaseError).code === 'SERVICE_ENDED') {
         // the customer terminated while we provisioned: tear down, withdraw nothing, refund nothing more
         await move(id, 'terminating', 'ServiceTerminated', (s) => {
@@ -405,8 +414,67 @@ export function createServiceManager(common: Common, p: CreateServiceManagerPara
     }
   }
 
+  /**
+   * The chain did not return the service (reads, or a write refused as SERVICE_UNKNOWN). One missing read more; once
+   * it has been missing for `loop.vanishedAfterMs` and three reads in a row, the chain has forgotten it (a reorg deeper
+   * than the confirmations, a reset test chain): the service is marked SERVICE_VANISHED and moved on towards its end
+   * (true). Until then a lagging RPC node is the likelier story: a retryable SERVICE_MISSING is thrown.
+   */
+  async function missingOnChain(id: string): Promise<true> {
+    const now = new Date()
+    await patch(id, (r) => {
+      r.missing = { since: r.missing?.since ?? now.toISOString(), checks: (r.missing?.checks ?? 0) + 1 }
+    })
+    const s = get(id)!
+    const miss = s.missing!
+    if (miss.checks < VANISHED_CHECKS || now.getTime() - Date.parse(miss.since) < config.loop.vanishedAfterMs)
+      throw new BaseError(`service ${id} is not on chain`, {
+        code: 'SERVICE_MISSING',
+        retryable: true,
+        details: [`missing since ${miss.since} (${miss.checks} read(s)); given up after ${Math.round(config.loop.vanishedAfterMs / 1000)} s`],
+      })
+    log.error({ serviceId: id, since: miss.since, checks: miss.checks, state: s.state }, 'the chain no longer knows this service (a reorg deeper than the confirmations, or a reset chain): destroying its deployment; there is no escrow to refund from')
+    if (s.state === 'refunding' || s.state === 'terminating')
+      await patch(id, (r) => {
+        r.reason = 'SERVICE_VANISHED'
+      })
+    else
+      await move(id, 'terminating', 'SERVICE_VANISHED', (r) => {
+        r.reason = 'SERVICE_VANISHED'
+      }, `missing since ${miss.since}`)
+    return true
+  }
+
+  /** Run a chain write; a SERVICE_UNKNOWN answer goes through `missingOnChain` (true: the service has vanished). */
+  async function onChain<T>(id: string, fn: () => Promise<T>): Promise<T | 'vanished'> {
+    try {
+      return await fn()
+    } catch (err) {
+      if ((err as BaseError).code !== 'SERVICE_UNKNOWN') throw err
+      await missingOnChain(id)
+      return 'vanished'
+    }
+  }
+
+  /** End a vanished service here: nothing may keep running, and nothing is left on chain to pay or refund. */
+  async function closeVanished(id: string) {
+    await cancelDeploy(id)
+    await patch(id, (r) => {
+      accrueCost(r)
+      r.replicas = 0
+      r.endpoints = []
+      r.intent = { op: 'destroy', at: new Date().toISOString(), attempt: (r.intent?.attempt ?? 0) + 1, detail: 'vanished' }
+    })
+    await destroyQuietly(id)
+    const to = get(id)!.state === 'refunding' ? 'refunded' : 'closed'
+    await move(id, to, 'SERVICE_VANISHED', (r) => {
+      delete r.intent
+    }, 'gone from the chain: nothing to withdraw or refund')
+  }
+
   // ---- refunding: make sure nothing runs, then refund the whole unserved balance ----
   async function refund(id: string) {
+    if (get(id)!.reason === 'SERVICE_VANISHED') return closeVanished(id)
     await cancelDeploy(id)
     await patch(id, (r) => {
       accrueCost(r)
@@ -419,7 +487,8 @@ export function createServiceManager(common: Common, p: CreateServiceManagerPara
     await patch(id, (r) => {
       r.intent = { op: 'refund', at: new Date().toISOString(), attempt: (r.intent?.attempt ?? 0) + 1, detail: reason }
     })
-    const res = await escrow.refund(BigInt(id), reason)
+    const res = await onChain(id, () => escrow.refund(BigInt(id), reason))
+    if (res === 'vanished') return closeVanished(id)
     m.refunds.inc({ reason })
     await move(id, 'refunded', reason, (r) => {
       delete r.intent
@@ -428,6 +497,7 @@ export function createServiceManager(common: Common, p: CreateServiceManagerPara
 
   // ---- terminating: destroy, withdraw what was earned, refund the rest ----
   async function terminate(id: string) {
+    if (get(id)!.reason === 'SERVICE_VANISHED') return closeVanished(id)
     await cancelDeploy(id)
     await patch(id, (r) => {
       r.intent = { op: 'destroy', at: new Date().toISOString(), attempt: (r.intent?.attempt ?? 0) + 1 }
@@ -439,12 +509,12 @@ export function createServiceManager(common: Common, p: CreateServiceManagerPara
       r.endpoints = []
       r.intent = { op: 'withdraw', at: new Date().toISOString(), attempt: 1 }
     })
-    await escrow.withdraw(BigInt(id))
+    if ((await onChain(id, () => escrow.withdraw(BigInt(id)))) === 'vanished') return closeVanished(id)
     const reason: ReasonCode = get(id)!.reason ?? 'TTL_REACHED'
     await patch(id, (r) => {
       r.intent = { op: 'refund', at: new Date().toISOString(), attempt: 1, detail: reason }
     })
-    await escrow.refund(BigInt(id), reason)
+    if ((await onChain(id, () => escrow.refund(BigInt(id), reason))) === 'vanished') return closeVanished(id)
     m.refunds.inc({ reason })
     await move(id, 'closed', reason, (r) => {
       delete r.intent
@@ -455,7 +525,10 @@ export function createServiceManager(common: Common, p: CreateServiceManagerPara
   async function reconcile(id: string) {
     const s = get(id)!
     const onchain = await escrow.getService(BigInt(id))
-    if (!onchain) throw new BaseError(`service ${id} is not on chain`, { code: 'SERVICE_MISSING', retryable: true })
+    if (!onchain) {
+      await missingOnChain(id)
+      return terminate(id)
+    }
     const now = await p.now()
     const paidUntil = onchain.ratePerHour > 0n ? paidUntilOf(onchain.balance, onchain.ratePerHour, onchain.settledAt) : 0n
     const facts = {
@@ -466,10 +539,11 @@ export function createServiceManager(common: Common, p: CreateServiceManagerPara
       onchainState: onchain.state,
     }
     // the state file is rewritten on every change: write the chain's facts only when they moved
-    if (Object.entries(facts).some(([k, v]) => s.chain?.[k as keyof typeof facts] !== v)) {
+    if (s.missing || Object.entries(facts).some(([k, v]) => s.chain?.[k as keyof typeof facts] !== v)) {
       await patch(id, (r) => {
         accrueCost(r)
         r.chain = { ...r.chain, ...facts }
+        delete r.missing
       })
     }
     if (onchain.state === 'terminated' || onchain.state === 'closed') {

@@ -8,6 +8,7 @@ import { createCatalog, PricingConfigError, readCacheDir, readCacheFile, writeCa
 import { defaultPricingConfig, SourceIds, type PricingConfig } from './config.js'
 import type { SourceLoader } from './sources/index.js'
 import { usd } from '../core/money.js'
+import type { OfferWithGpuPart } from './sources/types.js'
 
 let fake: FakePriceSources
 let dir: string
@@ -47,6 +48,8 @@ function testConfig(enable: string[], p: Partial<PricingConfig> = {}): PricingCo
   c.sources.hetzner.url = `${fake.url}/hetzner/live_data_prices.json`
   c.sources.hetzner.pageUrls = [`${fake.url}/hetzner/cloud/regular-performance/`]
   c.sources.threefold.url = `${fake.url}/gridproxy`
+  // the ThreeFold refresh resolves TFT/USD: Stellar from the fake, plus a configured sample
+  c.tftUsd = { ...c.tftUsd, stellarUrl: `${fake.url}/horizon`, extraUsd: ['0.033'], timeoutMs: 10_000 }
   for (const id of SourceIds) c.sources[id].timeoutMs = 10_000
   return { ...c, ...p }
 }
@@ -304,5 +307,94 @@ describe('createCatalog', () => {
       'pricing.sources.skypilot-aws.refresh: got "every day", expected a cron expression such as "5 3 * * *"',
       'pricing.own: own[0] x: hourlyUsd "free" is not a decimal amount',
     ])
+  })
+})
+
+describe('ThreeFold refresh', () => {
+  const row = (c: Catalog) => c.health().find((h) => h.source === 'threefold')!
+  const slice = (c: Catalog) => c.offers().find((o) => o.instanceType === 'node-1/2c-4g') as OfferWithGpuPart | undefined
+
+  test('default: without a TFChain node — configured policy, TFT/USD resolved, IPv4 checked against the farms', async () => {
+    let t = 1_800_000_000_000
+    const c = make(testConfig(['threefold']), { refreshOnStart: false, now: () => t })
+    await c.start()
+    expect((await c.refresh('threefold'))[0]).toEqual({ source: 'threefold', ok: true, offers: 19 })
+    expect(fake.requests.filter((r) => r.startsWith('/gridproxy/farms'))).toEqual(['/gridproxy/farms?free_ips=1&size=500&page=1'])
+    t += 60_000
+    const h = row(c)
+    expect(h.notes).toBeUndefined()
+    expect(h.policy).toEqual({ id: 1, from: 'config', cu: 100_000, su: 50_000, nu: 15_000, ipu: 40_000, discountForDedicationNodes: 50 })
+    expect(h.tftUsd).toEqual({
+      usdPerTft: '0.03293275',
+      used: [
+        { source: 'config[0]', usdPerTft: '0.033' },
+        { source: 'stellar-horizon', usdPerTft: '0.0328655' },
+      ],
+      discarded: [],
+      resolvedAt: 1_800_000_000_000,
+      ageMs: 60_000,
+    })
+    // farm 1 has 11 free addresses
+    expect(slice(c)!.hourlyUsd.toString()).toBe('0.01')
+    expect(slice(c)!.ipv4Unavailable).toBeUndefined()
+  })
+
+  test('behavior: a farm without free IPs marks its nodes; a farm list that cannot be read is noted, nothing marked', async () => {
+    fake.route('/gridproxy/farms', { body: '[]', contentType: 'application/json' })
+    const c = make(testConfig(['threefold']))
+    await c.start()
+    expect((await c.refresh('threefold'))[0]!.ok).toBe(true)
+    expect(c.offers().every((o) => (o as OfferWithGpuPart).ipv4Unavailable === 'farm 1 has no free public IPv4')).toBe(true)
+    fake.route('/gridproxy/farms', { status: 503, body: 'busy' })
+    expect((await c.refresh('threefold'))[0]!.ok).toBe(true)
+    expect(row(c).notes).toEqual([expect.stringMatching(/^public IPv4 availability unknown, no offer marked \(farms: .*HTTP 503/)])
+    expect(c.offers().some((o) => (o as OfferWithGpuPart).ipv4Unavailable)).toBe(false)
+  })
+
+  test('behavior: a rate that does not resolve is noted; the last one stays, with its age', async () => {
+    let t = 1_800_000_000_000
+    const c = make(testConfig(['threefold']), { refreshOnStart: false, now: () => t })
+    await c.start()
+    await c.refresh('threefold')
+    fake.route('/horizon/paths/strict-receive', { status: 502, body: 'bad gateway' })
+    t += 900_000
+    expect((await c.refresh('threefold'))[0]!.ok).toBe(true)
+    const h = row(c)
+    expect(h.fetchedAt).toBe(t)
+    expect(h.notes).toHaveLength(1)
+    expect(h.notes![0]).toMatch(/^TFT\/USD not resolved \(TFT\/USD rate unavailable: 1 agreeing source\(s\), 2 needed: .*stellar-horizon: .*HTTP 502/)
+    expect(h.tftUsd).toMatchObject({ usdPerTft: '0.03293275', resolvedAt: 1_800_000_000_000, ageMs: 900_000 })
+  })
+
+  test('behavior: notes, policy, rate and IPv4 marks survive a restart (cache file)', async () => {
+    fake.route('/gridproxy/farms', { body: '[]', contentType: 'application/json' })
+    const first = make(testConfig(['threefold']))
+    await first.start()
+    await first.refresh('threefold')
+    fake.route('/horizon/paths/strict-receive', { status: 502, body: 'bad gateway' })
+    await first.refresh('threefold')
+    const before = row(first)
+    await first.close()
+    const second = make(testConfig(['threefold']))
+    await second.start()
+    const after = row(second)
+    expect(after.notes).toEqual(before.notes)
+    expect(after.policy).toEqual(before.policy)
+    expect(after.tftUsd?.usdPerTft).toBe('0.03293275')
+    expect(slice(second)!.ipv4Unavailable).toBe('farm 1 has no free public IPv4')
+    const cache = await readCacheDir(dir)
+    expect(cache.sources[0]).toMatchObject({ source: 'threefold', offers: 19, notes: before.notes, facts: { policy: before.policy, tftUsd: { usdPerTft: '0.03293275' } } })
+  })
+
+  test('behavior: malformed facts in a cache file are dropped, the offers still served', async () => {
+    const c = make(testConfig(['threefold']))
+    await c.start()
+    await c.refresh('threefold')
+    const file = join(dir, 'threefold.json')
+    const body = JSON.parse(await readFile(file, 'utf8'))
+    await writeFile(file, JSON.stringify({ ...body, notes: [1], facts: { tftUsd: { usdPerTft: 'lots' }, policy: { id: 'one' } } }))
+    const cache = await readCacheDir(dir)
+    expect(cache.problems).toEqual([])
+    expect(cache.sources).toEqual([{ source: 'threefold', offers: 19, fetchedAt: body.fetchedAt }])
   })
 })

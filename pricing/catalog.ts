@@ -5,11 +5,12 @@
  *
  * Cache layout: `<cacheDir>/<source>.json`, written atomically and durably (synced temp file + rename + synced directory):
  *   { "format": "blueprint-operator/pricing-cache", "version": 1, "source": "skypilot-aws",
- *     "fetchedAt": <ms since epoch>, "offers": [ <OfferJson>, ... ] }
+ *     "fetchedAt": <ms since epoch>, "offers": [ <OfferJson>, ... ], "notes"?: [ "..." ], "facts"?: { policy?, tftUsd? } }
  * where OfferJson is the flat form of `pricing parse` (offerJson.ts), as the source gave it: the configured storage and
- * IPv4 list prices are filled in on load from the configuration of the day. Only enabled sources are loaded and
- * served; a disabled source's file stays on disk unused. The operator's own machines are never cached: they come
- * from the configuration each time.
+ * IPv4 list prices are filled in on load from the configuration of the day; notes are the fallbacks the refresh took
+ * and facts what it learned besides its offers (ThreeFold: the pricing policy used, the TFT/USD rate). Only enabled
+ * sources are loaded and served; a disabled source's file stays on disk unused. The operator's own machines are never
+ * cached: they come from the configuration each time.
  */
 import { randomBytes } from 'node:crypto'
 import { mkdir, open, readFile, readdir, rename, unlink } from 'node:fs/promises'
@@ -25,6 +26,7 @@ import { offerFromJson, offerToJson, type OfferJson } from './offerJson.js'
 import { refreshProblem, screen } from './sanity.js'
 import { sourceLoaders, type SourceLoader } from './sources/index.js'
 import { ownOffers } from './sources/own.js'
+import type { PolicyInUse, SourceFacts, TftUsdInUse } from './sources/types.js'
 
 export const CACHE_FORMAT = 'blueprint-operator/pricing-cache'
 
@@ -40,6 +42,12 @@ export type SourceHealth = {
   lastAttemptAt?: number
   /** Rows the last accepted refresh rejected (placeholders, duplicates, ...). */
   rejectedRows?: number
+  /** Fallbacks the served offers' refresh took (e.g. the configured ThreeFold policy instead of the chain's). */
+  notes?: string[]
+  /** ThreeFold: the pricing policy the served offers are priced with. */
+  policy?: PolicyInUse
+  /** ThreeFold: the last TFT/USD rate resolved, and its age. */
+  tftUsd?: TftUsdInUse & { ageMs: number }
   /** When a failed refresh is tried again (before the next scheduled one), ms since epoch. */
   nextRetryAt?: number
 }
@@ -74,6 +82,8 @@ type State = {
   lastError?: string
   lastAttemptAt?: number
   rejectedRows?: number
+  notes?: string[]
+  facts?: SourceFacts
   inflight?: Promise<RefreshOutcome>
   /** Failed refreshes in a row. */
   failures: number
@@ -99,19 +109,41 @@ export function enrichOffers(offers: Offer[], config: PricingConfig): Offer[] {
   return offers
 }
 
+export type CacheFile = { fetchedAt: number; offers: Offer[]; notes?: string[]; facts?: SourceFacts }
+
+const isDecimal = (x: unknown) => typeof x === 'string' && /^\d+(\.\d+)?$/.test(x)
+
+/** The facts of a cache file that have the expected shape (a hand-edited or older file loses only what is malformed). */
+function factsFromJson(x: unknown): SourceFacts | undefined {
+  if (typeof x !== 'object' || x === null) return undefined
+  const { policy, tftUsd } = x as SourceFacts
+  const facts: SourceFacts = {}
+  if (policy && ['id', 'cu', 'su', 'nu', 'ipu', 'discountForDedicationNodes'].every((k) => typeof (policy as Record<string, unknown>)[k] === 'number')) facts.policy = policy
+  if (tftUsd && isDecimal(tftUsd.usdPerTft) && typeof tftUsd.resolvedAt === 'number' && Array.isArray(tftUsd.used) && Array.isArray(tftUsd.discarded)) facts.tftUsd = tftUsd
+  return facts.policy || facts.tftUsd ? facts : undefined
+}
+
 /** Read one cache file; throws on anything that is not a cache of `source`. */
-export async function readCacheFile(cacheDir: string, source: string): Promise<{ fetchedAt: number; offers: Offer[] }> {
+export async function readCacheFile(cacheDir: string, source: string): Promise<CacheFile> {
   const data = JSON.parse(await readFile(join(cacheDir, `${source}.json`), 'utf8')) as {
     format?: string
     version?: number
     source?: string
     fetchedAt?: number
     offers?: OfferJson[]
+    notes?: unknown
+    facts?: unknown
   }
   if (data.format !== CACHE_FORMAT || data.version !== 1 || data.source !== source || !Array.isArray(data.offers) || typeof data.fetchedAt !== 'number')
     throw new TypeError(`${source}.json is not a pricing cache file of ${source}`)
-  return { fetchedAt: data.fetchedAt, offers: data.offers.map(offerFromJson) }
+  const file: CacheFile = { fetchedAt: data.fetchedAt, offers: data.offers.map(offerFromJson) }
+  if (Array.isArray(data.notes) && data.notes.length && data.notes.every((n) => typeof n === 'string')) file.notes = data.notes as string[]
+  const facts = factsFromJson(data.facts)
+  if (facts) file.facts = facts
+  return file
 }
+
+export type CachedSource = { source: string; offers: number; fetchedAt: number; notes?: string[]; facts?: SourceFacts }
 
 /**
  * Every cached source in `cacheDir` (for `quote --catalog DIR`), or only those named in `o.sources` (the others are
@@ -120,10 +152,10 @@ export async function readCacheFile(cacheDir: string, source: string): Promise<{
 export async function readCacheDir(
   cacheDir: string,
   o: { sources?: readonly string[] } = {},
-): Promise<{ offers: Offer[]; problems: string[]; sources: Array<{ source: string; offers: number; fetchedAt: number }> }> {
+): Promise<{ offers: Offer[]; problems: string[]; sources: CachedSource[] }> {
   const offers: Offer[] = []
   const problems: string[] = []
-  const sources: Array<{ source: string; offers: number; fetchedAt: number }> = []
+  const sources: CachedSource[] = []
   let names: string[] = []
   try {
     names = (await readdir(cacheDir)).filter((n) => n.endsWith('.json')).sort()
@@ -139,7 +171,7 @@ export async function readCacheDir(
     try {
       const c = await readCacheFile(cacheDir, source)
       offers.push(...c.offers)
-      sources.push({ source, offers: c.offers.length, fetchedAt: c.fetchedAt })
+      sources.push({ source, offers: c.offers.length, fetchedAt: c.fetchedAt, ...(c.notes && { notes: c.notes }), ...(c.facts && { facts: c.facts }) })
     } catch (err) {
       problems.push(`${name}: ${(err as Error).message}`)
     }
@@ -148,12 +180,26 @@ export async function readCacheDir(
 }
 
 /** Write one cache file atomically and durably (synced temp file with a unique name, rename, synced directory). */
-export async function writeCacheFile(cacheDir: string, source: string, fetchedAt: number, offers: readonly Offer[]): Promise<void> {
+export async function writeCacheFile(
+  cacheDir: string,
+  source: string,
+  fetchedAt: number,
+  offers: readonly Offer[],
+  extra: { notes?: string[]; facts?: SourceFacts } = {},
+): Promise<void> {
   await mkdir(cacheDir, { recursive: true })
   const file = join(cacheDir, `${source}.json`)
   // unique per write: two writes of one source in one process must not share (and truncate) a temp file
   const tmp = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`
-  const body = { format: CACHE_FORMAT, version: 1, source, fetchedAt, offers: offers.map(offerToJson) }
+  const body = {
+    format: CACHE_FORMAT,
+    version: 1,
+    source,
+    fetchedAt,
+    offers: offers.map(offerToJson),
+    ...(extra.notes?.length && { notes: extra.notes }),
+    ...(extra.facts && { facts: extra.facts }),
+  }
   try {
     const fh = await open(tmp, 'w')
     try {
@@ -255,8 +301,12 @@ export function createCatalog(common: Common, config: PricingConfig, deps: Catal
         st.lastError = undefined
         st.failures = 0
         clearRetry(st)
+        st.notes = loaded.notes?.length ? loaded.notes : undefined
+        // facts this refresh could not learn (a rate that did not resolve) stay as last known, with their age
+        if (loaded.facts) st.facts = { ...st.facts, ...loaded.facts }
+        for (const note of st.notes ?? []) log.warn({ source: id, note }, 'price source refreshed with a fallback')
         try {
-          await writeCacheFile(config.cacheDir, id, fetchedAt, result.offers)
+          await writeCacheFile(config.cacheDir, id, fetchedAt, result.offers, st)
         } catch (err) {
           log.warn({ err, source: id }, 'writing the price cache failed; serving from memory')
         }
@@ -293,7 +343,10 @@ export function createCatalog(common: Common, config: PricingConfig, deps: Catal
         try {
           const c = await readCacheFile(config.cacheDir, id)
           const screened = screen({ offers: c.offers, rejected: [] }, config.sanity)
-          setOffers(id, states.get(id)!, screened.offers, c.fetchedAt)
+          const st = states.get(id)!
+          setOffers(id, st, screened.offers, c.fetchedAt)
+          st.notes = c.notes
+          st.facts = c.facts
         } catch (err) {
           if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
             states.get(id)!.lastError = `cache unreadable: ${(err as Error).message}`
@@ -335,6 +388,9 @@ export function createCatalog(common: Common, config: PricingConfig, deps: Catal
         if (st.lastAttemptAt !== undefined) h.lastAttemptAt = st.lastAttemptAt
         if (st.rejectedRows !== undefined) h.rejectedRows = st.rejectedRows
         if (st.nextRetryAt !== undefined) h.nextRetryAt = st.nextRetryAt
+        if (st.notes?.length) h.notes = st.notes
+        if (st.facts?.policy) h.policy = st.facts.policy
+        if (st.facts?.tftUsd) h.tftUsd = { ...st.facts.tftUsd, ageMs: t - st.facts.tftUsd.resolvedAt }
         if (h.ageMs !== undefined) gAge.set(h.ageMs / 1000, { source })
         return h
       }

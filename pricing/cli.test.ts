@@ -2,8 +2,9 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
-import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { fixture, pricingFixturesDir } from '../test/fakes/price-sources.js'
+import { Decimal } from 'decimal.js'
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest'
+import { fixture, pricingFixturesDir, startFakePriceSources, type FakePriceSources } from '../test/fakes/price-sources.js'
 import { createTestCommon } from '../core/common.js'
 import { createCatalog } from './catalog.js'
 import { pricingCli, pricingCliWith } from './cli.js'
@@ -175,5 +176,73 @@ describe('quote', () => {
       expect(r.code).toBe(0)
       expect(r.out).toContain('×H100')
     }
+  })
+})
+
+describe('quote: ThreeFold offers in TFT', () => {
+  let dir: string
+  let fake: FakePriceSources
+  const refresh = async () => {
+    const config = defaultPricingConfig(dir)
+    for (const id of SourceIds) config.sources[id].enabled = id === 'threefold'
+    config.sources.threefold.url = `${fake.url}/gridproxy`
+    config.tftUsd = { ...config.tftUsd, stellarUrl: `${fake.url}/horizon`, extraUsd: ['0.033'], timeoutMs: 10_000 }
+    const { common, shutdown } = createTestCommon()
+    const catalog = createCatalog(common, config, { refreshOnStart: false })
+    await catalog.start()
+    const [r] = await catalog.refresh('threefold')
+    await catalog.close()
+    await shutdown()
+    expect(r!.ok).toBe(true)
+  }
+  beforeAll(async () => {
+    fake = await startFakePriceSources()
+  })
+  beforeEach(async () => {
+    fake.reset()
+    dir = await mkdtemp(join(tmpdir(), 'pricing-quote-tft-'))
+  })
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true })
+  })
+  afterAll(async () => {
+    await fake.close()
+  })
+
+  test('default: the hourly cost in TFT at the catalog rate with the 10 % buffer', async () => {
+    await refresh()
+    const r = await run(['quote', '--cpu', '2', '--memory', '4', '--catalog', dir, '--top', '1'])
+    expect(r.code).toBe(0)
+    expect(r.out).toContain('#1 threefold belgium node-1/2c-4g: 2 vCPU, 4 GiB, on-demand')
+    // 0.01 USD/h ÷ 0.03293275 USD/TFT × 1.1, rounded up to 7 decimals
+    const tft = new Decimal('0.01').div('0.03293275').mul('1.1').toDecimalPlaces(7, Decimal.ROUND_CEIL).toFixed(7)
+    expect(tft).toBe('0.3340141')
+    expect(r.out).toMatch(new RegExp(`^   ${tft} TFT/h incl\\. 10 % buffer, at 0\\.03293275 USD/TFT \\(config\\[0\\], stellar-horizon; resolved \\d{4}-`, 'm'))
+    expect(r.err).toBe('')
+  })
+
+  test('args: --json carries the TFT cost; --ports on a farm with free IPs adds the IPv4 price', async () => {
+    await refresh()
+    const r = await run(['quote', '--cpu', '2', '--memory', '4', '--ports', '443', '--replicas', '2', '--json', '--top', '1', '--catalog', dir])
+    expect(r.code).toBe(0)
+    const q = JSON.parse(r.lines[0]!)
+    expect(q.breakdown.totalUsd).toBe('0.028')
+    expect(q.tft).toMatchObject({ usdPerTft: '0.03293275', buffer: 0.1, sources: ['config[0]', 'stellar-horizon'] })
+    expect(q.tft.perHour).toBe(new Decimal('0.028').div('0.03293275').mul('1.1').toDecimalPlaces(7, Decimal.ROUND_CEIL).toFixed(7).replace(/0+$/, ''))
+    expect(q.tft.baseUnitsPerHour).toBe(new Decimal(q.tft.perHour).mul(1e7).toFixed(0))
+  })
+
+  test('behavior: without a rate the TFT cost is unknown, and the refresh notes are shown', async () => {
+    fake.route('/horizon/paths/strict-receive', { status: 502, body: 'bad gateway' })
+    fake.route('/gridproxy/farms', { body: '[]', contentType: 'application/json' })
+    await refresh()
+    const r = await run(['quote', '--cpu', '2', '--memory', '4', '--catalog', dir, '--top', '1'])
+    expect(r.code).toBe(0)
+    expect(r.out).toContain('   TFT/h unknown: no TFT/USD rate in the catalog')
+    expect(r.err).toMatch(/^note: threefold: TFT\/USD not resolved/m)
+    // the farm has no free IP now: a spec with ports finds nothing, and says why
+    const p = await run(['quote', '--cpu', '2', '--memory', '4', '--ports', '22', '--catalog', dir])
+    expect(p.code).toBe(1)
+    expect(p.err).toContain('threefold belgium node-1/2c-4g: ports 22 need a public IPv4: farm 1 has no free public IPv4')
   })
 })

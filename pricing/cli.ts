@@ -4,15 +4,16 @@
  *       prints each offer as a JSON line (offerJson.ts), rejected rows on stderr, and last `offers=N rejected=M`.
  *   quote --cpu N --memory GiB [--storage GiB] [--gpu MODEL:COUNT] [--region R]... [--spot] [--max-usd X]
  *         [--top N] [--replicas N] [--ports 22,443] [--provider P]... [--catalog DIR] [--json]
- *       prints the best offers of the cached catalog with their hourly breakdown.
+ *       prints the best offers of the cached catalog with their hourly breakdown; ThreeFold offers also in TFT per hour
+ *       (the catalog's last TFT/USD rate, plus the configured safety buffer).
  * Exit codes: 0 done, 1 no feasible offer / unreadable input, 2 usage.
  */
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { usd } from '../core/money.js'
+import { formatBaseUnits, usd, Usd } from '../core/money.js'
 import type { Offer, ProviderId, Quote } from '../core/offer.js'
 import type { ResourceSpec } from '../core/spec.js'
-import { readCacheDir, enrichOffers } from './catalog.js'
+import { readCacheDir, enrichOffers, type CachedSource } from './catalog.js'
 import { defaultPricingConfig, SourceIds, type PricingConfig, type ThreefoldDiscountLevel } from './config.js'
 import { PricingUsageError } from './errors.js'
 import { offerToJson } from './offerJson.js'
@@ -22,8 +23,8 @@ import { parseDigitalOceanPrices } from './sources/digitalocean.js'
 import { parseHetznerList, parseHetznerPlans } from './sources/hetzner.js'
 import { ownOffers } from './sources/own.js'
 import { parseSkypilotCsv, SkypilotClouds, type SkypilotCloud } from './sources/skypilot.js'
-import { discountMultiplier, parseGridNodes } from './sources/threefold.js'
-import type { ParseResult } from './sources/types.js'
+import { discountMultiplier, parseGridNodes, TFT_DECIMALS, usdToTftWithBuffer } from './sources/threefold.js'
+import type { ParseResult, TftUsdInUse } from './sources/types.js'
 import { parseVantageInstances } from './sources/vantage.js'
 import { parseVultrPlans } from './sources/vultr.js'
 
@@ -129,18 +130,42 @@ async function parseCommand(f: Flags, config: PricingConfig, io: PricingCliIo): 
 
 const fmt = (d: { toDecimalPlaces(n: number): { toFixed(n: number): string } }, n = 6) => d.toDecimalPlaces(n).toFixed(n)
 
-function quoteLine(rank: number, q: Quote): string {
+/** A ThreeFold quote's hourly cost in TFT: what funding the twin takes, at the catalog's rate plus the buffer. */
+type TftCost = { perHour: string; baseUnitsPerHour: string; usdPerTft: string; buffer: number; resolvedAt: number; sources: string[] } | { unavailable: string }
+
+function tftCost(q: Quote, rate: TftUsdInUse | undefined, buffer: number): TftCost | undefined {
+  if (q.offer.provider !== 'threefold') return undefined
+  if (!rate) return { unavailable: 'no TFT/USD rate in the catalog (see the threefold source notes)' }
+  const units = usdToTftWithBuffer(q.breakdown.totalUsd, usd(rate.usdPerTft), buffer)
+  return {
+    perHour: formatBaseUnits(units, TFT_DECIMALS),
+    baseUnitsPerHour: units.toString(),
+    usdPerTft: rate.usdPerTft,
+    buffer,
+    resolvedAt: rate.resolvedAt,
+    sources: rate.used.map((u) => u.source),
+  }
+}
+
+function tftText(t: TftCost): string {
+  if ('unavailable' in t) return `   TFT/h unknown: ${t.unavailable}`
+  const pct = new Usd(t.buffer).mul(100).toString()
+  return `   ${t.perHour} TFT/h incl. ${pct} % buffer, at ${t.usdPerTft} USD/TFT (${t.sources.join(', ')}; resolved ${new Date(t.resolvedAt).toISOString()})`
+}
+
+function quoteLine(rank: number, q: Quote, tft: TftCost | undefined): string {
   const o = q.offer
   const b = q.breakdown
   const gpu = o.gpu.count ? `, ${o.gpu.count}×${o.gpu.model ?? 'GPU'}` : ''
   return [
     `#${rank} ${o.provider} ${o.region}${o.zone ? ` (${o.zone})` : ''} ${o.instanceType}: ${o.vcpu} vCPU, ${o.memoryGiB} GiB${gpu}, ${q.spot ? 'spot' : 'on-demand'}`,
     `   ${fmt(b.totalUsd)} USD/h for ${q.replicas} replica(s) = ${fmt(b.perReplicaUsd)} each: host ${fmt(b.hostUsd)} + GPU ${fmt(b.gpuUsd)} + storage ${fmt(b.storageUsd)} + IPv4 ${fmt(b.ipv4Usd)}`,
+    ...(tft ? [tftText(tft)] : []),
     `   source ${o.source}, fetched ${new Date(o.fetchedAt).toISOString()}`,
   ].join('\n')
 }
 
-function quoteJson(q: Quote) {
+function quoteJson(q: Quote, tft: TftCost | undefined) {
   const b = q.breakdown
   return {
     offer: offerToJson(q.offer),
@@ -154,6 +179,7 @@ function quoteJson(q: Quote) {
       perReplicaUsd: b.perReplicaUsd.toString(),
       totalUsd: b.totalUsd.toString(),
     },
+    ...(tft && { tft }),
   }
 }
 
@@ -219,8 +245,13 @@ async function quoteCommand(f: Flags, config: PricingConfig, io: PricingCliIo): 
     return 1
   }
   const quotes = [res.quote, ...res.alternatives]
-  if (f.bools.has('json')) for (const q of quotes) io.stdout.write(`${JSON.stringify(quoteJson(q))}\n`)
-  else quotes.forEach((q, i) => io.stdout.write(`${quoteLine(i + 1, q)}\n`))
+  const bySource = new Map<string, CachedSource>(cache.sources.map((s) => [s.source, s]))
+  // fallbacks behind the quoted offers (e.g. the configured ThreeFold policy instead of the chain's)
+  for (const source of new Set(quotes.map((q) => q.offer.source))) for (const n of bySource.get(source)?.notes ?? []) io.stderr.write(`note: ${source}: ${n}\n`)
+  const rate = bySource.get('threefold')?.facts?.tftUsd
+  const tft = quotes.map((q) => tftCost(q, rate, config.tftUsd.buffer))
+  if (f.bools.has('json')) quotes.forEach((q, i) => io.stdout.write(`${JSON.stringify(quoteJson(q, tft[i]))}\n`))
+  else quotes.forEach((q, i) => io.stdout.write(`${quoteLine(i + 1, q, tft[i])}\n`))
   return 0
 }
 

@@ -145,8 +145,11 @@ export type PricingConfig = {
   eurUsd: string
   tftUsd: TftUsdConfig
   threefold: {
+    /** Prices offers when no TFChain node is configured, or when reading its policy fails. */
     policy: ThreefoldPricingPolicy
     discount: ThreefoldDiscountLevel
+    /** Pricing policy read from TFChain (`tfgridModule.pricingPolicies`) when `tftUsd.tfchainUrl` is set. Default 1. */
+    pricingPolicyId: number
   }
   /** Block storage list prices, USD per GiB-month, applied to offers whose source does not price storage. */
   storageUsdPerGiBMonth: Partial<Record<ProviderId, string>>
@@ -228,6 +231,7 @@ export function defaultPricingConfig(cacheDir: string): PricingConfig {
       // tfchain mainnet pricing policy 1 (units of USD × 1e7 per hour): CU 10 mUSD/h, SU 5 mUSD/h
       policy: { cu: 100_000, su: 50_000, nu: 15_000, ipu: 40_000, discountForDedicationNodes: 50 },
       discount: 'none',
+      pricingPolicyId: 1,
     },
     storageUsdPerGiBMonth: {
       aws: '0.08', // gp3, us-east-1

@@ -24,6 +24,7 @@ export type OfferJson = {
   storageUsdPerGiBMonth?: string
   ipv4HourlyUsd?: string
   maxStorageGiB?: number
+  ipv4Unavailable?: string
   source: string
   fetchedAt: number
 }
@@ -52,6 +53,7 @@ export function offerToJson(o: Offer): OfferJson {
   if (o.storageUsdPerGiBMonth) j.storageUsdPerGiBMonth = o.storageUsdPerGiBMonth.toString()
   if (o.ipv4HourlyUsd) j.ipv4HourlyUsd = o.ipv4HourlyUsd.toString()
   if (g.maxStorageGiB !== undefined) j.maxStorageGiB = g.maxStorageGiB
+  if (g.ipv4Unavailable) j.ipv4Unavailable = g.ipv4Unavailable
   return j
 }
 
@@ -78,5 +80,6 @@ export function offerFromJson(j: OfferJson): Offer {
   if (j.gpuHourlyUsd) o.gpuHourlyUsd = usd(j.gpuHourlyUsd)
   if (j.gpuSpotHourlyUsd) o.gpuSpotHourlyUsd = usd(j.gpuSpotHourlyUsd)
   if (typeof j.maxStorageGiB === 'number') o.maxStorageGiB = j.maxStorageGiB
+  if (typeof j.ipv4Unavailable === 'string' && j.ipv4Unavailable) o.ipv4Unavailable = j.ipv4Unavailable
   return o
 }

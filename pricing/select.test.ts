@@ -11,6 +11,7 @@ import { resourceSpec } from '../test/helpers/spec.js'
 import { cheapest, quoteOffer } from './select.js'
 import { parseSkypilotCsv } from './sources/skypilot.js'
 import { parseGridNodes, pricingPolicyFromChain } from './sources/threefold.js'
+import type { OfferWithGpuPart } from './sources/types.js'
 
 const spec = (p: Partial<ResourceSpec> = {}): ResourceSpec => resourceSpec({ ports: [], ...p })
 
@@ -240,15 +241,22 @@ describe('against a brute-force reference (fast-check)', () => {
       includedStorageGiB: fc.constantFrom(0, 40, 80),
       storage: fc.option(fc.constantFrom('0.08', '0.1', '0.0681'), { nil: undefined }),
       region: fc.constantFrom('us-east-1', 'eu-west-1', 'ap-south-1'),
+      ipv4: fc.option(fc.constantFrom('0.004', '0.005'), { nil: undefined }),
+      noIpv4: fc.boolean(),
     })
     fc.assert(
       fc.property(
         fc.array(arbOffer, { minLength: 1, maxLength: 250, size: 'max' }),
-        fc.record({ vcpu: fc.constantFrom(1, 2, 4), memoryGiB: fc.constantFrom(1, 4, 8), storageGiB: fc.constantFrom(0, 50), spotAllowed: fc.boolean(), replicas: fc.constantFrom(1, 2, 3) }),
+        fc.record({ vcpu: fc.constantFrom(1, 2, 4), memoryGiB: fc.constantFrom(1, 4, 8), storageGiB: fc.constantFrom(0, 50), spotAllowed: fc.boolean(), replicas: fc.constantFrom(1, 2, 3), ports: fc.constantFrom([], [443]) }),
         (raw, s) => {
-          const offers = raw.map((r, i) => offer({ instanceType: `t${i}`, vcpu: r.vcpu, memoryGiB: r.memoryGiB, hourly: r.hourly, spot: r.spot, includedStorageGiB: r.includedStorageGiB, storageUsdPerGiBMonth: r.storage ? usd(r.storage) : undefined, region: r.region }))
-          const sp = spec(s)
-          const feasible = offers.filter((o) => o.vcpu >= sp.vcpu && o.memoryGiB >= sp.memoryGiB && (sp.storageGiB <= o.includedStorageGiB || o.storageUsdPerGiBMonth))
+          const offers = raw.map((r, i): OfferWithGpuPart => ({
+            ...offer({ instanceType: `t${i}`, vcpu: r.vcpu, memoryGiB: r.memoryGiB, hourly: r.hourly, spot: r.spot, includedStorageGiB: r.includedStorageGiB, storageUsdPerGiBMonth: r.storage ? usd(r.storage) : undefined, region: r.region, ipv4HourlyUsd: r.ipv4 ? usd(r.ipv4) : undefined }),
+            ...(r.noIpv4 && { ipv4Unavailable: 'no free public IPv4' }),
+          }))
+          const sp = spec({ ...s, ports: [...s.ports] })
+          const feasible = offers.filter(
+            (o) => o.vcpu >= sp.vcpu && o.memoryGiB >= sp.memoryGiB && (sp.storageGiB <= o.includedStorageGiB || o.storageUsdPerGiBMonth) && !(sp.ports.length > 0 && o.ipv4Unavailable),
+          )
           // top 1: candidates are pruned every 68 offers, so the estimate-then-exact path is exercised
           const r = cheapest(sp, offers, { top: 1 })
           if (!feasible.length) return !r.ok
@@ -259,5 +267,42 @@ describe('against a brute-force reference (fast-check)', () => {
       ),
       { numRuns: 200, endOnFailure: true },
     )
+  })
+})
+
+describe('public IPv4 availability', () => {
+  const nodes = fixture('threefold-gridproxy-nodes.devnet-node1.json')
+  const policy = pricingPolicyFromChain(JSON.parse(fixture('threefold-gridproxy-node-and-policy.sample.json')).pricing_policy_example)
+  // node 1's farm has no free public IP
+  const tf = parseGridNodes(nodes, { fetchedAt: 1, policy, discount: 'none', farmFreeIpv4: new Map() }).offers
+  const aws = offer({ hourly: '0.05', vcpu: 2, memoryGiB: 4, instanceType: 'c-with-ip', ipv4HourlyUsd: usd('0.005') })
+  const offers = [...tf, aws]
+
+  test('default: a spec without ports still gets the ThreeFold slice', () => {
+    const r = cheapest(spec({ vcpu: 2, memoryGiB: 4 }), offers, {})
+    expect(r.ok && r.quote.offer.instanceType).toBe('node-1/2c-4g')
+  })
+
+  test('behavior: a spec with ports skips offers that cannot have a public IPv4', () => {
+    const r = cheapest(spec({ vcpu: 2, memoryGiB: 4, ports: [443] }), offers, { top: 5 })
+    expect(r.ok).toBe(true)
+    if (!r.ok) return
+    expect(r.quote.offer.instanceType).toBe('c-with-ip')
+    expect(r.quote.breakdown.totalUsd.toString()).toBe('0.055')
+    expect(r.alternatives).toEqual([])
+  })
+
+  test('behavior: the same slices with a free IP in their farm are chosen, IPv4 charged', () => {
+    const withIp = parseGridNodes(nodes, { fetchedAt: 1, policy, discount: 'none', farmFreeIpv4: new Map([[1, 11]]) }).offers
+    const r = cheapest(spec({ vcpu: 2, memoryGiB: 4, ports: [443] }), [...withIp, aws], {})
+    expect(r.ok && [r.quote.offer.instanceType, r.quote.breakdown.ipv4Usd.toString()]).toEqual(['node-1/2c-4g', '0.004'])
+  })
+
+  test('error: only offers without IPv4 — rejected, with the reason', () => {
+    const r = cheapest(spec({ vcpu: 2, memoryGiB: 4, ports: [22, 443] }), tf, {})
+    expect(r.ok).toBe(false)
+    if (r.ok) return
+    expect(r.nearest.length).toBeGreaterThan(0)
+    for (const n of r.nearest) expect(n.why).toContain('ports 22, 443 need a public IPv4: farm 1 has no free public IPv4')
   })
 })

@@ -11,7 +11,7 @@
  * ("A100-80GB" = "a100 80gb", never "A100"); regions as in regions.ts (empty = any); spot prices only when the spec
  * allows spot and they are cheaper; storage beyond what the offer includes is priced per GiB-month / 730 h and is
  * infeasible when the offer has no storage price or less free storage; a public IPv4 is charged when the spec
- * exposes ports; `maxCostPerHourUsd` caps the total over all replicas. Ties: total, on-demand before spot,
+ * exposes ports, and an offer that cannot have one (`ipv4Unavailable`: a ThreeFold farm with none free) is then infeasible; `maxCostPerHourUsd` caps the total over all replicas. Ties: total, on-demand before spot,
  * provider, region, zone, instance type, source, then position in the catalog.
  */
 import { Decimal } from 'decimal.js'
@@ -53,6 +53,8 @@ type Index = {
   inclStorage: Float64Array
   storageHourlyPerGiB: Float64Array
   ipv4: Float64Array
+  /** 1 where the offer cannot have a public IPv4. */
+  noIpv4: Uint8Array
   maxStorage: Float64Array
   gpuModels: Map<string, number>
   providers: Map<ProviderId, number>
@@ -81,6 +83,7 @@ function buildIndex(offers: readonly Offer[]): Index {
     inclStorage: new Float64Array(n),
     storageHourlyPerGiB: new Float64Array(n),
     ipv4: new Float64Array(n),
+    noIpv4: new Uint8Array(n),
     maxStorage: new Float64Array(n),
     gpuModels: new Map(),
     providers: new Map(),
@@ -116,6 +119,7 @@ function buildIndex(offers: readonly Offer[]): Index {
     ix.inclStorage[i] = o.includedStorageGiB
     ix.storageHourlyPerGiB[i] = o.storageUsdPerGiBMonth ? o.storageUsdPerGiBMonth.toNumber() / HOURS_PER_MONTH : NaN
     ix.ipv4[i] = o.ipv4HourlyUsd ? o.ipv4HourlyUsd.toNumber() : 0
+    ix.noIpv4[i] = o.ipv4Unavailable ? 1 : 0
     ix.maxStorage[i] = o.maxStorageGiB ?? Infinity
     const s = ix.spot[i]!
     ix.lb[i] = s < ix.hourly[i]! ? s : ix.hourly[i]!
@@ -140,6 +144,7 @@ function buildIndex(offers: readonly Offer[]): Index {
     inclStorage: permute(ix.inclStorage),
     storageHourlyPerGiB: permute(ix.storageHourlyPerGiB),
     ipv4: permute(ix.ipv4),
+    noIpv4: permute(ix.noIpv4),
     maxStorage: permute(ix.maxStorage),
     lb: permute(ix.lb),
     orig: Int32Array.from(order),
@@ -218,7 +223,7 @@ export function cheapest(spec: ResourceSpec, offers: readonly Offer[], policy: S
   const needIpv4 = spec.ports.length > 0
   const spotOk = spec.spotAllowed
   const maxCost = policy.maxCostPerHourUsd && spec.replicas > 0 ? policy.maxCostPerHourUsd.toNumber() * (1 + 1e-9) : Infinity
-  const { vcpu, mem, gpuCount, gpuModel, provider, place, hourly, spot, inclStorage, storageHourlyPerGiB, ipv4, maxStorage, lb, orig } = ix
+  const { vcpu, mem, gpuCount, gpuModel, provider, place, hourly, spot, inclStorage, storageHourlyPerGiB, ipv4, noIpv4, maxStorage, lb, orig } = ix
   const wantVcpu = spec.vcpu
   const wantMem = spec.memoryGiB
   const wantStorage = spec.storageGiB
@@ -262,7 +267,10 @@ export function cheapest(spec: ResourceSpec, offers: readonly Offer[], policy: S
       if (sp !== sp || wantStorage > maxStorage[i]!) continue
       cost += extra * sp
     }
-    if (needIpv4) cost += ipv4[i]!
+    if (needIpv4) {
+      if (noIpv4[i] === 1) continue
+      cost += ipv4[i]!
+    }
     cost *= replicas
     if (cost > maxCost || cost > threshold || cost > bound) continue
     cand.push(i)
@@ -312,6 +320,7 @@ function nearestMisses(
   wantModel: number,
   limit = 5,
 ): Array<{ offer: Offer; why: string[] }> {
+  const needIpv4 = spec.ports.length > 0
   const whyOf = (i: number): string[] => {
     const o = offers[ix.orig[i]!] as IndexedOffer
     const why: string[] = []
@@ -325,6 +334,7 @@ function nearestMisses(
     const extra = spec.storageGiB - o.includedStorageGiB
     if (extra > 0 && !o.storageUsdPerGiBMonth) why.push(`storage beyond the included ${o.includedStorageGiB} GiB has no known price`)
     if (o.maxStorageGiB !== undefined && spec.storageGiB > o.maxStorageGiB) why.push(`only ${o.maxStorageGiB} GiB storage free`)
+    if (spec.ports.length > 0 && o.ipv4Unavailable) why.push(`ports ${spec.ports.join(', ')} need a public IPv4: ${o.ipv4Unavailable}`)
     if (!why.length && policy.maxCostPerHourUsd) {
       const q = quoteOffer(o, spec, spec.spotAllowed && Boolean(o.spotHourlyUsd?.lt(o.hourlyUsd)))
       if (q.breakdown.totalUsd.gt(policy.maxCostPerHourUsd))
@@ -342,6 +352,7 @@ function nearestMisses(
     if (spec.gpu.count > 0 && wantModel !== -1 && ix.gpuModel[i] !== wantModel) fails++
     if (providerOk[ix.provider[i]!] === 0) fails++
     if (places && places[ix.place[i]!] === 0) fails++
+    if (needIpv4 && ix.noIpv4[i] === 1) fails++
     const cost = ix.hourly[i]!
     if (best.length < limit || fails < best[best.length - 1]!.fails || (fails === best[best.length - 1]!.fails && cost < best[best.length - 1]!.cost)) {
       best.push({ i, fails, cost })

@@ -1,12 +1,12 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest'
-import { startFakePriceSources, type FakePriceSources } from '../../test/fakes/price-sources.js'
+import { fixture, startFakePriceSources, type FakePriceSources } from '../../test/fakes/price-sources.js'
 import { AbortedError } from '../../core/errors.js'
 import { defaultPricingConfig } from '../config.js'
 import { PriceSourceFetchError, PriceSourceParseError, TftRateError } from '../errors.js'
 import { fetchAzureRetail } from './azureRetail.js'
 import { fetchHetzner, parseHetznerPlans } from './hetzner.js'
 import { fetchSkypilotCatalog, parseSkypilotCsv } from './skypilot.js'
-import { fetchGridNodes, fetchStellarTftUsd, resolveTftUsd } from './threefold.js'
+import { fetchGridFarms, fetchGridNodes, fetchStellarTftUsd, parseGridFarmList, resolveTftUsd } from './threefold.js'
 import { fetchVantageInstances, parseVantageInstances } from './vantage.js'
 import { fetchVultrPlans, parseVultrPlanList } from './vultr.js'
 
@@ -65,6 +65,30 @@ describe('fetchers against the recorded responses', () => {
     ])
   })
 
+  test('behavior: grid proxy farms with a free public IP, paged until a short page', async () => {
+    const r = await fetchGridFarms({ url: `${fake.url}/gridproxy/`, timeoutMs: 10_000, pageSize: 1, maxPages: 5 })
+    expect(r.complete).toBe(true)
+    expect(r.farms.map((f) => f.farmId)).toEqual([1])
+    expect(fake.requests).toEqual(['/gridproxy/farms?free_ips=1&size=1&page=1', '/gridproxy/farms?free_ips=1&size=1&page=2'])
+    expect(parseGridFarmList(r.farms).freeIpv4).toEqual(new Map([[1, 11]]))
+  })
+
+  test('args: maxPages cuts the farm list, and says so', async () => {
+    fake.route('/gridproxy/farms', { body: fixture('threefold-gridproxy-farms.freefarm.json'), contentType: 'application/json' })
+    const r = await fetchGridFarms({ url: `${fake.url}/gridproxy`, timeoutMs: 10_000, pageSize: 1, maxPages: 2 })
+    expect(r.complete).toBe(false)
+    expect(r.farms).toHaveLength(2)
+  })
+
+  test('error: a farms page that is not an array, and an HTTP error', async () => {
+    fake.route('/gridproxy/farms', { body: '{"error":"bad filter"}', contentType: 'application/json' })
+    await expect(fetchGridFarms({ url: `${fake.url}/gridproxy`, timeoutMs: 10_000, pageSize: 50, maxPages: 2 })).rejects.toThrow(/farms page 1 is not an array/)
+    fake.route('/gridproxy/farms', { status: 503, body: 'busy' })
+    const err = await fetchGridFarms({ url: `${fake.url}/gridproxy`, timeoutMs: 10_000, pageSize: 50, maxPages: 2 }).catch((e) => e)
+    expect(err).toBeInstanceOf(PriceSourceFetchError)
+    expect(err.retryable).toBe(true)
+  })
+
   test('default: Stellar Horizon TFT price', async () => {
     const rate = await fetchStellarTftUsd({ url: `${fake.url}/horizon`, timeoutMs: 10_000 })
     expect(rate.toString()).toBe('0.0328655')
@@ -85,6 +109,16 @@ describe('fetchers against the recorded responses', () => {
     const err = await resolveTftUsd(c).catch((e) => e)
     expect(err).toBeInstanceOf(TftRateError)
     expect(err.details.join('\n')).toContain('HTTP 502')
+  })
+
+  test('behavior: a source that cannot be read is listed as discarded, with why', async () => {
+    fake.route('/horizon/paths/strict-receive', { status: 502, body: 'bad gateway' })
+    const c = { ...defaultPricingConfig('/tmp').tftUsd, stellarUrl: `${fake.url}/horizon`, tfchainPriceMusd: 33, extraUsd: ['0.034'] }
+    const r = await resolveTftUsd(c)
+    expect(r.used.map((u) => u.source)).toEqual(['tfchain', 'config[0]'])
+    expect(r.discarded).toHaveLength(1)
+    expect(r.discarded[0]).toMatchObject({ source: 'stellar-horizon' })
+    expect(r.discarded[0]!.why).toContain('HTTP 502')
   })
 })
 

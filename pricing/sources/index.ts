@@ -7,8 +7,8 @@ import { azureSpecsFromOffers, fetchAzureRetailOffers } from './azureRetail.js'
 import { fetchDigitalOceanPages, parseDigitalOceanPrices } from './digitalocean.js'
 import { fetchHetzner, parseHetznerPlans } from './hetzner.js'
 import { fetchSkypilotCatalog, parseSkypilotCsv, type SkypilotCloud } from './skypilot.js'
-import { fetchGridNodes, parseGridNodeList } from './threefold.js'
-import type { ParseResult } from './types.js'
+import { loadThreefold } from './threefoldRefresh.js'
+import type { LoadResult } from './types.js'
 import { fetchVantageInstances, parseVantageInstances } from './vantage.js'
 import { fetchVultrPlans, parseVultrPlanList } from './vultr.js'
 
@@ -21,7 +21,7 @@ export type SourceLoadContext = {
   current: (id: SourceId) => readonly Offer[]
 }
 
-export type SourceLoader = (ctx: SourceLoadContext) => Promise<ParseResult>
+export type SourceLoader = (ctx: SourceLoadContext) => Promise<LoadResult>
 
 const skypilot =
   (cloud: SkypilotCloud): SourceLoader =>
@@ -63,9 +63,5 @@ export const sourceLoaders: Record<NetworkSourceId, SourceLoader> = {
     const pages = await fetchDigitalOceanPages({ url: c.url, signal, timeoutMs: c.timeoutMs, pageUrls: c.pageUrls })
     return parseDigitalOceanPrices(pages, { fetchedAt, limits: config.sanity, regions: c.regions, gpuRegions: c.gpuRegions })
   },
-  threefold: async ({ config, signal, fetchedAt }) => {
-    const c = config.sources.threefold
-    const nodes = await fetchGridNodes({ url: c.url, signal, timeoutMs: c.timeoutMs, minFreeMemoryGiB: c.minFreeMemoryGiB, pageSize: c.pageSize, maxPages: c.maxPages })
-    return parseGridNodeList(nodes, { fetchedAt, limits: config.sanity, policy: config.threefold.policy, discount: config.threefold.discount })
-  },
+  threefold: loadThreefold,
 }

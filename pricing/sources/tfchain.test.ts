@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { describe, expect, test } from 'vitest'
 import { PriceSourceFetchError, PriceSourceParseError } from '../errors.js'
-import { fetchTfchain, pricingPolicyFromStorage, tftUsdFromStorage } from './tfchain.js'
+import { fetchTfchain, fetchTfchainPricingPolicy, pricingPolicyFromStorage, tftUsdFromStorage } from './tfchain.js'
 
 const bytes = (...b: number[]) => Uint8Array.from(b)
 
@@ -104,7 +104,10 @@ describe('pricingPolicyFromStorage', () => {
 })
 
 describe('fetchTfchain', () => {
-  test('error: a URL that is not ws:// or wss:// fails at once, not retryable', async () => {
+  test('error: a URL that is not ws:// or wss:// fails at once, not retryable (the policy reader too)', async () => {
+    const p = await fetchTfchainPricingPolicy({ url: 'http://127.0.0.1:1', pricingPolicyId: 1, timeoutMs: 1_000 }).catch((e) => e)
+    expect(p).toBeInstanceOf(PriceSourceFetchError)
+    expect(p.retryable).toBe(false)
     const err = await fetchTfchain({ url: 'https://tfchain.grid.tf', timeoutMs: 1_000 }).catch((e) => e)
     expect(err).toBeInstanceOf(PriceSourceFetchError)
     expect(err.retryable).toBe(false)
@@ -114,11 +117,11 @@ describe('fetchTfchain', () => {
 
 describe('loading', () => {
   test('behavior: @polkadot/api is imported lazily (no static import in the pricing sources)', () => {
-    for (const file of ['./tfchain.ts', './threefold.ts', './index.ts']) {
+    for (const file of ['./tfchain.ts', './threefold.ts', './threefoldRefresh.ts', './index.ts']) {
       const text = readFileSync(new URL(file, import.meta.url), 'utf8')
       expect(text, file).not.toMatch(/^import[^\n]*from '@polkadot\//m)
       expect(text, file).not.toMatch(/^import '@polkadot\//m)
     }
-    expect(readFileSync(new URL('./threefold.ts', import.meta.url), 'utf8')).not.toMatch(/^import[^\n]*from '\.\/tfchain\.js'/m)
+    for (const file of ['./threefold.ts', './threefoldRefresh.ts']) expect(readFileSync(new URL(file, import.meta.url), 'utf8')).not.toMatch(/^import[^\n]*from '\.\/tfchain\.js'/m)
   })
 })

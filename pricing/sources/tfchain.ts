@@ -123,7 +123,10 @@ async function readPolicy(api: Api, provider: Provider, id: number): Promise<Thr
   return pricingPolicyFromStorage(json, id)
 }
 
-async function read(p: FetchTfchainParameters, signal: AbortSignal): Promise<TfchainReading> {
+type Race = <T>(x: Promise<T>) => Promise<T>
+
+/** Connect, load the runtime's metadata, run `body`, disconnect; a socket error, a close or an abort ends `body`'s wait. */
+async function session<T>(p: FetchTfchainParameters, signal: AbortSignal, body: (api: Api, provider: Provider, race: Race) => Promise<T>): Promise<T> {
   const { ApiPromise, WsProvider } = await import('@polkadot/api')
   // no auto-reconnect: an unreachable node must fail this read, not retry forever in the background
   const provider = new WsProvider(p.url, false, {}, p.timeoutMs ?? 15_000)
@@ -137,32 +140,35 @@ async function read(p: FetchTfchainParameters, signal: AbortSignal): Promise<Tfc
     unsubs.push(() => signal.removeEventListener('abort', onAbort))
   })
   failed.catch(() => undefined)
-  const race = <T>(x: Promise<T>) => Promise.race([x, failed])
+  const race: Race = (x) => Promise.race([x, failed])
   try {
     await provider.connect()
     await race(provider.isReady)
     api = await race(ApiPromise.create({ provider, types: p.types as ApiTypes, noInitWarn: true }))
-    const a = api
-    const price = await race(readStorage(a, provider, 'tftPriceModule', 'tftPrice'))
-    const reading: TfchainReading = {
-      usdPerTft: tftUsdFromStorage(price, { maxUsdPerTft: p.maxUsdPerTft }),
-      specVersion: a.runtimeVersion.specVersion.toNumber(),
-    }
-    if (a.query.tftPriceModule?.averageTftPrice) {
-      const avg = await race(readStorage(a, provider, 'tftPriceModule', 'averageTftPrice'))
-      try {
-        reading.averageUsdPerTft = tftUsdFromStorage(avg, { item: 'tftPriceModule.averageTftPrice', maxUsdPerTft: p.maxUsdPerTft })
-      } catch (err) {
-        // the average is informative only; an unset one must not hide a good current price
-        if (!(err instanceof PriceSourceParseError)) throw err
-      }
-    }
-    if (p.pricingPolicyId !== undefined) reading.policy = await race(readPolicy(a, provider, p.pricingPolicyId))
-    return reading
+    return await body(api, provider, race)
   } finally {
     for (const u of unsubs) u()
     await (api ?? provider).disconnect().catch(() => undefined)
   }
+}
+
+async function readPrices(p: FetchTfchainParameters, a: Api, provider: Provider, race: Race): Promise<TfchainReading> {
+  const price = await race(readStorage(a, provider, 'tftPriceModule', 'tftPrice'))
+  const reading: TfchainReading = {
+    usdPerTft: tftUsdFromStorage(price, { maxUsdPerTft: p.maxUsdPerTft }),
+    specVersion: a.runtimeVersion.specVersion.toNumber(),
+  }
+  if (a.query.tftPriceModule?.averageTftPrice) {
+    const avg = await race(readStorage(a, provider, 'tftPriceModule', 'averageTftPrice'))
+    try {
+      reading.averageUsdPerTft = tftUsdFromStorage(avg, { item: 'tftPriceModule.averageTftPrice', maxUsdPerTft: p.maxUsdPerTft })
+    } catch (err) {
+      // the average is informative only; an unset one must not hide a good current price
+      if (!(err instanceof PriceSourceParseError)) throw err
+    }
+  }
+  if (p.pricingPolicyId !== undefined) reading.policy = await race(readPolicy(a, provider, p.pricingPolicyId))
+  return reading
 }
 
 const errorText = (e: unknown) => {
@@ -170,15 +176,30 @@ const errorText = (e: unknown) => {
   return typeof m === 'string' && m ? m : String((e as { type?: unknown })?.type ?? e)
 }
 
-/** Read TFT/USD (and optionally a pricing policy) from a TFChain node; connection trouble and timeouts are retryable. */
-export async function fetchTfchain(p: FetchTfchainParameters): Promise<TfchainReading> {
+/** Validate the URL, run one session under the timeout, and classify what went wrong. */
+async function run<T>(p: FetchTfchainParameters, body: (api: Api, provider: Provider, race: Race) => Promise<T>): Promise<T> {
   const timeoutMs = p.timeoutMs ?? 15_000
   if (!/^wss?:\/\//i.test(p.url)) throw new PriceSourceFetchError(SOURCE, p.url, 'not a ws:// or wss:// URL', { retryable: false })
   try {
-    return await withTimeout(`read ${SOURCE}`, timeoutMs, (signal) => read(p, signal), p.signal)
+    return await withTimeout(`read ${SOURCE}`, timeoutMs, (signal) => session(p, signal, body), p.signal)
   } catch (err) {
     if (err instanceof PriceSourceFetchError || err instanceof PriceSourceParseError || err instanceof AbortedError) throw err
     if (err instanceof BaseError) throw new PriceSourceFetchError(SOURCE, p.url, err.shortMessage, { cause: err, retryable: err.retryable })
     throw new PriceSourceFetchError(SOURCE, p.url, errorText(err), { cause: err, retryable: true })
   }
+}
+
+/** Read TFT/USD (and optionally a pricing policy) from a TFChain node; connection trouble and timeouts are retryable. */
+export async function fetchTfchain(p: FetchTfchainParameters): Promise<TfchainReading> {
+  return run(p, (api, provider, race) => readPrices(p, api, provider, race))
+}
+
+export type FetchTfchainPolicyParameters = Omit<FetchTfchainParameters, 'pricingPolicyId' | 'maxUsdPerTft'> & {
+  /** Pricing policy id (1 is the default policy). */
+  pricingPolicyId: number
+}
+
+/** Read only the pricing policy `pricingPolicyId` from a TFChain node (an unset or zero TFT price does not matter here). */
+export async function fetchTfchainPricingPolicy(p: FetchTfchainPolicyParameters): Promise<{ policy: ThreefoldPricingPolicy; specVersion: number }> {
+  return run(p, async (api, provider, race) => ({ policy: await race(readPolicy(api, provider, p.pricingPolicyId)), specVersion: api.runtimeVersion.specVersion.toNumber() }))
 }

@@ -2,12 +2,13 @@ import { Decimal } from 'decimal.js'
 import { describe, expect, test } from 'vitest'
 import { fixture } from '../../test/fakes/price-sources.js'
 import { defaultPricingConfig } from '../config.js'
-import { TftRateError } from '../errors.js'
+import { PriceSourceParseError, TftRateError } from '../errors.js'
 import {
   cloudUnits,
   combineTftRates,
   discountLevelFor,
   pricingPolicyFromChain,
+  parseGridFarms,
   parseGridNodes,
   parseStellarTftUsd,
   storageUnits,
@@ -15,6 +16,7 @@ import {
   workloadHourlyUsd,
   type GridNode,
 } from './threefold.js'
+import type { OfferWithGpuPart } from './types.js'
 
 const at = 1_700_000_000_000
 const sample = JSON.parse(fixture('threefold-gridproxy-node-and-policy.sample.json'))
@@ -84,6 +86,67 @@ describe('parseGridNodes', () => {
     // extra fee: 10 USD/month over 730 h
     expect(gpu[0]!.hourlyUsd.sub(ded.hourlyUsd).toDecimalPlaces(8).toString()).toBe(new Decimal(10).div(730).toDecimalPlaces(8).toString())
     expect(r.rejected).toEqual([{ row: '[2] node 3', why: 'status down' }])
+  })
+})
+
+describe('parseGridFarms', () => {
+  test('default: Freefarm — 11 of its 18 public IPs are free (contract id 0)', () => {
+    const r = parseGridFarms(fixture('threefold-gridproxy-farms.freefarm.json'))
+    expect(r.rejected).toEqual([])
+    expect(r.freeIpv4).toEqual(new Map([[1, 11]]))
+  })
+
+  test('args: current proxies spell it contract_id; a farm whose addresses are all taken has 0', () => {
+    const farms = [
+      { name: 'a', farmId: 7, publicIps: [{ ip: '1.2.3.4/24', contract_id: 0 }, { ip: '1.2.3.5/24', contract_id: 12 }] },
+      { name: 'b', farmId: 8, publicIps: [{ ip: '1.2.3.6/24', contract_id: 3 }] },
+      { name: 'c', farmId: 9, publicIps: [] },
+    ]
+    expect(parseGridFarms(JSON.stringify(farms)).freeIpv4).toEqual(
+      new Map([
+        [7, 1],
+        [8, 0],
+        [9, 0],
+      ]),
+    )
+  })
+
+  test('behavior: an address without a contract id is not counted as free; farms without id or list are rejected', () => {
+    const r = parseGridFarms(JSON.stringify([{ name: 'x', farmId: 3, publicIps: [{ ip: '1.2.3.4/24' }] }, { name: 'y', publicIps: [] }, { name: 'z', farmId: 4 }]))
+    expect(r.freeIpv4).toEqual(new Map([[3, 0]]))
+    expect(r.rejected).toEqual([
+      { row: 'farms[1] y', why: 'no farmId' },
+      { row: 'farms[2] z', why: 'no publicIps list' },
+    ])
+  })
+
+  test('error: not JSON, not an array', () => {
+    expect(() => parseGridFarms('<html>')).toThrow(PriceSourceParseError)
+    expect(() => parseGridFarms('{"farms":[]}')).toThrow(/not an array of farms/)
+  })
+})
+
+describe('parseGridNodes: public IPv4', () => {
+  const nodes = fixture('threefold-gridproxy-nodes.devnet-node1.json')
+  const unmarked = (r: ReturnType<typeof parseGridNodes>) => r.offers.filter((o) => !(o as OfferWithGpuPart).ipv4Unavailable)
+
+  test('default: without farm data no offer is marked', () => {
+    const r = parseGridNodes(nodes, { fetchedAt: at, policy, discount: 'none' })
+    expect(unmarked(r)).toHaveLength(19)
+  })
+
+  test('behavior: node 1 of Freefarm (11 free IPs) is not marked', () => {
+    const { freeIpv4 } = parseGridFarms(fixture('threefold-gridproxy-farms.freefarm.json'))
+    expect(unmarked(parseGridNodes(nodes, { fetchedAt: at, policy, discount: 'none', farmFreeIpv4: freeIpv4 }))).toHaveLength(19)
+  })
+
+  test('behavior: every offer of a node whose farm has none free, or is not listed, is marked with why', () => {
+    for (const farmFreeIpv4 of [new Map([[1, 0]]), new Map<number, number>()]) {
+      const node = { ...JSON.parse(nodes)[0], rentable: true }
+      const r = parseGridNodes(JSON.stringify([node]), { fetchedAt: at, policy, discount: 'none', farmFreeIpv4 })
+      expect(r.offers).toHaveLength(20)
+      for (const o of r.offers) expect((o as OfferWithGpuPart).ipv4Unavailable).toBe('farm 1 has no free public IPv4')
+    }
   })
 })
 

@@ -10,7 +10,9 @@
  * certified nodes (tfchain pallet-smart-contract), a public IPv4 adds policy.ipu per hour, and renting a whole node
  * takes `discountForDedicationNodes` percent off. The grid offers any slice of a node; the catalog lists a ladder of
  * standard sizes per node. ZOS overcommits CPU, so vCPU is bounded by the node's cores, not by cores in use (the
- * proxy's used cru often exceeds total); memory and SSD are reserved, so free = total − used.
+ * proxy's used cru often exceeds total); memory and SSD are reserved, so free = total − used. A public IPv4 comes
+ * from the farm's list of addresses: nodes of a farm with none free can host no workload that exposes ports, and
+ * their offers say so (`ipv4Unavailable`).
  */
 import { Decimal } from 'decimal.js'
 import { Usd, usd } from '../../core/money.js'
@@ -105,6 +107,11 @@ export type ParseGridNodesOptions = ParseOptions &
     /** Ladder of slice sizes. Default vCPU 1..64 in powers of two, memory 1..512 GiB, memory/vCPU in [1, 8]. */
     vcpuSizes?: number[]
     memorySizesGiB?: number[]
+    /**
+     * Free public IPv4 addresses per farm id (`parseGridFarmList`). Given, the offers of nodes whose farm has none
+     * (or is absent) carry `ipv4Unavailable`; absent, IPv4 availability is unknown and no offer is marked.
+     */
+    farmFreeIpv4?: ReadonlyMap<number, number>
   }
 
 const VCPU_SIZES = [1, 2, 4, 8, 16, 32, 64]
@@ -153,6 +160,7 @@ export function parseGridNodeList(nodes: readonly GridNode[], o: ParseGridNodesO
       source: 'threefold',
       fetchedAt: o.fetchedAt,
     }
+    const noIpv4 = o.farmFreeIpv4 && !((o.farmFreeIpv4.get(n.farmId ?? -1) ?? 0) > 0) ? { ipv4Unavailable: `farm ${n.farmId ?? '?'} has no free public IPv4` } : undefined
     const gpuCount = n.num_gpu ?? n.gpus?.length ?? 0
     const dedicatedOnly = Boolean(n.dedicated || n.inDedicatedFarm || gpuCount > 0)
     if (n.rentable) {
@@ -167,6 +175,7 @@ export function parseGridNodeList(nodes: readonly GridNode[], o: ParseGridNodesO
         includedStorageGiB: gib(t!.sru).toDecimalPlaces(0, Decimal.ROUND_DOWN).toNumber(),
         hourlyUsd: feeUsd ? hostUsd.add(feeUsd) : hostUsd,
         ipv4HourlyUsd: ipv4Usd.mul(mult),
+        ...noIpv4,
       }
       if (feeUsd && gpuCount > 0) offer.gpuHourlyUsd = feeUsd
       offers.push(offer)
@@ -193,6 +202,7 @@ export function parseGridNodeList(nodes: readonly GridNode[], o: ParseGridNodesO
           storageUsdPerGiBMonth: suUsd.div(200).mul(HOURS_PER_MONTH).mul(mult),
           ipv4HourlyUsd: ipv4Usd.mul(mult),
           maxStorageGiB: freeSsd.toDecimalPlaces(0, Decimal.ROUND_DOWN).toNumber(),
+          ...noIpv4,
         })
       }
     }
@@ -213,6 +223,70 @@ export async function fetchGridNodes(p: FetchParameters & { minFreeMemoryGiB: nu
     if (body.length < p.pageSize) return out
   }
   return out
+}
+
+export type GridPublicIp = {
+  id?: string
+  ip?: string
+  /** Contract holding the address; 0 = free. Older proxies spell it `contractId`. */
+  contract_id?: number
+  contractId?: number
+  gateway?: string
+}
+
+export type GridFarm = {
+  name?: string
+  farmId?: number
+  pricingPolicyId?: number
+  dedicated?: boolean
+  publicIps?: GridPublicIp[]
+}
+
+export type FarmIpv4 = {
+  /** Free public IPv4 addresses per farm id, for every farm read. */
+  freeIpv4: Map<number, number>
+  rejected: Rejected[]
+}
+
+/** Free public IPv4 addresses per farm from a grid proxy `/farms` answer (JSON array). */
+export function parseGridFarms(text: string): FarmIpv4 {
+  let farms: unknown
+  try {
+    farms = JSON.parse(text)
+  } catch (err) {
+    throw new PriceSourceParseError('threefold', 'farms: not JSON', err)
+  }
+  if (!Array.isArray(farms)) throw new PriceSourceParseError('threefold', 'farms: not an array of farms')
+  return parseGridFarmList(farms as GridFarm[])
+}
+
+/** Free public IPv4 addresses per farm: an address is free when no contract holds it (contract id 0). */
+export function parseGridFarmList(farms: readonly GridFarm[]): FarmIpv4 {
+  const freeIpv4 = new Map<number, number>()
+  const rejected: Rejected[] = []
+  farms.forEach((f, i) => {
+    const row = `farms[${i}] ${f?.name ?? '?'}`
+    if (typeof f?.farmId !== 'number') return void rejected.push({ row, why: 'no farmId' })
+    if (!Array.isArray(f.publicIps)) return void rejected.push({ row, why: 'no publicIps list' })
+    // an address whose contract is unknown is not counted as free
+    const free = f.publicIps.filter((ip) => (ip?.contract_id ?? ip?.contractId) === 0).length
+    freeIpv4.set(f.farmId, (freeIpv4.get(f.farmId) ?? 0) + free)
+  })
+  return { freeIpv4, rejected }
+}
+
+/** Fetch the farms that have at least one free public IPv4 (`free_ips=1`), page by page; `complete` is false when `maxPages` cut the list. */
+export async function fetchGridFarms(p: FetchParameters & { pageSize: number; maxPages: number }): Promise<{ farms: GridFarm[]; complete: boolean }> {
+  const farms: GridFarm[] = []
+  const base = p.url.replace(/\/+$/, '')
+  for (let page = 1; page <= p.maxPages; page++) {
+    const url = `${base}/farms?free_ips=1&size=${p.pageSize}&page=${page}`
+    const body = await fetchJson('threefold', { ...p, url })
+    if (!Array.isArray(body)) throw new PriceSourceParseError('threefold', `farms page ${page} is not an array of farms`)
+    farms.push(...(body as GridFarm[]))
+    if (body.length < p.pageSize) return { farms, complete: true }
+  }
+  return { farms, complete: false }
 }
 
 /** USD per TFT from a Horizon strict-receive paths answer: the cheapest path's source_amount / destination_amount. */
@@ -295,8 +369,11 @@ export function usdToTftWithBuffer(amountUsd: Decimal, usdPerTft: Decimal, buffe
   return BigInt(units.toDecimalPlaces(0, Decimal.ROUND_CEIL).toFixed(0))
 }
 
+type Failure = { source: string; why: string }
+const firstLine = (err: unknown) => (err instanceof Error ? err.message : String(err)).split('\n')[0]!
+
 /** Read TFChain's price; a failed read is noted and the configured value, if any, stands in. */
-async function tfchainSample(c: TftUsdConfig, signal: AbortSignal | undefined, failures: string[]): Promise<{ source: string; usdPerTft: Decimal } | undefined> {
+async function tfchainSample(c: TftUsdConfig, signal: AbortSignal | undefined, failures: Failure[]): Promise<{ source: string; usdPerTft: Decimal } | undefined> {
   const fromConfig = (source: string) => (c.tfchainPriceMusd === undefined ? undefined : { source, usdPerTft: new Usd(c.tfchainPriceMusd).div(1000) })
   if (!c.tfchainUrl) return fromConfig('tfchain')
   try {
@@ -305,20 +382,23 @@ async function tfchainSample(c: TftUsdConfig, signal: AbortSignal | undefined, f
     const r = await fetchTfchain({ url: c.tfchainUrl, signal, timeoutMs: c.timeoutMs, types: c.tfchainTypes })
     return { source: 'tfchain', usdPerTft: r.usdPerTft }
   } catch (err) {
-    failures.push(`tfchain: ${(err as Error).message.split('\n')[0]}`)
+    failures.push({ source: 'tfchain', why: firstLine(err) })
     return fromConfig('tfchain-config')
   }
 }
 
-/** Gather TFT/USD from TFChain (node or configured value), further configured values and Stellar Horizon, then combine them. */
+/**
+ * Gather TFT/USD from TFChain (node or configured value), further configured values and Stellar Horizon, then combine
+ * them. A source that could not be read is listed in `discarded` with the reason.
+ */
 export async function resolveTftUsd(c: TftUsdConfig, p: { signal?: AbortSignal } = {}): Promise<TftRate> {
   const samples: Array<{ source: string; usdPerTft: Decimal }> = []
-  const failures: string[] = []
+  const failures: Failure[] = []
   const [tfchain, stellar] = await Promise.all([
     tfchainSample(c, p.signal, failures),
     c.stellarEnabled
-      ? fetchStellarTftUsd({ url: c.stellarUrl, signal: p.signal, timeoutMs: c.timeoutMs }).catch((err: Error) => {
-          failures.push(`stellar-horizon: ${err.message.split('\n')[0]}`)
+      ? fetchStellarTftUsd({ url: c.stellarUrl, signal: p.signal, timeoutMs: c.timeoutMs }).catch((err: unknown) => {
+          failures.push({ source: 'stellar-horizon', why: firstLine(err) })
           return undefined
         })
       : undefined,
@@ -327,9 +407,11 @@ export async function resolveTftUsd(c: TftUsdConfig, p: { signal?: AbortSignal }
   c.extraUsd.forEach((v, i) => samples.push({ source: `config[${i}]`, usdPerTft: usd(v) }))
   if (stellar) samples.push({ source: 'stellar-horizon', usdPerTft: stellar })
   try {
-    return combineTftRates(samples, c)
+    const rate = combineTftRates(samples, c)
+    return { ...rate, discarded: [...rate.discarded, ...failures] }
   } catch (err) {
-    if (err instanceof TftRateError) throw new TftRateError(err.shortMessage.replace(/^TFT\/USD rate unavailable: /, ''), [...err.details, ...failures])
+    if (err instanceof TftRateError)
+      throw new TftRateError(err.shortMessage.replace(/^TFT\/USD rate unavailable: /, ''), [...err.details, ...failures.map((f) => `${f.source}: ${f.why}`)])
     throw err
   }
 }

@@ -26,4 +26,42 @@ export type OfferWithGpuPart = Offer & {
   gpuSpotHourlyUsd?: Decimal
   /** Largest storage the offer can hold (ThreeFold nodes' free SSD), GiB; absent = no limit known. */
   maxStorageGiB?: number
+  /** Why the offer cannot have a public IPv4 (ThreeFold: its farm has none free); absent = it can, or unknown. */
+  ipv4Unavailable?: string
+}
+
+/** The TFChain pricing policy a ThreeFold refresh priced its offers with. */
+export type PolicyInUse = {
+  id: number
+  /** `tfchain` when read from the node, `config` when configured (no node, or the read failed). */
+  from: 'tfchain' | 'config'
+  cu: number
+  su: number
+  nu: number
+  ipu: number
+  discountForDedicationNodes: number
+  /** Runtime spec version of the node read. */
+  specVersion?: number
+}
+
+/** A TFT/USD rate as resolved at a refresh; decimals as strings (JSON-safe, as kept in the cache file). */
+export type TftUsdInUse = {
+  usdPerTft: string
+  used: Array<{ source: string; usdPerTft: string }>
+  discarded: Array<{ source: string; usdPerTft?: string; why: string }>
+  /** When it was resolved, ms since epoch. */
+  resolvedAt: number
+}
+
+/** What a refresh learned besides its offers, shown in the catalog status and kept in the cache file. */
+export type SourceFacts = {
+  policy?: PolicyInUse
+  tftUsd?: TftUsdInUse
+}
+
+/** A loader's answer: offers and rejected rows, plus degradations that did not fail the refresh and its facts. */
+export type LoadResult = ParseResult & {
+  /** Fallbacks taken and side readings that failed (e.g. "priced with the configured policy: ..."). */
+  notes?: string[]
+  facts?: SourceFacts
 }

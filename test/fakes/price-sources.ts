@@ -72,6 +72,7 @@ export async function startFakePriceSources(): Promise<FakePriceSources> {
       ['/hetzner/live_data_prices.json', json(fixture('hetzner-site-price-feed.fixture.json'))],
       ['/hetzner/cloud/regular-performance/', { body: fixture('hetzner-cloud-matrix-row.fixture.html'), contentType: 'text/html' }],
       ['/gridproxy/nodes', (url) => json(url.searchParams.get('page') === '1' || !url.searchParams.get('page') ? fixture('threefold-gridproxy-nodes.devnet-node1.json') : '[]')],
+      ['/gridproxy/farms', (url) => json(url.searchParams.get('page') === '1' || !url.searchParams.get('page') ? fixture('threefold-gridproxy-farms.freefarm.json') : '[]')],
       ['/horizon/paths/strict-receive', json(fixture('stellar-horizon-tft-strict-receive.fixture.json'))],
     ])
   }

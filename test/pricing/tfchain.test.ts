@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { AbortedError, TimeoutError } from '../../core/errors.js'
 import { defaultPricingConfig } from '../../pricing/config.js'
 import { PriceSourceFetchError, PriceSourceParseError, TftRateError } from '../../pricing/errors.js'
-import { fetchTfchain } from '../../pricing/sources/tfchain.js'
+import { fetchTfchain, fetchTfchainPricingPolicy } from '../../pricing/sources/tfchain.js'
 import { resolveTftUsd } from '../../pricing/sources/threefold.js'
 import { startTfchain, tfchainSpec61Types, type Chopsticks } from './chopsticks.js'
 
@@ -123,6 +123,16 @@ describe('fetchTfchain (chopsticks, spec 61)', () => {
     expect(err.shortMessage).toContain('2 bytes')
     await setStorage([[TFT_PRICE, null]])
     expect((await read().catch((e) => e)).shortMessage).toContain('not set on chain')
+  })
+
+  test('behavior: fetchTfchainPricingPolicy reads the policy even while no TFT price is set', async () => {
+    await setStorage([[TFT_PRICE, '0x00000000']])
+    expect((await read({ pricingPolicyId: 1 }).catch((e) => e)).shortMessage).toContain('tftPrice is 0')
+    const r = await fetchTfchainPricingPolicy({ url: chain.wsUrl, types: tfchainSpec61Types, timeoutMs: 20_000, pricingPolicyId: 1 })
+    expect(r).toEqual({ policy: { cu: 600000, su: 300000, nu: 2000, ipu: 100000, discountForDedicationNodes: 50 }, specVersion: 61 })
+    const err = await fetchTfchainPricingPolicy({ url: chain.wsUrl, types: tfchainSpec61Types, timeoutMs: 20_000, pricingPolicyId: 7 }).catch((e) => e)
+    expect(err).toBeInstanceOf(PriceSourceParseError)
+    expect(err.shortMessage).toContain('pricing policy 7 is not on chain')
   })
 
   test('error: an unknown pricing policy is rejected', async () => {
