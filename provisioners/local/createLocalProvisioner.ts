@@ -100,7 +100,7 @@ export function createLocalProvisioner(common: Common, p: LocalProvisionerParame
 
   let cgroups: Promise<Cgroups> | undefined
   const getCgroups = () =>
-    (cgroups ??= detectCgroups({ mode: p.cgroups ?? 'auto' }).then((cg) => {
+    (cgroups ??= detectCgroups({ mode: p.cgroups ?? 'auto', owner: p.operatorId }).then((cg) => {
       if (cg.mode === 'none' && p.cgroups !== 'off') log.warn({ reason: cg.reason }, 'no cgroups available: replicas run without resource limits')
       else log.debug({ mode: cg.mode }, 'cgroups in use for replica limits')
       return cg
@@ -243,6 +243,13 @@ export function createLocalProvisioner(common: Common, p: LocalProvisionerParame
     if (!(await gone(10_000))) throw new ProvisionError(`process ${proc.pid} survived SIGKILL`, { code: 'STOP_FAILED', retryable: true })
   }
 
+  /** SIGKILL whatever is still in these cgroups: children that left the replica's process group or session. */
+  async function killCgroupMembers(id: string, procsFiles: string[] | undefined): Promise<void> {
+    if (!procsFiles?.length) return
+    const left = await (await getCgroups()).kill(procsFiles)
+    if (left.length) throw new ProvisionError(`processes ${left.join(', ')} of ${id} survived SIGKILL`, { code: 'STOP_FAILED', retryable: true, meta: { deploymentId: id } })
+  }
+
   async function portFree(port: number): Promise<boolean> {
     const srv = createServer()
     return new Promise<boolean>((resolve) => {
@@ -309,6 +316,8 @@ export function createLocalProvisioner(common: Common, p: LocalProvisionerParame
     } catch (err) {
       log.warn({ err, deploymentId: id, replica: index }, 'cgroup setup failed; this replica runs without limits')
     }
+    // the replica is not running: anything still in its cgroup is left from an earlier incarnation
+    await killCgroupMembers(id, procs)
     rec.cgroups = procs
     rec.sha256 = m.artifact.sha256
     delete rec.pid
@@ -396,7 +405,10 @@ export function createLocalProvisioner(common: Common, p: LocalProvisionerParame
     await stopReplicas(m, [...extra, ...strays])
     const cg = await getCgroups()
     const dropped = m.replicaRecords.filter((r) => r.index >= m.replicas)
-    for (const r of dropped) await cg.remove(r.cgroups ?? [])
+    for (const r of dropped) {
+      await killCgroupMembers(id, r.cgroups)
+      await cg.remove(r.cgroups ?? [])
+    }
     if (dropped.length) {
       m.replicaRecords = m.replicaRecords.filter((r) => r.index < m.replicas)
       for (const r of dropped) reserved.delete(r.port)
@@ -477,7 +489,10 @@ export function createLocalProvisioner(common: Common, p: LocalProvisionerParame
     const m = found?.operatorId === p.operatorId ? found : undefined
     const { byIndex, strays } = await discover(id, m, signal)
     if (!m) {
-      const leaked = [...byIndex.values(), ...strays]
+      const seen = new Set([...byIndex.values(), ...strays].map((l) => l.pid))
+      // processes that dropped the markers still sit in the deployment's cgroups
+      for (const g of await (await getCgroups()).populated()) if (g.deploymentId === id) for (const pid of g.pids) seen.add(pid)
+      const leaked = [...seen]
       return {
         deploymentId: id,
         exists: leaked.length > 0,
@@ -486,7 +501,7 @@ export function createLocalProvisioner(common: Common, p: LocalProvisionerParame
         endpoints: [],
         healthy: leaked.length === 0,
         placement,
-        ...(leaked.length ? { detail: `${leaked.length} process(es) without a manifest: pids ${leaked.map((l) => l.pid).join(', ')}` } : {}),
+        ...(leaked.length ? { detail: `${leaked.length} process(es) without a manifest: pids ${leaked.join(', ')}` } : {}),
       }
     }
     const healthPath = m.request.healthPath ?? '/'
@@ -608,6 +623,11 @@ export function createLocalProvisioner(common: Common, p: LocalProvisionerParame
           const left = await scan(id, signal)
           await stopReplicas(m, left.map((l) => ({ pid: l.pid, startTime: l.startTime, pgrp: l.pgrp })))
           const cg = await getCgroups()
+          // whatever left the replicas' process groups and sessions (and dropped the markers) is still in their cgroups
+          for (const r of m?.replicaRecords ?? []) await killCgroupMembers(id, r.cgroups)
+          // this operator's own cgroup level: also what no manifest names any more
+          const survivors = await cg.killDeployment(id)
+          if (survivors.length) throw new ProvisionError(`processes ${survivors.join(', ')} of ${id} survived SIGKILL`, { code: 'STOP_FAILED', retryable: true, meta: { deploymentId: id } })
           for (const r of m?.replicaRecords ?? []) {
             await cg.remove(r.cgroups ?? [])
             // cgroups made by an earlier daemon may sit under another base; drop their deployment level too
@@ -625,6 +645,10 @@ export function createLocalProvisioner(common: Common, p: LocalProvisionerParame
       return call('local listOwned', shortCallMs, o, async (signal) => {
         const out: OwnedResource[] = []
         for (const proc of await scan(undefined, signal)) out.push({ deploymentId: proc.deploymentId, kind: 'process', id: String(proc.pid), placement })
+        // processes that cleared their environment are found by the cgroup they cannot leave
+        for (const g of await (await getCgroups()).populated()) {
+          if (DEPLOYMENT_ID.test(g.deploymentId)) out.push({ deploymentId: g.deploymentId, kind: 'cgroup', id: g.dir, placement })
+        }
         for (const name of await readdir(deploymentsDir).catch(() => [] as string[])) {
           checkAborted(signal, 'local listOwned')
           const m = await readManifest(depDir(name)).catch(() => undefined)
