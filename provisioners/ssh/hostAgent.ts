@@ -72,6 +72,8 @@ export type HostAgent = {
   facts(host: SshHost, o?: ExecOptions): Promise<HostFacts>
   status(host: SshHost, deploymentId: string, o?: ExecOptions): Promise<RemoteStatus>
   list(host: SshHost, o?: ExecOptions): Promise<ListedDeployment[]>
+  /** Names of this operator's replica cgroups on the host that still hold processes. */
+  populatedCgroups(host: SshHost, o?: ExecOptions): Promise<string[]>
   /** TCP ports listening on the host. */
   listeningPorts(host: SshHost, o?: ExecOptions): Promise<Set<number>>
   layout(host: SshHost): HostLayout
@@ -167,6 +169,13 @@ export function createHostAgent(common: Common, pool: SshPool, operatorId: strin
         }
       }
       return [...deps.values()]
+    },
+    async populatedCgroups(host, o) {
+      const out = await must(host, 'listing cgroups', ['cgroups', `bpo-${layout(host).tag}-`], o)
+      return out
+        .split('\n')
+        .filter((l) => l.startsWith('cgroup '))
+        .map((l) => l.slice('cgroup '.length).trim())
     },
     async listeningPorts(host, o) {
       const out = await must(host, 'reading listening ports', ['ports'], o)

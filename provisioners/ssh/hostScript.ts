@@ -2,7 +2,7 @@
  * The host agent: one POSIX sh script uploaded to every host (content-addressed, so an upgrade uploads a new file).
  * Every remote operation is `sh <script> <command> <args...>` with each argument quoted by shellQuote; the script
  * only ever uses its arguments inside double quotes, so no value is re-parsed by a shell.
- * Commands: facts, artifact, manifest, run, supervise, start, stop, status, list, destroy, read-manifest, ports.
+ * Commands: facts, artifact, manifest, run, supervise, start, stop, status, list, destroy, cgroups, read-manifest, ports.
  */
 import { createHash } from 'node:crypto'
 
@@ -99,10 +99,59 @@ apply_limits() {
   esac
 }
 
+# Directories of the replica cgroup named $1 (bpo-<tag>-<id>-r<i>, passed by the daemon): computed here, never read
+# from the replica dir, which the workload can write.
+cgroup_dirs() {
+  case $1 in ''|*[!a-z0-9-]*) return 0 ;; esac
+  for _d in "/sys/fs/cgroup/memory/bpo/$1" "/sys/fs/cgroup/cpu/bpo/$1" "/sys/fs/cgroup/bpo/$1"; do [ -d "$_d" ] && echo "$_d"; done
+  return 0
+}
+
+# SIGKILL every process in the cgroup named $1 until it is empty (bounded): what left the supervisor's process group
+# or session is still in there. v2 kills the group at once through cgroup.kill where the kernel has it.
+kill_cgroups() {
+  _dirs=$(cgroup_dirs "$1")
+  [ -n "$_dirs" ] || return 0
+  for _d in $_dirs; do [ -f "$_d/cgroup.kill" ] && echo 1 > "$_d/cgroup.kill" 2>/dev/null; done
+  _k=0
+  while [ $_k -lt 100 ]; do
+    _left=0
+    for _d in $_dirs; do
+      for _p in $(cat "$_d/cgroup.procs" 2>/dev/null); do
+        case $_p in ''|*[!0-9]*|0|1) continue ;; esac
+        kill -KILL "$_p" 2>/dev/null && _left=1
+      done
+    done
+    [ $_left = 0 ] && return 0
+    sleep 0.1; _k=$((_k + 1))
+  done
+  return 1
+}
+
+# Kill and remove the cgroup named $1 (leftover members first; rmdir retried while killed processes exit).
 remove_cgroups() {
-  [ -f "$1/cgroups" ] || return 0
-  while IFS= read -r _g; do [ -n "$_g" ] && rmdir "$_g" 2>/dev/null; done < "$1/cgroups"
-  rm -f "$1/cgroups"
+  kill_cgroups "$1" || { echo "bpo-host: processes in cgroup $1 survived SIGKILL" >&2; return 1; }
+  _k=0
+  while [ $_k -lt 25 ]; do
+    for _d in $(cgroup_dirs "$1"); do rmdir "$_d" 2>/dev/null; done
+    [ -z "$(cgroup_dirs "$1")" ] && return 0
+    sleep 0.2; _k=$((_k + 1))
+  done
+  echo "bpo-host: cgroup $1 could not be removed" >&2
+  return 1
+}
+
+# Names of the cgroups (any hierarchy) that start with $1, optionally only those followed by a replica index.
+cgroup_names() {
+  case $1 in ''|*[!a-z0-9-]*) return 0 ;; esac
+  for _b in /sys/fs/cgroup/memory/bpo /sys/fs/cgroup/cpu/bpo /sys/fs/cgroup/bpo; do
+    for _d in "$_b/$1"*; do
+      [ -d "$_d" ] || continue
+      _n=\${_d##*/}
+      [ "\${2:-}" = index ] && case \${_n#"$1"} in ''|*[!0-9]*) continue ;; esac
+      echo "$_n"
+    done
+  done | sort -u
 }
 
 # artifact <root> <sha256> download <url> | upload <tmpfile> | check -: verify on this host before it becomes executable
@@ -195,7 +244,7 @@ cmd_start() {
   case $mode in
     setsid)
       [ -x "$bin" ] || die "artifact $bin is not installed"
-      [ -f "$dir/supervisor.pid" ] && cmd_stop "$dep" "$i" 0 > /dev/null
+      [ -f "$dir/supervisor.pid" ] && cmd_stop "$dep" "$i" 0 "$cg" > /dev/null
       rm -f "$dir/stopped"
       setsid sh "$SELF" supervise "$dir" "$bin" "$cg" "$mem" "$cpu" < /dev/null >> "$dir/supervisor.log" 2>&1 &
       n=0
@@ -222,10 +271,10 @@ cmd_start() {
   esac
 }
 
-# stop <depdir> <index> [graceSeconds]
+# stop <depdir> <index> [graceSeconds] [cgroupName]
 cmd_stop() {
-  dir="$1/replicas/$2"; grace=\${3:-10}
-  [ -d "$dir" ] || { echo absent; return 0; }
+  dir="$1/replicas/$2"; grace=\${3:-10}; cgname=\${4:-}
+  [ -d "$dir" ] || { remove_cgroups "$cgname" || exit 1; echo absent; return 0; }
   touch "$dir/stopped"
   mode=$(cat "$dir/mode" 2>/dev/null || echo setsid); name=$(cat "$dir/name" 2>/dev/null || echo '')
   case $mode in
@@ -245,17 +294,14 @@ cmd_stop() {
           fi ;;
         esac
       fi
-      n=0
-      while [ -f "$dir/cgroups" ] && [ $n -lt 25 ]; do
-        remove_cgroups "$dir"; [ -f "$dir/cgroups" ] || break
-        sleep 0.2; n=$((n + 1))
-      done
-      rm -f "$dir/supervisor.pid" "$dir/child.pid"
+      rm -f "$dir/supervisor.pid" "$dir/child.pid" "$dir/cgroups"
       ;;
     systemd-system) systemctl stop "$name" 2>/dev/null; systemctl reset-failed "$name" 2>/dev/null ;;
     systemd-user) systemctl --user stop "$name" 2>/dev/null; systemctl --user reset-failed "$name" 2>/dev/null ;;
     podman|docker) $mode rm -f -t "$grace" "$name" >/dev/null 2>&1 || $mode rm -f "$name" >/dev/null 2>&1 ;;
   esac
+  # whatever mode the (workload-writable) replica dir claims, the pidfile supervisor's cgroup goes too
+  remove_cgroups "$cgname" || exit 1
   echo stopped
 }
 
@@ -302,13 +348,27 @@ cmd_list() {
   done
 }
 
-# destroy <depdir> [graceSeconds]: stop every replica (in parallel), then remove the directory (data included)
+# destroy <depdir> [graceSeconds] [cgroupPrefix]: stop every replica (in parallel), kill and remove every cgroup
+# <cgroupPrefix><index> (also those no replica dir names any more), then remove the directory (data included)
 cmd_destroy() {
-  dep=$1; g=\${2:-10}
+  dep=$1; g=\${2:-10}; pre=\${3:-}
+  if [ -d "$dep" ]; then
+    for r in "$dep"/replicas/*; do [ -d "$r" ] && (cmd_stop "$dep" "$(basename "$r")" "$g" "$pre$(basename "$r")" > /dev/null) & done
+    wait
+  fi
+  for _g in $(cgroup_names "$pre" index); do remove_cgroups "$_g" || exit 1; done
   [ -d "$dep" ] || { echo absent; return 0; }
-  for r in "$dep"/replicas/*; do [ -d "$r" ] && (cmd_stop "$dep" "$(basename "$r")" "$g" > /dev/null) & done
-  wait
   rm -rf "$dep" && echo destroyed
+}
+
+# cgroups <prefix>: "cgroup <name>" for every cgroup named <prefix>... that still holds processes
+cmd_cgroups() {
+  for _n in $(cgroup_names "$1"); do
+    for _d in $(cgroup_dirs "$_n"); do
+      grep -q . "$_d/cgroup.procs" 2>/dev/null && { echo "cgroup $_n"; break; }
+    done
+  done
+  return 0
 }
 
 # read-manifest <depdir>
@@ -327,6 +387,7 @@ case $cmd in
   status) cmd_status "$@" ;;
   list) cmd_list "$@" ;;
   destroy) cmd_destroy "$@" ;;
+  cgroups) cmd_cgroups "$@" ;;
   read-manifest) cmd_read_manifest "$@" ;;
   ports) cat /proc/net/tcp /proc/net/tcp6 2>/dev/null ;;
   *) die "unknown command" ;;
