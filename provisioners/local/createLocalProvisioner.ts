@@ -3,7 +3,8 @@
  * so they outlive the daemon; a restarted daemon adopts them from the manifests and a /proc scan of ownership markers.
  */
 import { spawn } from 'node:child_process'
-import { mkdir, open, readdir, rename, rm, rmdir, stat } from 'node:fs/promises'
+import { randomBytes } from 'node:crypto'
+import { chmod, copyFile, mkdir, open, readdir, rename, rm, rmdir, stat } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { hostname } from 'node:os'
 import { dirname, join } from 'node:path'
@@ -11,6 +12,7 @@ import type { Common } from '../../core/common.js'
 import { AbortedError } from '../../core/errors.js'
 import { sleep, withTimeout } from '../../core/retry.js'
 import { fetchArtifact } from '../artifacts/fetchArtifact.js'
+import { sha256File } from '../artifacts/sha256File.js'
 import { ProvisionError } from '../errors.js'
 import { probeHttp, waitForHealthy } from '../health.js'
 import type { CallOptions, DeploymentRequest, DeploymentStatus, OwnedResource, Provisioner, SourceKind } from '../types.js'
@@ -297,6 +299,35 @@ export function createLocalProvisioner(common: Common, p: LocalProvisionerParame
     }
   }
 
+  /**
+   * The deployment's own read-only copy of its artifact (`bin/<sha256>`), hashed right before it is spawned: the
+   * shared cache (writable by anything running as this user, a stopping replica included) is only ever copied from
+   * after it verified, and a copy that no longer matches is made again from freshly verified bytes.
+   */
+  async function verifiedCopy(m: Manifest, signal: AbortSignal): Promise<string> {
+    const a = m.artifact!
+    const dest = join(depDir(m.deploymentId), 'bin', a.sha256)
+    if ((await sha256File(dest, signal).catch(() => undefined)) === a.sha256) return dest
+    await mkdir(dirname(dest), { recursive: true, mode: 0o700 })
+    for (let attempt = 0; attempt < 2; attempt++) {
+      // fetchArtifact re-verifies the cache entry and fetches again when it was modified
+      await ensureArtifact(m, signal)
+      const tmp = `${dest}.${randomBytes(4).toString('hex')}.tmp`
+      try {
+        await copyFile(m.artifact!.path, tmp)
+        await chmod(tmp, 0o500)
+        if ((await sha256File(tmp, signal)) === a.sha256) {
+          await rename(tmp, dest)
+          return dest
+        }
+      } finally {
+        await rm(tmp, { force: true })
+      }
+      log.warn({ deploymentId: m.deploymentId, path: m.artifact!.path }, 'cached artifact changed after it was verified; fetching it again')
+    }
+    throw new ProvisionError(`the artifact of ${m.deploymentId} keeps changing after verification`, { code: 'ARTIFACT_MODIFIED', reason: 'PROVISION_FAILED', retryable: true, meta: { deploymentId: m.deploymentId } })
+  }
+
   async function startReplica(m: Manifest, index: number, signal: AbortSignal): Promise<ReplicaRecord> {
     const id = m.deploymentId
     const req = m.request
@@ -351,9 +382,10 @@ export function createLocalProvisioner(common: Common, p: LocalProvisionerParame
     let pid: number | undefined
     try {
       await out.write(`--- ${new Date().toISOString()} starting replica ${index} on port ${rec.port}\n`)
+      const bin = await verifiedCopy(m, signal)
       const child = procs.length
-        ? spawn('/bin/sh', ['-c', JOIN_AND_EXEC, m.artifact.path, ...procs], { cwd: depDir(id), env, detached: true, stdio: ['ignore', out.fd, out.fd] })
-        : spawn(m.artifact.path, [], { cwd: depDir(id), env, detached: true, stdio: ['ignore', out.fd, out.fd] })
+        ? spawn('/bin/sh', ['-c', JOIN_AND_EXEC, bin, ...procs], { cwd: depDir(id), env, detached: true, stdio: ['ignore', out.fd, out.fd] })
+        : spawn(bin, [], { cwd: depDir(id), env, detached: true, stdio: ['ignore', out.fd, out.fd] })
       child.on('error', (err) => (spawnError = err))
       child.unref()
       pid = child.pid

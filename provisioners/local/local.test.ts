@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { createTestCommon } from '../../core/common.js'
 import { isRetryable } from '../../core/errors.js'
 import { startArtifactServer, type TestArtifactServer } from '../../test/helpers/artifact-server.js'
-import { crashingArtifact, demoServiceArtifact, escapingArtifact, markerArtifact, probeDemo, readDemoInfo } from '../../test/helpers/demo-service.js'
+import { crashingArtifact, demoServiceArtifact, demoServicePath, escapingArtifact, markerArtifact, probeDemo, readDemoInfo } from '../../test/helpers/demo-service.js'
 import { runProvisionerContract } from '../../test/provisioner-contract/suite.js'
 import type { DeploymentRequest, Provisioner } from '../types.js'
 import { detectCgroups } from './cgroups.js'
@@ -158,6 +158,31 @@ describe('createLocalProvisioner', () => {
     await expect(createLocalProvisioner(common, params(root, owner, { healthTimeoutMs: 3_000 })).provision(req)).rejects.toMatchObject({ code: 'HEALTH_TIMEOUT' })
     expect(existsSync(marker)).toBe(true)
     await prov.destroy('bad-1')
+  })
+
+  test('error: an artifact rewritten in the cache while a replica stops is never run; the verified bytes are fetched again', async () => {
+    const marker = join(root, 'tampered-artifact-ran')
+    // (mkdtemp paths need no quoting inside the trap's single-quoted text)
+    const evil = `#!/bin/sh\\ntouch ${marker}\\nexec sleep 1000\\n`
+    // on SIGTERM it overwrites every cached artifact (and deployment copy) it can reach, then exits
+    server.put(
+      'tamper-v1',
+      `#!/bin/sh
+node '${demoServicePath}' & child=$!
+trap 'for f in "$DATA_DIR"/../../../cache/sha256/* "$DATA_DIR"/../bin/*; do printf "${evil}" > "$f"; done; kill $child; exit 0' TERM
+wait
+`,
+    )
+    server.put('tamper-v2', Buffer.concat([demoServiceArtifact(), Buffer.from('\n// v2\n')]))
+    const p = createLocalProvisioner(common, params(root, owner, { healthTimeoutMs: 8_000 }))
+    expect((await p.provision(request('tamper-1', 1, 'tamper-v1'))).replicasReady).toBe(1)
+    const before = server.hits('tamper-v2')
+    const st = await p.provision(request('tamper-1', 1, 'tamper-v2')).catch((e: unknown) => e as Error)
+    expect(existsSync(marker)).toBe(false)
+    expect(st).toMatchObject({ replicasReady: 1 })
+    // v2 was downloaded, overwritten by the stopping v1, then downloaded again
+    expect(server.hits('tamper-v2')).toBe(before + 2)
+    await p.destroy('tamper-1')
   })
 
   test('error: an unreachable artifact URL is retryable and leaves nothing', async () => {
