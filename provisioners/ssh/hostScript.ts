@@ -1,17 +1,35 @@
 /**
  * The host agent: one POSIX sh script uploaded to every host (content-addressed, so an upgrade uploads a new file).
- * Every remote operation is `sh <script> <command> <args...>` with each argument quoted by shellQuote; the script
- * only ever uses its arguments inside double quotes, so no value is re-parsed by a shell.
+ * Every remote operation is `sh -c <HOST_LOADER> <script> <sha256> <command> <args...>` with each argument quoted by
+ * shellQuote; the script only ever uses its arguments inside double quotes, so no value is re-parsed by a shell.
+ * The file on disk is never trusted: workloads run as the SSH user and can write it, so the loader reads it once,
+ * checks the text against the digest the daemon computed and runs only that checked text (exit 198 otherwise).
  * Commands: facts, artifact, manifest, run, supervise, start, stop, status, list, destroy, cgroups, read-manifest, ports.
  */
 import { createHash } from 'node:crypto'
 
+/** Exit code of the loader when the script file is missing (or unreadable). */
+export const LOADER_MISSING = 197
+/** Exit code of the loader when the script file does not match the expected sha256 (or sha256sum is missing). */
+export const LOADER_MODIFIED = 198
+
+/**
+ * `sh -c` program that runs the agent: $0 the script path, $1 its expected sha256, then the command. Reads the file
+ * once into memory, so what is checked is exactly what runs (no window between check and exec). One line, no single
+ * quote: the script embeds it as a literal to start its own supervisors the same way.
+ */
+export const HOST_LOADER =
+  `BPO_TEXT=$(cat "$0" 2>/dev/null && echo .) || exit ${LOADER_MISSING}; BPO_TEXT=\${BPO_TEXT%.}; BPO_SUM=$1; shift; ` +
+  `[ "$(printf %s "$BPO_TEXT" | sha256sum 2>/dev/null | cut -d" " -f1)" = "$BPO_SUM" ] || exit ${LOADER_MODIFIED}; eval "$BPO_TEXT"`
+
 /** Script text (POSIX sh; dash, bash and busybox sh run it). */
 export const HOST_SCRIPT = `#!/bin/sh
 # blueprint-operator host agent (uploaded by the SSH target; every argument arrives as one quoted word).
-# usage: sh bpo-host.sh <command> [args...]
+# usage: sh -c "$BPO_LOADER" bpo-host.sh <sha256 of this file> <command> [args...]
 set -u
 SELF=$0
+# how this script starts itself again (supervisors, systemd units): through the loader, with the digest it was checked against
+BPO_LOADER='${HOST_LOADER}'
 umask 022
 
 die() { echo "bpo-host: $*" >&2; exit 1; }
@@ -191,8 +209,17 @@ cmd_manifest() {
   write_stdin "$1/manifest.json" && printf '%s\\n' "$2" > "$1/owner"
 }
 
+# bin is <root>/artifacts/<sha256>: true when its bytes still hash to its name (the workload may have rewritten it)
+verify_bin() {
+  _want=\${1##*/}
+  case $_want in *[!0-9a-f]*|'') return 1 ;; esac
+  [ \${#_want} -eq 64 ] || return 1
+  [ "$(sha256sum < "$1" 2>/dev/null | cut -d' ' -f1)" = "$_want" ]
+}
+
 # run <replicadir> <bin>: the workload itself, with exactly the replica's environment (and PATH)
 cmd_run() {
+  verify_bin "$2" || { echo "bpo-host: $2 does not match its sha256; refusing to run it" >&2; exit 24; }
   # only PATH survives from the SSH user's session (interpreters such as node may live outside /usr/bin)
   exec env -i PATH="\${PATH:-/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin}" sh -c '. "$1" && cd "$DATA_DIR" && exec "$2"' bpo-run "$1/env.sh" "$2"
 }
@@ -206,7 +233,8 @@ cmd_supervise() {
   trap 'stopping=1; [ -n "$child" ] && kill -TERM "$child" 2>/dev/null' TERM INT HUP
   while [ "$stopping" = 0 ] && [ ! -e "$dir/stopped" ]; do
     started=$(date +%s)
-    sh "$SELF" run "$dir" "$bin" >> "$dir/log" 2>&1 < /dev/null &
+    # a subshell of this checked, in-memory script: nothing is read from disk but the (verified) artifact
+    (cmd_run "$dir" "$bin") >> "$dir/log" 2>&1 < /dev/null &
     child=$!
     echo "$child" > "$dir/child.pid"
     wait "$child"; code=$?
@@ -246,7 +274,7 @@ cmd_start() {
       [ -x "$bin" ] || die "artifact $bin is not installed"
       [ -f "$dir/supervisor.pid" ] && cmd_stop "$dep" "$i" 0 "$cg" > /dev/null
       rm -f "$dir/stopped"
-      setsid sh "$SELF" supervise "$dir" "$bin" "$cg" "$mem" "$cpu" < /dev/null >> "$dir/supervisor.log" 2>&1 &
+      setsid sh -c "$BPO_LOADER" "$SELF" "$BPO_SUM" supervise "$dir" "$bin" "$cg" "$mem" "$cpu" < /dev/null >> "$dir/supervisor.log" 2>&1 &
       n=0
       while [ $n -lt 100 ]; do alive "$dir/supervisor.pid" "$dir" && { echo started; return 0; }; sleep 0.1; n=$((n + 1)); done
       die "supervisor did not start"
@@ -260,7 +288,7 @@ cmd_start() {
       fi
       [ "$cpu" -gt 0 ] && set -- "$@" -p "CPUQuota=$((cpu / 1000))%"
       $sr --unit="$name" --collect -p Restart=always -p RestartSec=2 -p KillMode=control-group "$@" \\
-        --description="blueprint-operator replica $i of $(basename "$dep")" sh "$SELF" run "$dir" "$bin" || exit 1
+        --description="blueprint-operator replica $i of $(basename "$dep")" sh -c "$BPO_LOADER" "$SELF" "$BPO_SUM" run "$dir" "$bin" || exit 1
       echo started
       ;;
     podman|docker)
@@ -394,5 +422,10 @@ case $cmd in
 esac
 `
 
+/** sha256 of the script text: the loader refuses any other file content. */
+export const HOST_SCRIPT_SHA256 = createHash('sha256').update(HOST_SCRIPT).digest('hex')
+
 /** First 16 hex chars of the script's sha256: the remote file name carries it. */
-export const HOST_SCRIPT_VERSION = createHash('sha256').update(HOST_SCRIPT).digest('hex').slice(0, 16)
+export const HOST_SCRIPT_VERSION = HOST_SCRIPT_SHA256.slice(0, 16)
+
+if (HOST_LOADER.includes("'") || HOST_LOADER.includes('\n')) throw new Error('HOST_LOADER must be one line without single quotes')
