@@ -13,6 +13,7 @@ import { AbortedError } from '../../core/errors.js'
 import { sleep, withTimeout } from '../../core/retry.js'
 import { fetchArtifact } from '../artifacts/fetchArtifact.js'
 import { sha256File } from '../artifacts/sha256File.js'
+import { assertEnvAllowed } from '../envPolicy.js'
 import { ProvisionError } from '../errors.js'
 import { probeHttp, waitForHealthy } from '../health.js'
 import type { CallOptions, DeploymentRequest, DeploymentStatus, OwnedResource, Provisioner, SourceKind } from '../types.js'
@@ -50,8 +51,6 @@ export type LocalProvisionerParameters = {
 const OWNER = 'BPO_OWNER'
 const DEPLOYMENT = 'BPO_DEPLOYMENT'
 const DEPLOYMENT_ID = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/
-const ENV_KEY = /^[A-Z_][A-Z0-9_]*$/
-const RESERVED_ENV = new Set(['PORT', 'HOST', 'SERVICE_ID', 'BLUEPRINT_ID', 'DEPLOYMENT_ID', 'REPLICA_INDEX', 'DATA_DIR', 'PATH'])
 // joins the cgroups first, then becomes the artifact: the artifact never runs outside its limits
 const JOIN_AND_EXEC = 'a="$0"; for f in "$@"; do echo $$ > "$f" || exit 97; done; exec "$a"'
 
@@ -133,6 +132,8 @@ export function createLocalProvisioner(common: Common, p: LocalProvisionerParame
   }
 
   function validate(req: DeploymentRequest): void {
+    // the same env policy as the SSH target: the /bin/sh wrapper that joins the cgroups runs with this env too
+    assertEnvAllowed(req.env)
     const problems: string[] = []
     if (typeof req.deploymentId !== 'string' || !DEPLOYMENT_ID.test(req.deploymentId)) {
       problems.push(`deploymentId: got ${JSON.stringify(req.deploymentId)}, expected a DNS label`)
@@ -145,11 +146,6 @@ export function createLocalProvisioner(common: Common, p: LocalProvisionerParame
     }
     const r = req.spec?.replicas
     if (!Number.isInteger(r) || r < 0 || r > maxReplicas) problems.push(`spec.replicas: got ${r}, expected an integer 0..${maxReplicas}`)
-    for (const [k, v] of Object.entries(req.env ?? {})) {
-      if (!ENV_KEY.test(k)) problems.push(`env.${k}: key must match ${ENV_KEY}`)
-      else if (RESERVED_ENV.has(k) || k.startsWith('BPO_')) problems.push(`env.${k}: reserved for the provisioner`)
-      if (typeof v !== 'string' || v.includes('\0')) problems.push(`env.${k}: value must be a string without NUL`)
-    }
     if (req.healthPath !== undefined && !/^\/[^\s]*$/.test(req.healthPath)) problems.push(`healthPath: got ${JSON.stringify(req.healthPath)}, expected a path starting with /`)
     if (problems.length) throw invalid(problems)
     if (!sourceKinds.includes(req.source?.kind)) {

@@ -222,7 +222,9 @@ wait
     await expect(prov.provision(bad)).rejects.toMatchObject({ code: 'REQUEST_INVALID', reason: 'MALFORMED_REQUEST' })
     const envBad = request('env-bad')
     envBad.env = { PORT: '1', 'lower-case': 'x' }
-    await expect(prov.provision(envBad)).rejects.toMatchObject({ code: 'REQUEST_INVALID' })
+    await expect(prov.provision(envBad)).rejects.toMatchObject({ code: 'ENV_REFUSED', reason: 'MALFORMED_REQUEST' })
+    envBad.env = { LD_PRELOAD: '/tmp/evil.so' }
+    await expect(prov.provision(envBad)).rejects.toMatchObject({ code: 'ENV_REFUSED', reason: 'MALFORMED_REQUEST' })
     const container = request('ctr-1')
     container.source = { kind: 'container', image: 'localhost:5000/echo', digest: `sha256:${'0'.repeat(64)}` }
     await expect(prov.provision(container)).rejects.toMatchObject({ code: 'SOURCE_KIND_UNSUPPORTED' })

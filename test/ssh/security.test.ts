@@ -134,12 +134,14 @@ describe('ssh security: hostile values', () => {
       lab.request('x;rm -rf /'),
       lab.request('x\ny'),
       lab.request('ok-id', { placement: `h1$(touch ${marker()})` }),
-      lab.request('ok-id', { env: { 'A;touch x': '1' } }),
-      lab.request('ok-id', { env: { PATH: '/evil' } as Record<string, string> }),
     ]
     for (const req of bad) {
       const err = await rejection(prov.provision(req))
       expect({ id: req.deploymentId, code: err.code, reason: err.reason }).toEqual({ id: req.deploymentId, code: 'MALFORMED_REQUEST', reason: 'MALFORMED_REQUEST' })
+    }
+    for (const env of [{ 'A;touch x': '1' }, { PATH: '/evil' }, { LD_PRELOAD: '/tmp/evil.so' }, { BASH_ENV: `$(touch ${marker()})` }] as Record<string, string>[]) {
+      const err = await rejection(prov.provision(lab.request('ok-id', { env })))
+      expect({ env, code: err.code, reason: err.reason }).toEqual({ env, code: 'ENV_REFUSED', reason: 'MALFORMED_REQUEST' })
     }
     for (const call of [() => prov.status('a`b`'), () => prov.scale("a'b", 1), () => prov.destroy('$(x)'), () => prov.restart('a b')]) {
       expect((await rejection(call())).code).toBe('MALFORMED_REQUEST')
