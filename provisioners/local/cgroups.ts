@@ -5,6 +5,7 @@
 import { access, mkdir, readFile, readdir, rmdir, stat, writeFile } from 'node:fs/promises'
 import { constants } from 'node:fs'
 import { join } from 'node:path'
+import { sleep } from '../../core/retry.js'
 
 export type CgroupMode = 'v1' | 'v2' | 'none'
 
@@ -23,11 +24,23 @@ export type Cgroups = {
   reason?: string
   /** Create the replica's cgroup(s) with limits; returns the `cgroup.procs` files the replica must join. */
   prepare(deploymentId: string, replica: number, limits: CgroupLimits): Promise<string[]>
+  /**
+   * SIGKILL every process in these cgroups (v2: cgroup.kill; v1: each pid of cgroup.procs, repeated until empty),
+   * so nothing a replica started survives it, whatever process group or session it moved to. Returns the pids still
+   * there when the bounded wait ran out (empty on success).
+   */
+  kill(procsFiles: string[]): Promise<number[]>
   /** Remove cgroup directories (leaf first); missing ones are fine. */
   remove(procsFiles: string[]): Promise<void>
-  /** Remove every cgroup of a deployment under this daemon's base. */
+  /** Kill the processes of every replica cgroup of a deployment under this operator's base; returns the survivors. */
+  killDeployment(deploymentId: string): Promise<number[]>
+  /** Remove every cgroup of a deployment under this operator's base. */
   removeDeployment(deploymentId: string): Promise<void>
+  /** Replica cgroups under this operator's base that still hold processes (leftovers the orphan sweep must see). */
+  populated(): Promise<PopulatedCgroup[]>
 }
+
+export type PopulatedCgroup = { deploymentId: string; replica: string; dir: string; pids: number[] }
 
 const V1 = ['memory', 'cpu', 'pids'] as const
 const SUB = 'blueprint-operator'
@@ -36,9 +49,66 @@ const none = (reason: string): Cgroups => ({
   mode: 'none',
   reason,
   prepare: async () => [],
+  kill: async () => [],
   remove: async () => undefined,
+  killDeployment: async () => [],
   removeDeployment: async () => undefined,
+  populated: async () => [],
 })
+
+/** Directory name of an operator's level below `blueprint-operator` (the prefix keeps "." and ".." ids harmless). */
+const ownerDir = (owner: string) => `op-${owner}`
+
+/** Live (non-zombie) pids listed in a cgroup.procs file; a missing file is an empty group. */
+async function members(procsFile: string): Promise<number[]> {
+  const text = await readFile(procsFile, 'utf8').catch(() => '')
+  const out: number[] = []
+  for (const line of text.split('\n')) {
+    const pid = Number(line.trim())
+    if (!Number.isInteger(pid) || pid <= 1 || pid === process.pid) continue
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined)
+    if (stat === undefined) continue
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3)
+    if (state !== 'Z' && state !== 'X') out.push(pid)
+  }
+  return out
+}
+
+// a group that forks as fast as it is killed is bounded by pids.max; 100 rounds cover it with room to spare
+const KILL_ROUNDS = 100
+
+/** SIGKILL every member of the groups until they are empty (bounded); returns the survivors. */
+async function killMembers(procsFiles: string[]): Promise<number[]> {
+  let left: number[] = []
+  for (let round = 0; round < KILL_ROUNDS; round++) {
+    const pids = new Set<number>()
+    for (const f of procsFiles) for (const pid of await members(f)) pids.add(pid)
+    left = [...pids]
+    if (!left.length) return []
+    for (const pid of left) {
+      try {
+        process.kill(pid, 'SIGKILL')
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err
+      }
+    }
+    await sleep(Math.min(100, 10 * (round + 1)))
+  }
+  return left
+}
+
+/** Replica directories (`<base>/<deployment>/<replica>`) under one hierarchy's operator base. */
+async function replicaDirs(base: string, deploymentId?: string): Promise<{ deploymentId: string; replica: string; dir: string }[]> {
+  const out: { deploymentId: string; replica: string; dir: string }[] = []
+  const deps = deploymentId !== undefined ? [deploymentId] : await subdirs(base)
+  for (const d of deps) for (const r of await subdirs(join(base, d))) out.push({ deploymentId: d, replica: r, dir: join(base, d, r) })
+  return out
+}
+
+async function subdirs(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { withFileTypes: true }).catch(() => [])
+  return entries.filter((e) => e.isDirectory()).map((e) => e.name)
+}
 
 /** Own cgroup path per v1 controller and for v2 ("" key), from /proc/self/cgroup. */
 async function ownPaths(file: string): Promise<Map<string, string>> {
@@ -76,6 +146,8 @@ async function rmdirTree(dir: string): Promise<void> {
  */
 export async function detectCgroups(p: {
   mode: 'auto' | 'off'
+  /** The operator: its cgroups live in their own level (`blueprint-operator/op-<owner>/`), so leftovers are attributable. */
+  owner: string
   /** Where the cgroup filesystems are mounted. Default /sys/fs/cgroup. */
   root?: string
   /** This process's cgroup membership. Default /proc/self/cgroup. */
@@ -86,13 +158,13 @@ export async function detectCgroups(p: {
   try {
     const own = await ownPaths(p.selfCgroupFile ?? '/proc/self/cgroup')
     const v2controllers = await readFile(join(root, 'cgroup.controllers'), 'utf8').catch(() => undefined)
-    if (v2controllers !== undefined) return await detectV2(root, own, v2controllers)
+    if (v2controllers !== undefined) return await detectV2(root, own, v2controllers, p.owner)
     const bases: Record<string, string> = {}
     for (const c of V1) {
       const mount = join(root, c)
       const isCgroup = await stat(join(mount, 'cgroup.procs')).then(() => true, () => false)
       if (!isCgroup) return none(`cgroup v1 ${c} hierarchy not mounted at ${mount}`)
-      const base = join(mount, own.get(c) ?? '/', SUB)
+      const base = join(mount, own.get(c) ?? '/', SUB, ownerDir(p.owner))
       await mkdir(base, { recursive: true })
       if (!(await writable(join(base, 'cgroup.procs')))) return none(`${base} is not writable`)
       bases[c] = base
@@ -123,29 +195,50 @@ function v1(bases: Record<(typeof V1)[number], string>): Cgroups {
       }
       return files
     },
+    kill: killMembers,
     async remove(procsFiles) {
       for (const f of procsFiles) await rmdir(join(f, '..')).catch(() => undefined)
+    },
+    async killDeployment(deploymentId) {
+      const files: string[] = []
+      for (const c of V1) for (const r of await replicaDirs(bases[c], deploymentId)) files.push(join(r.dir, 'cgroup.procs'))
+      return killMembers(files)
     },
     async removeDeployment(deploymentId) {
       for (const c of V1) {
         await rmdirTree(join(bases[c], deploymentId))
         // an empty base would keep the daemon's own cgroup from being removed by its supervisor; prepare recreates it
         await rmdir(bases[c]).catch(() => undefined)
+        await rmdir(join(bases[c], '..')).catch(() => undefined)
       }
+    },
+    async populated() {
+      const byDir = new Map<string, PopulatedCgroup>()
+      for (const c of V1) {
+        for (const r of await replicaDirs(bases[c])) {
+          const pids = await members(join(r.dir, 'cgroup.procs'))
+          const key = `${r.deploymentId}/${r.replica}`
+          if (pids.length && !byDir.has(key)) byDir.set(key, { ...r, pids })
+        }
+      }
+      return [...byDir.values()]
     },
   }
 }
 
-async function detectV2(root: string, own: Map<string, string>, controllers: string): Promise<Cgroups> {
+async function detectV2(root: string, own: Map<string, string>, controllers: string, owner: string): Promise<Cgroups> {
   const have = new Set(controllers.trim().split(/\s+/))
   const missing = ['memory', 'cpu', 'pids'].filter((c) => !have.has(c))
   if (missing.length) return none(`cgroup v2 lacks the ${missing.join(', ')} controller(s)`)
   const parent = join(root, own.get('') ?? '/')
-  const base = join(parent, SUB)
+  const sub = join(parent, SUB)
+  const base = join(sub, ownerDir(owner))
   // v2 only hands controllers down through subtree_control; a parent with processes of its own may refuse it
   const enable = async (dir: string) => writeFile(join(dir, 'cgroup.subtree_control'), '+memory +cpu +pids')
   try {
     await enable(parent)
+    await mkdir(sub, { recursive: true })
+    await enable(sub)
     await mkdir(base, { recursive: true })
     await enable(base)
   } catch (err) {
@@ -164,11 +257,32 @@ async function detectV2(root: string, own: Map<string, string>, controllers: str
       await writeFile(join(dir, 'pids.max'), String(limits.pidsMax))
       return [join(dir, 'cgroup.procs')]
     },
+    kill: killV2,
     async remove(procsFiles) {
       for (const f of procsFiles) await rmdir(join(f, '..')).catch(() => undefined)
+    },
+    async killDeployment(deploymentId) {
+      return killV2((await replicaDirs(base, deploymentId)).map((r) => join(r.dir, 'cgroup.procs')))
     },
     async removeDeployment(deploymentId) {
       await rmdirTree(join(base, deploymentId))
     },
+    async populated() {
+      const out: PopulatedCgroup[] = []
+      for (const r of await replicaDirs(base)) {
+        const pids = await members(join(r.dir, 'cgroup.procs'))
+        if (pids.length) out.push({ ...r, pids })
+      }
+      return out
+    },
   }
+}
+
+/** cgroup.kill (Linux 5.14+) kills the whole group at once, forks in flight included; older kernels get the loop. */
+async function killV2(procsFiles: string[]): Promise<number[]> {
+  for (const f of procsFiles) {
+    // r+: never create the file where the kernel does not offer it
+    await writeFile(join(f, '..', 'cgroup.kill'), '1', { flag: 'r+' }).catch(() => undefined)
+  }
+  return killMembers(procsFiles)
 }

@@ -3,7 +3,8 @@
  * so they outlive the daemon; a restarted daemon adopts them from the manifests and a /proc scan of ownership markers.
  */
 import { spawn } from 'node:child_process'
-import { mkdir, open, readdir, rename, rm, rmdir, stat } from 'node:fs/promises'
+import { randomBytes } from 'node:crypto'
+import { chmod, copyFile, mkdir, open, readdir, rename, rm, rmdir, stat } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { hostname } from 'node:os'
 import { dirname, join } from 'node:path'
@@ -11,6 +12,8 @@ import type { Common } from '../../core/common.js'
 import { AbortedError } from '../../core/errors.js'
 import { sleep, withTimeout } from '../../core/retry.js'
 import { fetchArtifact } from '../artifacts/fetchArtifact.js'
+import { sha256File } from '../artifacts/sha256File.js'
+import { assertEnvAllowed } from '../envPolicy.js'
 import { ProvisionError } from '../errors.js'
 import { probeHttp, waitForHealthy } from '../health.js'
 import type { CallOptions, DeploymentRequest, DeploymentStatus, OwnedResource, Provisioner, SourceKind } from '../types.js'
@@ -48,8 +51,6 @@ export type LocalProvisionerParameters = {
 const OWNER = 'BPO_OWNER'
 const DEPLOYMENT = 'BPO_DEPLOYMENT'
 const DEPLOYMENT_ID = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/
-const ENV_KEY = /^[A-Z_][A-Z0-9_]*$/
-const RESERVED_ENV = new Set(['PORT', 'HOST', 'SERVICE_ID', 'BLUEPRINT_ID', 'DEPLOYMENT_ID', 'REPLICA_INDEX', 'DATA_DIR', 'PATH'])
 // joins the cgroups first, then becomes the artifact: the artifact never runs outside its limits
 const JOIN_AND_EXEC = 'a="$0"; for f in "$@"; do echo $$ > "$f" || exit 97; done; exec "$a"'
 
@@ -100,7 +101,7 @@ export function createLocalProvisioner(common: Common, p: LocalProvisionerParame
 
   let cgroups: Promise<Cgroups> | undefined
   const getCgroups = () =>
-    (cgroups ??= detectCgroups({ mode: p.cgroups ?? 'auto' }).then((cg) => {
+    (cgroups ??= detectCgroups({ mode: p.cgroups ?? 'auto', owner: p.operatorId }).then((cg) => {
       if (cg.mode === 'none' && p.cgroups !== 'off') log.warn({ reason: cg.reason }, 'no cgroups available: replicas run without resource limits')
       else log.debug({ mode: cg.mode }, 'cgroups in use for replica limits')
       return cg
@@ -131,6 +132,8 @@ export function createLocalProvisioner(common: Common, p: LocalProvisionerParame
   }
 
   function validate(req: DeploymentRequest): void {
+    // the same env policy as the SSH target: the /bin/sh wrapper that joins the cgroups runs with this env too
+    assertEnvAllowed(req.env)
     const problems: string[] = []
     if (typeof req.deploymentId !== 'string' || !DEPLOYMENT_ID.test(req.deploymentId)) {
       problems.push(`deploymentId: got ${JSON.stringify(req.deploymentId)}, expected a DNS label`)
@@ -143,11 +146,6 @@ export function createLocalProvisioner(common: Common, p: LocalProvisionerParame
     }
     const r = req.spec?.replicas
     if (!Number.isInteger(r) || r < 0 || r > maxReplicas) problems.push(`spec.replicas: got ${r}, expected an integer 0..${maxReplicas}`)
-    for (const [k, v] of Object.entries(req.env ?? {})) {
-      if (!ENV_KEY.test(k)) problems.push(`env.${k}: key must match ${ENV_KEY}`)
-      else if (RESERVED_ENV.has(k) || k.startsWith('BPO_')) problems.push(`env.${k}: reserved for the provisioner`)
-      if (typeof v !== 'string' || v.includes('\0')) problems.push(`env.${k}: value must be a string without NUL`)
-    }
     if (req.healthPath !== undefined && !/^\/[^\s]*$/.test(req.healthPath)) problems.push(`healthPath: got ${JSON.stringify(req.healthPath)}, expected a path starting with /`)
     if (problems.length) throw invalid(problems)
     if (!sourceKinds.includes(req.source?.kind)) {
@@ -243,6 +241,13 @@ export function createLocalProvisioner(common: Common, p: LocalProvisionerParame
     if (!(await gone(10_000))) throw new ProvisionError(`process ${proc.pid} survived SIGKILL`, { code: 'STOP_FAILED', retryable: true })
   }
 
+  /** SIGKILL whatever is still in these cgroups: children that left the replica's process group or session. */
+  async function killCgroupMembers(id: string, procsFiles: string[] | undefined): Promise<void> {
+    if (!procsFiles?.length) return
+    const left = await (await getCgroups()).kill(procsFiles)
+    if (left.length) throw new ProvisionError(`processes ${left.join(', ')} of ${id} survived SIGKILL`, { code: 'STOP_FAILED', retryable: true, meta: { deploymentId: id } })
+  }
+
   async function portFree(port: number): Promise<boolean> {
     const srv = createServer()
     return new Promise<boolean>((resolve) => {
@@ -290,6 +295,35 @@ export function createLocalProvisioner(common: Common, p: LocalProvisionerParame
     }
   }
 
+  /**
+   * The deployment's own read-only copy of its artifact (`bin/<sha256>`), hashed right before it is spawned: the
+   * shared cache (writable by anything running as this user, a stopping replica included) is only ever copied from
+   * after it verified, and a copy that no longer matches is made again from freshly verified bytes.
+   */
+  async function verifiedCopy(m: Manifest, signal: AbortSignal): Promise<string> {
+    const a = m.artifact!
+    const dest = join(depDir(m.deploymentId), 'bin', a.sha256)
+    if ((await sha256File(dest, signal).catch(() => undefined)) === a.sha256) return dest
+    await mkdir(dirname(dest), { recursive: true, mode: 0o700 })
+    for (let attempt = 0; attempt < 2; attempt++) {
+      // fetchArtifact re-verifies the cache entry and fetches again when it was modified
+      await ensureArtifact(m, signal)
+      const tmp = `${dest}.${randomBytes(4).toString('hex')}.tmp`
+      try {
+        await copyFile(m.artifact!.path, tmp)
+        await chmod(tmp, 0o500)
+        if ((await sha256File(tmp, signal)) === a.sha256) {
+          await rename(tmp, dest)
+          return dest
+        }
+      } finally {
+        await rm(tmp, { force: true })
+      }
+      log.warn({ deploymentId: m.deploymentId, path: m.artifact!.path }, 'cached artifact changed after it was verified; fetching it again')
+    }
+    throw new ProvisionError(`the artifact of ${m.deploymentId} keeps changing after verification`, { code: 'ARTIFACT_MODIFIED', reason: 'PROVISION_FAILED', retryable: true, meta: { deploymentId: m.deploymentId } })
+  }
+
   async function startReplica(m: Manifest, index: number, signal: AbortSignal): Promise<ReplicaRecord> {
     const id = m.deploymentId
     const req = m.request
@@ -309,6 +343,8 @@ export function createLocalProvisioner(common: Common, p: LocalProvisionerParame
     } catch (err) {
       log.warn({ err, deploymentId: id, replica: index }, 'cgroup setup failed; this replica runs without limits')
     }
+    // the replica is not running: anything still in its cgroup is left from an earlier incarnation
+    await killCgroupMembers(id, procs)
     rec.cgroups = procs
     rec.sha256 = m.artifact.sha256
     delete rec.pid
@@ -342,9 +378,10 @@ export function createLocalProvisioner(common: Common, p: LocalProvisionerParame
     let pid: number | undefined
     try {
       await out.write(`--- ${new Date().toISOString()} starting replica ${index} on port ${rec.port}\n`)
+      const bin = await verifiedCopy(m, signal)
       const child = procs.length
-        ? spawn('/bin/sh', ['-c', JOIN_AND_EXEC, m.artifact.path, ...procs], { cwd: depDir(id), env, detached: true, stdio: ['ignore', out.fd, out.fd] })
-        : spawn(m.artifact.path, [], { cwd: depDir(id), env, detached: true, stdio: ['ignore', out.fd, out.fd] })
+        ? spawn('/bin/sh', ['-c', JOIN_AND_EXEC, bin, ...procs], { cwd: depDir(id), env, detached: true, stdio: ['ignore', out.fd, out.fd] })
+        : spawn(bin, [], { cwd: depDir(id), env, detached: true, stdio: ['ignore', out.fd, out.fd] })
       child.on('error', (err) => (spawnError = err))
       child.unref()
       pid = child.pid
@@ -396,7 +433,10 @@ export function createLocalProvisioner(common: Common, p: LocalProvisionerParame
     await stopReplicas(m, [...extra, ...strays])
     const cg = await getCgroups()
     const dropped = m.replicaRecords.filter((r) => r.index >= m.replicas)
-    for (const r of dropped) await cg.remove(r.cgroups ?? [])
+    for (const r of dropped) {
+      await killCgroupMembers(id, r.cgroups)
+      await cg.remove(r.cgroups ?? [])
+    }
     if (dropped.length) {
       m.replicaRecords = m.replicaRecords.filter((r) => r.index < m.replicas)
       for (const r of dropped) reserved.delete(r.port)
@@ -477,7 +517,10 @@ export function createLocalProvisioner(common: Common, p: LocalProvisionerParame
     const m = found?.operatorId === p.operatorId ? found : undefined
     const { byIndex, strays } = await discover(id, m, signal)
     if (!m) {
-      const leaked = [...byIndex.values(), ...strays]
+      const seen = new Set([...byIndex.values(), ...strays].map((l) => l.pid))
+      // processes that dropped the markers still sit in the deployment's cgroups
+      for (const g of await (await getCgroups()).populated()) if (g.deploymentId === id) for (const pid of g.pids) seen.add(pid)
+      const leaked = [...seen]
       return {
         deploymentId: id,
         exists: leaked.length > 0,
@@ -486,7 +529,7 @@ export function createLocalProvisioner(common: Common, p: LocalProvisionerParame
         endpoints: [],
         healthy: leaked.length === 0,
         placement,
-        ...(leaked.length ? { detail: `${leaked.length} process(es) without a manifest: pids ${leaked.map((l) => l.pid).join(', ')}` } : {}),
+        ...(leaked.length ? { detail: `${leaked.length} process(es) without a manifest: pids ${leaked.join(', ')}` } : {}),
       }
     }
     const healthPath = m.request.healthPath ?? '/'
@@ -608,6 +651,11 @@ export function createLocalProvisioner(common: Common, p: LocalProvisionerParame
           const left = await scan(id, signal)
           await stopReplicas(m, left.map((l) => ({ pid: l.pid, startTime: l.startTime, pgrp: l.pgrp })))
           const cg = await getCgroups()
+          // whatever left the replicas' process groups and sessions (and dropped the markers) is still in their cgroups
+          for (const r of m?.replicaRecords ?? []) await killCgroupMembers(id, r.cgroups)
+          // this operator's own cgroup level: also what no manifest names any more
+          const survivors = await cg.killDeployment(id)
+          if (survivors.length) throw new ProvisionError(`processes ${survivors.join(', ')} of ${id} survived SIGKILL`, { code: 'STOP_FAILED', retryable: true, meta: { deploymentId: id } })
           for (const r of m?.replicaRecords ?? []) {
             await cg.remove(r.cgroups ?? [])
             // cgroups made by an earlier daemon may sit under another base; drop their deployment level too
@@ -625,6 +673,10 @@ export function createLocalProvisioner(common: Common, p: LocalProvisionerParame
       return call('local listOwned', shortCallMs, o, async (signal) => {
         const out: OwnedResource[] = []
         for (const proc of await scan(undefined, signal)) out.push({ deploymentId: proc.deploymentId, kind: 'process', id: String(proc.pid), placement })
+        // processes that cleared their environment are found by the cgroup they cannot leave
+        for (const g of await (await getCgroups()).populated()) {
+          if (DEPLOYMENT_ID.test(g.deploymentId)) out.push({ deploymentId: g.deploymentId, kind: 'cgroup', id: g.dir, placement })
+        }
         for (const name of await readdir(deploymentsDir).catch(() => [] as string[])) {
           checkAborted(signal, 'local listOwned')
           const m = await readManifest(depDir(name)).catch(() => undefined)

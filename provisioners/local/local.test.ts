@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { createTestCommon } from '../../core/common.js'
 import { isRetryable } from '../../core/errors.js'
 import { startArtifactServer, type TestArtifactServer } from '../../test/helpers/artifact-server.js'
-import { crashingArtifact, demoServiceArtifact, markerArtifact, probeDemo, readDemoInfo } from '../../test/helpers/demo-service.js'
+import { crashingArtifact, demoServiceArtifact, demoServicePath, escapingArtifact, markerArtifact, probeDemo, readDemoInfo } from '../../test/helpers/demo-service.js'
 import { runProvisionerContract } from '../../test/provisioner-contract/suite.js'
 import type { DeploymentRequest, Provisioner } from '../types.js'
 import { detectCgroups } from './cgroups.js'
@@ -160,6 +160,31 @@ describe('createLocalProvisioner', () => {
     await prov.destroy('bad-1')
   })
 
+  test('error: an artifact rewritten in the cache while a replica stops is never run; the verified bytes are fetched again', async () => {
+    const marker = join(root, 'tampered-artifact-ran')
+    // (mkdtemp paths need no quoting inside the trap's single-quoted text)
+    const evil = `#!/bin/sh\\ntouch ${marker}\\nexec sleep 1000\\n`
+    // on SIGTERM it overwrites every cached artifact (and deployment copy) it can reach, then exits
+    server.put(
+      'tamper-v1',
+      `#!/bin/sh
+node '${demoServicePath}' & child=$!
+trap 'for f in "$DATA_DIR"/../../../cache/sha256/* "$DATA_DIR"/../bin/*; do printf "${evil}" > "$f"; done; kill $child; exit 0' TERM
+wait
+`,
+    )
+    server.put('tamper-v2', Buffer.concat([demoServiceArtifact(), Buffer.from('\n// v2\n')]))
+    const p = createLocalProvisioner(common, params(root, owner, { healthTimeoutMs: 8_000 }))
+    expect((await p.provision(request('tamper-1', 1, 'tamper-v1'))).replicasReady).toBe(1)
+    const before = server.hits('tamper-v2')
+    const st = await p.provision(request('tamper-1', 1, 'tamper-v2')).catch((e: unknown) => e as Error)
+    expect(existsSync(marker)).toBe(false)
+    expect(st).toMatchObject({ replicasReady: 1 })
+    // v2 was downloaded, overwritten by the stopping v1, then downloaded again
+    expect(server.hits('tamper-v2')).toBe(before + 2)
+    await p.destroy('tamper-1')
+  })
+
   test('error: an unreachable artifact URL is retryable and leaves nothing', async () => {
     const req = request('unreach-1')
     const notCached = createHash('sha256').update('not in the cache').digest('hex')
@@ -197,7 +222,9 @@ describe('createLocalProvisioner', () => {
     await expect(prov.provision(bad)).rejects.toMatchObject({ code: 'REQUEST_INVALID', reason: 'MALFORMED_REQUEST' })
     const envBad = request('env-bad')
     envBad.env = { PORT: '1', 'lower-case': 'x' }
-    await expect(prov.provision(envBad)).rejects.toMatchObject({ code: 'REQUEST_INVALID' })
+    await expect(prov.provision(envBad)).rejects.toMatchObject({ code: 'ENV_REFUSED', reason: 'MALFORMED_REQUEST' })
+    envBad.env = { LD_PRELOAD: '/tmp/evil.so' }
+    await expect(prov.provision(envBad)).rejects.toMatchObject({ code: 'ENV_REFUSED', reason: 'MALFORMED_REQUEST' })
     const container = request('ctr-1')
     container.source = { kind: 'container', image: 'localhost:5000/echo', digest: `sha256:${'0'.repeat(64)}` }
     await expect(prov.provision(container)).rejects.toMatchObject({ code: 'SOURCE_KIND_UNSUPPORTED' })
@@ -337,7 +364,7 @@ describe('createLocalProvisioner', () => {
   })
 
   test('behavior: cgroup limits are applied to every replica when the host offers them', async (ctx) => {
-    const cg = await detectCgroups({ mode: 'auto' })
+    const cg = await detectCgroups({ mode: 'auto', owner })
     if (cg.mode === 'none') return ctx.skip(`no writable cgroups here: ${cg.reason}`)
     const st = await prov.provision(request('cg-1'))
     const m = (await readManifest(join(root, 'deployments', 'cg-1')))!
@@ -357,8 +384,60 @@ describe('createLocalProvisioner', () => {
     for (const d of dirs) expect(existsSync(join(d, '..'))).toBe(false)
   })
 
+  const running = async (pid: number) => {
+    const st = await readProcStat(pid)
+    return !!st && st.state !== 'Z' && st.state !== 'X'
+  }
+  async function escapeePid(id: string): Promise<number> {
+    const file = join(root, 'deployments', id, 'data', 'escapee.pid')
+    for (let i = 0; i < 200 && !existsSync(file); i++) await new Promise((r) => setTimeout(r, 50))
+    return Number((await readFile(file, 'utf8')).trim())
+  }
+
+  test('behavior: destroy kills a child that left the replica\'s process group and session and cleared its environment', async (ctx) => {
+    const cg = await detectCgroups({ mode: 'auto', owner })
+    if (cg.mode === 'none') return ctx.skip(`no writable cgroups here: ${cg.reason}`)
+    server.put('escape', escapingArtifact())
+    const st = await prov.provision(request('esc-1', 1, 'escape'))
+    expect(st.replicasReady).toBe(1)
+    const rec = (await readManifest(join(root, 'deployments', 'esc-1')))!.replicaRecords[0]!
+    const escapee = await escapeePid('esc-1')
+    expect(await running(escapee)).toBe(true)
+    expect((await readProcStat(escapee))!.pgrp).not.toBe((await readProcStat(rec.pid!))!.pgrp)
+    // no marker: only the cgroup still ties it to the replica
+    expect((await scanMarkedProcesses({ ownerKey: 'BPO_OWNER', owner, deploymentKey: 'BPO_DEPLOYMENT' })).map((p) => p.pid)).not.toContain(escapee)
+    for (const procs of rec.cgroups!) expect((await readFile(procs, 'utf8')).split('\n')).toContain(String(escapee))
+    await prov.destroy('esc-1')
+    expect(await running(escapee)).toBe(false)
+    for (const procs of rec.cgroups!) expect(existsSync(join(procs, '..'))).toBe(false)
+    expect((await prov.listOwned()).filter((r) => r.deploymentId === 'esc-1')).toEqual([])
+  })
+
+  test('behavior: listOwned reports a populated cgroup whose processes carry no marker, so the sweep can destroy it', async (ctx) => {
+    const cg = await detectCgroups({ mode: 'auto', owner })
+    if (cg.mode === 'none') return ctx.skip(`no writable cgroups here: ${cg.reason}`)
+    server.put('escape', escapingArtifact())
+    await prov.provision(request('esc-2', 1, 'escape'))
+    const dir = join(root, 'deployments', 'esc-2')
+    const rec = (await readManifest(dir))!.replicaRecords[0]!
+    const escapee = await escapeePid('esc-2')
+    // the replica itself dies and the record is lost: what remains is the escapee in its cgroup
+    process.kill(-rec.pid!, 'SIGKILL')
+    while (await running(rec.pid!)) await new Promise((r) => setTimeout(r, 50))
+    await rm(join(dir, 'manifest.json'))
+    expect(await running(escapee)).toBe(true)
+    const owned = (await prov.listOwned()).filter((r) => r.deploymentId === 'esc-2')
+    expect(owned.map((r) => r.kind)).toContain('cgroup')
+    expect(owned.filter((r) => r.kind === 'process')).toEqual([])
+    expect((await prov.status('esc-2')).exists).toBe(true)
+    await prov.destroy('esc-2')
+    expect(await running(escapee)).toBe(false)
+    for (const procs of rec.cgroups!) expect(existsSync(join(procs, '..'))).toBe(false)
+    expect((await prov.listOwned()).filter((r) => r.deploymentId === 'esc-2')).toEqual([])
+  })
+
   test('behavior: a memory limit is enforced (an allocation above it is killed)', async (ctx) => {
-    const cg = await detectCgroups({ mode: 'auto' })
+    const cg = await detectCgroups({ mode: 'auto', owner })
     if (cg.mode === 'none') return ctx.skip(`no writable cgroups here: ${cg.reason}`)
     // a service that answers health, then allocates 200 MiB when asked
     server.put(

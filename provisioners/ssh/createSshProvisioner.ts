@@ -20,7 +20,7 @@ import { openLedger, reserved, usedByHost } from './ledger.js'
 import { chooseHosts, fits } from './placement.js'
 import { quoteWord } from './shellQuote.js'
 import type { HostCapacity, Placement, ReplicaMode, Resources, SshHost } from './types.js'
-import { ENV_KEY_RE, HOST_NAME_RE, OPERATOR_ID_RE, assertDeploymentId, assertReplicas, assertRequest, requestProblems } from './validate.js'
+import { DEPLOYMENT_ID_RE, ENV_KEY_RE, HOST_NAME_RE, OPERATOR_ID_RE, assertDeploymentId, assertReplicas, assertRequest, requestProblems } from './validate.js'
 
 export type SshProvisionerParameters = {
   /** This operator's ownership marker (BPO_OWNER, container labels, remote directory). */
@@ -134,7 +134,9 @@ export function createSshProvisioner(commonIn: Common, p: SshProvisionerParamete
   const endpointOf = (h: SshHost, port: number) => `http://${h.address.includes(':') ? `[${h.address}]` : h.address}:${port}`
   const unitOf = (req: DeploymentRequest): Resources => ({ vcpu: req.spec.vcpu, memoryGiB: req.spec.memoryGiB, storageGiB: req.spec.storageGiB })
   const times = (u: Resources, n: number): Resources => ({ vcpu: u.vcpu * n, memoryGiB: u.memoryGiB * n, storageGiB: u.storageGiB * n })
-  const nameOf = (h: SshHost, id: string, i: number) => `bpo-${agent.layout(h).tag}-${id}-r${i}`
+  const nameOf = (h: SshHost, id: string, i: number) => `${cgroupPrefixOf(h, id)}${i}`
+  /** Unit, container and cgroup names of a deployment's replicas: this prefix and the replica index. */
+  const cgroupPrefixOf = (h: SshHost, id: string) => `bpo-${agent.layout(h).tag}-${id}-r`
 
   /** The placement recorded in a host's manifest (written by this target), or undefined when it is not one. */
   function fromManifest(h: SshHost, m: unknown, replicas: ReplicaState[]): Placement | undefined {
@@ -353,7 +355,7 @@ export function createSshProvisioner(commonIn: Common, p: SshProvisionerParamete
     await Promise.all(
       existing
         .filter((r) => r.index >= n && r.state !== 'stopped')
-        .map((r) => agent.must(h, `stopping replica ${r.index}`, ['stop', depDir, String(r.index), grace], { signal })),
+        .map((r) => agent.must(h, `stopping replica ${r.index}`, ['stop', depDir, String(r.index), grace, nameOf(h, id, r.index)], { signal })),
     )
   }
 
@@ -548,7 +550,7 @@ export function createSshProvisioner(commonIn: Common, p: SshProvisionerParamete
           })
           for (const i of bad) {
             log.warn({ deploymentId, host: h.name, replica: i }, 'restarting an unhealthy replica')
-            await agent.must(h, `stopping replica ${i}`, ['stop', depDir, String(i), grace], { signal })
+            await agent.must(h, `stopping replica ${i}`, ['stop', depDir, String(i), grace, nameOf(h, deploymentId, i)], { signal })
           }
           if (bad.length) {
             await converge(h, deploymentId, pl.replicas, signal)
@@ -569,7 +571,7 @@ export function createSshProvisioner(commonIn: Common, p: SshProvisionerParamete
           await Promise.all(
             targets.map(async (h) => {
               try {
-                await agent.must(h, 'destroying the deployment', ['destroy', agent.layout(h).dep(deploymentId), grace], { signal })
+                await agent.must(h, 'destroying the deployment', ['destroy', agent.layout(h).dep(deploymentId), grace, cgroupPrefixOf(h, deploymentId)], { signal })
                 const f = await agent.facts(h, { signal })
                 if (f.runtime !== 'none') await removeContainers(h, f.runtime, deploymentId, signal)
               } catch (err) {
@@ -595,6 +597,7 @@ export function createSshProvisioner(commonIn: Common, p: SshProvisionerParamete
             try {
               const deps = await agent.list(h, { signal })
               const f = await agent.facts(h, { signal })
+              const groups = await agent.populatedCgroups(h, { signal })
               reached++
               const seen = new Set<string>()
               for (const d of deps) {
@@ -605,6 +608,14 @@ export function createSshProvisioner(commonIn: Common, p: SshProvisionerParamete
                   const kind = r.mode === 'setsid' ? 'process' : r.mode.startsWith('systemd') ? 'unit' : 'container'
                   seen.add(r.id)
                   out.push({ deploymentId: d.deploymentId, kind, id: kind === 'process' ? `${h.name}:${r.id}` : r.id, placement: h.name })
+                }
+              }
+              // processes that left their supervisor (and whose deployment dir may be gone) still sit in its cgroup
+              const prefix = `bpo-${agent.layout(h).tag}-`
+              for (const name of groups) {
+                const id = name.startsWith(prefix) ? name.slice(prefix.length).replace(/-r\d+$/, '') : ''
+                if (DEPLOYMENT_ID_RE.test(id) && name === nameOf(h, id, Number(name.slice(name.lastIndexOf('-r') + 2)))) {
+                  out.push({ deploymentId: id, kind: 'cgroup', id: `${h.name}:${name}`, placement: h.name })
                 }
               }
               if (f.runtime !== 'none') {

@@ -5,15 +5,13 @@
 import { createHash } from 'node:crypto'
 import type { Common } from '../../core/common.js'
 import type { ExecOptions, ExecResult, SshPool } from './connection.js'
-import { RemoteCommandError } from './errors.js'
-import { HOST_SCRIPT, HOST_SCRIPT_VERSION } from './hostScript.js'
+import { HostUnsupportedError, RemoteCommandError } from './errors.js'
+import { HOST_LOADER, HOST_SCRIPT, HOST_SCRIPT_SHA256, HOST_SCRIPT_VERSION, LOADER_MISSING, LOADER_MODIFIED } from './hostScript.js'
 import type { ReplicaMode, SshHost } from './types.js'
 
 /** Default remote root on a host. */
 export const DEFAULT_REMOTE_ROOT = '/var/lib/blueprint-operator'
 const ROOT_RE = /^\/(?:[A-Za-z0-9._-]+\/?)*$/
-// the wrapper's own exit code when the script is missing; chosen outside the agent's codes
-const MISSING = 197
 
 export type HostFacts = {
   uid: number
@@ -72,6 +70,8 @@ export type HostAgent = {
   facts(host: SshHost, o?: ExecOptions): Promise<HostFacts>
   status(host: SshHost, deploymentId: string, o?: ExecOptions): Promise<RemoteStatus>
   list(host: SshHost, o?: ExecOptions): Promise<ListedDeployment[]>
+  /** Names of this operator's replica cgroups on the host that still hold processes. */
+  populatedCgroups(host: SshHost, o?: ExecOptions): Promise<string[]>
   /** TCP ports listening on the host. */
   listeningPorts(host: SshHost, o?: ExecOptions): Promise<Set<number>>
   layout(host: SshHost): HostLayout
@@ -91,10 +91,15 @@ export function createHostAgent(common: Common, pool: SshPool, operatorId: strin
 
   async function run(host: SshHost, args: readonly string[], o: ExecOptions = {}): Promise<ExecResult> {
     const L = layout(host)
-    const wrapped = ['sh', '-c', `test -f "$0" || exit ${MISSING}; exec sh "$0" "$@"`, L.script, ...args]
+    // the loader runs the file only when its bytes hash to what this daemon computed
+    const wrapped = ['sh', '-c', HOST_LOADER, L.script, HOST_SCRIPT_SHA256, ...args]
     const r = await pool.exec(host, wrapped, { what: `host agent ${args[0] ?? ''}`, ...o })
-    if (r.code !== MISSING) return r
-    common.logger.info({ host: host.name, version: HOST_SCRIPT_VERSION }, 'installing the host agent')
+    if (r.code !== LOADER_MISSING && r.code !== LOADER_MODIFIED) return r
+    if (r.code === LOADER_MODIFIED) {
+      const sha = await pool.exec(host, ['sh', '-c', 'command -v sha256sum'], { what: 'looking for sha256sum', ...o })
+      if (sha.code !== 0) throw new HostUnsupportedError(host.name, 'sha256sum is missing, the host agent cannot be verified')
+      common.logger.warn({ host: host.name, path: L.script }, 'the host agent on disk was modified (by a workload?); refusing to run it and installing it again')
+    } else common.logger.info({ host: host.name, version: HOST_SCRIPT_VERSION }, 'installing the host agent')
     const install = await pool.exec(
       host,
       ['sh', '-c', 'mkdir -p "$(dirname "$0")" && cat > "$0.tmp.$$" && chmod 0755 "$0.tmp.$$" && mv -f "$0.tmp.$$" "$0"', L.script],
@@ -167,6 +172,13 @@ export function createHostAgent(common: Common, pool: SshPool, operatorId: strin
         }
       }
       return [...deps.values()]
+    },
+    async populatedCgroups(host, o) {
+      const out = await must(host, 'listing cgroups', ['cgroups', `bpo-${layout(host).tag}-`], o)
+      return out
+        .split('\n')
+        .filter((l) => l.startsWith('cgroup '))
+        .map((l) => l.slice('cgroup '.length).trim())
     },
     async listeningPorts(host, o) {
       const out = await must(host, 'reading listening ports', ['ports'], o)

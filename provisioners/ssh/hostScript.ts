@@ -1,17 +1,35 @@
 /**
  * The host agent: one POSIX sh script uploaded to every host (content-addressed, so an upgrade uploads a new file).
- * Every remote operation is `sh <script> <command> <args...>` with each argument quoted by shellQuote; the script
- * only ever uses its arguments inside double quotes, so no value is re-parsed by a shell.
- * Commands: facts, artifact, manifest, run, supervise, start, stop, status, list, destroy, read-manifest, ports.
+ * Every remote operation is `sh -c <HOST_LOADER> <script> <sha256> <command> <args...>` with each argument quoted by
+ * shellQuote; the script only ever uses its arguments inside double quotes, so no value is re-parsed by a shell.
+ * The file on disk is never trusted: workloads run as the SSH user and can write it, so the loader reads it once,
+ * checks the text against the digest the daemon computed and runs only that checked text (exit 198 otherwise).
+ * Commands: facts, artifact, manifest, run, supervise, start, stop, status, list, destroy, cgroups, read-manifest, ports.
  */
 import { createHash } from 'node:crypto'
+
+/** Exit code of the loader when the script file is missing (or unreadable). */
+export const LOADER_MISSING = 197
+/** Exit code of the loader when the script file does not match the expected sha256 (or sha256sum is missing). */
+export const LOADER_MODIFIED = 198
+
+/**
+ * `sh -c` program that runs the agent: $0 the script path, $1 its expected sha256, then the command. Reads the file
+ * once into memory, so what is checked is exactly what runs (no window between check and exec). One line, no single
+ * quote: the script embeds it as a literal to start its own supervisors the same way.
+ */
+export const HOST_LOADER =
+  `BPO_TEXT=$(cat "$0" 2>/dev/null && echo .) || exit ${LOADER_MISSING}; BPO_TEXT=\${BPO_TEXT%.}; BPO_SUM=$1; shift; ` +
+  `[ "$(printf %s "$BPO_TEXT" | sha256sum 2>/dev/null | cut -d" " -f1)" = "$BPO_SUM" ] || exit ${LOADER_MODIFIED}; eval "$BPO_TEXT"`
 
 /** Script text (POSIX sh; dash, bash and busybox sh run it). */
 export const HOST_SCRIPT = `#!/bin/sh
 # blueprint-operator host agent (uploaded by the SSH target; every argument arrives as one quoted word).
-# usage: sh bpo-host.sh <command> [args...]
+# usage: sh -c "$BPO_LOADER" bpo-host.sh <sha256 of this file> <command> [args...]
 set -u
 SELF=$0
+# how this script starts itself again (supervisors, systemd units): through the loader, with the digest it was checked against
+BPO_LOADER='${HOST_LOADER}'
 umask 022
 
 die() { echo "bpo-host: $*" >&2; exit 1; }
@@ -99,10 +117,59 @@ apply_limits() {
   esac
 }
 
+# Directories of the replica cgroup named $1 (bpo-<tag>-<id>-r<i>, passed by the daemon): computed here, never read
+# from the replica dir, which the workload can write.
+cgroup_dirs() {
+  case $1 in ''|*[!a-z0-9-]*) return 0 ;; esac
+  for _d in "/sys/fs/cgroup/memory/bpo/$1" "/sys/fs/cgroup/cpu/bpo/$1" "/sys/fs/cgroup/bpo/$1"; do [ -d "$_d" ] && echo "$_d"; done
+  return 0
+}
+
+# SIGKILL every process in the cgroup named $1 until it is empty (bounded): what left the supervisor's process group
+# or session is still in there. v2 kills the group at once through cgroup.kill where the kernel has it.
+kill_cgroups() {
+  _dirs=$(cgroup_dirs "$1")
+  [ -n "$_dirs" ] || return 0
+  for _d in $_dirs; do [ -f "$_d/cgroup.kill" ] && echo 1 > "$_d/cgroup.kill" 2>/dev/null; done
+  _k=0
+  while [ $_k -lt 100 ]; do
+    _left=0
+    for _d in $_dirs; do
+      for _p in $(cat "$_d/cgroup.procs" 2>/dev/null); do
+        case $_p in ''|*[!0-9]*|0|1) continue ;; esac
+        kill -KILL "$_p" 2>/dev/null && _left=1
+      done
+    done
+    [ $_left = 0 ] && return 0
+    sleep 0.1; _k=$((_k + 1))
+  done
+  return 1
+}
+
+# Kill and remove the cgroup named $1 (leftover members first; rmdir retried while killed processes exit).
 remove_cgroups() {
-  [ -f "$1/cgroups" ] || return 0
-  while IFS= read -r _g; do [ -n "$_g" ] && rmdir "$_g" 2>/dev/null; done < "$1/cgroups"
-  rm -f "$1/cgroups"
+  kill_cgroups "$1" || { echo "bpo-host: processes in cgroup $1 survived SIGKILL" >&2; return 1; }
+  _k=0
+  while [ $_k -lt 25 ]; do
+    for _d in $(cgroup_dirs "$1"); do rmdir "$_d" 2>/dev/null; done
+    [ -z "$(cgroup_dirs "$1")" ] && return 0
+    sleep 0.2; _k=$((_k + 1))
+  done
+  echo "bpo-host: cgroup $1 could not be removed" >&2
+  return 1
+}
+
+# Names of the cgroups (any hierarchy) that start with $1, optionally only those followed by a replica index.
+cgroup_names() {
+  case $1 in ''|*[!a-z0-9-]*) return 0 ;; esac
+  for _b in /sys/fs/cgroup/memory/bpo /sys/fs/cgroup/cpu/bpo /sys/fs/cgroup/bpo; do
+    for _d in "$_b/$1"*; do
+      [ -d "$_d" ] || continue
+      _n=\${_d##*/}
+      [ "\${2:-}" = index ] && case \${_n#"$1"} in ''|*[!0-9]*) continue ;; esac
+      echo "$_n"
+    done
+  done | sort -u
 }
 
 # artifact <root> <sha256> download <url> | upload <tmpfile> | check -: verify on this host before it becomes executable
@@ -142,8 +209,17 @@ cmd_manifest() {
   write_stdin "$1/manifest.json" && printf '%s\\n' "$2" > "$1/owner"
 }
 
+# bin is <root>/artifacts/<sha256>: true when its bytes still hash to its name (the workload may have rewritten it)
+verify_bin() {
+  _want=\${1##*/}
+  case $_want in *[!0-9a-f]*|'') return 1 ;; esac
+  [ \${#_want} -eq 64 ] || return 1
+  [ "$(sha256sum < "$1" 2>/dev/null | cut -d' ' -f1)" = "$_want" ]
+}
+
 # run <replicadir> <bin>: the workload itself, with exactly the replica's environment (and PATH)
 cmd_run() {
+  verify_bin "$2" || { echo "bpo-host: $2 does not match its sha256; refusing to run it" >&2; exit 24; }
   # only PATH survives from the SSH user's session (interpreters such as node may live outside /usr/bin)
   exec env -i PATH="\${PATH:-/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin}" sh -c '. "$1" && cd "$DATA_DIR" && exec "$2"' bpo-run "$1/env.sh" "$2"
 }
@@ -157,7 +233,8 @@ cmd_supervise() {
   trap 'stopping=1; [ -n "$child" ] && kill -TERM "$child" 2>/dev/null' TERM INT HUP
   while [ "$stopping" = 0 ] && [ ! -e "$dir/stopped" ]; do
     started=$(date +%s)
-    sh "$SELF" run "$dir" "$bin" >> "$dir/log" 2>&1 < /dev/null &
+    # a subshell of this checked, in-memory script: nothing is read from disk but the (verified) artifact
+    (cmd_run "$dir" "$bin") >> "$dir/log" 2>&1 < /dev/null &
     child=$!
     echo "$child" > "$dir/child.pid"
     wait "$child"; code=$?
@@ -195,9 +272,9 @@ cmd_start() {
   case $mode in
     setsid)
       [ -x "$bin" ] || die "artifact $bin is not installed"
-      [ -f "$dir/supervisor.pid" ] && cmd_stop "$dep" "$i" 0 > /dev/null
+      [ -f "$dir/supervisor.pid" ] && cmd_stop "$dep" "$i" 0 "$cg" > /dev/null
       rm -f "$dir/stopped"
-      setsid sh "$SELF" supervise "$dir" "$bin" "$cg" "$mem" "$cpu" < /dev/null >> "$dir/supervisor.log" 2>&1 &
+      setsid sh -c "$BPO_LOADER" "$SELF" "$BPO_SUM" supervise "$dir" "$bin" "$cg" "$mem" "$cpu" < /dev/null >> "$dir/supervisor.log" 2>&1 &
       n=0
       while [ $n -lt 100 ]; do alive "$dir/supervisor.pid" "$dir" && { echo started; return 0; }; sleep 0.1; n=$((n + 1)); done
       die "supervisor did not start"
@@ -211,7 +288,7 @@ cmd_start() {
       fi
       [ "$cpu" -gt 0 ] && set -- "$@" -p "CPUQuota=$((cpu / 1000))%"
       $sr --unit="$name" --collect -p Restart=always -p RestartSec=2 -p KillMode=control-group "$@" \\
-        --description="blueprint-operator replica $i of $(basename "$dep")" sh "$SELF" run "$dir" "$bin" || exit 1
+        --description="blueprint-operator replica $i of $(basename "$dep")" sh -c "$BPO_LOADER" "$SELF" "$BPO_SUM" run "$dir" "$bin" || exit 1
       echo started
       ;;
     podman|docker)
@@ -222,10 +299,10 @@ cmd_start() {
   esac
 }
 
-# stop <depdir> <index> [graceSeconds]
+# stop <depdir> <index> [graceSeconds] [cgroupName]
 cmd_stop() {
-  dir="$1/replicas/$2"; grace=\${3:-10}
-  [ -d "$dir" ] || { echo absent; return 0; }
+  dir="$1/replicas/$2"; grace=\${3:-10}; cgname=\${4:-}
+  [ -d "$dir" ] || { remove_cgroups "$cgname" || exit 1; echo absent; return 0; }
   touch "$dir/stopped"
   mode=$(cat "$dir/mode" 2>/dev/null || echo setsid); name=$(cat "$dir/name" 2>/dev/null || echo '')
   case $mode in
@@ -245,17 +322,14 @@ cmd_stop() {
           fi ;;
         esac
       fi
-      n=0
-      while [ -f "$dir/cgroups" ] && [ $n -lt 25 ]; do
-        remove_cgroups "$dir"; [ -f "$dir/cgroups" ] || break
-        sleep 0.2; n=$((n + 1))
-      done
-      rm -f "$dir/supervisor.pid" "$dir/child.pid"
+      rm -f "$dir/supervisor.pid" "$dir/child.pid" "$dir/cgroups"
       ;;
     systemd-system) systemctl stop "$name" 2>/dev/null; systemctl reset-failed "$name" 2>/dev/null ;;
     systemd-user) systemctl --user stop "$name" 2>/dev/null; systemctl --user reset-failed "$name" 2>/dev/null ;;
     podman|docker) $mode rm -f -t "$grace" "$name" >/dev/null 2>&1 || $mode rm -f "$name" >/dev/null 2>&1 ;;
   esac
+  # whatever mode the (workload-writable) replica dir claims, the pidfile supervisor's cgroup goes too
+  remove_cgroups "$cgname" || exit 1
   echo stopped
 }
 
@@ -302,13 +376,27 @@ cmd_list() {
   done
 }
 
-# destroy <depdir> [graceSeconds]: stop every replica (in parallel), then remove the directory (data included)
+# destroy <depdir> [graceSeconds] [cgroupPrefix]: stop every replica (in parallel), kill and remove every cgroup
+# <cgroupPrefix><index> (also those no replica dir names any more), then remove the directory (data included)
 cmd_destroy() {
-  dep=$1; g=\${2:-10}
+  dep=$1; g=\${2:-10}; pre=\${3:-}
+  if [ -d "$dep" ]; then
+    for r in "$dep"/replicas/*; do [ -d "$r" ] && (cmd_stop "$dep" "$(basename "$r")" "$g" "$pre$(basename "$r")" > /dev/null) & done
+    wait
+  fi
+  for _g in $(cgroup_names "$pre" index); do remove_cgroups "$_g" || exit 1; done
   [ -d "$dep" ] || { echo absent; return 0; }
-  for r in "$dep"/replicas/*; do [ -d "$r" ] && (cmd_stop "$dep" "$(basename "$r")" "$g" > /dev/null) & done
-  wait
   rm -rf "$dep" && echo destroyed
+}
+
+# cgroups <prefix>: "cgroup <name>" for every cgroup named <prefix>... that still holds processes
+cmd_cgroups() {
+  for _n in $(cgroup_names "$1"); do
+    for _d in $(cgroup_dirs "$_n"); do
+      grep -q . "$_d/cgroup.procs" 2>/dev/null && { echo "cgroup $_n"; break; }
+    done
+  done
+  return 0
 }
 
 # read-manifest <depdir>
@@ -327,11 +415,17 @@ case $cmd in
   status) cmd_status "$@" ;;
   list) cmd_list "$@" ;;
   destroy) cmd_destroy "$@" ;;
+  cgroups) cmd_cgroups "$@" ;;
   read-manifest) cmd_read_manifest "$@" ;;
   ports) cat /proc/net/tcp /proc/net/tcp6 2>/dev/null ;;
   *) die "unknown command" ;;
 esac
 `
 
+/** sha256 of the script text: the loader refuses any other file content. */
+export const HOST_SCRIPT_SHA256 = createHash('sha256').update(HOST_SCRIPT).digest('hex')
+
 /** First 16 hex chars of the script's sha256: the remote file name carries it. */
-export const HOST_SCRIPT_VERSION = createHash('sha256').update(HOST_SCRIPT).digest('hex').slice(0, 16)
+export const HOST_SCRIPT_VERSION = HOST_SCRIPT_SHA256.slice(0, 16)
+
+if (HOST_LOADER.includes("'") || HOST_LOADER.includes('\n')) throw new Error('HOST_LOADER must be one line without single quotes')

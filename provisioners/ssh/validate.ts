@@ -4,24 +4,20 @@
  */
 import type { DeploymentRequest } from '../types.js'
 import { ProvisionError } from '../errors.js'
+import { assertEnvAllowed, envProblems } from '../envPolicy.js'
+
+export { ENV_KEY_RE } from '../envPolicy.js'
 
 /** Deployment ids: DNS label (lowercase letters, digits, inner dashes), at most 63 characters. */
 export const DEPLOYMENT_ID_RE = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/
 /** Operator ids: lowercase letters, digits, dot, dash, underscore; at most 64 characters. */
 export const OPERATOR_ID_RE = /^[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?$/
-/** Environment keys (as in the Provisioner contract). */
-export const ENV_KEY_RE = /^[A-Z_][A-Z0-9_]*$/
 /** Host names as written in the operator's TOML. */
 export const HOST_NAME_RE = /^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,62})$/
 const SHA256_RE = /^[0-9a-f]{64}$/
 const DIGEST_RE = /^sha256:[0-9a-f]{64}$/
 /** An OCI repository reference without tag or digest: registry[:port]/path (lowercase path components). */
 const IMAGE_RE = /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9.-]*[a-zA-Z0-9])?(?::[0-9]{1,5})?\/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/
-/** Env names the target sets itself; a request may not override them. */
-export const RESERVED_ENV = ['PORT', 'HOST', 'SERVICE_ID', 'BLUEPRINT_ID', 'DEPLOYMENT_ID', 'REPLICA_INDEX', 'DATA_DIR', 'BPO_OWNER', 'BPO_DEPLOYMENT'] as const
-/** Names that change how the host's shell and loader start the workload; refused on SSH hosts. */
-export const HOST_SENSITIVE_ENV = ['PATH', 'IFS', 'ENV', 'BASH_ENV', 'LD_PRELOAD', 'LD_LIBRARY_PATH', 'LD_AUDIT'] as const
-const MAX_ENV_VALUE = 32 * 1024
 
 function malformed(what: string, problems: string[]): ProvisionError {
   return new ProvisionError(`malformed ${what}`, { reason: 'MALFORMED_REQUEST', code: 'MALFORMED_REQUEST', retryable: false, details: problems })
@@ -44,14 +40,8 @@ export function requestProblems(req: DeploymentRequest): string[] {
   for (const k of ['serviceId', 'blueprintId'] as const) {
     if (typeof req[k] !== 'string' || !/^[0-9]{1,78}$/.test(req[k])) p.push(`${k}: got ${JSON.stringify(req[k])}, expected a decimal string`)
   }
-  for (const [k, v] of Object.entries(req.env ?? {})) {
-    if (!ENV_KEY_RE.test(k)) p.push(`env: key ${JSON.stringify(k)} does not match ${ENV_KEY_RE}`)
-    else if ((RESERVED_ENV as readonly string[]).includes(k)) p.push(`env: key ${k} is set by the target`)
-    else if ((HOST_SENSITIVE_ENV as readonly string[]).includes(k)) p.push(`env: key ${k} would change how the host starts the workload`)
-    if (typeof v !== 'string') p.push(`env.${k}: expected a string`)
-    else if (v.includes('\0')) p.push(`env.${k}: contains a NUL byte`)
-    else if (v.length > MAX_ENV_VALUE) p.push(`env.${k}: longer than ${MAX_ENV_VALUE} characters`)
-  }
+  // the shared policy of every shell-started target (envPolicy.ts)
+  p.push(...envProblems(req.env))
   const s = req.source
   if (s.kind === 'native' || s.kind === 'testing') {
     let url: URL | undefined
@@ -79,8 +69,9 @@ export function requestProblems(req: DeploymentRequest): string[] {
   return p
 }
 
-/** Throw MALFORMED_REQUEST listing every problem of the request. */
+/** Throw ENV_REFUSED for a refused env, else MALFORMED_REQUEST listing every problem of the request. */
 export function assertRequest(req: DeploymentRequest): void {
+  assertEnvAllowed(req.env)
   const p = requestProblems(req)
   if (p.length) throw malformed('deployment request', p)
 }

@@ -53,3 +53,15 @@ export function markerArtifact(markerPath: string): Buffer {
 export function crashingArtifact(line = 'demo: cannot start, config missing'): Buffer {
   return Buffer.from(`#!/bin/sh\necho '${line.replace(/'/g, `'\\''`)}' >&2\nexit 3\n`)
 }
+
+/**
+ * The demo service, after starting a grandchild that leaves the replica's process group and session (`setsid`) with
+ * an empty environment (no ownership markers) and writes its pid to `$DATA_DIR/escapee.pid`: only its cgroup still
+ * ties it to the replica.
+ */
+export function escapingArtifact(): Buffer {
+  return Buffer.from(`#!/bin/sh
+env -i setsid sh -c 'echo $$ > "$1.tmp" && mv "$1.tmp" "$1"; while :; do sleep 1; done' bpo-escapee "$DATA_DIR/escapee.pid" </dev/null >/dev/null 2>&1 &
+exec node '${demoServicePath.replace(/'/g, `'\\''`)}'
+`)
+}

@@ -9,7 +9,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, wr
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { HOST_SCRIPT } from '../../provisioners/ssh/hostScript.js'
+import { HOST_LOADER, HOST_SCRIPT, HOST_SCRIPT_SHA256 } from '../../provisioners/ssh/hostScript.js'
 import { quoteWord } from '../../provisioners/ssh/shellQuote.js'
 
 let dir: string
@@ -41,8 +41,11 @@ beforeAll(() => {
 })
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
+/** The agent as the daemon runs it: through the loader, with the script's expected digest. */
+const loaded = (args: string[], path = script) => ['-c', HOST_LOADER, path, HOST_SCRIPT_SHA256, ...args]
+
 function agent(args: string[], stdin = '') {
-  return spawnSync('sh', [script, ...args], {
+  return spawnSync('sh', loaded(args), {
     input: stdin,
     encoding: 'utf8',
     env: { PATH: `${fakes}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin`, FAKE_LOG: dir },
@@ -73,7 +76,7 @@ describe('host agent script', () => {
         '-p', `${memoryKey}=268435456`,
         '-p', 'CPUQuota=150%',
         '--description=blueprint-operator replica 0 of bp-1',
-        'sh', script, 'run', join(dep, 'replicas', '0'), '/opt/bin/x',
+        'sh', '-c', HOST_LOADER, script, HOST_SCRIPT_SHA256, 'run', join(dep, 'replicas', '0'), '/opt/bin/x',
       ],
     ])
     expect(readFileSync(join(dep, 'replicas', '0', 'mode'), 'utf8').trim()).toBe('systemd-system')
@@ -111,10 +114,11 @@ describe('host agent script', () => {
     mkdirSync(data, { recursive: true })
     const hostile = `$(touch ${join(dir, 'PWNED')}) \`id\` ; "'\n\\ ü`
     writeFileSync(join(rdir, 'env.sh'), `export DATA_DIR=${quoteWord(data)}\nexport V=${quoteWord(hostile)}\n`)
-    const bin = join(dir, 'dump-env')
-    writeFileSync(bin, '#!/bin/sh\npwd > out.pwd\nenv -0 > out.env\n')
+    const text = '#!/bin/sh\npwd > out.pwd\nenv -0 > out.env\n'
+    const bin = join(dir, createHash('sha256').update(text).digest('hex'))
+    writeFileSync(bin, text)
     chmodSync(bin, 0o755)
-    const r = spawnSync('sh', [script, 'run', rdir, bin], { encoding: 'utf8', env: { PATH: process.env.PATH, SECRET_OF_SESSION: 'leak' } })
+    const r = spawnSync('sh', loaded(['run', rdir, bin]), { encoding: 'utf8', env: { PATH: process.env.PATH, SECRET_OF_SESSION: 'leak' } })
     expect(r.status).toBe(0)
     expect(readFileSync(join(data, 'out.pwd'), 'utf8').trim()).toBe(data)
     const env = Object.fromEntries(
@@ -150,6 +154,37 @@ describe('host agent script', () => {
     writeFileSync(join(root, 'artifacts', sum), 'tampered')
     expect(agent(['artifact', root, sum, 'check', '-']).status).toBe(23)
     expect(existsSync(join(root, 'artifacts', sum))).toBe(false)
+  })
+
+  test('error: a modified agent file is refused by the loader and none of it runs', () => {
+    const marker = join(dir, 'AGENT-PWNED')
+    const tampered = join(dir, 'tampered-agent.sh')
+    writeFileSync(tampered, `${HOST_SCRIPT}\ntouch '${marker}'\n`)
+    const r = spawnSync('sh', loaded(['facts'], tampered), { encoding: 'utf8' })
+    expect(r.status).toBe(198)
+    expect(r.stdout).toBe('')
+    expect(existsSync(marker)).toBe(false)
+    // a file that differs only in a trailing newline is another file
+    writeFileSync(tampered, `${HOST_SCRIPT}\n`)
+    expect(spawnSync('sh', loaded(['facts'], tampered)).status).toBe(198)
+    expect(spawnSync('sh', loaded(['facts'], join(dir, 'no-such-agent.sh'))).status).toBe(197)
+    expect(agent(['facts']).stdout).toMatch(/^uid=/)
+  })
+
+  test('error: run refuses an artifact whose bytes no longer match its sha256 name', () => {
+    const rdir = join(dir, 'ops', 'op', 'bp-5', 'replicas', '0')
+    const data = join(dir, 'ops', 'op', 'bp-5', 'data', '0')
+    mkdirSync(rdir, { recursive: true })
+    mkdirSync(data, { recursive: true })
+    writeFileSync(join(rdir, 'env.sh'), `export DATA_DIR=${quoteWord(data)}\n`)
+    const marker = join(dir, 'BIN-PWNED')
+    const bin = join(dir, createHash('sha256').update('#!/bin/sh\nexit 0\n').digest('hex'))
+    writeFileSync(bin, `#!/bin/sh\ntouch '${marker}'\n`)
+    chmodSync(bin, 0o755)
+    const r = spawnSync('sh', loaded(['run', rdir, bin]), { encoding: 'utf8', env: { PATH: process.env.PATH } })
+    expect(r.status).toBe(24)
+    expect(r.stderr).toContain('does not match its sha256')
+    expect(existsSync(marker)).toBe(false)
   })
 
   test('error: unknown commands and malformed digests are refused', () => {

@@ -3,12 +3,14 @@
  * as data, never as shell code.
  */
 import { execFileSync } from 'node:child_process'
-import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Client } from 'ssh2'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { isRetryable } from '../../core/errors.js'
 import { HostKeyMismatchError, SshAuthError } from '../../provisioners/ssh/index.js'
+import { HOST_SCRIPT, HOST_SCRIPT_VERSION } from '../../provisioners/ssh/hostScript.js'
+import { demoServicePath } from '../helpers/demo-service.js'
 import { generateKeyPair, freePort } from '../helpers/sshd.js'
 import { destroyAll, startSshLab, type SshLab } from './harness.js'
 
@@ -132,12 +134,14 @@ describe('ssh security: hostile values', () => {
       lab.request('x;rm -rf /'),
       lab.request('x\ny'),
       lab.request('ok-id', { placement: `h1$(touch ${marker()})` }),
-      lab.request('ok-id', { env: { 'A;touch x': '1' } }),
-      lab.request('ok-id', { env: { PATH: '/evil' } as Record<string, string> }),
     ]
     for (const req of bad) {
       const err = await rejection(prov.provision(req))
       expect({ id: req.deploymentId, code: err.code, reason: err.reason }).toEqual({ id: req.deploymentId, code: 'MALFORMED_REQUEST', reason: 'MALFORMED_REQUEST' })
+    }
+    for (const env of [{ 'A;touch x': '1' }, { PATH: '/evil' }, { LD_PRELOAD: '/tmp/evil.so' }, { BASH_ENV: `$(touch ${marker()})` }] as Record<string, string>[]) {
+      const err = await rejection(prov.provision(lab.request('ok-id', { env })))
+      expect({ env, code: err.code, reason: err.reason }).toEqual({ env, code: 'ENV_REFUSED', reason: 'MALFORMED_REQUEST' })
     }
     for (const call of [() => prov.status('a`b`'), () => prov.scale("a'b", 1), () => prov.destroy('$(x)'), () => prov.restart('a b')]) {
       expect((await rejection(call())).code).toBe('MALFORMED_REQUEST')
@@ -183,5 +187,58 @@ describe('ssh security: hostile values', () => {
       await prov.destroy('sec-digest')
     }
     expect(execFileSync('sh', ['-c', `ls ${JSON.stringify(join(lab.hosts[0]!.remoteRoot!, 'ops', 'op-test'))} 2>/dev/null || true`], { encoding: 'utf8' })).not.toContain('sec-digest')
+  })
+})
+
+describe('ssh security: a workload running as the SSH user', () => {
+  test('error: a workload that rewrites the host agent and its own artifact gets neither run', async () => {
+    const agentRan = join(lab.dir, 'AGENT-TAMPERED-RAN')
+    const binRan = join(lab.dir, 'BIN-TAMPERED-RAN')
+    lab.artifacts.put(
+      'tamper',
+      `#!/bin/sh
+# once told to (the file "go" in its data dir), rewrite the agent and this very artifact
+self=$0
+[ -e "$DATA_DIR/tampered" ] || (
+  while [ ! -e "$DATA_DIR/go" ]; do sleep 0.2; done
+  for f in "$DATA_DIR"/../../../../../bin/bpo-host-*.sh; do printf '\\ntouch %s\\n' '${agentRan}' >> "$f"; done
+  printf '#!/bin/sh\\ntouch %s\\nexec sleep 1000\\n' '${binRan}' > "$self.new" && mv -f "$self.new" "$self"
+  touch "$DATA_DIR/tampered"
+) </dev/null >/dev/null 2>&1 &
+exec node '${demoServicePath}'
+`,
+    )
+    const prov = lab.provisioner({ supervisor: 'setsid', healthTimeoutMs: 20_000 })
+    const root = lab.hosts[0]!.remoteRoot!
+    const id = 'sec-tamper'
+    const req = { ...lab.request(id), source: { kind: 'native' as const, url: lab.artifacts.urlOf('tamper'), sha256: lab.artifacts.sha256('tamper') } }
+    const agentFile = join(root, 'bin', `bpo-host-${HOST_SCRIPT_VERSION}.sh`)
+    const rdir = join(root, 'ops', 'op-test', id, 'replicas', '0')
+    const wait = async (what: string, fn: () => boolean) => {
+      for (let i = 0; i < 120 && !fn(); i++) await new Promise((r) => setTimeout(r, 250))
+      if (!fn()) throw new Error(`timed out waiting for ${what}`)
+    }
+    try {
+      expect((await prov.provision(req)).replicasReady).toBe(1)
+      writeFileSync(join(root, 'ops', 'op-test', id, 'data', '0', 'go'), '')
+      await wait('the tampering', () => existsSync(join(root, 'ops', 'op-test', id, 'data', '0', 'tampered')))
+      expect(readFileSync(agentFile, 'utf8')).not.toBe(HOST_SCRIPT)
+      // the next agent command refuses the modified file and installs the right one again
+      expect((await prov.status(id)).replicasReady).toBe(1)
+      expect(existsSync(agentRan)).toBe(false)
+      expect(readFileSync(agentFile, 'utf8')).toBe(HOST_SCRIPT)
+      // the supervisor restarts a crashed workload only from bytes that still match the digest
+      process.kill(Number(readFileSync(join(rdir, 'child.pid'), 'utf8').trim()), 'SIGKILL')
+      await wait('a refused restart', () => existsSync(join(rdir, 'restarts')) && /exit 24/.test(readFileSync(join(rdir, 'restarts'), 'utf8')))
+      expect(readFileSync(join(rdir, 'log'), 'utf8')).toContain('does not match its sha256')
+      expect(existsSync(binRan)).toBe(false)
+      // the daemon's restart installs verified bytes again
+      expect((await prov.restart(id)).replicasReady).toBe(1)
+      expect(existsSync(binRan)).toBe(false)
+      expect(existsSync(agentRan)).toBe(false)
+    } finally {
+      await destroyAll(prov)
+    }
+    expect(existsSync(agentRan)).toBe(false)
   })
 })

@@ -3,11 +3,11 @@
  * when they crash, and run inside the cgroup limits of their spec where the host offers cgroups.
  */
 import { execFileSync } from 'node:child_process'
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, readFileSync, rmSync } from 'node:fs'
 import { createServer } from 'node:http'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { probeDemo, readDemoInfo } from '../helpers/demo-service.js'
+import { escapingArtifact, probeDemo, readDemoInfo } from '../helpers/demo-service.js'
 import { generateKeyPair, startSshd } from '../helpers/sshd.js'
 import { destroyAll, startSshLab, type SshLab } from './harness.js'
 
@@ -205,6 +205,60 @@ describe('ssh supervision', () => {
     try {
       const err = (await prov.provision(lab.request('sup-systemd')).catch((e: unknown) => e)) as { code?: string; retryable?: boolean }
       expect({ code: err.code, retryable: err.retryable }).toEqual({ code: 'SSH_HOST_UNSUPPORTED', retryable: false })
+    } finally {
+      await destroyAll(prov)
+    }
+  })
+
+  /** A provisioner whose deployment `id` runs escapingArtifact(); returns the escapee's pid and the replica's cgroups. */
+  async function escaped(id: string) {
+    lab.artifacts.put('escape', escapingArtifact())
+    const prov = lab.provisioner({ supervisor: 'setsid' })
+    const root = lab.hosts[0]!.remoteRoot!
+    const req = { ...lab.request(id), source: { kind: 'native' as const, url: lab.artifacts.urlOf('escape'), sha256: lab.artifacts.sha256('escape') } }
+    const st = await prov.provision(req)
+    expect(st.replicasReady).toBe(1)
+    const dir = replicaDir(root, id)
+    pidfiles.push(join(dir, 'supervisor.pid'))
+    const pidFile = join(root, 'ops', 'op-test', id, 'data', '0', 'escapee.pid')
+    const escapee = await until('the escapee', () => (existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8').trim()) : undefined))
+    const groups = readFileSync(join(dir, 'cgroups'), 'utf8').trim().split('\n').filter(Boolean)
+    return { prov, root, dir, escapee, groups }
+  }
+  const sessionOf = (pid: number) => readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[3]
+
+  test('behavior: destroy kills a grandchild that left the supervisor\'s process group and session (setsid, env cleared); no cgroup is left', async (ctx) => {
+    const { prov, dir, escapee, groups } = await escaped('sup-escape')
+    try {
+      if (!groups.length) return ctx.skip('no writable cgroups on this host')
+      expect(alive(escapee)).toBe(true)
+      const supervisor = Number(readFileSync(join(dir, 'supervisor.pid'), 'utf8'))
+      expect(sessionOf(escapee)).not.toBe(sessionOf(supervisor))
+      for (const g of groups) expect(readFileSync(join(g, 'cgroup.procs'), 'utf8').split('\n')).toContain(String(escapee))
+      await prov.destroy('sup-escape')
+      expect(alive(escapee)).toBe(false)
+      for (const g of groups) expect(existsSync(g)).toBe(false)
+      expect((await prov.listOwned()).filter((r) => r.deploymentId === 'sup-escape')).toEqual([])
+    } finally {
+      await destroyAll(prov)
+    }
+  })
+
+  test('behavior: listOwned reports a populated cgroup whose deployment dir is gone; destroy (the sweep) kills and removes it', async (ctx) => {
+    const { prov, root, dir, escapee, groups } = await escaped('sup-escape2')
+    try {
+      if (!groups.length) return ctx.skip('no writable cgroups on this host')
+      // the supervisor group dies and the deployment dir is lost: only the escapee in its cgroup remains
+      process.kill(-Number(readFileSync(join(dir, 'supervisor.pid'), 'utf8')), 'SIGKILL')
+      rmSync(join(root, 'ops', 'op-test', 'sup-escape2'), { recursive: true, force: true })
+      expect(alive(escapee)).toBe(true)
+      const fresh = lab.provisioner({ supervisor: 'setsid' })
+      const owned = (await fresh.listOwned()).filter((r) => r.deploymentId === 'sup-escape2')
+      expect(owned.map((r) => r.kind)).toEqual(['cgroup'])
+      await fresh.destroy('sup-escape2')
+      expect(alive(escapee)).toBe(false)
+      for (const g of groups) expect(existsSync(g)).toBe(false)
+      expect((await fresh.listOwned()).filter((r) => r.deploymentId === 'sup-escape2')).toEqual([])
     } finally {
       await destroyAll(prov)
     }
