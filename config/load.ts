@@ -37,6 +37,8 @@ export type OperatorConfig = {
   http: { enabled: boolean; host: string; port: number }
   log: { level: string }
   providers: {
+    /** Non-public artifact hosts (names, addresses, CIDRs) downloads may reach anyway. */
+    artifactAllowHosts: string[]
     local?: {
       enabled: boolean
       region: string
@@ -208,6 +210,7 @@ export function parseConfig(doc: unknown, o: LoadConfigOptions = {}): OperatorCo
     http: { enabled: c.http.enabled, host, port },
     log: { level: c.log.level },
     providers: {
+      artifactAllowHosts: [...c.providers.artifact_allow_hosts],
       ...(c.providers.local && {
         local: {
           enabled: c.providers.local.enabled,

@@ -3,6 +3,7 @@
  * operator.example.toml documents every key; a test keeps the two in step.
  */
 import { z } from 'zod'
+import { allowListProblems } from '../provisioners/artifacts/addressPolicy.js'
 import { isSecretRef } from './secrets.js'
 
 const decimalString = (what: string) =>
@@ -119,6 +120,11 @@ export const configSchema = z
       .default({ level: 'info' }),
     providers: z
       .strictObject({
+        /**
+         * Artifact hosts downloads may reach although they are loopback, private, link-local, CGNAT or reserved
+         * (host names, addresses or CIDRs); everything else must resolve to public addresses only.
+         */
+        artifact_allow_hosts: z.array(z.string().refine((e) => allowListProblems([e]).length === 0, { error: 'expected a host name, an address or a CIDR' })).default([]),
         local: z
           .strictObject({
             enabled: z.boolean().default(true),
@@ -183,7 +189,7 @@ export const configSchema = z
           })
           .optional(),
       })
-      .default({}),
+      .default({ artifact_allow_hosts: [] }),
     pricing: z
       .strictObject({
         /** Public price sources the catalog refreshes (see README: pricing). */

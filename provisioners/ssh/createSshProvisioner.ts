@@ -4,11 +4,14 @@
  * every replica (systemd unit, pidfile supervisor, or the container runtime) so it outlives the SSH session.
  */
 import { randomBytes } from 'node:crypto'
+import { lookup } from 'node:dns/promises'
+import { isIP } from 'node:net'
 import { setMaxListeners } from 'node:events'
 import { join } from 'node:path'
 import type { Common } from '../../core/common.js'
 import { AbortedError } from '../../core/errors.js'
 import { withTimeout } from '../../core/retry.js'
+import { createAddressPolicy, hostRefused, isNonPublicAddress } from '../artifacts/addressPolicy.js'
 import { fetchArtifact } from '../artifacts/fetchArtifact.js'
 import { ProvisionError, TargetUnreachableError } from '../errors.js'
 import { probeHttp, waitForHealthy } from '../health.js'
@@ -51,6 +54,10 @@ export type SshProvisionerParameters = {
   stopGraceSeconds?: number
   /** Accept `testing` sources (dev only). Default false. */
   allowTestingSources?: boolean
+  /** Non-public artifact hosts (names, addresses, CIDRs) downloads may reach anyway; default none (see addressPolicy). */
+  artifactAllowHosts?: readonly string[]
+  /** Artifact size cap, bytes (daemon download and host download). Default 512 MiB. */
+  maxArtifactBytes?: number
 }
 
 export type SshProvisioner = Provisioner & {
@@ -86,6 +93,8 @@ export function createSshProvisioner(commonIn: Common, p: SshProvisionerParamete
     hosts.set(h.name, h)
   }
   const transfer = p.artifactTransfer ?? 'upload'
+  const addressPolicy = createAddressPolicy(p.artifactAllowHosts)
+  const maxArtifactBytes = p.maxArtifactBytes ?? 512 * 1024 * 1024
   const cacheDir = p.artifactCacheDir ?? join(p.stateDir, 'artifacts')
   const healthTimeoutMs = p.healthTimeoutMs ?? 60_000
   const probeTimeoutMs = p.probeTimeoutMs ?? 2_000
@@ -212,6 +221,20 @@ export function createSshProvisioner(commonIn: Common, p: SshProvisionerParamete
     return 'setsid'
   }
 
+  /**
+   * What can be checked of a URL the host itself downloads: a literal non-public address, and (best effort: the
+   * host's resolver may answer otherwise) what the name resolves to here. Redirects curl follows on the host are not
+   * checked; "upload" transfer checks every hop and every resolved address.
+   */
+  async function checkHostDownload(url: URL): Promise<void> {
+    addressPolicy.checkUrl(url)
+    const host = url.hostname.replace(/^\[(.*)\]$/, '$1')
+    if (isIP(host) || addressPolicy.allows(host)) return
+    const found = await lookup(host, { all: true }).catch(() => [])
+    const bad = found.find((a) => isNonPublicAddress(a.address) && !addressPolicy.allows(a.address))
+    if (bad) throw hostRefused(host, `it resolves to ${bad.address}, a loopback, private, link-local or reserved address`)
+  }
+
   /** Put the verified artifact at `<root>/artifacts/<sha256>` on the host; returns its remote path. */
   async function installArtifact(h: SshHost, req: DeploymentRequest, f: HostFacts, signal: AbortSignal): Promise<string> {
     const src = req.source
@@ -222,9 +245,10 @@ export function createSshProvisioner(commonIn: Common, p: SshProvisionerParamete
     if (check.code === 0) return remote
     let r
     if (transfer === 'host-download' && f.fetch !== 'none') {
-      r = await agent.run(h, ['artifact', L.root, src.sha256, 'download', src.url], { signal, timeoutMs: 15 * 60_000 })
+      await checkHostDownload(new URL(src.url))
+      r = await agent.run(h, ['artifact', L.root, src.sha256, 'download', src.url, String(maxArtifactBytes)], { signal, timeoutMs: 15 * 60_000 })
     } else {
-      const local = await fetchArtifact(common, { url: src.url, sha256: src.sha256, cacheDir, signal })
+      const local = await fetchArtifact(common, { url: src.url, sha256: src.sha256, cacheDir, allowHosts: p.artifactAllowHosts, maxBytes: maxArtifactBytes, signal })
       const tmp = `${L.artifacts}/.upload.${src.sha256}.${randomBytes(6).toString('hex')}`
       // the "check" call above created the artifacts dir
       await pool.upload(h, local.path, tmp, 0o600, { signal, timeoutMs: 15 * 60_000 }).catch(async (err: unknown) => {
@@ -236,6 +260,7 @@ export function createSshProvisioner(commonIn: Common, p: SshProvisionerParamete
     if (r.code === 0) return remote
     if (r.code === 20) throw new ProvisionError(`artifact sha256 mismatch on ${h.name}`, { reason: 'ARTIFACT_DIGEST_MISMATCH', code: 'ARTIFACT_DIGEST_MISMATCH', retryable: false, details: [r.stderr.trim().slice(0, 200)] })
     if (r.code === 21) throw new ProvisionError(`${h.name} could not download the artifact`, { reason: 'ARTIFACT_UNREACHABLE', code: 'ARTIFACT_UNREACHABLE', retryable: true })
+    if (r.code === 25) throw new ProvisionError(`the artifact is above the ${maxArtifactBytes} byte cap`, { reason: 'ARTIFACT_UNREACHABLE', code: 'ARTIFACT_TOO_LARGE', retryable: false })
     throw new RemoteCommandError(h.name, 'installing the artifact', r.code, r.stderr)
   }
 

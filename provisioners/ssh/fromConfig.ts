@@ -38,6 +38,7 @@ export function createSshProvisionerFromConfig(common: Common, cfg: OperatorConf
     stateDir: join(cfg.operator.dataDir, 'ssh'),
     healthTimeoutMs: cfg.deploy.healthTimeoutMs,
     allowTestingSources: cfg.providers.local?.allowTestSources ?? false,
+    artifactAllowHosts: cfg.providers.artifactAllowHosts ?? [],
     ...o,
   })
 }

@@ -172,9 +172,10 @@ cgroup_names() {
   done | sort -u
 }
 
-# artifact <root> <sha256> download <url> | upload <tmpfile> | check -: verify on this host before it becomes executable
+# artifact <root> <sha256> download <url> [maxBytes] | upload <tmpfile> | check -: verify on this host before it becomes executable
 cmd_artifact() {
-  root=$1; sum=$2; how=$3; src=$4
+  root=$1; sum=$2; how=$3; src=$4; max=\${5:-536870912}
+  case $max in ''|*[!0-9]*) die "bad size cap" ;; esac
   case $sum in *[!0-9a-f]*|'') die "bad sha256" ;; esac
   mkdir -p "$root/artifacts" || exit 1
   final="$root/artifacts/$sum"
@@ -188,9 +189,9 @@ cmd_artifact() {
   case $how in
     download)
       if command -v curl >/dev/null 2>&1; then
-        curl -fsSL --proto '=http,https' --connect-timeout 20 --max-time 600 -o "$tmp" "$src" || { rm -f "$tmp"; echo "download failed" >&2; exit 21; }
+        curl -fsSL --proto '=http,https' --proto-redir '=http,https' --max-redirs 5 --max-filesize "$max" --connect-timeout 20 --max-time 600 -o "$tmp" "$src" || { rm -f "$tmp"; echo "download failed" >&2; exit 21; }
       elif command -v wget >/dev/null 2>&1; then
-        wget -q -T 60 -O "$tmp" "$src" || { rm -f "$tmp"; echo "download failed" >&2; exit 21; }
+        wget -q -T 60 --max-redirect=5 -O "$tmp" "$src" || { rm -f "$tmp"; echo "download failed" >&2; exit 21; }
       else
         echo "neither curl nor wget" >&2; exit 22
       fi
@@ -198,6 +199,8 @@ cmd_artifact() {
     upload) mv -f "$src" "$tmp" || exit 1 ;;
     *) die "bad mode" ;;
   esac
+  # curl enforces --max-filesize only when the size is announced, wget not at all
+  [ "$(wc -c < "$tmp")" -le "$max" ] || { rm -f "$tmp"; echo "artifact above the $max byte cap" >&2; exit 25; }
   got=$(sha256sum "$tmp" | cut -d' ' -f1)
   if [ "$got" != "$sum" ]; then rm -f "$tmp"; echo "sha256 mismatch: got $got" >&2; exit 20; fi
   chmod 0755 "$tmp" && mv -f "$tmp" "$final" && echo verified

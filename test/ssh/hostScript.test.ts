@@ -34,7 +34,7 @@ beforeAll(() => {
   writeFileSync(script, HOST_SCRIPT)
   fakes = join(dir, 'fakes')
   mkdirSync(fakes)
-  for (const n of ['systemd-run', 'systemctl', 'docker']) {
+  for (const n of ['systemd-run', 'systemctl', 'docker', 'curl']) {
     writeFileSync(join(fakes, n), FAKE(n))
     chmodSync(join(fakes, n), 0o755)
   }
@@ -185,6 +185,17 @@ describe('host agent script', () => {
     expect(r.status).toBe(24)
     expect(r.stderr).toContain('does not match its sha256')
     expect(existsSync(marker)).toBe(false)
+  })
+
+  test('behavior: a host download keeps curl to http(s), 5 redirects and the size cap', () => {
+    const root = join(dir, 'root-dl')
+    const r = agent(['artifact', root, 'b'.repeat(64), 'download', 'https://example.com/x', '1048576'])
+    expect(r.status).not.toBe(0)
+    const argv = calls('curl').at(-1)!
+    const opt = (name: string) => argv[argv.indexOf(name) + 1]
+    expect({ proto: opt('--proto'), redir: opt('--proto-redir'), redirs: opt('--max-redirs'), size: opt('--max-filesize') }).toEqual({ proto: '=http,https', redir: '=http,https', redirs: '5', size: '1048576' })
+    expect(argv.at(-1)).toBe('https://example.com/x')
+    expect(agent(['artifact', root, 'b'.repeat(64), 'download', 'https://example.com/x', '1e9']).status).toBe(1)
   })
 
   test('error: unknown commands and malformed digests are refused', () => {

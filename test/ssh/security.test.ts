@@ -242,3 +242,32 @@ exec node '${demoServicePath}'
     expect(existsSync(agentRan)).toBe(false)
   })
 })
+
+describe('ssh security: artifact URLs', () => {
+  test('error: non-public artifact hosts are refused for upload and host download unless allowed', async () => {
+    const strict = lab.provisioner({ artifactAllowHosts: [] })
+    const hostDl = lab.provisioner({ artifactAllowHosts: [], artifactTransfer: 'host-download' })
+    lab.artifacts.put('ssrf', `#!/bin/sh\n# ${Math.random()}\nexec sleep 1000\n`)
+    const sha256 = lab.artifacts.sha256('ssrf')
+    const port = new URL(lab.artifacts.url).port
+    const cases: [typeof strict, string][] = [
+      [strict, lab.artifacts.urlOf('ssrf')],
+      [strict, `http://localhost:${port}/ssrf`],
+      [hostDl, 'http://169.254.169.254/latest/meta-data/'],
+      [hostDl, `http://10.1.2.3:${port}/ssrf`],
+      [hostDl, `http://[::ffff:127.0.0.1]:${port}/ssrf`],
+      [hostDl, `http://localhost:${port}/ssrf`],
+    ]
+    const hits = lab.artifacts.hits('ssrf')
+    try {
+      for (const [prov, url] of cases) {
+        const err = await rejection(prov.provision({ ...lab.request('sec-ssrf'), source: { kind: 'native', url, sha256 } }))
+        expect({ url, code: err.code, retryable: err.retryable }).toEqual({ url, code: 'ARTIFACT_HOST_REFUSED', retryable: false })
+      }
+      expect(lab.artifacts.hits('ssrf')).toBe(hits)
+    } finally {
+      await destroyAll(strict)
+      await destroyAll(hostDl)
+    }
+  })
+})
