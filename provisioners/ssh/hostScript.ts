@@ -327,8 +327,13 @@ cmd_stop() {
       fi
       rm -f "$dir/supervisor.pid" "$dir/child.pid" "$dir/cgroups"
       ;;
-    systemd-system) systemctl stop "$name" 2>/dev/null; systemctl reset-failed "$name" 2>/dev/null ;;
-    systemd-user) systemctl --user stop "$name" 2>/dev/null; systemctl --user reset-failed "$name" 2>/dev/null ;;
+    systemd-system|systemd-user)
+      sc=systemctl; [ "$mode" = systemd-user ] && sc="systemctl --user"
+      $sc stop "$name" 2>/dev/null
+      # a unit that did not stop must not be reported as stopped (nor its dir removed by destroy)
+      $sc is-active --quiet "$name" && { echo "bpo-host: unit $name is still active after stop" >&2; exit 1; }
+      $sc reset-failed "$name" 2>/dev/null
+      ;;
     podman|docker) $mode rm -f -t "$grace" "$name" >/dev/null 2>&1 || $mode rm -f "$name" >/dev/null 2>&1 ;;
   esac
   # whatever mode the (workload-writable) replica dir claims, the pidfile supervisor's cgroup goes too
@@ -384,8 +389,11 @@ cmd_list() {
 cmd_destroy() {
   dep=$1; g=\${2:-10}; pre=\${3:-}
   if [ -d "$dep" ]; then
-    for r in "$dep"/replicas/*; do [ -d "$r" ] && (cmd_stop "$dep" "$(basename "$r")" "$g" "$pre$(basename "$r")" > /dev/null) & done
-    wait
+    _pids=''
+    for r in "$dep"/replicas/*; do [ -d "$r" ] && { (cmd_stop "$dep" "$(basename "$r")" "$g" "$pre$(basename "$r")" > /dev/null) & _pids="$_pids $!"; }; done
+    _failed=0
+    for _p in $_pids; do wait "$_p" || _failed=1; done
+    [ $_failed = 0 ] || die "a replica of $(basename "$dep") did not stop"
   fi
   for _g in $(cgroup_names "$pre" index); do remove_cgroups "$_g" || exit 1; done
   [ -d "$dep" ] || { echo absent; return 0; }

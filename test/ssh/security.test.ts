@@ -271,3 +271,38 @@ describe('ssh security: artifact URLs', () => {
     }
   })
 })
+
+describe('ssh security: adoption from a host manifest', () => {
+  test('error: a manifest rewritten on the host (unit, ports, replicas, kind) is not adopted by a daemon without a ledger', async () => {
+    const prov = lab.provisioner()
+    const id = 'sec-adopt'
+    const file = join(lab.hosts[0]!.remoteRoot!, 'ops', 'op-test', id, 'manifest.json')
+    try {
+      await prov.provision(lab.request(id))
+      const good = readFileSync(file, 'utf8')
+      const m = JSON.parse(good) as Record<string, unknown>
+      const from = lab.hosts[0]!.ports!.from
+      const tampered: Record<string, unknown>[] = [
+        { unit: { vcpu: 0, memoryGiB: 0, storageGiB: 0 } },
+        { ports: { '0': 22 } },
+        { ports: { '0': from, '1': from }, replicas: 2 },
+        { replicas: 1_000_000 },
+        { replicas: 1, dataReplicas: 0 },
+        { kind: 'container' },
+      ]
+      for (const bad of tampered) {
+        writeFileSync(file, JSON.stringify({ ...m, ...bad }))
+        const fresh = lab.provisioner()
+        expect({ bad, exists: (await fresh.status(id)).exists }).toEqual({ bad, exists: false })
+        expect((await rejection(fresh.scale(id, 1))).code).toBe('DEPLOYMENT_NOT_FOUND')
+        expect(fresh.placements()).toEqual([])
+      }
+      // the control: the manifest as written is adopted
+      writeFileSync(file, good)
+      const fresh = lab.provisioner()
+      expect((await fresh.status(id)).replicasReady).toBe(1)
+    } finally {
+      await destroyAll(prov)
+    }
+  })
+})
