@@ -65,6 +65,7 @@ export type OperatorConfig = {
         remoteRoot: string
         portRange: [number, number]
         labels: Record<string, string>
+        workloadUser?: string
       }>
     }
     kubernetes?: {
@@ -158,6 +159,7 @@ export function parseConfig(doc: unknown, o: LoadConfigOptions = {}): OperatorCo
     remoteRoot: h.remote_root,
     portRange: h.port_range,
     labels: h.labels,
+    ...(h.workload_user && { workloadUser: h.workload_user }),
   }))
   if (problems.length) throw new ConfigError(file, problems)
   const [host, port] = [c.http.listen.slice(0, c.http.listen.lastIndexOf(':')), Number(c.http.listen.slice(c.http.listen.lastIndexOf(':') + 1))]

@@ -159,6 +159,11 @@ export const configSchema = z
                 /** Host ports handed to replicas, inclusive. */
                 port_range: z.tuple([posInt('port').max(65535), posInt('port').max(65535)]).default([20000, 29999]),
                 labels: z.record(z.string(), z.string()).default({}),
+                /**
+                 * Run native workloads as this (existing, unprivileged) user, through setpriv; needs `user = "root"`.
+                 * The workload then cannot rewrite the host agent, the artifacts or its supervisor, nor leave its cgroups.
+                 */
+                workload_user: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, { error: 'expected a POSIX user name' }).optional(),
               }),
             ),
           })

@@ -87,6 +87,7 @@ export function createSshProvisioner(commonIn: Common, p: SshProvisionerParamete
     } catch (err) {
       problems.push(`hostKey: ${(err as Error).message}`)
     }
+    if (h.workloadUser !== undefined && !/^[a-z_][a-z0-9_-]{0,31}$/.test(h.workloadUser)) problems.push(`workloadUser: got ${JSON.stringify(h.workloadUser)}, expected a POSIX user name`)
     const r = h.ports ?? DEFAULT_PORTS
     if (!Number.isInteger(r.from) || !Number.isInteger(r.to) || r.from < 1024 || r.to > 65535 || r.from > r.to) problems.push(`ports: got ${r.from}..${r.to}`)
     if (problems.length) throw new TypeError(`ssh host ${JSON.stringify(h.name)}: ${problems.join('; ')}`)
@@ -252,6 +253,14 @@ export function createSshProvisioner(commonIn: Common, p: SshProvisionerParamete
     return 'setsid'
   }
 
+  /** Extra `start` arguments of a native replica: the workload user, checked against what the host can do. */
+  function nativeUserArgs(h: SshHost, f: HostFacts): string[] {
+    if (!h.workloadUser) return []
+    if (f.uid !== 0) throw new HostUnsupportedError(h.name, `workload user ${h.workloadUser} needs the SSH login to be root`)
+    if (!f.setpriv) throw new HostUnsupportedError(h.name, `workload user ${h.workloadUser} needs setpriv (util-linux)`)
+    return [h.workloadUser]
+  }
+
   /**
    * What can be checked of a URL the host itself downloads: a literal non-public address, and (best effort: the
    * host's resolver may answer otherwise) what the name resolves to here. Redirects curl follows on the host are not
@@ -401,7 +410,7 @@ export function createSshProvisioner(commonIn: Common, p: SshProvisionerParamete
         const dataDir = `${depDir}/data/${i}`
         const mem = pl.unit.memoryGiB > 0 ? Math.floor(pl.unit.memoryGiB * GiB) : 0
         const cpu = pl.unit.vcpu > 0 ? Math.max(1000, Math.round(pl.unit.vcpu * 100_000)) : 0
-        const extra = pl.kind === 'container' ? containerArgs(h, pl, i, port) : []
+        const extra = pl.kind === 'container' ? containerArgs(h, pl, i, port) : nativeUserArgs(h, f)
         await agent.must(h, `starting replica ${i}`, ['start', depDir, String(i), mode, name, bin, name, String(mem), String(cpu), String(port), ...extra], {
           signal,
           stdin: envFile(pl, i, port, dataDir),

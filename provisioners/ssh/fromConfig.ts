@@ -25,6 +25,7 @@ export function sshHostsFromConfig(hosts: SshHostsConfig): SshHost[] {
     labels: { ...h.labels },
     remoteRoot: h.remoteRoot,
     ports: { from: h.portRange[0], to: h.portRange[1] },
+    ...(h.workloadUser && { workloadUser: h.workloadUser }),
   }))
 }
 

@@ -71,6 +71,7 @@ cmd_facts() {
   fi
   command -v sha256sum >/dev/null 2>&1 && echo sha256sum=yes || echo sha256sum=no
   command -v setsid >/dev/null 2>&1 && echo setsid=yes || echo setsid=no
+  command -v setpriv >/dev/null 2>&1 && echo setpriv=yes || echo setpriv=no
   rt=none
   if command -v podman >/dev/null 2>&1 && podman info >/dev/null 2>&1; then rt=podman
   elif command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then rt=docker
@@ -223,6 +224,13 @@ verify_bin() {
 # run <replicadir> <bin>: the workload itself, with exactly the replica's environment (and PATH)
 cmd_run() {
   verify_bin "$2" || { echo "bpo-host: $2 does not match its sha256; refusing to run it" >&2; exit 24; }
+  # a workload user (root-owned file, written by start): the workload can then write neither this agent, nor the
+  # artifacts, nor its supervisor's files, nor leave its cgroups
+  _u=$(cat "$1/user" 2>/dev/null || true)
+  if [ -n "$_u" ]; then
+    _g=$(id -g "$_u") || { echo "bpo-host: no user $_u on this host" >&2; exit 26; }
+    exec setpriv --reuid="$_u" --regid="$_g" --clear-groups --no-new-privs env -i PATH="\${PATH:-/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin}" sh -c '. "$1" && cd "$DATA_DIR" && exec "$2"' bpo-run "$1/env.sh" "$2"
+  fi
   # only PATH survives from the SSH user's session (interpreters such as node may live outside /usr/bin)
   exec env -i PATH="\${PATH:-/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin}" sh -c '. "$1" && cd "$DATA_DIR" && exec "$2"' bpo-run "$1/env.sh" "$2"
 }
@@ -268,9 +276,22 @@ cmd_start() {
     podman|docker) [ "$($mode inspect --format '{{.State.Running}}' "$name" 2>/dev/null)" = true ] && { echo running; return 0; } ;;
     *) die "unknown mode" ;;
   esac
+  # native modes: the first extra argument names the user the workload runs as (empty: the SSH user)
+  wuser=''
+  case $mode in setsid|systemd-*) wuser=\${1:-} ;; esac
+  case $wuser in *[!a-z0-9_-]*) die "bad workload user" ;; esac
+  if [ -n "$wuser" ]; then
+    [ "$(id -u)" = 0 ] || die "a workload user needs the agent to run as root"
+    command -v setpriv >/dev/null 2>&1 || die "a workload user needs setpriv"
+    id -u "$wuser" >/dev/null 2>&1 || die "no user $wuser on this host"
+  fi
   mkdir -p "$dir" "$dep/data/$i" || exit 1
   write_stdin "$dir/env.sh" || exit 1
   echo "$port" > "$dir/port"; echo "$mode" > "$dir/mode"; echo "$name" > "$dir/name"
+  if [ -n "$wuser" ]; then
+    printf '%s\n' "$wuser" > "$dir/user" && chown -R "$wuser:$(id -g "$wuser")" "$dep/data/$i" || exit 1
+  else rm -f "$dir/user"
+  fi
   rm -f "$dir/stopped"
   case $mode in
     setsid)
