@@ -37,6 +37,8 @@ export type OperatorConfig = {
   http: { enabled: boolean; host: string; port: number }
   log: { level: string }
   providers: {
+    /** Non-public artifact hosts (names, addresses, CIDRs) downloads may reach anyway. */
+    artifactAllowHosts: string[]
     local?: {
       enabled: boolean
       region: string
@@ -63,6 +65,7 @@ export type OperatorConfig = {
         remoteRoot: string
         portRange: [number, number]
         labels: Record<string, string>
+        workloadUser?: string
       }>
     }
     kubernetes?: {
@@ -156,6 +159,7 @@ export function parseConfig(doc: unknown, o: LoadConfigOptions = {}): OperatorCo
     remoteRoot: h.remote_root,
     portRange: h.port_range,
     labels: h.labels,
+    ...(h.workload_user && { workloadUser: h.workload_user }),
   }))
   if (problems.length) throw new ConfigError(file, problems)
   const [host, port] = [c.http.listen.slice(0, c.http.listen.lastIndexOf(':')), Number(c.http.listen.slice(c.http.listen.lastIndexOf(':') + 1))]
@@ -208,6 +212,7 @@ export function parseConfig(doc: unknown, o: LoadConfigOptions = {}): OperatorCo
     http: { enabled: c.http.enabled, host, port },
     log: { level: c.log.level },
     providers: {
+      artifactAllowHosts: [...c.providers.artifact_allow_hosts],
       ...(c.providers.local && {
         local: {
           enabled: c.providers.local.enabled,

@@ -3,6 +3,7 @@
  * operator.example.toml documents every key; a test keeps the two in step.
  */
 import { z } from 'zod'
+import { allowListProblems } from '../provisioners/artifacts/addressPolicy.js'
 import { isSecretRef } from './secrets.js'
 
 const decimalString = (what: string) =>
@@ -125,6 +126,11 @@ export const configSchema = z
       .default({ level: 'info' }),
     providers: z
       .strictObject({
+        /**
+         * Artifact hosts downloads may reach although they are loopback, private, link-local, CGNAT or reserved
+         * (host names, addresses or CIDRs); everything else must resolve to public addresses only.
+         */
+        artifact_allow_hosts: z.array(z.string().refine((e) => allowListProblems([e]).length === 0, { error: 'expected a host name, an address or a CIDR' })).default([]),
         local: z
           .strictObject({
             enabled: z.boolean().default(true),
@@ -159,6 +165,11 @@ export const configSchema = z
                 /** Host ports handed to replicas, inclusive. */
                 port_range: z.tuple([posInt('port').max(65535), posInt('port').max(65535)]).default([20000, 29999]),
                 labels: z.record(z.string(), z.string()).default({}),
+                /**
+                 * Run native workloads as this (existing, unprivileged) user, through setpriv; needs `user = "root"`.
+                 * The workload then cannot rewrite the host agent, the artifacts or its supervisor, nor leave its cgroups.
+                 */
+                workload_user: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, { error: 'expected a POSIX user name' }).optional(),
               }),
             ),
           })
@@ -189,7 +200,7 @@ export const configSchema = z
           })
           .optional(),
       })
-      .default({}),
+      .default({ artifact_allow_hosts: [] }),
     pricing: z
       .strictObject({
         /** Public price sources the catalog refreshes (see README: pricing). */

@@ -86,7 +86,8 @@ export async function runDev(argv: string[], io: Io): Promise<number> {
     deploy: { health_timeout_ms: 20_000, backoff_ms: 1000 },
     http: { listen: process.env.BPO_DEV_HTTP ?? ((await portFree(9464)) ? '127.0.0.1:9464' : '127.0.0.1:0') },
     log: { level: process.env.LOG_LEVEL ?? 'info' },
-    providers: { local: { enabled: true, vcpu: 2, memory_gib: 4, storage_gib: 20, hourly_usd: '0.01' } },
+    // the dev artifact server listens on 127.0.0.1, which artifact downloads may reach only when allowed
+    providers: { artifact_allow_hosts: ['127.0.0.1'], local: { enabled: true, vcpu: 2, memory_gib: 4, storage_gib: 20, hourly_usd: '0.01' } },
   }
   // anvil's account 1 is a public, well-known development key: handed over by reference like any secret
   const config = parseConfig(doc, { env: { BPO_DEV_OPERATOR_KEY: operatorKey } })

@@ -31,6 +31,7 @@ export async function createTargets(common: Common, config: OperatorConfig): Pro
       operatorId: config.operator.id,
       portRange: local.portRange,
       healthTimeoutMs: config.deploy.healthTimeoutMs,
+      artifactAllowHosts: config.providers.artifactAllowHosts,
     })
     provisioners.push(prov)
     targets.push({

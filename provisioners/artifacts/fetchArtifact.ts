@@ -5,10 +5,11 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { chmod, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
-import { request } from 'undici'
+import { Agent, request } from 'undici'
 import type { Common } from '../../core/common.js'
 import { AbortedError, redactUrl } from '../../core/errors.js'
 import { ProvisionError } from '../errors.js'
+import { createAddressPolicy } from './addressPolicy.js'
 import { sha256File } from './sha256File.js'
 
 export type FetchArtifactParameters = {
@@ -24,6 +25,11 @@ export type FetchArtifactParameters = {
   maxBytes?: number
   /** Redirects followed at most. Default 5. */
   maxRedirects?: number
+  /**
+   * Hosts (names, addresses or CIDRs) that may be fetched although they are loopback, private, link-local or
+   * otherwise non-public; everything else must resolve to public addresses only (checked on every redirect hop).
+   */
+  allowHosts?: readonly string[]
   signal?: AbortSignal
 }
 
@@ -79,6 +85,9 @@ export async function fetchArtifact(common: Common, p: FetchArtifactParameters):
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     throw new ProvisionError(`artifact URL must be http: or https:, got ${url.protocol}`, { code: 'ARTIFACT_URL_INVALID', reason: 'MALFORMED_REQUEST', meta: { url: safeUrl } })
   }
+  const policy = createAddressPolicy(p.allowHosts)
+  // before the cache: a digest cached from an allowed URL must not make a refused URL look fine
+  policy.checkUrl(url)
 
   const finalPath = artifactCachePath(p.cacheDir, p.sha256)
   const cached = await stat(finalPath).catch(() => undefined)
@@ -106,14 +115,19 @@ export async function fetchArtifact(common: Common, p: FetchArtifactParameters):
     if (p.signal?.aborted) return new AbortedError('artifact download', p.signal.reason)
     if (timeout.aborted) return unreachable(`artifact download timed out after ${timeoutMs} ms`, true, { code: 'ARTIFACT_TIMEOUT', meta: { url: safeUrl } })
     if (err instanceof ProvisionError) return err
+    // the connect-time address check surfaces as the socket's error, sometimes wrapped
+    if ((err as { cause?: unknown })?.cause instanceof ProvisionError) return (err as { cause: ProvisionError }).cause
     const e = err as { code?: string; cause?: { code?: string } }
     return unreachable(`artifact server unreachable`, true, { cause: err, details: [`url: ${safeUrl}`, `error: ${e.cause?.code ?? e.code ?? 'network error'}`], meta: { url: safeUrl } })
   }
 
+  // every connection resolves through the policy's lookup: names that resolve to refused addresses never connect
+  const dispatcher = new Agent({ connect: { lookup: policy.lookup } })
   try {
     let current = url
     for (let hop = 0; ; hop++) {
-      const res = await request(current, { method: 'GET', signal, headersTimeout: timeoutMs, bodyTimeout: timeoutMs, reset: true })
+      policy.checkUrl(current)
+      const res = await request(current, { method: 'GET', signal, headersTimeout: timeoutMs, bodyTimeout: timeoutMs, reset: true, dispatcher })
       const status = res.statusCode
       if (status >= 300 && status < 400 && status !== 304) {
         await res.body.dump().catch(() => undefined)
@@ -172,5 +186,7 @@ export async function fetchArtifact(common: Common, p: FetchArtifactParameters):
   } catch (err) {
     await rm(tmpPath, { force: true }).catch(() => undefined)
     throw failure(err)
+  } finally {
+    await dispatcher.close().catch(() => undefined)
   }
 }

@@ -164,10 +164,11 @@ export async function detectCgroups(p: {
       const mount = join(root, c)
       const isCgroup = await stat(join(mount, 'cgroup.procs')).then(() => true, () => false)
       if (!isCgroup) return none(`cgroup v1 ${c} hierarchy not mounted at ${mount}`)
-      const base = join(mount, own.get(c) ?? '/', SUB, ownerDir(p.owner))
-      await mkdir(base, { recursive: true })
-      if (!(await writable(join(base, 'cgroup.procs')))) return none(`${base} is not writable`)
-      bases[c] = base
+      const sub = join(mount, own.get(c) ?? '/', SUB)
+      await mkdir(sub, { recursive: true })
+      if (!(await writable(join(sub, 'cgroup.procs')))) return none(`${sub} is not writable`)
+      // the operator's level is made by the first prepare: an empty one left behind would pin the daemon's cgroup
+      bases[c] = join(sub, ownerDir(p.owner))
     }
     return v1(bases as Record<(typeof V1)[number], string>)
   } catch (err) {
@@ -239,14 +240,14 @@ async function detectV2(root: string, own: Map<string, string>, controllers: str
     await enable(parent)
     await mkdir(sub, { recursive: true })
     await enable(sub)
-    await mkdir(base, { recursive: true })
-    await enable(base)
   } catch (err) {
     return none(`cgroup v2 controllers cannot be delegated below ${parent}: ${(err as Error).message}`)
   }
   return {
     mode: 'v2',
     async prepare(deploymentId, replica, limits) {
+      await mkdir(base, { recursive: true })
+      await enable(base)
       const depDir = join(base, deploymentId)
       await mkdir(depDir, { recursive: true })
       await enable(depDir)
@@ -266,6 +267,7 @@ async function detectV2(root: string, own: Map<string, string>, controllers: str
     },
     async removeDeployment(deploymentId) {
       await rmdirTree(join(base, deploymentId))
+      await rmdir(base).catch(() => undefined)
     },
     async populated() {
       const out: PopulatedCgroup[] = []

@@ -11,6 +11,7 @@ import { dirname, join } from 'node:path'
 import type { Common } from '../../core/common.js'
 import { AbortedError } from '../../core/errors.js'
 import { sleep, withTimeout } from '../../core/retry.js'
+import { allowListProblems } from '../artifacts/addressPolicy.js'
 import { fetchArtifact } from '../artifacts/fetchArtifact.js'
 import { sha256File } from '../artifacts/sha256File.js'
 import { assertEnvAllowed } from '../envPolicy.js'
@@ -36,6 +37,8 @@ export type LocalProvisionerParameters = {
   downloadTimeoutMs?: number
   /** Artifact size cap, bytes. Default 512 MiB. */
   maxArtifactBytes?: number
+  /** Non-public artifact hosts (names, addresses, CIDRs) downloads may reach anyway; default none (see addressPolicy). */
+  artifactAllowHosts?: readonly string[]
   /** Resource limits through cgroups where writable ('auto'), or never ('off'). Default 'auto'. */
   cgroups?: 'auto' | 'off'
   /** Time between SIGTERM and SIGKILL when stopping a replica, ms. Default 10_000. */
@@ -73,6 +76,8 @@ export function createLocalProvisioner(common: Common, p: LocalProvisionerParame
   if (!/^[A-Za-z0-9._:-]{1,128}$/.test(p.operatorId ?? '')) {
     throw new ProvisionError(`operatorId must be 1-128 characters of [A-Za-z0-9._:-]`, { code: 'CONFIG_INVALID' })
   }
+  const allowProblems = allowListProblems(p.artifactAllowHosts ?? [])
+  if (allowProblems.length) throw new ProvisionError(`artifactAllowHosts: ${allowProblems.join('; ')}`, { code: 'CONFIG_INVALID' })
   const host = p.host ?? '127.0.0.1'
   const urlHost = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host
   const endpointOf = (port: number) => `http://${urlHost.includes(':') ? `[${urlHost}]` : urlHost}:${port}`
@@ -563,7 +568,7 @@ export function createLocalProvisioner(common: Common, p: LocalProvisionerParame
   async function ensureArtifact(m: Manifest, signal: AbortSignal): Promise<void> {
     const src = m.request.source
     if (src.kind === 'container') throw new ProvisionError('the local target cannot run container sources', { code: 'SOURCE_KIND_UNSUPPORTED' })
-    const a = await fetchArtifact(common, { url: src.url, sha256: src.sha256, cacheDir, timeoutMs: downloadTimeoutMs, maxBytes: p.maxArtifactBytes, signal })
+    const a = await fetchArtifact(common, { url: src.url, sha256: src.sha256, cacheDir, timeoutMs: downloadTimeoutMs, maxBytes: p.maxArtifactBytes, allowHosts: p.artifactAllowHosts, signal })
     m.artifact = { sha256: a.sha256, path: a.path }
   }
 

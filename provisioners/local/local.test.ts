@@ -46,7 +46,8 @@ async function newRoot() {
 
 function params(rootDir: string, operatorId: string, o: Partial<LocalProvisionerParameters> = {}): LocalProvisionerParameters {
   if (!owners.includes(operatorId)) owners.push(operatorId)
-  return { rootDir, operatorId, healthTimeoutMs: 45_000, stopGraceMs: 5_000, ...o }
+  // the test artifact server listens on 127.0.0.1, which downloads may reach only when allowed
+  return { rootDir, operatorId, healthTimeoutMs: 45_000, stopGraceMs: 5_000, artifactAllowHosts: ['127.0.0.1'], ...o }
 }
 
 async function leftovers(): Promise<number[]> {

@@ -4,11 +4,14 @@
  * every replica (systemd unit, pidfile supervisor, or the container runtime) so it outlives the SSH session.
  */
 import { randomBytes } from 'node:crypto'
+import { lookup } from 'node:dns/promises'
+import { isIP } from 'node:net'
 import { setMaxListeners } from 'node:events'
 import { join } from 'node:path'
 import type { Common } from '../../core/common.js'
 import { AbortedError } from '../../core/errors.js'
 import { withTimeout } from '../../core/retry.js'
+import { createAddressPolicy, hostRefused, isNonPublicAddress } from '../artifacts/addressPolicy.js'
 import { fetchArtifact } from '../artifacts/fetchArtifact.js'
 import { ProvisionError, TargetUnreachableError } from '../errors.js'
 import { probeHttp, waitForHealthy } from '../health.js'
@@ -51,6 +54,10 @@ export type SshProvisionerParameters = {
   stopGraceSeconds?: number
   /** Accept `testing` sources (dev only). Default false. */
   allowTestingSources?: boolean
+  /** Non-public artifact hosts (names, addresses, CIDRs) downloads may reach anyway; default none (see addressPolicy). */
+  artifactAllowHosts?: readonly string[]
+  /** Artifact size cap, bytes (daemon download and host download). Default 512 MiB. */
+  maxArtifactBytes?: number
 }
 
 export type SshProvisioner = Provisioner & {
@@ -80,12 +87,15 @@ export function createSshProvisioner(commonIn: Common, p: SshProvisionerParamete
     } catch (err) {
       problems.push(`hostKey: ${(err as Error).message}`)
     }
+    if (h.workloadUser !== undefined && !/^[a-z_][a-z0-9_-]{0,31}$/.test(h.workloadUser)) problems.push(`workloadUser: got ${JSON.stringify(h.workloadUser)}, expected a POSIX user name`)
     const r = h.ports ?? DEFAULT_PORTS
     if (!Number.isInteger(r.from) || !Number.isInteger(r.to) || r.from < 1024 || r.to > 65535 || r.from > r.to) problems.push(`ports: got ${r.from}..${r.to}`)
     if (problems.length) throw new TypeError(`ssh host ${JSON.stringify(h.name)}: ${problems.join('; ')}`)
     hosts.set(h.name, h)
   }
   const transfer = p.artifactTransfer ?? 'upload'
+  const addressPolicy = createAddressPolicy(p.artifactAllowHosts)
+  const maxArtifactBytes = p.maxArtifactBytes ?? 512 * 1024 * 1024
   const cacheDir = p.artifactCacheDir ?? join(p.stateDir, 'artifacts')
   const healthTimeoutMs = p.healthTimeoutMs ?? 60_000
   const probeTimeoutMs = p.probeTimeoutMs ?? 2_000
@@ -147,19 +157,50 @@ export function createSshProvisioner(commonIn: Common, p: SshProvisionerParamete
       log.warn({ host: h.name, deploymentId: x.deploymentId }, 'ignoring a malformed manifest on the host')
       return undefined
     }
+    // the manifest sits in a directory the workload can write: everything that reserves capacity or ports is
+    // checked against the request and the host's configuration before it reaches the ledger
+    const problems: string[] = []
+    const unit = unitOf(x.request)
+    const u = x.unit as Partial<Resources>
+    if (u.vcpu !== unit.vcpu || u.memoryGiB !== unit.memoryGiB || u.storageGiB !== unit.storageGiB) problems.push(`unit: got ${JSON.stringify(x.unit)}, expected the request's ${JSON.stringify(unit)}`)
+    const kind = x.request.source.kind === 'container' ? 'container' : 'native'
+    if (x.kind !== undefined && x.kind !== kind) problems.push(`kind: got ${JSON.stringify(x.kind)}, expected ${kind}`)
+    const count = (v: unknown) => (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 1000 ? v : undefined)
+    const n = count(x.replicas ?? 0)
+    const data = count(x.dataReplicas ?? x.replicas ?? 0)
+    if (n === undefined) problems.push(`replicas: got ${JSON.stringify(x.replicas)}, expected an integer 0..1000`)
+    if (data === undefined || (n !== undefined && data < n)) problems.push(`dataReplicas: got ${JSON.stringify(x.dataReplicas)}, expected an integer >= replicas, <= 1000`)
+    const range = h.ports ?? DEFAULT_PORTS
+    const inRange = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= range.from && v <= range.to
     // ports the host's replica dirs record win over an older manifest
-    const ports: Record<string, number> = { ...(x.ports ?? {}) }
-    for (const r of replicas) if (r.port > 0) ports[String(r.index)] = r.port
+    const ports: Record<string, number> = {}
+    const raw: unknown = x.ports ?? {}
+    if (!raw || typeof raw !== 'object' || Array.isArray(raw)) problems.push('ports: expected an object')
+    else
+      for (const [k, v] of Object.entries(raw)) {
+        if (!/^\d{1,4}$/.test(k) || Number(k) >= 1000 || !inRange(v)) problems.push(`ports.${k}: got ${JSON.stringify(v)}, expected a replica index and a port in ${range.from}..${range.to}`)
+        else ports[String(Number(k))] = v
+      }
+    for (const r of replicas) {
+      if (r.port <= 0) continue
+      if (inRange(r.port)) ports[String(r.index)] = r.port
+      else problems.push(`replica ${r.index}: port ${r.port} outside ${range.from}..${range.to}`)
+    }
+    if (new Set(Object.values(ports)).size !== Object.values(ports).length) problems.push('ports: one port given to two replicas')
+    if (problems.length || n === undefined || data === undefined) {
+      log.warn({ host: h.name, deploymentId: x.deploymentId, problems }, 'ignoring a manifest on the host that does not match its request or the host')
+      return undefined
+    }
     return {
       deploymentId: x.deploymentId,
       host: h.name,
-      kind: x.kind === 'container' ? 'container' : 'native',
+      kind,
       request: x.request,
-      unit: x.unit,
-      replicas: Number(x.replicas ?? 0),
-      dataReplicas: Number(x.dataReplicas ?? x.replicas ?? 0),
+      unit,
+      replicas: n,
+      dataReplicas: data,
       ports,
-      createdAt: x.createdAt ?? new Date().toISOString(),
+      createdAt: typeof x.createdAt === 'string' && !Number.isNaN(Date.parse(x.createdAt)) ? x.createdAt : new Date().toISOString(),
     }
   }
 
@@ -212,6 +253,28 @@ export function createSshProvisioner(commonIn: Common, p: SshProvisionerParamete
     return 'setsid'
   }
 
+  /** Extra `start` arguments of a native replica: the workload user, checked against what the host can do. */
+  function nativeUserArgs(h: SshHost, f: HostFacts): string[] {
+    if (!h.workloadUser) return []
+    if (f.uid !== 0) throw new HostUnsupportedError(h.name, `workload user ${h.workloadUser} needs the SSH login to be root`)
+    if (!f.setpriv) throw new HostUnsupportedError(h.name, `workload user ${h.workloadUser} needs setpriv (util-linux)`)
+    return [h.workloadUser]
+  }
+
+  /**
+   * What can be checked of a URL the host itself downloads: a literal non-public address, and (best effort: the
+   * host's resolver may answer otherwise) what the name resolves to here. Redirects curl follows on the host are not
+   * checked; "upload" transfer checks every hop and every resolved address.
+   */
+  async function checkHostDownload(url: URL): Promise<void> {
+    addressPolicy.checkUrl(url)
+    const host = url.hostname.replace(/^\[(.*)\]$/, '$1')
+    if (isIP(host) || addressPolicy.allows(host)) return
+    const found = await lookup(host, { all: true }).catch(() => [])
+    const bad = found.find((a) => isNonPublicAddress(a.address) && !addressPolicy.allows(a.address))
+    if (bad) throw hostRefused(host, `it resolves to ${bad.address}, a loopback, private, link-local or reserved address`)
+  }
+
   /** Put the verified artifact at `<root>/artifacts/<sha256>` on the host; returns its remote path. */
   async function installArtifact(h: SshHost, req: DeploymentRequest, f: HostFacts, signal: AbortSignal): Promise<string> {
     const src = req.source
@@ -222,9 +285,10 @@ export function createSshProvisioner(commonIn: Common, p: SshProvisionerParamete
     if (check.code === 0) return remote
     let r
     if (transfer === 'host-download' && f.fetch !== 'none') {
-      r = await agent.run(h, ['artifact', L.root, src.sha256, 'download', src.url], { signal, timeoutMs: 15 * 60_000 })
+      await checkHostDownload(new URL(src.url))
+      r = await agent.run(h, ['artifact', L.root, src.sha256, 'download', src.url, String(maxArtifactBytes)], { signal, timeoutMs: 15 * 60_000 })
     } else {
-      const local = await fetchArtifact(common, { url: src.url, sha256: src.sha256, cacheDir, signal })
+      const local = await fetchArtifact(common, { url: src.url, sha256: src.sha256, cacheDir, allowHosts: p.artifactAllowHosts, maxBytes: maxArtifactBytes, signal })
       const tmp = `${L.artifacts}/.upload.${src.sha256}.${randomBytes(6).toString('hex')}`
       // the "check" call above created the artifacts dir
       await pool.upload(h, local.path, tmp, 0o600, { signal, timeoutMs: 15 * 60_000 }).catch(async (err: unknown) => {
@@ -236,6 +300,7 @@ export function createSshProvisioner(commonIn: Common, p: SshProvisionerParamete
     if (r.code === 0) return remote
     if (r.code === 20) throw new ProvisionError(`artifact sha256 mismatch on ${h.name}`, { reason: 'ARTIFACT_DIGEST_MISMATCH', code: 'ARTIFACT_DIGEST_MISMATCH', retryable: false, details: [r.stderr.trim().slice(0, 200)] })
     if (r.code === 21) throw new ProvisionError(`${h.name} could not download the artifact`, { reason: 'ARTIFACT_UNREACHABLE', code: 'ARTIFACT_UNREACHABLE', retryable: true })
+    if (r.code === 25) throw new ProvisionError(`the artifact is above the ${maxArtifactBytes} byte cap`, { reason: 'ARTIFACT_UNREACHABLE', code: 'ARTIFACT_TOO_LARGE', retryable: false })
     throw new RemoteCommandError(h.name, 'installing the artifact', r.code, r.stderr)
   }
 
@@ -345,7 +410,7 @@ export function createSshProvisioner(commonIn: Common, p: SshProvisionerParamete
         const dataDir = `${depDir}/data/${i}`
         const mem = pl.unit.memoryGiB > 0 ? Math.floor(pl.unit.memoryGiB * GiB) : 0
         const cpu = pl.unit.vcpu > 0 ? Math.max(1000, Math.round(pl.unit.vcpu * 100_000)) : 0
-        const extra = pl.kind === 'container' ? containerArgs(h, pl, i, port) : []
+        const extra = pl.kind === 'container' ? containerArgs(h, pl, i, port) : nativeUserArgs(h, f)
         await agent.must(h, `starting replica ${i}`, ['start', depDir, String(i), mode, name, bin, name, String(mem), String(cpu), String(port), ...extra], {
           signal,
           stdin: envFile(pl, i, port, dataDir),

@@ -57,7 +57,11 @@ describe('fromConfig', () => {
       expect(prov.id).toBe('ssh')
       expect(prov.capacity()).toEqual([{ host: 'box-1', hourlyUsd: '0.085', region: 'eu-central', total: { vcpu: 8, memoryGiB: 16, storageGiB: 200 }, used: { vcpu: 0, memoryGiB: 0, storageGiB: 0 }, free: { vcpu: 8, memoryGiB: 16, storageGiB: 200 } }])
       await prov.close()
-      expect(createSshProvisionerFromConfig(common, { ...cfg, providers: {} } as OperatorConfig)).toBeUndefined()
+      expect(createSshProvisionerFromConfig(common, { ...cfg, providers: {} } as unknown as OperatorConfig)).toBeUndefined()
+      expect(sshHostsFromConfig([{ ...hosts[0]!, workloadUser: 'bpo-workload' }])[0]!.workloadUser).toBe('bpo-workload')
+      expect(() => createSshProvisionerFromConfig(common, { ...cfg, providers: { ssh: { hosts: [{ ...hosts[0]!, workloadUser: 'Root;x' }] } } } as unknown as OperatorConfig)).toThrow(/workloadUser/)
+      // [providers] artifact_allow_hosts reaches the provisioner: a malformed entry is refused at construction
+      expect(() => createSshProvisionerFromConfig(common, { ...cfg, providers: { ssh: { hosts }, artifactAllowHosts: ['10.0.0.0/99'] } } as unknown as OperatorConfig)).toThrow(/allow-list/)
     } finally {
       rmSync(dataDir, { recursive: true, force: true })
     }

@@ -25,6 +25,7 @@ export function sshHostsFromConfig(hosts: SshHostsConfig): SshHost[] {
     labels: { ...h.labels },
     remoteRoot: h.remoteRoot,
     ports: { from: h.portRange[0], to: h.portRange[1] },
+    ...(h.workloadUser && { workloadUser: h.workloadUser }),
   }))
 }
 
@@ -38,6 +39,7 @@ export function createSshProvisionerFromConfig(common: Common, cfg: OperatorConf
     stateDir: join(cfg.operator.dataDir, 'ssh'),
     healthTimeoutMs: cfg.deploy.healthTimeoutMs,
     allowTestingSources: cfg.providers.local?.allowTestSources ?? false,
+    artifactAllowHosts: cfg.providers.artifactAllowHosts ?? [],
     ...o,
   })
 }

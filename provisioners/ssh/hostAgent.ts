@@ -19,6 +19,7 @@ export type HostFacts = {
   fetch: 'curl' | 'wget' | 'none'
   sha256sum: boolean
   setsid: boolean
+  setpriv: boolean
   runtime: 'podman' | 'docker' | 'none'
   cgroup: 'v1' | 'v2' | 'none'
 }
@@ -131,6 +132,7 @@ export function createHostAgent(common: Common, pool: SshPool, operatorId: strin
         fetch: kv.fetch === 'curl' || kv.fetch === 'wget' ? kv.fetch : 'none',
         sha256sum: kv.sha256sum === 'yes',
         setsid: kv.setsid === 'yes',
+        setpriv: kv.setpriv === 'yes',
         runtime: kv.runtime === 'podman' || kv.runtime === 'docker' ? kv.runtime : 'none',
         cgroup: kv.cgroup === 'v1' || kv.cgroup === 'v2' ? kv.cgroup : 'none',
       }

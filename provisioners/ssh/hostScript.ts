@@ -71,6 +71,7 @@ cmd_facts() {
   fi
   command -v sha256sum >/dev/null 2>&1 && echo sha256sum=yes || echo sha256sum=no
   command -v setsid >/dev/null 2>&1 && echo setsid=yes || echo setsid=no
+  command -v setpriv >/dev/null 2>&1 && echo setpriv=yes || echo setpriv=no
   rt=none
   if command -v podman >/dev/null 2>&1 && podman info >/dev/null 2>&1; then rt=podman
   elif command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then rt=docker
@@ -172,9 +173,10 @@ cgroup_names() {
   done | sort -u
 }
 
-# artifact <root> <sha256> download <url> | upload <tmpfile> | check -: verify on this host before it becomes executable
+# artifact <root> <sha256> download <url> [maxBytes] | upload <tmpfile> | check -: verify on this host before it becomes executable
 cmd_artifact() {
-  root=$1; sum=$2; how=$3; src=$4
+  root=$1; sum=$2; how=$3; src=$4; max=\${5:-536870912}
+  case $max in ''|*[!0-9]*) die "bad size cap" ;; esac
   case $sum in *[!0-9a-f]*|'') die "bad sha256" ;; esac
   mkdir -p "$root/artifacts" || exit 1
   final="$root/artifacts/$sum"
@@ -188,9 +190,9 @@ cmd_artifact() {
   case $how in
     download)
       if command -v curl >/dev/null 2>&1; then
-        curl -fsSL --proto '=http,https' --connect-timeout 20 --max-time 600 -o "$tmp" "$src" || { rm -f "$tmp"; echo "download failed" >&2; exit 21; }
+        curl -fsSL --proto '=http,https' --proto-redir '=http,https' --max-redirs 5 --max-filesize "$max" --connect-timeout 20 --max-time 600 -o "$tmp" "$src" || { rm -f "$tmp"; echo "download failed" >&2; exit 21; }
       elif command -v wget >/dev/null 2>&1; then
-        wget -q -T 60 -O "$tmp" "$src" || { rm -f "$tmp"; echo "download failed" >&2; exit 21; }
+        wget -q -T 60 --max-redirect=5 -O "$tmp" "$src" || { rm -f "$tmp"; echo "download failed" >&2; exit 21; }
       else
         echo "neither curl nor wget" >&2; exit 22
       fi
@@ -198,6 +200,8 @@ cmd_artifact() {
     upload) mv -f "$src" "$tmp" || exit 1 ;;
     *) die "bad mode" ;;
   esac
+  # curl enforces --max-filesize only when the size is announced, wget not at all
+  [ "$(wc -c < "$tmp")" -le "$max" ] || { rm -f "$tmp"; echo "artifact above the $max byte cap" >&2; exit 25; }
   got=$(sha256sum "$tmp" | cut -d' ' -f1)
   if [ "$got" != "$sum" ]; then rm -f "$tmp"; echo "sha256 mismatch: got $got" >&2; exit 20; fi
   chmod 0755 "$tmp" && mv -f "$tmp" "$final" && echo verified
@@ -220,6 +224,13 @@ verify_bin() {
 # run <replicadir> <bin>: the workload itself, with exactly the replica's environment (and PATH)
 cmd_run() {
   verify_bin "$2" || { echo "bpo-host: $2 does not match its sha256; refusing to run it" >&2; exit 24; }
+  # a workload user (root-owned file, written by start): the workload can then write neither this agent, nor the
+  # artifacts, nor its supervisor's files, nor leave its cgroups
+  _u=$(cat "$1/user" 2>/dev/null || true)
+  if [ -n "$_u" ]; then
+    _g=$(id -g "$_u") || { echo "bpo-host: no user $_u on this host" >&2; exit 26; }
+    exec setpriv --reuid="$_u" --regid="$_g" --clear-groups --no-new-privs env -i PATH="\${PATH:-/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin}" sh -c '. "$1" && cd "$DATA_DIR" && exec "$2"' bpo-run "$1/env.sh" "$2"
+  fi
   # only PATH survives from the SSH user's session (interpreters such as node may live outside /usr/bin)
   exec env -i PATH="\${PATH:-/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin}" sh -c '. "$1" && cd "$DATA_DIR" && exec "$2"' bpo-run "$1/env.sh" "$2"
 }
@@ -265,9 +276,22 @@ cmd_start() {
     podman|docker) [ "$($mode inspect --format '{{.State.Running}}' "$name" 2>/dev/null)" = true ] && { echo running; return 0; } ;;
     *) die "unknown mode" ;;
   esac
+  # native modes: the first extra argument names the user the workload runs as (empty: the SSH user)
+  wuser=''
+  case $mode in setsid|systemd-*) wuser=\${1:-} ;; esac
+  case $wuser in *[!a-z0-9_-]*) die "bad workload user" ;; esac
+  if [ -n "$wuser" ]; then
+    [ "$(id -u)" = 0 ] || die "a workload user needs the agent to run as root"
+    command -v setpriv >/dev/null 2>&1 || die "a workload user needs setpriv"
+    id -u "$wuser" >/dev/null 2>&1 || die "no user $wuser on this host"
+  fi
   mkdir -p "$dir" "$dep/data/$i" || exit 1
   write_stdin "$dir/env.sh" || exit 1
   echo "$port" > "$dir/port"; echo "$mode" > "$dir/mode"; echo "$name" > "$dir/name"
+  if [ -n "$wuser" ]; then
+    printf '%s\n' "$wuser" > "$dir/user" && chown -R "$wuser:$(id -g "$wuser")" "$dep/data/$i" || exit 1
+  else rm -f "$dir/user"
+  fi
   rm -f "$dir/stopped"
   case $mode in
     setsid)
@@ -324,8 +348,13 @@ cmd_stop() {
       fi
       rm -f "$dir/supervisor.pid" "$dir/child.pid" "$dir/cgroups"
       ;;
-    systemd-system) systemctl stop "$name" 2>/dev/null; systemctl reset-failed "$name" 2>/dev/null ;;
-    systemd-user) systemctl --user stop "$name" 2>/dev/null; systemctl --user reset-failed "$name" 2>/dev/null ;;
+    systemd-system|systemd-user)
+      sc=systemctl; [ "$mode" = systemd-user ] && sc="systemctl --user"
+      $sc stop "$name" 2>/dev/null
+      # a unit that did not stop must not be reported as stopped (nor its dir removed by destroy)
+      $sc is-active --quiet "$name" && { echo "bpo-host: unit $name is still active after stop" >&2; exit 1; }
+      $sc reset-failed "$name" 2>/dev/null
+      ;;
     podman|docker) $mode rm -f -t "$grace" "$name" >/dev/null 2>&1 || $mode rm -f "$name" >/dev/null 2>&1 ;;
   esac
   # whatever mode the (workload-writable) replica dir claims, the pidfile supervisor's cgroup goes too
@@ -381,8 +410,11 @@ cmd_list() {
 cmd_destroy() {
   dep=$1; g=\${2:-10}; pre=\${3:-}
   if [ -d "$dep" ]; then
-    for r in "$dep"/replicas/*; do [ -d "$r" ] && (cmd_stop "$dep" "$(basename "$r")" "$g" "$pre$(basename "$r")" > /dev/null) & done
-    wait
+    _pids=''
+    for r in "$dep"/replicas/*; do [ -d "$r" ] && { (cmd_stop "$dep" "$(basename "$r")" "$g" "$pre$(basename "$r")" > /dev/null) & _pids="$_pids $!"; }; done
+    _failed=0
+    for _p in $_pids; do wait "$_p" || _failed=1; done
+    [ $_failed = 0 ] || die "a replica of $(basename "$dep") did not stop"
   fi
   for _g in $(cgroup_names "$pre" index); do remove_cgroups "$_g" || exit 1; done
   [ -d "$dep" ] || { echo absent; return 0; }

@@ -21,6 +21,11 @@ export type SshHost = {
   remoteRoot?: string
   /** Host ports handed to replicas (inclusive). Default 20000..29999. */
   ports?: { from: number; to: number }
+  /**
+   * Run native workloads as this existing unprivileged user (setpriv; the SSH login must be root), so they can write
+   * neither the host agent nor the artifacts nor their supervisor's files, nor leave their cgroups. Default: the SSH user.
+   */
+  workloadUser?: string
 }
 
 export type Resources = { vcpu: number; memoryGiB: number; storageGiB: number }

@@ -117,6 +117,9 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
     providers: { local: { enabled: true, vcpu: 4, memory_gib: 8, storage_gib: 20, hourly_usd: '0.01', port_range: [portBase, portBase + 99] } },
     ...o.extra,
   }
+  // the test artifact server listens on 127.0.0.1, which artifact downloads may reach only when allowed
+  const providers = (doc.providers ??= {}) as Record<string, unknown>
+  providers.artifact_allow_hosts ??= ['127.0.0.1']
   const getEvents = async (id: bigint, name: string) => {
     const logs = await chain.publicClient.getLogs({ address: chain.addresses.escrow, fromBlock: 0n, toBlock: 'latest' })
     const out: Array<Record<string, unknown>> = []

@@ -71,6 +71,8 @@ export async function startSshLab(o: { hosts?: number; costs?: string[]; capacit
         stateDir: join(dir, `state-${++seq}`),
         healthTimeoutMs: 30_000,
         connectTimeoutMs: 10_000,
+        // the lab's artifact server listens on 127.0.0.1, which downloads may reach only when allowed
+        artifactAllowHosts: ['127.0.0.1'],
         ...po,
       })
       provisioners.push(prov)

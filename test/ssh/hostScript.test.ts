@@ -20,6 +20,8 @@ let fakes: string
 const FAKE = (name: string) => `#!/bin/sh
 for a in "$@"; do printf '%s\\0' "$a"; done >> "$FAKE_LOG/${name}.argv"
 printf '\\001' >> "$FAKE_LOG/${name}.argv"
+# FAKE_ACTIVE: a unit that stays active whatever is asked
+[ -n "\${FAKE_ACTIVE:-}" ] && case "$1 $2" in "is-active --quiet"|"--user is-active") exit 0 ;; esac
 case "$1 $2" in
   "is-active --quiet"|"--user is-active") exit 3 ;;
   "inspect --format") exit 1 ;;
@@ -34,7 +36,7 @@ beforeAll(() => {
   writeFileSync(script, HOST_SCRIPT)
   fakes = join(dir, 'fakes')
   mkdirSync(fakes)
-  for (const n of ['systemd-run', 'systemctl', 'docker']) {
+  for (const n of ['systemd-run', 'systemctl', 'docker', 'curl']) {
     writeFileSync(join(fakes, n), FAKE(n))
     chmodSync(join(fakes, n), 0o755)
   }
@@ -44,11 +46,11 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }))
 /** The agent as the daemon runs it: through the loader, with the script's expected digest. */
 const loaded = (args: string[], path = script) => ['-c', HOST_LOADER, path, HOST_SCRIPT_SHA256, ...args]
 
-function agent(args: string[], stdin = '') {
+function agent(args: string[], stdin = '', env: Record<string, string> = {}) {
   return spawnSync('sh', loaded(args), {
     input: stdin,
     encoding: 'utf8',
-    env: { PATH: `${fakes}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin`, FAKE_LOG: dir },
+    env: { PATH: `${fakes}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin`, FAKE_LOG: dir, ...env },
   })
 }
 const calls = (name: string): string[][] =>
@@ -83,10 +85,27 @@ describe('host agent script', () => {
     expect(readFileSync(join(dep, 'replicas', '0', 'port'), 'utf8').trim()).toBe('20001')
     const stop = agent(['stop', dep, '0', '5'])
     expect(stop.stdout.trim()).toBe('stopped')
-    expect(calls('systemctl').slice(-2)).toEqual([
+    expect(calls('systemctl').slice(-3)).toEqual([
       ['stop', 'bpo-abc-bp-1-r0'],
+      ['is-active', '--quiet', 'bpo-abc-bp-1-r0'],
       ['reset-failed', 'bpo-abc-bp-1-r0'],
     ])
+  })
+
+  test('error: stopping a systemd unit that stays active fails, and destroy keeps the deployment (fake systemctl)', () => {
+    const dep = join(dir, 'ops', 'op', 'bp-6')
+    expect(agent(['start', dep, '0', 'systemd-system', 'bpo-abc-bp-6-r0', '/opt/bin/x', 'bpo-abc-bp-6-r0', '0', '0', '20006']).status).toBe(0)
+    const stop = agent(['stop', dep, '0', '5', 'bpo-abc-bp-6-r0'], '', { FAKE_ACTIVE: '1' })
+    expect({ status: stop.status, out: stop.stdout.trim() }).toEqual({ status: 1, out: '' })
+    expect(stop.stderr).toContain('still active')
+    expect(calls('systemctl').at(-1)).toEqual(['is-active', '--quiet', 'bpo-abc-bp-6-r0'])
+    const destroy = agent(['destroy', dep, '5', 'bpo-abc-bp-6-r'], '', { FAKE_ACTIVE: '1' })
+    expect(destroy.status).toBe(1)
+    expect(existsSync(join(dep, 'manifest.json')) || existsSync(join(dep, 'replicas', '0'))).toBe(true)
+    // once the unit is gone, stop and destroy succeed
+    expect(agent(['stop', dep, '0', '5', 'bpo-abc-bp-6-r0']).stdout.trim()).toBe('stopped')
+    expect(agent(['destroy', dep, '5', 'bpo-abc-bp-6-r']).stdout.trim()).toBe('destroyed')
+    expect(existsSync(dep)).toBe(false)
   })
 
   test('behavior: systemd user mode uses the user manager', () => {
@@ -185,6 +204,17 @@ describe('host agent script', () => {
     expect(r.status).toBe(24)
     expect(r.stderr).toContain('does not match its sha256')
     expect(existsSync(marker)).toBe(false)
+  })
+
+  test('behavior: a host download keeps curl to http(s), 5 redirects and the size cap', () => {
+    const root = join(dir, 'root-dl')
+    const r = agent(['artifact', root, 'b'.repeat(64), 'download', 'https://example.com/x', '1048576'])
+    expect(r.status).not.toBe(0)
+    const argv = calls('curl').at(-1)!
+    const opt = (name: string) => argv[argv.indexOf(name) + 1]
+    expect({ proto: opt('--proto'), redir: opt('--proto-redir'), redirs: opt('--max-redirs'), size: opt('--max-filesize') }).toEqual({ proto: '=http,https', redir: '=http,https', redirs: '5', size: '1048576' })
+    expect(argv.at(-1)).toBe('https://example.com/x')
+    expect(agent(['artifact', root, 'b'.repeat(64), 'download', 'https://example.com/x', '1e9']).status).toBe(1)
   })
 
   test('error: unknown commands and malformed digests are refused', () => {

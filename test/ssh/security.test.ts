@@ -242,3 +242,67 @@ exec node '${demoServicePath}'
     expect(existsSync(agentRan)).toBe(false)
   })
 })
+
+describe('ssh security: artifact URLs', () => {
+  test('error: non-public artifact hosts are refused for upload and host download unless allowed', async () => {
+    const strict = lab.provisioner({ artifactAllowHosts: [] })
+    const hostDl = lab.provisioner({ artifactAllowHosts: [], artifactTransfer: 'host-download' })
+    lab.artifacts.put('ssrf', `#!/bin/sh\n# ${Math.random()}\nexec sleep 1000\n`)
+    const sha256 = lab.artifacts.sha256('ssrf')
+    const port = new URL(lab.artifacts.url).port
+    const cases: [typeof strict, string][] = [
+      [strict, lab.artifacts.urlOf('ssrf')],
+      [strict, `http://localhost:${port}/ssrf`],
+      [hostDl, 'http://169.254.169.254/latest/meta-data/'],
+      [hostDl, `http://10.1.2.3:${port}/ssrf`],
+      [hostDl, `http://[::ffff:127.0.0.1]:${port}/ssrf`],
+      [hostDl, `http://localhost:${port}/ssrf`],
+    ]
+    const hits = lab.artifacts.hits('ssrf')
+    try {
+      for (const [prov, url] of cases) {
+        const err = await rejection(prov.provision({ ...lab.request('sec-ssrf'), source: { kind: 'native', url, sha256 } }))
+        expect({ url, code: err.code, retryable: err.retryable }).toEqual({ url, code: 'ARTIFACT_HOST_REFUSED', retryable: false })
+      }
+      expect(lab.artifacts.hits('ssrf')).toBe(hits)
+    } finally {
+      await destroyAll(strict)
+      await destroyAll(hostDl)
+    }
+  })
+})
+
+describe('ssh security: adoption from a host manifest', () => {
+  test('error: a manifest rewritten on the host (unit, ports, replicas, kind) is not adopted by a daemon without a ledger', async () => {
+    const prov = lab.provisioner()
+    const id = 'sec-adopt'
+    const file = join(lab.hosts[0]!.remoteRoot!, 'ops', 'op-test', id, 'manifest.json')
+    try {
+      await prov.provision(lab.request(id))
+      const good = readFileSync(file, 'utf8')
+      const m = JSON.parse(good) as Record<string, unknown>
+      const from = lab.hosts[0]!.ports!.from
+      const tampered: Record<string, unknown>[] = [
+        { unit: { vcpu: 0, memoryGiB: 0, storageGiB: 0 } },
+        { ports: { '0': 22 } },
+        { ports: { '0': from, '1': from }, replicas: 2 },
+        { replicas: 1_000_000 },
+        { replicas: 1, dataReplicas: 0 },
+        { kind: 'container' },
+      ]
+      for (const bad of tampered) {
+        writeFileSync(file, JSON.stringify({ ...m, ...bad }))
+        const fresh = lab.provisioner()
+        expect({ bad, exists: (await fresh.status(id)).exists }).toEqual({ bad, exists: false })
+        expect((await rejection(fresh.scale(id, 1))).code).toBe('DEPLOYMENT_NOT_FOUND')
+        expect(fresh.placements()).toEqual([])
+      }
+      // the control: the manifest as written is adopted
+      writeFileSync(file, good)
+      const fresh = lab.provisioner()
+      expect((await fresh.status(id)).replicasReady).toBe(1)
+    } finally {
+      await destroyAll(prov)
+    }
+  })
+})

@@ -3,11 +3,13 @@
  * when they crash, and run inside the cgroup limits of their spec where the host offers cgroups.
  */
 import { execFileSync } from 'node:child_process'
-import { existsSync, readFileSync, rmSync } from 'node:fs'
+import { createHash } from 'node:crypto'
+import { chmodSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:http'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { escapingArtifact, probeDemo, readDemoInfo } from '../helpers/demo-service.js'
+import { HOST_SCRIPT, HOST_SCRIPT_VERSION } from '../../provisioners/ssh/hostScript.js'
+import { demoServicePath, escapingArtifact, probeDemo, readDemoInfo } from '../helpers/demo-service.js'
 import { generateKeyPair, startSshd } from '../helpers/sshd.js'
 import { destroyAll, startSshLab, type SshLab } from './harness.js'
 
@@ -259,6 +261,46 @@ describe('ssh supervision', () => {
       expect(alive(escapee)).toBe(false)
       for (const g of groups) expect(existsSync(g)).toBe(false)
       expect((await fresh.listOwned()).filter((r) => r.deploymentId === 'sup-escape2')).toEqual([])
+    } finally {
+      await destroyAll(prov)
+    }
+  })
+
+  test('behavior: with a workload user the workload runs as that user and can rewrite neither the agent nor its artifact', async () => {
+    // the user must be able to reach its data dir: the lab's temp dir is 0700
+    chmodSync(lab.dir, 0o755)
+    const root = join(lab.dir, 'root-user')
+    const host = { ...lab.hosts[0]!, name: 'h-user', workloadUser: 'nobody', remoteRoot: root }
+    const agentRan = join(lab.dir, 'USER-AGENT-RAN')
+    lab.artifacts.put(
+      'tamper-user',
+      `#!/bin/sh
+self=$0
+(
+  while [ ! -e "$DATA_DIR/go" ]; do sleep 0.2; done
+  for f in "$DATA_DIR"/../../../../../bin/bpo-host-*.sh; do printf '\\ntouch %s\\n' '${agentRan}' >> "$f"; done
+  printf '#!/bin/sh\\nexit 0\\n' > "$self"
+  touch "$DATA_DIR/tampered"
+) </dev/null >/dev/null 2>&1 &
+exec node '${demoServicePath}'
+`,
+    )
+    const sha256 = lab.artifacts.sha256('tamper-user')
+    const prov = lab.provisioner({ hosts: [host], supervisor: 'setsid' })
+    const id = 'sup-user'
+    try {
+      const st = await prov.provision({ ...lab.request(id), source: { kind: 'native', url: lab.artifacts.urlOf('tamper-user'), sha256 } })
+      expect(st.replicasReady).toBe(1)
+      pidfiles.push(join(replicaDir(root, id), 'supervisor.pid'))
+      const { pid } = await readDemoInfo(st.endpoints[0]!)
+      expect(readFileSync(`/proc/${pid}/status`, 'utf8')).toMatch(/^Uid:\s+65534\s/m)
+      const data = join(root, 'ops', 'op-test', id, 'data', '0')
+      writeFileSync(join(data, 'go'), '')
+      await until('the tampering attempt', () => existsSync(join(data, 'tampered')))
+      expect(readFileSync(join(root, 'bin', `bpo-host-${HOST_SCRIPT_VERSION}.sh`), 'utf8')).toBe(HOST_SCRIPT)
+      expect(createHash('sha256').update(readFileSync(join(root, 'artifacts', sha256))).digest('hex')).toBe(sha256)
+      expect((await prov.status(id)).replicasReady).toBe(1)
+      expect(existsSync(agentRan)).toBe(false)
     } finally {
       await destroyAll(prov)
     }
