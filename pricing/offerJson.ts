@@ -25,6 +25,7 @@ export type OfferJson = {
   ipv4HourlyUsd?: string
   maxStorageGiB?: number
   ipv4Unavailable?: string
+  ipv4Free?: number
   source: string
   fetchedAt: number
 }
@@ -54,6 +55,7 @@ export function offerToJson(o: Offer): OfferJson {
   if (o.ipv4HourlyUsd) j.ipv4HourlyUsd = o.ipv4HourlyUsd.toString()
   if (g.maxStorageGiB !== undefined) j.maxStorageGiB = g.maxStorageGiB
   if (g.ipv4Unavailable) j.ipv4Unavailable = g.ipv4Unavailable
+  if (g.ipv4Free !== undefined) j.ipv4Free = g.ipv4Free
   return j
 }
 
@@ -81,5 +83,6 @@ export function offerFromJson(j: OfferJson): Offer {
   if (j.gpuSpotHourlyUsd) o.gpuSpotHourlyUsd = usd(j.gpuSpotHourlyUsd)
   if (typeof j.maxStorageGiB === 'number') o.maxStorageGiB = j.maxStorageGiB
   if (typeof j.ipv4Unavailable === 'string' && j.ipv4Unavailable) o.ipv4Unavailable = j.ipv4Unavailable
+  if (typeof j.ipv4Free === 'number' && j.ipv4Free >= 0) o.ipv4Free = j.ipv4Free
   return o
 }

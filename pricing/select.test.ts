@@ -8,6 +8,7 @@ import { enrichOffers } from './catalog.js'
 import { defaultPricingConfig } from './config.js'
 import { regionMatches } from './regions.js'
 import { resourceSpec } from '../test/helpers/spec.js'
+import { offerFromJson, offerToJson } from './offerJson.js'
 import { cheapest, quoteOffer } from './select.js'
 import { parseSkypilotCsv } from './sources/skypilot.js'
 import { parseGridNodes, pricingPolicyFromChain } from './sources/threefold.js'
@@ -296,6 +297,22 @@ describe('public IPv4 availability', () => {
     const withIp = parseGridNodes(nodes, { fetchedAt: 1, policy, discount: 'none', farmFreeIpv4: new Map([[1, 11]]) }).offers
     const r = cheapest(spec({ vcpu: 2, memoryGiB: 4, ports: [443] }), [...withIp, aws], {})
     expect(r.ok && [r.quote.offer.instanceType, r.quote.breakdown.ipv4Usd.toString()]).toEqual(['node-1/2c-4g', '0.004'])
+  })
+
+  test('behavior: each replica needs its own address — a farm with 2 free serves 2 replicas, not 3', () => {
+    const two = parseGridNodes(nodes, { fetchedAt: 1, policy, discount: 'none', farmFreeIpv4: new Map([[1, 2]]) }).offers
+    expect(two.every((o) => (o as { ipv4Free?: number }).ipv4Free === 2)).toBe(true)
+    const ok = cheapest(spec({ vcpu: 2, memoryGiB: 4, ports: [443], replicas: 2 }), [...two, aws], {})
+    expect(ok.ok && ok.quote.offer.instanceType).toBe('node-1/2c-4g')
+    const r = cheapest(spec({ vcpu: 2, memoryGiB: 4, ports: [443], replicas: 3 }), [...two, aws], { top: 5 })
+    expect(r.ok && r.quote.offer.instanceType).toBe('c-with-ip')
+    const none = cheapest(spec({ vcpu: 2, memoryGiB: 4, ports: [443], replicas: 3 }), two, {})
+    expect(none.ok).toBe(false)
+    if (none.ok) return
+    for (const n of none.nearest) expect(n.why).toContain('ports 443 need a public IPv4 per replica: 3 replicas, 2 free')
+    // offers round-trip through the cache with their count
+    const back = offerFromJson(offerToJson(two[0]!))
+    expect((back as { ipv4Free?: number }).ipv4Free).toBe(2)
   })
 
   test('error: only offers without IPv4 — rejected, with the reason', () => {

@@ -53,8 +53,8 @@ type Index = {
   inclStorage: Float64Array
   storageHourlyPerGiB: Float64Array
   ipv4: Float64Array
-  /** 1 where the offer cannot have a public IPv4. */
-  noIpv4: Uint8Array
+  /** Public IPv4 addresses the offer can have (0: none, Infinity: unknown); a replica needs one when ports are exposed. */
+  ipv4Free: Float64Array
   maxStorage: Float64Array
   gpuModels: Map<string, number>
   providers: Map<ProviderId, number>
@@ -83,7 +83,7 @@ function buildIndex(offers: readonly Offer[]): Index {
     inclStorage: new Float64Array(n),
     storageHourlyPerGiB: new Float64Array(n),
     ipv4: new Float64Array(n),
-    noIpv4: new Uint8Array(n),
+    ipv4Free: new Float64Array(n),
     maxStorage: new Float64Array(n),
     gpuModels: new Map(),
     providers: new Map(),
@@ -119,7 +119,7 @@ function buildIndex(offers: readonly Offer[]): Index {
     ix.inclStorage[i] = o.includedStorageGiB
     ix.storageHourlyPerGiB[i] = o.storageUsdPerGiBMonth ? o.storageUsdPerGiBMonth.toNumber() / HOURS_PER_MONTH : NaN
     ix.ipv4[i] = o.ipv4HourlyUsd ? o.ipv4HourlyUsd.toNumber() : 0
-    ix.noIpv4[i] = o.ipv4Unavailable ? 1 : 0
+    ix.ipv4Free[i] = o.ipv4Unavailable ? 0 : (o.ipv4Free ?? Infinity)
     ix.maxStorage[i] = o.maxStorageGiB ?? Infinity
     const s = ix.spot[i]!
     ix.lb[i] = s < ix.hourly[i]! ? s : ix.hourly[i]!
@@ -144,7 +144,7 @@ function buildIndex(offers: readonly Offer[]): Index {
     inclStorage: permute(ix.inclStorage),
     storageHourlyPerGiB: permute(ix.storageHourlyPerGiB),
     ipv4: permute(ix.ipv4),
-    noIpv4: permute(ix.noIpv4),
+    ipv4Free: permute(ix.ipv4Free),
     maxStorage: permute(ix.maxStorage),
     lb: permute(ix.lb),
     orig: Int32Array.from(order),
@@ -223,7 +223,7 @@ export function cheapest(spec: ResourceSpec, offers: readonly Offer[], policy: S
   const needIpv4 = spec.ports.length > 0
   const spotOk = spec.spotAllowed
   const maxCost = policy.maxCostPerHourUsd && spec.replicas > 0 ? policy.maxCostPerHourUsd.toNumber() * (1 + 1e-9) : Infinity
-  const { vcpu, mem, gpuCount, gpuModel, provider, place, hourly, spot, inclStorage, storageHourlyPerGiB, ipv4, noIpv4, maxStorage, lb, orig } = ix
+  const { vcpu, mem, gpuCount, gpuModel, provider, place, hourly, spot, inclStorage, storageHourlyPerGiB, ipv4, ipv4Free, maxStorage, lb, orig } = ix
   const wantVcpu = spec.vcpu
   const wantMem = spec.memoryGiB
   const wantStorage = spec.storageGiB
@@ -268,7 +268,7 @@ export function cheapest(spec: ResourceSpec, offers: readonly Offer[], policy: S
       cost += extra * sp
     }
     if (needIpv4) {
-      if (noIpv4[i] === 1) continue
+      if (ipv4Free[i]! < replicas) continue
       cost += ipv4[i]!
     }
     cost *= replicas
@@ -335,6 +335,8 @@ function nearestMisses(
     if (extra > 0 && !o.storageUsdPerGiBMonth) why.push(`storage beyond the included ${o.includedStorageGiB} GiB has no known price`)
     if (o.maxStorageGiB !== undefined && spec.storageGiB > o.maxStorageGiB) why.push(`only ${o.maxStorageGiB} GiB storage free`)
     if (spec.ports.length > 0 && o.ipv4Unavailable) why.push(`ports ${spec.ports.join(', ')} need a public IPv4: ${o.ipv4Unavailable}`)
+    else if (spec.ports.length > 0 && o.ipv4Free !== undefined && o.ipv4Free < Math.max(1, spec.replicas))
+      why.push(`ports ${spec.ports.join(', ')} need a public IPv4 per replica: ${Math.max(1, spec.replicas)} replicas, ${o.ipv4Free} free`)
     if (!why.length && policy.maxCostPerHourUsd) {
       const q = quoteOffer(o, spec, spec.spotAllowed && Boolean(o.spotHourlyUsd?.lt(o.hourlyUsd)))
       if (q.breakdown.totalUsd.gt(policy.maxCostPerHourUsd))
@@ -352,7 +354,7 @@ function nearestMisses(
     if (spec.gpu.count > 0 && wantModel !== -1 && ix.gpuModel[i] !== wantModel) fails++
     if (providerOk[ix.provider[i]!] === 0) fails++
     if (places && places[ix.place[i]!] === 0) fails++
-    if (needIpv4 && ix.noIpv4[i] === 1) fails++
+    if (needIpv4 && ix.ipv4Free[i]! < Math.max(1, spec.replicas)) fails++
     const cost = ix.hourly[i]!
     if (best.length < limit || fails < best[best.length - 1]!.fails || (fails === best[best.length - 1]!.fails && cost < best[best.length - 1]!.cost)) {
       best.push({ i, fails, cost })

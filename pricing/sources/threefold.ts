@@ -160,7 +160,8 @@ export function parseGridNodeList(nodes: readonly GridNode[], o: ParseGridNodesO
       source: 'threefold',
       fetchedAt: o.fetchedAt,
     }
-    const noIpv4 = o.farmFreeIpv4 && !((o.farmFreeIpv4.get(n.farmId ?? -1) ?? 0) > 0) ? { ipv4Unavailable: `farm ${n.farmId ?? '?'} has no free public IPv4` } : undefined
+    const freeIps = o.farmFreeIpv4 ? (o.farmFreeIpv4.get(n.farmId ?? -1) ?? 0) : undefined
+    const noIpv4 = freeIps === undefined ? undefined : freeIps > 0 ? { ipv4Free: freeIps } : { ipv4Free: 0, ipv4Unavailable: `farm ${n.farmId ?? '?'} has no free public IPv4` }
     const gpuCount = n.num_gpu ?? n.gpus?.length ?? 0
     const dedicatedOnly = Boolean(n.dedicated || n.inDedicatedFarm || gpuCount > 0)
     if (n.rentable) {

@@ -28,6 +28,8 @@ export type OfferWithGpuPart = Offer & {
   maxStorageGiB?: number
   /** Why the offer cannot have a public IPv4 (ThreeFold: its farm has none free); absent = it can, or unknown. */
   ipv4Unavailable?: string
+  /** Public IPv4 addresses free where the offer runs (ThreeFold: on its farm), one per replica; absent = unknown. */
+  ipv4Free?: number
 }
 
 /** The TFChain pricing policy a ThreeFold refresh priced its offers with. */
