@@ -1,7 +1,7 @@
 import { execFileSync, spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { chmod, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises'
+import { chmod, lstat, mkdir, mkdtemp, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -608,6 +608,45 @@ exec node '${demoServicePath}'
     }
   })
 
+  test('behavior: data a replica wrote as the daemon\'s user is handed over (links not followed); without cgroups setpriv alone drops privileges, also on restart', async (ctx) => {
+    if (!canSwitch) return ctx.skip('needs root and the user nobody (uid 65534)')
+    const root = await newRoot()
+    await chmod(root, 0o755)
+    const plain = createLocalProvisioner(common, params(root, owner, { cgroups: 'off' }))
+    const prov = createLocalProvisioner(common, params(root, owner, { workloadUser: 'nobody', cgroups: 'off' }))
+    const data = join(root, 'deployments', 'uid-3', 'data')
+    const outside = join(root, 'outside')
+    try {
+      await plain.provision(request('uid-3'))
+      await plain.scale('uid-3', 0)
+      await writeFile(outside, 'root only')
+      await mkdir(join(data, 'sub'))
+      await writeFile(join(data, 'sub', 'old'), 'from root')
+      await symlink(outside, join(data, 'sub', 'link'))
+      const st = await prov.provision(request('uid-3'))
+      expect(st.replicasReady).toBe(1)
+      const first = await readDemoInfo(st.endpoints[0]!)
+      expect(first.starts).toBe(2)
+      expect(await readFile(`/proc/${first.pid}/status`, 'utf8')).toMatch(/^Uid:\s+65534\s+65534\s+65534\s+65534$/m)
+      expect((await readManifest(join(root, 'deployments', 'uid-3')))!.replicaRecords[0]!.cgroups).toEqual([])
+      for (const f of ['', 'sub', 'sub/old', 'starts.count']) expect((await lstat(join(data, f))).uid, f).toBe(65534)
+      expect((await lstat(join(data, 'sub', 'link'))).uid).toBe(65534)
+      expect((await stat(outside)).uid).toBe(0)
+      process.kill(first.pid, 'SIGKILL')
+      while ((await prov.status('uid-3')).replicasReady > 0) await new Promise((r) => setTimeout(r, 50))
+      const again = await prov.restart('uid-3')
+      const second = await readDemoInfo(again.endpoints[0]!)
+      expect(second.pid).not.toBe(first.pid)
+      expect(second.starts).toBe(3)
+      expect(await readFile(`/proc/${second.pid}/status`, 'utf8')).toMatch(/^Uid:\s+65534\s/m)
+    } finally {
+      await prov.destroy('uid-3')
+      await prov.close()
+      await plain.close()
+    }
+    expect(await leftovers()).toEqual([])
+  })
+
   test('error: a root dir the workload user cannot traverse is refused before any replica starts', async (ctx) => {
     if (!canSwitch) return ctx.skip('needs root and the user nobody (uid 65534)')
     const root = await newRoot()
@@ -628,5 +667,20 @@ exec node '${demoServicePath}'
     }
     expect(make('bpo-no-such-user')).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringMatching(/no user bpo-no-such-user/) }))
     expect(make('root')).toThrow(/privileged/)
+  })
+
+  test('error: a daemon that is not root cannot switch to a workload user and is refused at construction', async (ctx) => {
+    if (!canSwitch) return ctx.skip('needs root and the user nobody (uid 65534) to run a daemon that is not root')
+    const module = fileURLToPath(new URL('./createLocalProvisioner.ts', import.meta.url))
+    const script = `import(${JSON.stringify(module)}).then((m) => {
+  try { m.createLocalProvisioner({ logger: {}, metrics: {} }, { rootDir: '/nonexistent', operatorId: 'o', workloadUser: 'nobody' }); console.log('CREATED') }
+  catch (e) { console.log('REFUSED', e.code, e.message) }
+})`
+    const out = execFileSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--', process.execPath, '--import', 'tsx', '-e', script], {
+      cwd: fileURLToPath(new URL('../..', import.meta.url)),
+      encoding: 'utf8',
+      timeout: 60_000,
+    })
+    expect(out).toMatch(/^REFUSED CONFIG_INVALID workloadUser nobody needs the daemon to run as root \(it runs as uid 65534\)$/m)
   })
 })
