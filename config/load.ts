@@ -48,6 +48,8 @@ export type OperatorConfig = {
       hourlyUsd: Decimal
       portRange: [number, number]
       allowTestSources: boolean
+      /** Replicas run as this unprivileged user (the daemon must be root). */
+      workloadUser?: string
     }
     ssh?: {
       hosts: Array<{
@@ -223,6 +225,7 @@ export function parseConfig(doc: unknown, o: LoadConfigOptions = {}): OperatorCo
           hourlyUsd: usd(c.providers.local.hourly_usd),
           portRange: c.providers.local.port_range,
           allowTestSources: c.providers.local.allow_test_sources,
+          ...(c.providers.local.workload_user && { workloadUser: c.providers.local.workload_user }),
         },
       }),
       ...(c.providers.ssh && { ssh: { hosts } }),

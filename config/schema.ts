@@ -143,6 +143,11 @@ export const configSchema = z
             port_range: z.tuple([posInt('port'), posInt('port')]).default([20000, 20999]),
             /** Run blueprints' `testing` sources (development only). */
             allow_test_sources: z.boolean().default(false),
+            /**
+             * Run replicas as this (existing, unprivileged) user, through setpriv; the daemon must run as root. The
+             * workload then cannot rewrite the daemon's state, the artifacts, manifests or logs, nor leave its cgroups.
+             */
+            workload_user: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, { error: 'expected a POSIX user name' }).optional(),
           })
           .optional(),
         ssh: z

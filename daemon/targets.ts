@@ -32,6 +32,7 @@ export async function createTargets(common: Common, config: OperatorConfig): Pro
       portRange: local.portRange,
       healthTimeoutMs: config.deploy.healthTimeoutMs,
       artifactAllowHosts: config.providers.artifactAllowHosts,
+      ...(local.workloadUser && { workloadUser: local.workloadUser }),
     })
     provisioners.push(prov)
     targets.push({

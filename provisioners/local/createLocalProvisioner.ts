@@ -2,9 +2,10 @@
  * The local provisioner: runs a native artifact as real child processes on this machine, one per replica, detached
  * so they outlive the daemon; a restarted daemon adopts them from the manifests and a /proc scan of ownership markers.
  */
-import { spawn } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { chmod, copyFile, mkdir, open, readdir, rename, rm, rmdir, stat } from 'node:fs/promises'
+import { accessSync, constants as fsConstants } from 'node:fs'
+import { chmod, chown, copyFile, lchown, lstat, mkdir, open, readdir, rename, rm, rmdir, stat } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { hostname } from 'node:os'
 import { dirname, join } from 'node:path'
@@ -49,6 +50,12 @@ export type LocalProvisionerParameters = {
   maxReplicas?: number
   /** A replica's log above this size is moved to `.1` when the replica (re)starts, bytes. Default 16 MiB. */
   maxLogBytes?: number
+  /**
+   * Run replicas as this existing unprivileged user (through setpriv; the daemon must be root): their data dir is
+   * theirs, while the artifact copy, manifest, logs and cgroups stay root's, so a workload can rewrite none of them
+   * nor leave its cgroups. Default: the daemon's own user.
+   */
+  workloadUser?: string
 }
 
 const OWNER = 'BPO_OWNER'
@@ -56,6 +63,51 @@ const DEPLOYMENT = 'BPO_DEPLOYMENT'
 const DEPLOYMENT_ID = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/
 // joins the cgroups first, then becomes the artifact: the artifact never runs outside its limits
 const JOIN_AND_EXEC = 'a="$0"; for f in "$@"; do echo $$ > "$f" || exit 97; done; exec "$a"'
+// the same, still as root (joining needs it and the workload must not be able to leave), then the privilege drop
+// (the arguments after the cgroup files) execs the artifact: `sh -c ... <bin> <n> <procs files...> <setpriv argv...>`
+const JOIN_DROP_AND_EXEC = 'a="$0"; n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 97; shift; n=$((n-1)); done; exec "$@" "$a"'
+const USER_NAME = /^[a-z_][a-z0-9_-]{0,31}$/
+
+type WorkloadUser = { name: string; uid: number; gid: number; setpriv: string }
+
+const configInvalid = (message: string) => new ProvisionError(message, { code: 'CONFIG_INVALID' })
+
+/** The workload user's ids and setpriv, checked once at construction (the daemon must be root to switch users). */
+function resolveWorkloadUser(name: string): WorkloadUser {
+  if (!USER_NAME.test(name)) throw configInvalid(`workloadUser: got ${JSON.stringify(name)}, expected a POSIX user name`)
+  if (process.getuid?.() !== 0) throw configInvalid(`workloadUser ${name} needs the daemon to run as root (it runs as uid ${process.getuid?.()})`)
+  const dirs = [...(process.env.PATH ?? '').split(':').filter((d) => d.startsWith('/')), '/usr/bin', '/bin', '/usr/sbin', '/sbin']
+  const setpriv = dirs.map((d) => join(d, 'setpriv')).find((f) => {
+    try {
+      accessSync(f, fsConstants.X_OK)
+      return true
+    } catch {
+      return false
+    }
+  })
+  if (!setpriv) throw configInvalid(`workloadUser ${name} needs setpriv (util-linux), found in none of ${dirs.join(':')}`)
+  // id(1) asks NSS, so users from LDAP and the like are found too
+  const idOf = (flag: '-u' | '-g') => {
+    try {
+      return Number(execFileSync('id', [flag, name], { encoding: 'utf8', timeout: 10_000, stdio: ['ignore', 'pipe', 'ignore'] }).trim())
+    } catch {
+      return NaN
+    }
+  }
+  const uid = idOf('-u')
+  const gid = idOf('-g')
+  if (!Number.isInteger(uid) || !Number.isInteger(gid)) throw configInvalid(`workloadUser: no user ${name} on this host`)
+  if (uid === 0 || gid === 0) throw configInvalid(`workloadUser ${name} is privileged (uid ${uid}, gid ${gid}); expected an unprivileged user`)
+  return { name, uid, gid, setpriv }
+}
+
+/** chown a tree without following symbolic links (whatever the workload linked there stays untouched). */
+async function chownTree(path: string, uid: number, gid: number): Promise<void> {
+  const st = await lstat(path)
+  await lchown(path, uid, gid)
+  if (!st.isDirectory()) return
+  for (const name of await readdir(path)) await chownTree(join(path, name), uid, gid)
+}
 
 type Live = { pid: number; startTime: string; pgrp: number; port?: number }
 
@@ -78,6 +130,7 @@ export function createLocalProvisioner(common: Common, p: LocalProvisionerParame
   }
   const allowProblems = allowListProblems(p.artifactAllowHosts ?? [])
   if (allowProblems.length) throw new ProvisionError(`artifactAllowHosts: ${allowProblems.join('; ')}`, { code: 'CONFIG_INVALID' })
+  const user = p.workloadUser !== undefined ? resolveWorkloadUser(p.workloadUser) : undefined
   const host = p.host ?? '127.0.0.1'
   const urlHost = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host
   const endpointOf = (port: number) => `http://${urlHost.includes(':') ? `[${urlHost}]` : urlHost}:${port}`
@@ -308,7 +361,10 @@ export function createLocalProvisioner(common: Common, p: LocalProvisionerParame
   async function verifiedCopy(m: Manifest, signal: AbortSignal): Promise<string> {
     const a = m.artifact!
     const dest = join(depDir(m.deploymentId), 'bin', a.sha256)
-    if ((await sha256File(dest, signal).catch(() => undefined)) === a.sha256) return dest
+    if ((await sha256File(dest, signal).catch(() => undefined)) === a.sha256) {
+      await lockDown(dest)
+      return dest
+    }
     await mkdir(dirname(dest), { recursive: true, mode: 0o700 })
     for (let attempt = 0; attempt < 2; attempt++) {
       // fetchArtifact re-verifies the cache entry and fetches again when it was modified
@@ -318,6 +374,7 @@ export function createLocalProvisioner(common: Common, p: LocalProvisionerParame
         await copyFile(m.artifact!.path, tmp)
         await chmod(tmp, 0o500)
         if ((await sha256File(tmp, signal)) === a.sha256) {
+          await lockDown(tmp)
           await rename(tmp, dest)
           return dest
         }
@@ -327,6 +384,52 @@ export function createLocalProvisioner(common: Common, p: LocalProvisionerParame
       log.warn({ deploymentId: m.deploymentId, path: m.artifact!.path }, 'cached artifact changed after it was verified; fetching it again')
     }
     throw new ProvisionError(`the artifact of ${m.deploymentId} keeps changing after verification`, { code: 'ARTIFACT_MODIFIED', reason: 'PROVISION_FAILED', retryable: true, meta: { deploymentId: m.deploymentId } })
+  }
+
+  /**
+   * With a workload user, the copy it runs stays root's and read-only, readable and executable by the user's group
+   * only (a script artifact is read by its interpreter), in a directory it can traverse but not list or write.
+   */
+  async function lockDown(bin: string): Promise<void> {
+    if (!user) return
+    await chown(bin, 0, user.gid)
+    await chmod(bin, 0o550)
+    await chmod(dirname(bin), 0o711)
+  }
+
+  /**
+   * With a workload user: the data dir becomes the user's, everything around it stays root's and closed (the
+   * deployment dirs traversable only, the logs' dir private: the replica only gets its log's descriptor).
+   */
+  async function confine(id: string, dataDir: string, logsDir: string): Promise<void> {
+    if (!user) return
+    await chmod(deploymentsDir, 0o711)
+    await chmod(depDir(id), 0o711)
+    await chmod(logsDir, 0o700)
+    const st = await lstat(dataDir)
+    if (!st.isDirectory()) throw new ProvisionError(`${dataDir} is not a directory`, { code: 'PROVISION_FAILED', reason: 'PROVISION_FAILED', meta: { deploymentId: id } })
+    if (st.uid !== user.uid || st.gid !== user.gid) {
+      // files the daemon's own user left there (replicas run before workloadUser was set) become the user's; a tree
+      // of another unprivileged user is not walked: it could swap a directory for a link while we walk it
+      if (st.uid === process.getuid?.()) await chownTree(dataDir, user.uid, user.gid)
+      else {
+        log.warn({ deploymentId: id, dataDir, owner: st.uid }, 'data dir belongs to another user; only the directory itself is handed over')
+        await lchown(dataDir, user.uid, user.gid)
+      }
+    }
+    await chmod(dataDir, 0o700)
+    // every directory above the data dir must let the user through, or the replica could not even start
+    for (let dir = dirname(dataDir); ; dir = dirname(dir)) {
+      const d = await stat(dir)
+      const ok = d.mode & 0o001 || (d.gid === user.gid && d.mode & 0o010) || (d.uid === user.uid && d.mode & 0o100)
+      if (!ok) {
+        throw new ProvisionError(`workload user ${user.name} cannot reach ${dataDir}: ${dir} (mode ${(d.mode & 0o777).toString(8)}) is not searchable by it`, {
+          code: 'CONFIG_INVALID',
+          meta: { deploymentId: id },
+        })
+      }
+      if (dir === dirname(dir)) break
+    }
   }
 
   async function startReplica(m: Manifest, index: number, signal: AbortSignal): Promise<ReplicaRecord> {
@@ -361,6 +464,7 @@ export function createLocalProvisioner(common: Common, p: LocalProvisionerParame
     const dataDir = join(depDir(id), 'data')
     await mkdir(dataDir, { recursive: true })
     await mkdir(dirname(logFile(id, index)), { recursive: true })
+    await confine(id, dataDir, dirname(logFile(id, index)))
     const env: Record<string, string> = {
       // the daemon's own node first: native artifacts that are Node scripts run with the node that runs the daemon
       PATH: `${dirname(process.execPath)}:${process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'}`,
@@ -384,9 +488,16 @@ export function createLocalProvisioner(common: Common, p: LocalProvisionerParame
     try {
       await out.write(`--- ${new Date().toISOString()} starting replica ${index} on port ${rec.port}\n`)
       const bin = await verifiedCopy(m, signal)
-      const child = procs.length
-        ? spawn('/bin/sh', ['-c', JOIN_AND_EXEC, bin, ...procs], { cwd: depDir(id), env, detached: true, stdio: ['ignore', out.fd, out.fd] })
-        : spawn(bin, [], { cwd: depDir(id), env, detached: true, stdio: ['ignore', out.fd, out.fd] })
+      const opts = { cwd: depDir(id), env, detached: true, stdio: ['ignore', out.fd, out.fd] as ['ignore', number, number] }
+      // all uids and gids become the user's (so no way back to root), no supplementary groups, no gaining privileges
+      const drop = user ? [user.setpriv, `--reuid=${user.uid}`, `--regid=${user.gid}`, '--clear-groups', '--no-new-privs', '--inh-caps=-all', '--'] : []
+      const child = user
+        ? procs.length
+          ? spawn('/bin/sh', ['-c', JOIN_DROP_AND_EXEC, bin, String(procs.length), ...procs, ...drop], opts)
+          : spawn(user.setpriv, [...drop.slice(1), bin], opts)
+        : procs.length
+          ? spawn('/bin/sh', ['-c', JOIN_AND_EXEC, bin, ...procs], opts)
+          : spawn(bin, [], opts)
       child.on('error', (err) => (spawnError = err))
       child.unref()
       pid = child.pid

@@ -1,7 +1,7 @@
-import { spawn } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises'
+import { chmod, lstat, mkdir, mkdtemp, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -484,5 +484,203 @@ http.createServer((q, s) => { if (q.url === '/hog') { for (let i = 0; i < 20; i+
   test('error: bad parameters are refused at construction', () => {
     expect(() => createLocalProvisioner(common, { rootDir: root, operatorId: 'has space' })).toThrow(/operatorId/)
     expect(() => createLocalProvisioner(common, { rootDir: root, operatorId: 'x', portRange: [5, 1] })).toThrow(/portRange/)
+  })
+})
+
+describe('createLocalProvisioner: workload user', () => {
+  const owner = `local-user-${run}`
+  const nobody = (() => {
+    try {
+      return execFileSync('id', ['-u', 'nobody'], { encoding: 'utf8' }).trim() === '65534'
+    } catch {
+      return false
+    }
+  })()
+  const canSwitch = process.getuid?.() === 0 && nobody
+
+  /**
+   * A replica that, as whatever user it runs as, tries to write what it must not (recording each outcome with the
+   * error in $DATA_DIR/attempts), starts a grandchild that leaves its session, then becomes the demo service.
+   */
+  const intruder = `#!/bin/sh
+r="$DATA_DIR/attempts"
+: > "$r.tmp"
+try() { if out=$( (eval "$2") 2>&1 ); then echo "$1=written"; else echo "$1=refused $out"; fi >> "$r.tmp"; }
+root=$(cd "$DATA_DIR/../../.." && pwd)
+try data 'touch "$DATA_DIR/mine"'
+try bin 'echo x >> "$0"'
+try manifest 'echo x >> "$DATA_DIR/../manifest.json"'
+try depdir 'touch "$DATA_DIR/../intruder"'
+try logs 'touch "$DATA_DIR/../logs/intruder"'
+try state 'touch "$root/intruder"'
+try cache 'touch "$root/cache/intruder"'
+try other 'touch "$root/deployments/$OTHER/intruder"'
+try other-manifest 'echo x >> "$root/deployments/$OTHER/manifest.json"'
+try other-data 'touch "$root/deployments/$OTHER/data/intruder"'
+for c in memory pids cpu; do
+  p=$(sed -n "s/^[0-9]*:\\([^:]*,\\)*$c\\(,[^:]*\\)*:\\(.*\\)$/\\3/p" /proc/self/cgroup)
+  [ -n "$p" ] || continue
+  try "cg-parent-$c" "echo $$ > /sys/fs/cgroup/$c$p/../cgroup.procs"
+  try "cg-root-$c" "echo $$ > /sys/fs/cgroup/$c/cgroup.procs"
+done
+mv "$r.tmp" "$r"
+env -i setsid sh -c 'echo $$ > "$1.tmp" && mv "$1.tmp" "$1"; while :; do sleep 1; done' bpo-escapee "$DATA_DIR/escapee.pid" </dev/null >/dev/null 2>&1 &
+exec node '${demoServicePath}'
+`
+
+  test('behavior: a replica runs as the workload user, can write only its data dir and cannot leave its cgroups; destroy kills everything', async (ctx) => {
+    if (!canSwitch) return ctx.skip('needs root and the user nobody (uid 65534)')
+    const root = await newRoot()
+    // the user must be able to reach its data dir: mkdtemp makes the root 0700
+    await chmod(root, 0o755)
+    const plain = createLocalProvisioner(common, params(root, owner))
+    const prov = createLocalProvisioner(common, params(root, owner, { workloadUser: 'nobody' }))
+    server.put('intruder', intruder)
+    try {
+      await plain.provision(request('uid-other'))
+      const req = request('uid-1', 1, 'intruder')
+      req.env = { OTHER: 'uid-other' }
+      const st = await prov.provision(req)
+      expect(st.replicasReady).toBe(1)
+      const dir = join(root, 'deployments', 'uid-1')
+      const rec = (await readManifest(dir))!.replicaRecords[0]!
+      const { pid } = await readDemoInfo(st.endpoints[0]!)
+      expect(pid).toBe(rec.pid)
+      const status = await readFile(`/proc/${pid}/status`, 'utf8')
+      expect(status).toMatch(/^Uid:\s+65534\s+65534\s+65534\s+65534$/m)
+      expect(status).toMatch(/^Gid:\s+65534\s+65534\s+65534\s+65534$/m)
+      expect(status).toMatch(/^NoNewPrivs:\s+1$/m)
+      const attempts = Object.fromEntries(
+        (await readFile(join(dir, 'data', 'attempts'), 'utf8'))
+          .trim()
+          .split('\n')
+          .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+      )
+      expect(attempts.data).toBe('written')
+      for (const k of ['bin', 'manifest', 'depdir', 'logs', 'state', 'cache', 'other', 'other-manifest', 'other-data']) {
+        expect(attempts[k], k).toMatch(/^refused .*Permission denied/)
+      }
+      // the artifact copy and the manifests are unchanged, root's and not writable by the user
+      const bin = join(dir, 'bin', server.sha256('intruder'))
+      expect(createHash('sha256').update(await readFile(bin)).digest('hex')).toBe(server.sha256('intruder'))
+      expect(await stat(bin)).toMatchObject({ uid: 0, mode: 0o100550 })
+      expect((await readManifest(dir))!.deploymentId).toBe('uid-1')
+      expect((await readManifest(join(root, 'deployments', 'uid-other')))!.deploymentId).toBe('uid-other')
+      expect(await stat(join(dir, 'data'))).toMatchObject({ uid: 65534, gid: 65534 })
+      for (const f of ['manifest.json', 'logs', 'bin']) expect((await stat(join(dir, f))).uid, f).toBe(0)
+      const cg = await detectCgroups({ mode: 'auto', owner })
+      if (cg.mode !== 'none') {
+        // joined before the drop, and still there: writing its pid to the parent's or the root's cgroup.procs failed
+        expect(rec.cgroups!.length).toBeGreaterThan(0)
+        for (const procs of rec.cgroups!) expect((await readFile(procs, 'utf8')).split('\n')).toContain(String(pid))
+        const tried = Object.keys(attempts).filter((k) => k.startsWith('cg-'))
+        expect(tried.length).toBeGreaterThan(0)
+        for (const k of tried) expect(attempts[k], k).toMatch(/^refused .*(Permission denied|Operation not permitted)/)
+        const own = await readFile(`/proc/${pid}/cgroup`, 'utf8')
+        const inReplicaGroup = own.split('\n').filter((l) => l.endsWith(`/blueprint-operator/op-${owner}/uid-1/0`))
+        expect(inReplicaGroup.length).toBe(cg.mode === 'v1' ? 3 : 1)
+        // no cgroup file the user could reach is writable by it
+        for (const procs of rec.cgroups!) {
+          for (const f of [procs, join(procs, '..', '..', 'cgroup.procs'), join(procs, '..', 'tasks')]) {
+            const s = await stat(f).catch(() => undefined)
+            if (s) expect(s.uid === 0 && (s.mode & 0o022) === 0, f).toBe(true)
+          }
+        }
+      }
+      const escapee = Number((await readFile(join(dir, 'data', 'escapee.pid'), 'utf8')).trim())
+      expect(await readFile(`/proc/${escapee}/status`, 'utf8')).toMatch(/^Uid:\s+65534\s/m)
+      await prov.destroy('uid-1')
+      const gone = async (p: number) => {
+        const s = await readProcStat(p)
+        return !s || s.state === 'Z' || s.state === 'X'
+      }
+      expect(await gone(pid)).toBe(true)
+      expect(await gone(escapee)).toBe(true)
+      expect(existsSync(dir)).toBe(false)
+      expect((await prov.listOwned()).filter((r) => r.deploymentId === 'uid-1')).toEqual([])
+      // the other deployment is untouched
+      expect((await plain.status('uid-other')).replicasReady).toBe(1)
+    } finally {
+      await prov.destroy('uid-1').catch(() => undefined)
+      await plain.destroy('uid-other')
+      await prov.close()
+      await plain.close()
+    }
+  })
+
+  test('behavior: data a replica wrote as the daemon\'s user is handed over (links not followed); without cgroups setpriv alone drops privileges, also on restart', async (ctx) => {
+    if (!canSwitch) return ctx.skip('needs root and the user nobody (uid 65534)')
+    const root = await newRoot()
+    await chmod(root, 0o755)
+    const plain = createLocalProvisioner(common, params(root, owner, { cgroups: 'off' }))
+    const prov = createLocalProvisioner(common, params(root, owner, { workloadUser: 'nobody', cgroups: 'off' }))
+    const data = join(root, 'deployments', 'uid-3', 'data')
+    const outside = join(root, 'outside')
+    try {
+      await plain.provision(request('uid-3'))
+      await plain.scale('uid-3', 0)
+      await writeFile(outside, 'root only')
+      await mkdir(join(data, 'sub'))
+      await writeFile(join(data, 'sub', 'old'), 'from root')
+      await symlink(outside, join(data, 'sub', 'link'))
+      const st = await prov.provision(request('uid-3'))
+      expect(st.replicasReady).toBe(1)
+      const first = await readDemoInfo(st.endpoints[0]!)
+      expect(first.starts).toBe(2)
+      expect(await readFile(`/proc/${first.pid}/status`, 'utf8')).toMatch(/^Uid:\s+65534\s+65534\s+65534\s+65534$/m)
+      expect((await readManifest(join(root, 'deployments', 'uid-3')))!.replicaRecords[0]!.cgroups).toEqual([])
+      for (const f of ['', 'sub', 'sub/old', 'starts.count']) expect((await lstat(join(data, f))).uid, f).toBe(65534)
+      expect((await lstat(join(data, 'sub', 'link'))).uid).toBe(65534)
+      expect((await stat(outside)).uid).toBe(0)
+      process.kill(first.pid, 'SIGKILL')
+      while ((await prov.status('uid-3')).replicasReady > 0) await new Promise((r) => setTimeout(r, 50))
+      const again = await prov.restart('uid-3')
+      const second = await readDemoInfo(again.endpoints[0]!)
+      expect(second.pid).not.toBe(first.pid)
+      expect(second.starts).toBe(3)
+      expect(await readFile(`/proc/${second.pid}/status`, 'utf8')).toMatch(/^Uid:\s+65534\s/m)
+    } finally {
+      await prov.destroy('uid-3')
+      await prov.close()
+      await plain.close()
+    }
+    expect(await leftovers()).toEqual([])
+  })
+
+  test('error: a root dir the workload user cannot traverse is refused before any replica starts', async (ctx) => {
+    if (!canSwitch) return ctx.skip('needs root and the user nobody (uid 65534)')
+    const root = await newRoot()
+    const prov = createLocalProvisioner(common, params(root, owner, { workloadUser: 'nobody' }))
+    await expect(prov.provision(request('uid-2'))).rejects.toMatchObject({ code: 'CONFIG_INVALID', message: expect.stringMatching(/cannot reach/) })
+    expect(await leftovers()).toEqual([])
+    await prov.destroy('uid-2')
+    await prov.close()
+  })
+
+  test('error: a workload user that does not exist, is privileged or malformed is refused at construction', async () => {
+    const root = await newRoot()
+    const make = (workloadUser: string) => () => createLocalProvisioner(common, params(root, owner, { workloadUser }))
+    expect(make('Root;x')).toThrow(/expected a POSIX user name/)
+    if (process.getuid?.() !== 0) {
+      expect(make('nobody')).toThrow(/needs the daemon to run as root/)
+      return
+    }
+    expect(make('bpo-no-such-user')).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringMatching(/no user bpo-no-such-user/) }))
+    expect(make('root')).toThrow(/privileged/)
+  })
+
+  test('error: a daemon that is not root cannot switch to a workload user and is refused at construction', async (ctx) => {
+    if (!canSwitch) return ctx.skip('needs root and the user nobody (uid 65534) to run a daemon that is not root')
+    const module = fileURLToPath(new URL('./createLocalProvisioner.ts', import.meta.url))
+    const script = `import(${JSON.stringify(module)}).then((m) => {
+  try { m.createLocalProvisioner({ logger: {}, metrics: {} }, { rootDir: '/nonexistent', operatorId: 'o', workloadUser: 'nobody' }); console.log('CREATED') }
+  catch (e) { console.log('REFUSED', e.code, e.message) }
+})`
+    const out = execFileSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--', process.execPath, '--import', 'tsx', '-e', script], {
+      cwd: fileURLToPath(new URL('../..', import.meta.url)),
+      encoding: 'utf8',
+      timeout: 60_000,
+    })
+    expect(out).toMatch(/^REFUSED CONFIG_INVALID workloadUser nobody needs the daemon to run as root \(it runs as uid 65534\)$/m)
   })
 })
