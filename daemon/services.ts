@@ -175,6 +175,10 @@ export function createServiceManager(common: Common, p: CreateServiceManagerPara
       await missingOnChain(s.serviceId) // throws until the chain has clearly forgotten it
       return
     }
+    if (s.missing)
+      await patch(s.serviceId, (r) => {
+        delete r.missing // a lagging node's misses do not count towards a later absence
+      })
     if (onchain.state === 'terminated' || onchain.state === 'closed') {
       await move(s.serviceId, 'terminating', 'ServiceTerminated', (r) => {
         r.reason = 'CUSTOMER_TERMINATED'
@@ -379,6 +383,7 @@ export function createServiceManager(common: Common, p: CreateServiceManagerPara
       rec.endpoints = status.endpoints
       rec.health = { failures: 0, restarts: 0, healthy: true, lastCheck: new Date().toISOString() }
       delete rec.intent
+      delete rec.missing
       transition(rec, 'active', 'healthy', { detail: status.endpoints.join(' ') })
     })
     if (get(id)?.state === 'active') {
