@@ -189,13 +189,15 @@ contract ServiceEscrow {
         emit ServiceActivated(serviceId, now_, s.endsAt);
     }
 
-    /// @notice Pay out what the operator has earned so far (in any state). No transfer and no event when zero.
+    /// @notice Pay out what the operator has earned so far (in any state). No transfer, no event and no change at
+    /// all when that is zero (every change of the payment state is announced by an event).
     function withdraw(uint64 serviceId) external {
         Service storage s = _get(serviceId);
         if (msg.sender != s.operator) revert NotOperator(serviceId, msg.sender);
+        (uint256 accrued, ) = _accrual(s);
+        if (s.earned == 0 && accrued == 0) return;
         _settle(s);
         uint256 amount = s.earned;
-        if (amount == 0) return;
         s.earned = 0;
         emit Withdrawn(serviceId, s.operator, amount, s.balance, s.settledAt);
         _push(s.operator, amount);
