@@ -4,7 +4,7 @@
  */
 import { createCommon } from '../core/common.js'
 import { BaseError, isRetryable } from '../core/errors.js'
-import { ConfigError, loadConfig } from '../config/load.js'
+import { ConfigError, loadConfig } from './config.js'
 import { startDaemon } from './daemon.js'
 
 const USAGE = `usage: blueprint-operator <command>

@@ -5,8 +5,8 @@
  */
 import { readFileSync } from 'node:fs'
 import type { Common } from '../core/common.js'
-import type { OperatorConfig } from '../config/load.js'
-import { ConfigError } from '../config/load.js'
+import type { OperatorConfig } from './config.js'
+import { ConfigError } from './config.js'
 import { createCatalog, type Catalog } from '../pricing/catalog.js'
 import { defaultPricingConfig, SourceIds, type PricingConfig } from '../pricing/config.js'
 
