@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import type { z } from 'zod'
 import type { Common } from '../core/common.js'
 import type { Decimal } from '../core/money.js'
-import type { Offer } from '../core/offer.js'
+import type { Offer, ProviderId } from '../core/offer.js'
 import type { TierName, TierPolicy } from '../core/spec.js'
 import { kubernetesSection } from '../provisioners/kubernetes/config.js'
 import { createKubernetesProvisioner } from '../provisioners/kubernetes/createKubernetesProvisioner.js'
@@ -63,6 +63,44 @@ export function ownTarget(p: { name: string; provisioner: Provisioner; placement
     sourceKinds: p.provisioner.sourceKinds,
     offersFor: () => offers,
     capacity: { vcpu: p.vcpu, memoryGiB: p.memoryGiB, storageGiB: p.storageGiB },
+  }
+}
+
+/**
+ * A cloud: the catalog's on-demand (and spot) offers of its provider in the regions the operator's account may use,
+ * one VM per replica. The filtered array is kept until the catalog changes (select caches its index on it).
+ */
+export function cloudTarget(p: {
+  name: string
+  provider: ProviderId
+  provisioner: Provisioner
+  /** Regions the account may use; empty = every region the catalog has. */
+  regions: readonly string[]
+  catalogOffers(): readonly Offer[]
+  maxInstances?: number
+  confirmPrice?: Target['confirmPrice']
+  health?: Target['health']
+}): Target {
+  let seen: readonly Offer[] | undefined
+  let mine: Offer[] = []
+  const allowed = new Set(p.regions)
+  return {
+    name: p.name,
+    kind: 'cloud',
+    provider: p.provider,
+    provisioner: p.provisioner,
+    sourceKinds: p.provisioner.sourceKinds,
+    offersFor() {
+      const all = p.catalogOffers()
+      if (all !== seen) {
+        seen = all
+        mine = all.filter((o) => o.provider === p.provider && (!allowed.size || allowed.has(o.region)))
+      }
+      return mine
+    },
+    ...(p.maxInstances !== undefined && { maxInstances: p.maxInstances }),
+    ...(p.confirmPrice && { confirmPrice: p.confirmPrice }),
+    ...(p.health && { health: p.health }),
   }
 }
 

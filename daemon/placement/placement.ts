@@ -100,12 +100,40 @@ export const viewOf = (c: Candidate): CandidateView => ({
 })
 
 /** The first rule an offer breaks for `spec`, as a class name (counted in the decision). */
-export function rejectionOf(spec: ResourceSpec, o: Offer): string | undefined {
+export function rejectionOf(spec: ResourceSpec, o: Offer, regionOk: (o: Offer) => boolean = regionTester(spec)): string | undefined {
   if (o.vcpu < spec.vcpu) return 'too few vCPU'
   if (o.memoryGiB < spec.memoryGiB) return 'too little memory'
   if (spec.gpu.count > 0 && o.gpu.count < spec.gpu.count) return 'too few GPUs'
-  if (spec.regions.length && !spec.regions.some((w) => regionMatches(w, o.provider, o.region, o.zone))) return "region not in the customer's preference"
+  if (!regionOk(o)) return "region not in the customer's preference"
   return undefined
+}
+
+/** Whether an offer's region is in the spec's, memoized per provider/region/zone (a catalog has few distinct ones). */
+function regionTester(spec: ResourceSpec): (o: Offer) => boolean {
+  if (!spec.regions.length) return () => true
+  const seen = new Map<string, boolean>()
+  return (o) => {
+    const k = `${o.provider}|${o.region}|${o.zone ?? ''}`
+    let ok = seen.get(k)
+    if (ok === undefined) seen.set(k, (ok = spec.regions.some((w) => regionMatches(w, o.provider, o.region, o.zone))))
+    return ok
+  }
+}
+
+/** Count every offer by the first rule it breaks (one pass over the target's offers). */
+function countRejections(spec: ResourceSpec, offers: readonly Offer[], bump: (reason: string, n?: number) => void): number {
+  const regionOk = regionTester(spec)
+  const counts = new Map<string, number>()
+  let n = 0
+  for (const o of offers) {
+    const why = rejectionOf(spec, o, regionOk)
+    if (why) {
+      counts.set(why, (counts.get(why) ?? 0) + 1)
+      n++
+    }
+  }
+  for (const [why, c] of counts) bump(why, c)
+  return n
 }
 
 export type CreatePlacementParameters = { settings: PlacementSettings; targets: TargetRegistry; now?: () => number }
@@ -161,22 +189,11 @@ export function createPlacement(common: Common, p: CreatePlacementParameters): P
       if (!offers.length) continue
       const res = cheapest(spec, offers, { maxCostPerHourUsd: input.maxCostPerHourUsd, top: p.settings.perTarget })
       if (!res.ok) {
-        // count every offer by the first rule it breaks (one pass; cheap even over the whole catalog)
-        let counted = 0
-        for (const o of offers) {
-          const why = rejectionOf(spec, o)
-          if (why) {
-            bump(why)
-            counted++
-          }
-        }
+        const counted = countRejections(spec, offers, bump)
         if (counted < offers.length) for (const n of res.nearest.slice(0, 1)) bump(`${t.name}: ${n.why[0] ?? 'infeasible'}`, offers.length - counted)
         continue
       }
-      for (const o of offers) {
-        const why = rejectionOf(spec, o)
-        if (why) bump(why)
-      }
+      countRejections(spec, offers, bump)
       for (const q of [res.quote, ...res.alternatives]) {
         out.push({ target: t, source, offer: q.offer, spot: q.spot, perReplicaUsd: q.breakdown.perReplicaUsd, totalUsd: q.breakdown.totalUsd })
       }
