@@ -84,7 +84,7 @@ export type ServiceRecord = {
   /** Chain facts last seen (unix seconds, base units). */
   chain?: { activatedAt?: string; endsAt?: string; paidUntil?: string; ratePerHour?: string; balance?: string; onchainState?: string }
   health: { failures: number; restarts: number; lastCheck?: string; healthy?: boolean; lastRestartAt?: string }
-  ledger: { paid: string; earned: string; withdrawn: string; refunded: string; cloudCostUsd: string }
+  ledger: { paid: string; earned: string; withdrawn: string; refunded: string; cloudCostUsd: string; /** Replicas × hours run so far (autoscaling included). */ replicaHours?: string }
   /** The chain did not know the service at the last reads: since when, and how many reads in a row. */
   missing?: { since: string; checks: number }
   /** Since when the capacity cost has not been added to the ledger yet (ISO time). */
