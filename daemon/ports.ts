@@ -29,6 +29,8 @@ export type ServiceView = {
 export type EscrowPort = {
   getBlueprint(id: bigint, signal?: AbortSignal): Promise<BlueprintView | undefined>
   getService(id: bigint, signal?: AbortSignal): Promise<(ServiceView & Record<string, unknown>) | undefined>
+  /** Many services in one call, in the order of `ids` (undefined: unknown id); as of `blockNumber` when given. */
+  getServices(ids: readonly bigint[], signal?: AbortSignal, blockNumber?: bigint): Promise<Array<(ServiceView & Record<string, unknown>) | undefined>>
   activate(id: bigint, signal?: AbortSignal): Promise<unknown>
   withdraw(id: bigint, signal?: AbortSignal): Promise<{ hash: string; amount: bigint } | 'nothing'>
   refund(id: bigint, reason: ReasonCode, signal?: AbortSignal): Promise<unknown>

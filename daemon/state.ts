@@ -81,8 +81,21 @@ export type ServiceRecord = {
   endpoints: string[]
   /** Pending side effect, written before it is attempted (intent first). */
   intent?: { op: 'provision' | 'destroy' | 'scale' | 'activate' | 'refund' | 'withdraw'; at: string; attempt: number; detail?: string }
-  /** Chain facts last seen (unix seconds, base units). */
-  chain?: { activatedAt?: string; endsAt?: string; paidUntil?: string; ratePerHour?: string; balance?: string; onchainState?: string }
+  /**
+   * Chain facts last seen (unix seconds, base units): kept from the events intake applies (daemon/paymentFacts.ts),
+   * so that paid-until is known without reading the chain; `asOfBlock` is the block of the last event applied.
+   */
+  chain?: {
+    activatedAt?: string
+    endsAt?: string
+    paidUntil?: string
+    ratePerHour?: string
+    balance?: string
+    onchainState?: string
+    settledAt?: string
+    tier?: number
+    asOfBlock?: string
+  }
   health: { failures: number; restarts: number; lastCheck?: string; healthy?: boolean; lastRestartAt?: string }
   ledger: { paid: string; earned: string; withdrawn: string; refunded: string; cloudCostUsd: string; /** Replicas × hours run so far (autoscaling included). */ replicaHours?: string }
   /** The chain did not know the service at the last reads: since when, and how many reads in a row. */
