@@ -29,6 +29,11 @@ export type DeploymentRequest = {
   healthPath?: string
   /** Target-specific placement chosen by the daemon (an SSH host name, a cluster name); optional. */
   placement?: string
+  /**
+   * The cloud offer to buy, chosen by placement from the catalog; required by cloud targets (aws, hetzner), ignored by
+   * the others. `hourlyUsd` is a decimal string (the confirmed price the ledger records).
+   */
+  offer?: { provider: string; region: string; instanceType: string; spot: boolean; hourlyUsd: string }
 }
 
 export type DeploymentStatus = {
