@@ -261,6 +261,12 @@ export function createCloudProvisioner(commonIn: Common, p: CloudProvisionerPara
         if (vm.state !== 'stopped' && vm.state !== 'stopping') await d.stopVm(vm, region, { signal })
       } else {
         await d.deleteVm(vm, region, { signal })
+        // the volume is free to attach again only once the server is gone
+        const deadline = Date.now() + bootTimeoutMs
+        while ((await d.getVm(vm.id, region, { signal })) !== undefined) {
+          if (Date.now() > deadline) throw new ProvisionError(`${d.provider}: VM ${vm.id} was not deleted within ${bootTimeoutMs} ms`, { code: 'CLOUD_BOOT_TIMEOUT', retryable: true, meta: { vm: vm.id } })
+          await sleep(pollMs, signal)
+        }
       }
       await s?.removeHost(VM_HOST).catch(() => undefined)
       // the ledger is kept (it describes what is on the disk / volume) but the host must be handed again

@@ -25,8 +25,8 @@ export type Ec2Lab = {
   stop(): Promise<void>
 }
 
-export async function startEc2Lab(): Promise<Ec2Lab> {
-  const fake = await startFakeEc2({ accessKeyId: 'AKIAFAKEEXAMPLE00001' })
+export async function startEc2Lab(o: { describeLagMs?: number } = {}): Promise<Ec2Lab> {
+  const fake = await startFakeEc2({ accessKeyId: 'AKIAFAKEEXAMPLE00001', ...o })
   const dir = await mkdtemp(join(tmpdir(), 'bpo-ec2-lab-'))
   const login = await generateKeyPair()
   await writeFile(join(dir, 'login_key'), login.privateKey, { mode: 0o600 })
