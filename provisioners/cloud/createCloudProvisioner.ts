@@ -188,6 +188,17 @@ export function createCloudProvisioner(commonIn: Common, p: CloudProvisionerPara
     }
   }
 
+  /** Poll until a stopping VM is stopped (or gone), within the boot deadline. */
+  async function waitSettled(vm: CloudVm, region: string, signal: AbortSignal): Promise<void> {
+    const deadline = Date.now() + bootTimeoutMs
+    for (;;) {
+      const cur = await d.getVm(vm.id, region, { signal })
+      if (!cur || cur.state === 'stopped' || cur.state === 'terminated') return
+      if (Date.now() > deadline) throw new ProvisionError(`${d.provider}: VM ${vm.id} did not stop within ${bootTimeoutMs} ms`, { code: 'CLOUD_BOOT_TIMEOUT', retryable: true, meta: { vm: vm.id } })
+      await sleep(pollMs, signal)
+    }
+  }
+
   /** Run the replica on its VM through SSH, retrying while sshd is not up yet (within the boot deadline). */
   async function runOnVm(rec: CloudDeployment, vm: CloudVm, signal: AbortSignal): Promise<void> {
     const deadline = Date.now() + bootTimeoutMs
@@ -240,6 +251,7 @@ export function createCloudProvisioner(commonIn: Common, p: CloudProvisionerPara
         { signal },
       )
     } else if (vm.state === 'stopped' || vm.state === 'stopping') {
+      if (vm.state === 'stopping') await waitSettled(vm, region, signal)
       log.info({ deploymentId: id, replica: i, vm: vm.id }, 'starting a stopped VM')
       await d.startVm(vm, region, { signal })
     }
@@ -259,6 +271,8 @@ export function createCloudProvisioner(commonIn: Common, p: CloudProvisionerPara
       }
       if (d.zeroMode === 'stop') {
         if (vm.state !== 'stopped' && vm.state !== 'stopping') await d.stopVm(vm, region, { signal })
+        // stopped means the compute bill stopped; a VM still stopping could not be started again either
+        await waitSettled(vm, region, signal)
       } else {
         await d.deleteVm(vm, region, { signal })
         // the volume is free to attach again only once the server is gone
