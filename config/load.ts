@@ -10,7 +10,7 @@ import { BaseError } from '../core/errors.js'
 import { usd, type Decimal } from '../core/money.js'
 import type { Ceilings, OperatorDefaults, TierName, TierPolicy } from '../core/spec.js'
 import { configSchema, type RawConfig } from './schema.js'
-import { resolveSecret, SecretError, type Secret } from './secrets.js'
+import { isSecretRef, resolveSecret, SecretError, type Secret } from './secrets.js'
 
 export type OperatorConfig = {
   operator: { id: string; dataDir: string; draining: boolean; archiveAfterDays: number }
@@ -34,7 +34,8 @@ export type OperatorConfig = {
   tiers: Record<TierName, TierPolicy>
   loop: { intervalMs: number; vanishedAfterMs: number }
   deploy: { attempts: number; backoffMs: number; healthTimeoutMs: number; concurrency: number; unhealthyTicksBeforeRestart: number }
-  http: { enabled: boolean; host: string; port: number }
+  http: { enabled: boolean; host: string; port: number; adminToken?: Secret }
+  notifications: { webhooks: Array<{ url: string; secret: Secret; events: string[]; timeoutMs: number }> }
   log: { level: string }
   providers: {
     /** Non-public artifact hosts (names, addresses, CIDRs) downloads may reach anyway. */
@@ -134,6 +135,14 @@ export function parseConfig(doc: unknown, o: LoadConfigOptions = {}): OperatorCo
   const problems: ConfigProblem[] = []
   if (!r.success) {
     for (const issue of r.error.issues) problems.push(...describe(issue, doc))
+    // every problem at once: the secrets that are written as references are resolved too
+    for (const [path, ref] of secretRefsIn(doc)) {
+      try {
+        resolveSecret(ref, o.env ?? process.env, baseDir)
+      } catch (err) {
+        problems.push({ path, message: err instanceof SecretError ? err.shortMessage : 'cannot resolve secret' })
+      }
+    }
     throw new ConfigError(file, problems)
   }
   const c: RawConfig = r.data
@@ -163,6 +172,8 @@ export function parseConfig(doc: unknown, o: LoadConfigOptions = {}): OperatorCo
     labels: h.labels,
     ...(h.workload_user && { workloadUser: h.workload_user }),
   }))
+  const adminToken = c.http.admin_token ? secret('http.admin_token', c.http.admin_token) : undefined
+  const webhooks = c.notifications.webhooks.map((w, i) => ({ url: w.url, secret: secret(`notifications.webhooks[${i}].secret`, w.secret), events: [...w.events], timeoutMs: w.timeout_ms }))
   if (problems.length) throw new ConfigError(file, problems)
   const [host, port] = [c.http.listen.slice(0, c.http.listen.lastIndexOf(':')), Number(c.http.listen.slice(c.http.listen.lastIndexOf(':') + 1))]
   const dataDir = resolve(baseDir, c.operator.data_dir)
@@ -211,7 +222,8 @@ export function parseConfig(doc: unknown, o: LoadConfigOptions = {}): OperatorCo
       concurrency: c.deploy.concurrency,
       unhealthyTicksBeforeRestart: c.deploy.unhealthy_ticks_before_restart,
     },
-    http: { enabled: c.http.enabled, host, port },
+    http: { enabled: c.http.enabled, host, port, ...(adminToken && { adminToken }) },
+    notifications: { webhooks },
     log: { level: c.log.level },
     providers: {
       artifactAllowHosts: [...c.providers.artifact_allow_hosts],
@@ -276,6 +288,18 @@ export function loadConfig(file: string, o: Omit<LoadConfigOptions, 'file'> = {}
     throw err
   }
   return parseConfig(doc, { ...o, file })
+}
+
+/** Every `private_key`, `admin_token` and `secret` written as a reference in a raw document, with its TOML path. */
+function secretRefsIn(doc: unknown, path = ''): Array<[string, string]> {
+  if (!doc || typeof doc !== 'object') return []
+  const out: Array<[string, string]> = []
+  for (const [k, v] of Object.entries(doc)) {
+    const p = Array.isArray(doc) ? `${path}[${k}]` : path ? `${path}.${k}` : k
+    if (typeof v === 'string' && ['private_key', 'admin_token', 'secret'].includes(k) && isSecretRef(v)) out.push([p, v])
+    else if (v && typeof v === 'object') out.push(...secretRefsIn(v, p))
+  }
+  return out
 }
 
 function deepFreeze<T>(o: T): T {

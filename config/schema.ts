@@ -119,8 +119,30 @@ export const configSchema = z
       })
       .default({ attempts: 3, backoff_ms: 2000, health_timeout_ms: 60_000, concurrency: 2, unhealthy_ticks_before_restart: 2 }),
     http: z
-      .strictObject({ enabled: z.boolean().default(true), listen: listen.default('127.0.0.1:9464') })
+      .strictObject({
+        enabled: z.boolean().default(true),
+        listen: listen.default('127.0.0.1:9464'),
+        /** Bearer token of the operator actions (restart, stop, drain), by reference; without it they are disabled. */
+        admin_token: secretRef.optional(),
+      })
       .default({ enabled: true, listen: '127.0.0.1:9464' }),
+    notifications: z
+      .strictObject({
+        /** Each service stage change POSTed as JSON, signed `X-Blueprint-Signature: sha256=<HMAC-SHA256 of the body>`. */
+        webhooks: z
+          .array(
+            z.strictObject({
+              url: z.url({ protocol: /^https?$/, error: 'expected an http(s) URL' }),
+              /** HMAC key, by reference. */
+              secret: secretRef,
+              /** Stages to send (the state a service moved to); empty = every stage change. */
+              events: z.array(z.enum(['requested', 'provisioning', 'active', 'scaled-to-zero', 'terminating', 'closed', 'refunding', 'refunded'])).default([]),
+              timeout_ms: posInt('timeout in ms').default(10_000),
+            }),
+          )
+          .default([]),
+      })
+      .default({ webhooks: [] }),
     log: z
       .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
       .default({ level: 'info' }),

@@ -35,6 +35,10 @@ export type CreateServiceManagerParameters = {
   targets: TargetRegistry
   /** Current chain time, unix seconds (the later of the latest block's timestamp and the wall clock). */
   now(): Promise<bigint>
+  /** Run-time drain (operator action): true refuses new requests like `operator.draining`. */
+  draining?(): boolean
+  /** Called when a reconcile pass has settled, with its duration in seconds. */
+  onTick?(seconds: number): void
 }
 
 const TERMINAL: readonly ServiceState[] = ['closed', 'refunded']
@@ -165,7 +169,7 @@ export function createServiceManager(common: Common, p: CreateServiceManagerPara
   }
 
   async function quote(s: ServiceRecord): Promise<void> {
-    if (config.operator.draining) throw new Rejection('OPERATOR_DRAINING', ['the operator is draining and takes no new requests'])
+    if (config.operator.draining || p.draining?.()) throw new Rejection('OPERATOR_DRAINING', ['the operator is draining and takes no new requests'])
     if (s.problems?.length) throw new Rejection('MALFORMED_REQUEST', s.problems)
     const tier = TierNames[s.tierIndex]
     if (!tier) throw new Rejection('MALFORMED_REQUEST', [`tier: got ${s.tierIndex}, expected 0 (basic), 1 (standard) or 2 (premium)`])
@@ -732,7 +736,7 @@ export function createServiceManager(common: Common, p: CreateServiceManagerPara
     for (const st of ['requested', 'provisioning', 'active', 'scaled-to-zero', 'terminating', 'closed', 'refunding', 'refunded']) m.services.set(counts[st] ?? 0, { state: st })
     const work = services.filter((s) => !TERMINAL.includes(s.state) && !inFlight.has(s.serviceId)).map((s) => serial(s.serviceId, () => step(s.serviceId)))
     m.tickSeconds.observe((performance.now() - t0) / 1000)
-    return Promise.all(work).then(() => undefined)
+    return Promise.all(work).then(() => p.onTick?.((performance.now() - t0) / 1000))
   }
 
   return {

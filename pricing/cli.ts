@@ -10,21 +10,19 @@
  */
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { formatBaseUnits, usd, Usd } from '../core/money.js'
-import type { Offer, ProviderId, Quote } from '../core/offer.js'
+import { usd, Usd } from '../core/money.js'
+import type { ProviderId, Quote } from '../core/offer.js'
 import type { ResourceSpec } from '../core/spec.js'
-import { readCacheDir, enrichOffers, type CachedSource } from './catalog.js'
-import { defaultPricingConfig, SourceIds, type PricingConfig, type ThreefoldDiscountLevel } from './config.js'
+import { defaultPricingConfig, type PricingConfig, type ThreefoldDiscountLevel } from './config.js'
 import { PricingUsageError } from './errors.js'
 import { offerToJson } from './offerJson.js'
-import { cheapest } from './select.js'
+import { quoteFromCache, quoteJson, type TftCost } from './quote.js'
 import { azureSpecsFromOffers, parseAzureRetail } from './sources/azureRetail.js'
 import { parseDigitalOceanPrices } from './sources/digitalocean.js'
 import { parseHetznerList, parseHetznerPlans } from './sources/hetzner.js'
-import { ownOffers } from './sources/own.js'
 import { parseSkypilotCsv, SkypilotClouds, type SkypilotCloud } from './sources/skypilot.js'
-import { discountMultiplier, parseGridNodes, TFT_DECIMALS, usdToTftWithBuffer } from './sources/threefold.js'
-import type { ParseResult, TftUsdInUse } from './sources/types.js'
+import { discountMultiplier, parseGridNodes } from './sources/threefold.js'
+import type { ParseResult } from './sources/types.js'
 import { parseVantageInstances } from './sources/vantage.js'
 import { parseVultrPlans } from './sources/vultr.js'
 
@@ -130,23 +128,6 @@ async function parseCommand(f: Flags, config: PricingConfig, io: PricingCliIo): 
 
 const fmt = (d: { toDecimalPlaces(n: number): { toFixed(n: number): string } }, n = 6) => d.toDecimalPlaces(n).toFixed(n)
 
-/** A ThreeFold quote's hourly cost in TFT: what funding the twin takes, at the catalog's rate plus the buffer. */
-type TftCost = { perHour: string; baseUnitsPerHour: string; usdPerTft: string; buffer: number; resolvedAt: number; sources: string[] } | { unavailable: string }
-
-function tftCost(q: Quote, rate: TftUsdInUse | undefined, buffer: number): TftCost | undefined {
-  if (q.offer.provider !== 'threefold') return undefined
-  if (!rate) return { unavailable: 'no TFT/USD rate in the catalog (see the threefold source notes)' }
-  const units = usdToTftWithBuffer(q.breakdown.totalUsd, usd(rate.usdPerTft), buffer)
-  return {
-    perHour: formatBaseUnits(units, TFT_DECIMALS),
-    baseUnitsPerHour: units.toString(),
-    usdPerTft: rate.usdPerTft,
-    buffer,
-    resolvedAt: rate.resolvedAt,
-    sources: rate.used.map((u) => u.source),
-  }
-}
-
 function tftText(t: TftCost): string {
   if ('unavailable' in t) return `   TFT/h unknown: ${t.unavailable}`
   const pct = new Usd(t.buffer).mul(100).toString()
@@ -163,24 +144,6 @@ function quoteLine(rank: number, q: Quote, tft: TftCost | undefined): string {
     ...(tft ? [tftText(tft)] : []),
     `   source ${o.source}, fetched ${new Date(o.fetchedAt).toISOString()}`,
   ].join('\n')
-}
-
-function quoteJson(q: Quote, tft: TftCost | undefined) {
-  const b = q.breakdown
-  return {
-    offer: offerToJson(q.offer),
-    spot: q.spot,
-    replicas: q.replicas,
-    breakdown: {
-      hostUsd: b.hostUsd.toString(),
-      gpuUsd: b.gpuUsd.toString(),
-      storageUsd: b.storageUsd.toString(),
-      ipv4Usd: b.ipv4Usd.toString(),
-      perReplicaUsd: b.perReplicaUsd.toString(),
-      totalUsd: b.totalUsd.toString(),
-    },
-    ...(tft && { tft }),
-  }
 }
 
 async function quoteCommand(f: Flags, config: PricingConfig, io: PricingCliIo): Promise<number> {
@@ -225,33 +188,25 @@ async function quoteCommand(f: Flags, config: PricingConfig, io: PricingCliIo): 
   } catch {
     throw new PricingUsageError(`--max-usd: got ${JSON.stringify(maxUsd)}, expected a decimal amount`)
   }
-  const dir = one(f, 'catalog') ?? config.cacheDir
-  const cache = await readCacheDir(dir, { sources: SourceIds.filter((id) => config.sources[id].enabled) })
-  for (const p of cache.problems) io.stderr.write(`warning: ${p}\n`)
-  const own = ownOffers(config.own, { fetchedAt: Date.now(), limits: config.sanity }).offers
-  const offers: Offer[] = enrichOffers([...own, ...cache.offers], config)
-  if (!offers.length) {
-    io.stderr.write(`no offers: the catalog at ${dir} is empty and no own machines are configured\n`)
-    return 1
-  }
-  const res = cheapest(spec, offers, {
+  const res = await quoteFromCache(spec, config, {
+    ...(one(f, 'catalog') && { cacheDir: one(f, 'catalog')! }),
     providers: f.values.get('provider') as ProviderId[] | undefined,
     maxCostPerHourUsd,
     top: int(f, 'top', 3, 1),
   })
+  for (const p of res.problems) io.stderr.write(`warning: ${p}\n`)
+  if (!res.offers) {
+    io.stderr.write(`no offers: the catalog at ${res.cacheDir} is empty and no own machines are configured\n`)
+    return 1
+  }
   if (!res.ok) {
-    io.stderr.write(`NO_FEASIBLE_OFFER among ${offers.length} offers; nearest:\n`)
+    io.stderr.write(`NO_FEASIBLE_OFFER among ${res.offers} offers; nearest:\n`)
     for (const n of res.nearest) io.stderr.write(`  ${n.offer.provider} ${n.offer.region} ${n.offer.instanceType}: ${n.why.join('; ')}\n`)
     return 1
   }
-  const quotes = [res.quote, ...res.alternatives]
-  const bySource = new Map<string, CachedSource>(cache.sources.map((s) => [s.source, s]))
-  // fallbacks behind the quoted offers (e.g. the configured ThreeFold policy instead of the chain's)
-  for (const source of new Set(quotes.map((q) => q.offer.source))) for (const n of bySource.get(source)?.notes ?? []) io.stderr.write(`note: ${source}: ${n}\n`)
-  const rate = bySource.get('threefold')?.facts?.tftUsd
-  const tft = quotes.map((q) => tftCost(q, rate, config.tftUsd.buffer))
-  if (f.bools.has('json')) quotes.forEach((q, i) => io.stdout.write(`${JSON.stringify(quoteJson(q, tft[i]))}\n`))
-  else quotes.forEach((q, i) => io.stdout.write(`${quoteLine(i + 1, q, tft[i])}\n`))
+  for (const n of res.notes) io.stderr.write(`note: ${n}\n`)
+  if (f.bools.has('json')) res.quotes.forEach((q) => io.stdout.write(`${JSON.stringify(quoteJson(q.quote, q.tft))}\n`))
+  else res.quotes.forEach((q, i) => io.stdout.write(`${quoteLine(i + 1, q.quote, q.tft)}\n`))
   return 0
 }
 
