@@ -26,7 +26,7 @@
     const frac = (n % base).toString().padStart(d, '0').replace(/0+$/, '')
     return `${neg ? '-' : ''}${n / base}${frac ? '.' + frac : ''} ${token ? token.symbol : ''}`.trim()
   }
-  const usd = (v) => (v === undefined || v === null ? '—' : `${Number(v).toFixed(4)} USD`)
+  const usd = (v) => (v === undefined || v === null ? '—' : `${Number(v).toFixed(6)} USD`)
   const ago = (sec) => (sec === null || sec === undefined ? '—' : sec < 120 ? `${sec} s` : sec < 7200 ? `${Math.round(sec / 60)} min` : `${Math.round(sec / 3600)} h`)
   const countdown = (iso) => {
     if (!iso) return '—'
