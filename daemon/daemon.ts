@@ -188,7 +188,7 @@ export async function startDaemon({ config, common: parent }: StartDaemonParamet
       // events and the cursor past them are one write: each event is acted on exactly once across restarts
       const touched = await store.update((st) => {
         for (const e of events) if (!st.processed[eventId(e)]) applied.inc({ type: e.type })
-        const t = applyEvents(st, events, { operator, chainId: config.chain.chainId, logger: log.child({ module: 'intake' }) })
+        const t = applyEvents(st, events, { operator, chainId: config.chain.chainId, logger: log.child({ module: 'intake' }), token: config.token })
         st.cursor = { blockNumber: cursor.blockNumber.toString(), blockHash: cursor.blockHash }
         pruneProcessed(st, cursor.blockNumber)
         return t

@@ -6,14 +6,17 @@
  *         [--top N] [--replicas N] [--ports 22,443] [--provider P]... [--catalog DIR] [--json]
  *       prints the best offers of the cached catalog with their hourly breakdown; ThreeFold offers also in TFT per hour
  *       (the catalog's last TFT/USD rate, plus the configured safety buffer).
- * Exit codes: 0 done, 1 no feasible offer / unreadable input, 2 usage.
+ * Exit codes: 0 done, 1 no feasible offer / unreadable input / a failed refresh, 64 usage (one line on stderr).
  */
 import { readFile } from 'node:fs/promises'
-import { join } from 'node:path'
+import { basename, dirname, join, resolve } from 'node:path'
+import { CACHE_FORMAT, readCacheFile, writeCacheFile } from './catalog.js'
+import { refreshCommand } from './refreshCommand.js'
+import { refreshProblem, screen } from './sanity.js'
 import { usd, Usd } from '../core/money.js'
 import type { ProviderId, Quote } from '../core/offer.js'
 import type { ResourceSpec } from '../core/spec.js'
-import { defaultPricingConfig, type PricingConfig, type ThreefoldDiscountLevel } from './config.js'
+import { defaultPricingConfig, SourceIds, type PricingConfig, type ThreefoldDiscountLevel } from './config.js'
 import { PricingUsageError } from './errors.js'
 import { offerToJson } from './offerJson.js'
 import { quoteFromCache, quoteJson, type TftCost } from './quote.js'
@@ -41,7 +44,11 @@ export const ParseFormats = [
 /** Where `quote` looks for the catalog cache without --catalog: $BLUEPRINT_PRICING_CACHE or ./.blueprint-operator/pricing. */
 export const defaultCacheDir = () => process.env.BLUEPRINT_PRICING_CACHE ?? join(process.cwd(), '.blueprint-operator', 'pricing')
 
-const USAGE = `usage:
+export const USAGE = `usage:
+  pricing refresh [SOURCE...]
+      refresh the cache now (every enabled source, or those named); progress on a terminal, plain lines otherwise
+  pricing import SOURCE FILE [--specs FILE] [--feed FILE] [--eur-usd X] [--discount LEVEL]
+      fill the cache of SOURCE from a saved file (the source's own format, or a cache file): no network needed
   pricing parse <format> <file> [--specs FILE] [--feed FILE] [--eur-usd X] [--discount LEVEL]
       formats: ${ParseFormats.join(', ')}
   quote --cpu N --memory GiB [--storage GiB] [--gpu MODEL:COUNT] [--region R]... [--spot] [--max-usd X]
@@ -93,6 +100,49 @@ function int(f: Flags, name: string, def: number, min: number): number {
 async function parseCommand(f: Flags, config: PricingConfig, io: PricingCliIo): Promise<number> {
   const [format, file] = f.positional
   if (!format || !file) throw new PricingUsageError('pricing parse needs <format> <file>')
+  const result = await parseFile(format, file, f, config)
+  for (const o of result.offers) io.stdout.write(`${JSON.stringify(offerToJson(o))}\n`)
+  for (const r of result.rejected) io.stderr.write(`rejected ${r.line !== undefined ? `line ${r.line}` : r.row}: ${r.why}\n`)
+  io.stdout.write(`offers=${result.offers.length} rejected=${result.rejected.length}\n`)
+  return 0
+}
+
+/** The source a parse format fills (and back). */
+const formatOfSource = (source: string) => (source === 'threefold' ? 'threefold-nodes' : source)
+
+/**
+ * `pricing import SOURCE FILE`: fill the cache of SOURCE from a file (what the source's site serves, saved by hand,
+ * or a cache file of another machine), screened like a refresh: no network needed.
+ */
+async function importCommand(f: Flags, config: PricingConfig, io: PricingCliIo): Promise<number> {
+  const [source, file] = f.positional
+  if (!source || !file) throw new PricingUsageError('pricing import needs <source> <file>')
+  if (!(SourceIds as readonly string[]).includes(source)) throw new PricingUsageError(`unknown source ${JSON.stringify(source)}; one of ${SourceIds.join(', ')}`)
+  const text = await readFile(file, 'utf8')
+  let parsed: ParseResult
+  let fetchedAt = Date.now()
+  if (text.includes(`"format":"${CACHE_FORMAT}"`) || text.includes(`"format": "${CACHE_FORMAT}"`)) {
+    const dir = dirname(resolve(file))
+    const c = await readCacheFile(dir, basename(file, '.json')).catch((err: Error) => {
+      throw new PricingUsageError(`${file}: not a cache file of ${source} (${err.message})`)
+    })
+    if (basename(file, '.json') !== source) throw new PricingUsageError(`${file} is the cache of ${basename(file, '.json')}, not of ${source}`)
+    parsed = { offers: c.offers, rejected: [] }
+    fetchedAt = c.fetchedAt
+  } else parsed = await parseFile(formatOfSource(source), file, f, config)
+  const screened = screen(parsed, config.sanity)
+  const problem = refreshProblem(0, screened.offers.length, config.sanity)
+  if (problem) {
+    io.stderr.write(`${source}: not imported: ${problem}${screened.rejected.length ? ` (${screened.rejected.length} rows rejected, e.g. ${screened.rejected[0]!.why})` : ''}\n`)
+    return 1
+  }
+  await writeCacheFile(config.cacheDir, source, fetchedAt, screened.offers)
+  io.stdout.write(`${source}: imported ${screened.offers.length} offers (${screened.rejected.length} rows rejected) into ${join(config.cacheDir, `${source}.json`)}, dated ${new Date(fetchedAt).toISOString()}\n`)
+  return 0
+}
+
+/** Parse `file` in `format` with the flags of `pricing parse`. */
+async function parseFile(format: string, file: string, f: Flags, config: PricingConfig): Promise<ParseResult> {
   if (!(ParseFormats as readonly string[]).includes(format)) throw new PricingUsageError(`unknown format ${JSON.stringify(format)}; one of ${ParseFormats.join(', ')}`)
   const text = await readFile(file, 'utf8')
   const fetchedAt = Date.now()
@@ -120,10 +170,7 @@ async function parseCommand(f: Flags, config: PricingConfig, io: PricingCliIo): 
     if (!(discount in discountMultiplier)) throw new PricingUsageError(`--discount: one of ${Object.keys(discountMultiplier).join(', ')}`)
     result = parseGridNodes(text, { fetchedAt, limits, policy: config.threefold.policy, discount })
   }
-  for (const o of result.offers) io.stdout.write(`${JSON.stringify(offerToJson(o))}\n`)
-  for (const r of result.rejected) io.stderr.write(`rejected ${r.line !== undefined ? `line ${r.line}` : r.row}: ${r.why}\n`)
-  io.stdout.write(`offers=${result.offers.length} rejected=${result.rejected.length}\n`)
-  return 0
+  return result
 }
 
 const fmt = (d: { toDecimalPlaces(n: number): { toFixed(n: number): string } }, n = 6) => d.toDecimalPlaces(n).toFixed(n)
@@ -215,13 +262,15 @@ export async function pricingCliWith(argv: string[], io: PricingCliIo, config: P
   try {
     const [cmd, sub, ...rest] = argv
     if (cmd === 'pricing' && sub === 'parse') return await parseCommand(parseFlags(rest), config, io)
+    if (cmd === 'pricing' && sub === 'import') return await importCommand(parseFlags(rest), config, io)
+    if (cmd === 'pricing' && sub === 'refresh') return await refreshCommand(parseFlags(rest).positional, config, io)
     if (cmd === 'quote') return await quoteCommand(parseFlags(argv.slice(1)), config, io)
-    io.stderr.write(USAGE)
-    return 2
+    throw new PricingUsageError(sub ? `unknown command: pricing ${sub}` : 'pricing needs a command: parse, import or refresh')
   } catch (err) {
     if (err instanceof PricingUsageError) {
-      io.stderr.write(`${err.shortMessage}\n${USAGE}`)
-      return 2
+      // one line: what was wrong; the full usage only on request (help)
+      io.stderr.write(`error: ${err.shortMessage} (blueprint-operator help)\n`)
+      return 64
     }
     io.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`)
     return 1
