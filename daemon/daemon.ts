@@ -17,6 +17,7 @@ import { createActions, type Actions } from './actions.js'
 import { createEventBus, watchStages, type EventBus } from './events.js'
 import { startHttpServer, type HttpServer } from './http/index.js'
 import { instrumentTargets, registerMoneyGauges, type ObservedTargets } from './observe.js'
+import { startWebhooks } from './webhooks/webhooks.js'
 import { startCatalog } from './pricing.js'
 import { applyEvents, pruneProcessed } from './intake.js'
 import { createServiceManager, type ServiceManager } from './services.js'
@@ -94,6 +95,13 @@ export async function startDaemon({ config, common: parent }: StartDaemonParamet
 
   const targets = instrumentTargets(common, await step('targets', () => createTargets(common.child('targets'), config)))
   closers.push(['targets', () => targets.close()])
+
+  if (config.notifications.webhooks.length) {
+    const hooks = await step('webhooks', () =>
+      startWebhooks(common.child('webhooks'), { hooks: config.notifications.webhooks, dataDir: config.operator.dataDir, bus, operatorId: config.operator.id, chainId: config.chain.chainId }),
+    )
+    closers.push(['webhooks', () => hooks.close()])
+  }
 
   const escrow = createEscrowClient(common.child('escrow'), {
     publicClient,

@@ -4,7 +4,10 @@
  * service reaches active, a top-up moves paid-until over server-sent events, restart is refused without the token
  * (401) and done with it. The screenshot is kept under test-artifacts/.
  */
+import { createHmac } from 'node:crypto'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
@@ -26,15 +29,30 @@ describe('e2e: console', () => {
   let stack: Stack
   let d: Awaited<ReturnType<typeof startInProcess>>
   let url: string
+  // a customer's webhook receiver, checking the signature over the raw body
+  const hooked: Array<{ to: string; serviceId: string; cause: string; verified: boolean }> = []
+  const receiver: Server = createServer((req, res) => {
+    const chunks: Buffer[] = []
+    req.on('data', (c: Buffer) => chunks.push(c))
+    req.on('end', () => {
+      const raw = Buffer.concat(chunks)
+      const body = JSON.parse(raw.toString('utf8')) as { to: string; serviceId: string; cause: string }
+      hooked.push({ ...body, verified: req.headers['x-blueprint-signature'] === `sha256=${createHmac('sha256', 'hook-secret').update(raw).digest('hex')}` })
+      res.writeHead(204).end()
+    })
+  })
   beforeAll(async () => {
+    await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', () => r()))
     stack = await startStack({
       extra: {
+        notifications: { webhooks: [{ url: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`, secret: 'file:hook-secret' }] },
         http: { enabled: true, listen: '127.0.0.1:0', admin_token: 'file:admin-token' },
         // one public source with a fresh (empty) cache: its metrics exist, and nothing is fetched from the network
         pricing: { sources: ['vultr-plans'], cache_dir: 'pricing' },
       },
     })
     writeFileSync(join(stack.dataDir, 'admin-token'), `${TOKEN}\n`, { mode: 0o600 })
+    writeFileSync(join(stack.dataDir, 'hook-secret'), 'hook-secret\n', { mode: 0o600 })
     mkdirSync(join(stack.dataDir, 'pricing'))
     writeFileSync(join(stack.dataDir, 'pricing', 'vultr-plans.json'), JSON.stringify({ format: 'blueprint-operator/pricing-cache', version: 1, source: 'vultr-plans', fetchedAt: Date.now(), offers: [] }))
     d = await startInProcess(stack)
@@ -43,6 +61,7 @@ describe('e2e: console', () => {
   afterAll(async () => {
     await d?.stop()
     await stack?.stop()
+    await new Promise<void>((r) => receiver.close(() => r()))
   })
 
   test('behavior: every metric the Grafana dashboard and the alert rules name exists in a started daemon', async () => {
@@ -117,11 +136,29 @@ describe('e2e: console', () => {
       await page.locator('#pricing tr[data-source="vultr-plans"]').waitFor()
       expect(errors).toEqual([])
 
+      // every stage so far went to the webhook, signed
+      await waitFor('webhooks', () => hooked.filter((h) => h.serviceId === id).length >= 4)
+      expect(hooked.filter((h) => h.serviceId === id).map((h) => [h.to, h.cause, h.verified])).toEqual([
+        ['requested', 'ServiceInitiated', true],
+        ['provisioning', 'quoted', true],
+        ['active', 'healthy', true],
+        ['active', 'OPERATOR_RESTART', true],
+      ])
+
       const dir = join(root, 'test-artifacts')
       mkdirSync(dir, { recursive: true })
       const shot = join(dir, 'console-dashboard.png')
       await page.screenshot({ path: shot, fullPage: true })
       console.log(`dashboard screenshot: ${shot}`)
+
+      // stop from the dashboard: destroyed, earned withdrawn, the rest refunded on chain with OPERATOR_STOPPED
+      page.on('dialog', (dlg) => void dlg.accept())
+      await row.locator('button[data-action="stop"]').click()
+      await row.locator('[data-role="state"]', { hasText: /^closed$/ }).waitFor({ timeout: 60_000 })
+      expect(stack.service(id)!.reason).toBe('OPERATOR_STOPPED')
+      expect((await stack.refunds(serviceId)).map((r) => r.reason)).toEqual(['OPERATOR_STOPPED'])
+      expect(processesOf(`bp-${chain.chainId}-${id}`, stack.operatorId)).toHaveLength(0)
+      await waitFor('closed webhook', () => hooked.some((h) => h.serviceId === id && h.to === 'closed' && h.cause === 'OPERATOR_STOPPED' && h.verified))
     } finally {
       await browser.close()
     }
