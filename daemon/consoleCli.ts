@@ -77,7 +77,7 @@ async function call<T>(t: Target, path: string, method = 'GET'): Promise<T> {
   }
   const body = (await res.json().catch(() => ({}))) as { error?: { code: string; message: string } }
   if (!res.ok) {
-    const e = body.error ?? { code: 'HTTP_' + res.status, message: res.statusText }
+    const e = body.error ?? { code: `HTTP_${res.status}`, message: res.statusText }
     const hint = res.status === 401 ? ' (set BPO_ADMIN_TOKEN, or [http] admin_token in --config)' : ''
     throw new ApiError(res.status, e.code, e.message + hint)
   }
