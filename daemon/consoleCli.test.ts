@@ -35,7 +35,7 @@ describe('blueprint-operator status / services', () => {
     expect(out).toMatch(/^operator op-console \(0x1111/)
     expect(out).toContain('head 10 cursor 8 lag 2 blocks')
     expect(out).toMatch(/^ID\s+STATE\s+TIER\s+REPLICAS\s+TARGET\s+PAID UNTIL\s+PAID\s+EARNED\s+MARGIN\s+ENDPOINT$/m)
-    expect(out).toMatch(/^3\s+requested\s+-\s+0\s+-\s+-\s+5 USDC\s+0 USDC\s+0 USD\s+-$/m)
+    expect(out).toMatch(/^3\s+requested\s+-\s+0\s+-\s+\S+\s+5 USDC\s+0 USDC\s+0 USD\s+-$/m)
     expect(out).toMatch(/^local\s+4\s+8 GiB\s+0\/0$/m)
   })
 

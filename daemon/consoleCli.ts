@@ -112,7 +112,7 @@ export async function statusCommand(t: Target, io: Io): Promise<number> {
   const [st, services, targets] = await Promise.all([
     call<{ operatorId: string; operator: string; chain: { chainId: number; head?: string; cursor?: string; lag?: number }; draining: boolean }>(t, '/api/status'),
     call<Summary[]>(t, '/api/services'),
-    call<Array<{ name: string; free: { vcpu: number; memoryGiB: number }; replicas: { wanted: number; ready: number }; lastError: { code: string } | null }>>(t, '/api/targets'),
+    call<Array<{ name: string; free: { vcpu: number; memoryGiB: number } | null; replicas: { wanted: number; ready: number }; lastError: { code: string } | null }>>(t, '/api/targets'),
   ])
   io.stdout.write(
     `operator ${st.operatorId} (${st.operator}) · chain ${st.chain.chainId} head ${st.chain.head ?? '-'} cursor ${st.chain.cursor ?? '-'} lag ${st.chain.lag ?? '-'} blocks${st.draining ? ' · DRAINING' : ''}\n\n`,
@@ -139,7 +139,7 @@ export async function statusCommand(t: Target, io: Io): Promise<number> {
   io.stdout.write(
     `\n${table(
       ['TARGET', 'FREE VCPU', 'FREE MEMORY', 'REPLICAS READY/WANTED', 'LAST ERROR'],
-      targets.map((x) => [x.name, String(x.free.vcpu), `${x.free.memoryGiB} GiB`, `${x.replicas.ready}/${x.replicas.wanted}`, x.lastError?.code ?? '']),
+      targets.map((x) => [x.name, x.free ? String(x.free.vcpu) : '-', x.free ? `${x.free.memoryGiB} GiB` : '-', `${x.replicas.ready}/${x.replicas.wanted}`, x.lastError?.code ?? '']),
     )}`,
   )
   return 0

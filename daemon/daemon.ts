@@ -6,7 +6,7 @@ import { setMaxListeners } from 'node:events'
 import { join } from 'node:path'
 import type { Common } from '../core/common.js'
 import { BaseError } from '../core/errors.js'
-import type { OperatorConfig } from '../config/load.js'
+import type { OperatorConfig } from './config.js'
 import { createEvmPublicClient, createEvmWalletClient } from '../chain/evm/clients.js'
 import { createEscrowClient } from '../chain/evm/escrow.js'
 import { createEvmFollower } from '../chain/evm/follow.js'
@@ -24,6 +24,7 @@ import { createServiceManager, type ServiceManager } from './services.js'
 import { createStore, type Store } from './store.js'
 import { createOrphanSweep } from './sweep.js'
 import { createTargets } from './targets.js'
+import { createPlacement, untilText } from './placement/placement.js'
 
 export type Daemon = {
   store: Store
@@ -93,8 +94,13 @@ export async function startDaemon({ config, common: parent }: StartDaemonParamet
   )
   closers.push(['store', () => store.close()])
 
-  const targets = instrumentTargets(common, await step('targets', () => createTargets(common.child('targets'), config)))
+  // prices first: clouds sell from the catalog's offers
+  const catalog = await step('pricing catalog', () => startCatalog(common.child('pricing'), config))
+  if (catalog) closers.push(['pricing catalog', () => catalog.close()])
+
+  const targets = instrumentTargets(common, await step('targets', () => createTargets(common.child('targets'), config, { catalogOffers: () => catalog?.offers() ?? [] })))
   closers.push(['targets', () => targets.close()])
+  const placement = createPlacement(common.child('placement'), { settings: config.placement, targets })
 
   if (config.notifications.webhooks.length) {
     const hooks = await step('webhooks', () =>
@@ -148,6 +154,7 @@ export async function startDaemon({ config, common: parent }: StartDaemonParamet
     store,
     escrow,
     targets,
+    placement,
     now,
     draining: () => actions.draining(),
     onTick: (seconds) => {
@@ -207,9 +214,6 @@ export async function startDaemon({ config, common: parent }: StartDaemonParamet
   })
   closers.push(['cursor', () => persistCursor()])
   closers.push(['follower', () => follower.stop()])
-
-  const catalog = await step('pricing catalog', () => startCatalog(common.child('pricing'), config))
-  if (catalog) closers.push(['pricing catalog', () => catalog.close()])
 
   const sweep = createOrphanSweep(common.child('sweep'), {
     store,
@@ -286,6 +290,11 @@ export async function startDaemon({ config, common: parent }: StartDaemonParamet
         chain: chainFacts,
         now: chainNow,
         checks,
+        extra: () => ({
+          placement: { mode: config.placement.mode, blocked: placement.blocks().map((b) => ({ ...b, until: untilText(b.until) })) },
+          catalog: catalog?.health() ?? [],
+        }),
+        usedOn: (name) => mgr.context.book.usedOn(name),
       }),
     )
     closers.push(['http', () => httpServer!.close()])

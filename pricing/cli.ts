@@ -13,7 +13,7 @@ import { basename, dirname, join, resolve } from 'node:path'
 import { CACHE_FORMAT, readCacheFile, writeCacheFile } from './catalog.js'
 import { refreshCommand } from './refreshCommand.js'
 import { refreshProblem, screen } from './sanity.js'
-import { usd, Usd } from '../core/money.js'
+import { usd, Usd, type Decimal } from '../core/money.js'
 import type { ProviderId, Quote } from '../core/offer.js'
 import type { ResourceSpec } from '../core/spec.js'
 import { defaultPricingConfig, SourceIds, type PricingConfig, type ThreefoldDiscountLevel } from './config.js'
@@ -55,11 +55,11 @@ export const USAGE = `usage:
         [--top N] [--replicas N] [--ports 22,443] [--provider P]... [--catalog DIR] [--json]
 `
 
-type Flags = { positional: string[]; values: Map<string, string[]>; bools: Set<string> }
-const BOOLS = new Set(['spot', 'json'])
+type Flags = { positional: string[]; values: Map<string, string[]>; bools: Set<string>; raw: string[] }
+const BOOLS = new Set(['spot', 'json', 'explain'])
 
 function parseFlags(args: string[]): Flags {
-  const f: Flags = { positional: [], values: new Map(), bools: new Set() }
+  const f: Flags = { positional: [], values: new Map(), bools: new Set(), raw: args }
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!
     if (!a.startsWith('--')) {
@@ -193,7 +193,11 @@ function quoteLine(rank: number, q: Quote, tft: TftCost | undefined): string {
   ].join('\n')
 }
 
-async function quoteCommand(f: Flags, config: PricingConfig, io: PricingCliIo): Promise<number> {
+export type QuoteQuery = { spec: ResourceSpec; maxCostPerHourUsd: Decimal | undefined; providers: ProviderId[] | undefined; top: number; catalogDir: string | undefined; json: boolean }
+
+/** The spec and options of `quote` flags (`--cpu N --memory GiB ...`); a malformed flag is a PricingUsageError. */
+export function quoteQueryOf(args: string[]): QuoteQuery {
+  const f = parseFlags(args)
   const gpuFlag = one(f, 'gpu')
   let gpu: ResourceSpec['gpu'] = { count: 0 }
   if (gpuFlag) {
@@ -235,6 +239,11 @@ async function quoteCommand(f: Flags, config: PricingConfig, io: PricingCliIo): 
   } catch {
     throw new PricingUsageError(`--max-usd: got ${JSON.stringify(maxUsd)}, expected a decimal amount`)
   }
+  return { spec, maxCostPerHourUsd, providers: f.values.get('provider') as ProviderId[] | undefined, top: int(f, 'top', 3, 1), catalogDir: one(f, 'catalog'), json: f.bools.has('json') }
+}
+
+async function quoteCommand(f: Flags, config: PricingConfig, io: PricingCliIo): Promise<number> {
+  const { spec, maxCostPerHourUsd } = quoteQueryOf(f.raw)
   const res = await quoteFromCache(spec, config, {
     ...(one(f, 'catalog') && { cacheDir: one(f, 'catalog')! }),
     providers: f.values.get('provider') as ProviderId[] | undefined,

@@ -3,7 +3,7 @@
  * a few live facts of the daemon. Each route group gets this one object.
  */
 import type { Common } from '../../core/common.js'
-import type { OperatorConfig } from '../../config/load.js'
+import type { OperatorConfig } from '../config.js'
 import type { Secret } from '../../config/secrets.js'
 import type { Catalog } from '../../pricing/catalog.js'
 import type { Actions } from '../actions.js'
@@ -31,4 +31,8 @@ export type HttpContext = {
   /** Chain time, unix seconds (the later of the last block's time and the wall clock). */
   now(): bigint
   checks(): Promise<ReadinessCheck[]>
+  /** More of the daemon's status for /api/status (placement blocks, catalog health). */
+  extra?(): Record<string, unknown>
+  /** Capacity promised on a target by the services placed there (the service manager's book). */
+  usedOn?(target: string): { vcpu: number; memoryGiB: number; storageGiB: number }
 }

@@ -5,7 +5,7 @@ import { Writable } from 'node:stream'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { pino } from 'pino'
 import { createCommon } from '../../core/common.js'
-import { parseConfig, type OperatorConfig } from '../../config/load.js'
+import { parseConfig, type OperatorConfig } from '../config.js'
 import type { ChainEvent } from '../../chain/events.js'
 import { createActions } from '../actions.js'
 import { createEventBus, watchStages, type DaemonEvent } from '../events.js'
@@ -22,7 +22,7 @@ function request(id: bigint, logIndex: number): ChainEvent {
   return {
     chainId: 31337, blockNumber: 1n, blockHash: `0x${'aa'.repeat(32)}`, txHash: `0x${'bb'.repeat(32)}`, logIndex,
     type: 'ServiceInitiated', serviceId: id, blueprintId: 1n, customer: `0x${'22'.repeat(20)}`, operator,
-    tier: 0, preferences: { ok: true, value: {} }, ttlSeconds: 60n, deposit: 5_000_000n,
+    tier: 0, preferences: { ok: true, value: {} }, ttlSeconds: 60n, deposit: 5_000_000n, ratePerHour: 3_600_000n,
   }
 }
 
@@ -109,9 +109,12 @@ describe('http API', () => {
     const targets = (await (await get('/api/targets')).json()) as Array<{ name: string; capacity: { vcpu: number }; free: { vcpu: number }; lastError: unknown }>
     expect(targets).toEqual([expect.objectContaining({ name: 'local', capacity: expect.objectContaining({ vcpu: 4 }), free: expect.objectContaining({ vcpu: 4 }), lastError: null })])
     expect(await (await get('/api/pricing')).json()).toEqual({ enabled: false, sources: [] })
-    const q = await get('/api/quote?cpu=1&memory=1')
-    expect(q.status).toBe(404)
-    expect(((await q.json()) as { error: { code: string } }).error.code).toBe('NO_FEASIBLE_OFFER')
+    // the operator's own targets are offers too (no public source is enabled here)
+    const q = (await (await get('/api/quote?cpu=1&memory=1')).json()) as { quotes: Array<{ offer: { provider: string; instanceType: string } }> }
+    expect(q.quotes[0]!.offer).toMatchObject({ provider: 'own' })
+    const none = await get('/api/quote?cpu=1000&memory=1')
+    expect(none.status).toBe(404)
+    expect(((await none.json()) as { error: { code: string } }).error.code).toBe('NO_FEASIBLE_OFFER')
     expect((await get('/api/quote?memory=1')).status).toBe(400)
     const st = (await (await get('/api/status')).json()) as { chain: { lag: number }; draining: boolean }
     expect(st.chain.lag).toBe(2)

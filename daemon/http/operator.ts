@@ -24,6 +24,7 @@ export function statusOf(ctx: HttpContext) {
     targets: ctx.targets.list().map((t) => t.name),
     loopIntervalMs: ctx.config.loop.intervalMs,
     now: new Date(Number(ctx.now()) * 1000).toISOString(),
+    ...ctx.extra?.(),
   }
 }
 

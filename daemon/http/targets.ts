@@ -10,7 +10,7 @@ export function targetRoutes(app: FastifyInstance, ctx: HttpContext): void {
     schema: { tags: ['targets'], summary: 'Targets: capacity used/free, replicas, last error', response: { 200: { type: 'array', items: { $ref: 'Target#' } } } },
     handler: async () => {
       const st = ctx.store.read()
-      return ctx.targets.list().map((t) => targetView(t, st))
+      return ctx.targets.list().map((t) => targetView(t, st, ctx.usedOn))
     },
   })
 }

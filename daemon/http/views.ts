@@ -2,7 +2,7 @@
  * JSON views of the daemon's state for the API and the dashboard: a service's summary (state, money, paid-until),
  * its full view (timeline, decision, spec, ledger), and each target's capacity, use and last error.
  */
-import type { OperatorConfig } from '../../config/load.js'
+import type { OperatorConfig } from '../config.js'
 import { moneyOf } from '../money.js'
 import type { ObservedTarget } from '../observe.js'
 import type { ServiceRecord, State } from '../state.js'
@@ -58,31 +58,37 @@ export function serviceView(s: ServiceRecord, nowSec: bigint, config: OperatorCo
   }
 }
 
-export function targetView(t: ObservedTarget, st: Readonly<State>) {
-  const used = { vcpu: 0, memoryGiB: 0, storageGiB: 0 }
+export function targetView(t: ObservedTarget, st: Readonly<State>, usedOn?: (name: string) => { vcpu: number; memoryGiB: number; storageGiB: number }) {
+  let used = usedOn?.(t.name)
   let services = 0
+  const own = { vcpu: 0, memoryGiB: 0, storageGiB: 0 }
   for (const o of Object.values(st.services)) {
     if (o.quote?.target !== t.name || !o.spec || !LIVE.includes(o.state)) continue
     const n = Math.max(o.replicas, o.spec.replicas)
-    used.vcpu += o.spec.vcpu * n
-    used.memoryGiB += o.spec.memoryGiB * n
-    used.storageGiB += o.spec.storageGiB
+    own.vcpu += o.spec.vcpu * n
+    own.memoryGiB += o.spec.memoryGiB * n
+    own.storageGiB += o.spec.storageGiB
     services++
   }
-  const cap = { vcpu: t.offer.vcpu, memoryGiB: t.offer.memoryGiB, storageGiB: t.offer.includedStorageGiB }
+  used ??= own
+  const offer = t.kind === 'own' ? t.offersFor({} as never)[0] : undefined
+  const cap = t.capacity ?? null
+  const health = t.health?.() ?? {}
   return {
     name: t.name,
-    provider: t.offer.provider,
+    kind: t.kind,
+    provider: t.provider,
     provisioner: t.provisioner.id,
-    region: t.offer.region,
+    region: offer?.region ?? null,
     placement: t.placement ?? null,
     sourceKinds: [...t.sourceKinds],
-    hourlyUsd: t.hourlyUsd.toFixed(),
+    hourlyUsd: offer ? offer.hourlyUsd.toFixed() : null,
     capacity: cap,
     used,
-    free: { vcpu: cap.vcpu - used.vcpu, memoryGiB: cap.memoryGiB - used.memoryGiB, storageGiB: cap.storageGiB - used.storageGiB },
+    free: cap ? { vcpu: cap.vcpu - used.vcpu, memoryGiB: cap.memoryGiB - used.memoryGiB, storageGiB: cap.storageGiB - used.storageGiB } : null,
     services,
     replicas: t.provisioner.replicas(),
-    lastError: t.provisioner.lastError() ?? null,
+    ...(health.disabled && { disabled: health.disabled }),
+    lastError: t.provisioner.lastError() ?? (health.lastError ? { op: 'target', code: 'TARGET_ERROR', message: health.lastError, at: new Date().toISOString() } : null),
   }
 }

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pino } from 'pino'
 import { createTestCommon } from '../../core/common.js'
-import { parseConfig } from '../../config/load.js'
+import { parseConfig } from '../../daemon/config.js'
 import type { ChainEvent } from '../../chain/events.js'
 import { createActions } from '../../daemon/actions.js'
 import { createEventBus, watchStages } from '../../daemon/events.js'
@@ -23,7 +23,7 @@ export function serviceInitiated(id: bigint, logIndex: number, deposit = 5_000_0
   return {
     chainId: 31337, blockNumber: 1n, blockHash: `0x${'aa'.repeat(32)}`, txHash: `0x${'bb'.repeat(32)}`, logIndex,
     type: 'ServiceInitiated', serviceId: id, blueprintId: 1n, customer: `0x${'22'.repeat(20)}`, operator: consoleOperator,
-    tier: 0, preferences: { ok: true, value: {} }, ttlSeconds: 60n, deposit,
+    tier: 0, preferences: { ok: true, value: {} }, ttlSeconds: 60n, deposit, ratePerHour: 3_600_000n,
   }
 }
 
