@@ -64,7 +64,7 @@ describe('verification sweep', () => {
     await intake([a.hash, b.hash, act, top])
     const verifier = createPaymentVerifier(ctx)
     await verifier.run()
-    expect(c.common.metrics.render()).not.toMatch(/bpo_payment_fact_disagreements_total\{/)
+    expect(await c.common.metrics.render()).not.toMatch(/bpo_payment_fact_disagreements_total\{/)
     expect(store.read().services[String(a.serviceId)]!.chain).toMatchObject({ onchainState: 'active', balance: expect.any(String) })
 
     // drift: the record says otherwise than the chain
