@@ -140,6 +140,8 @@
           t.cause,
           h('span', { class: 'when' }, new Date(t.at).toLocaleString()),
           t.detail ? h('span', { class: 'when' }, t.detail) : null,
+          // the current stage's progress: the side effect in flight (intent first), its attempt and since when
+          i === last && d.intent ? h('span', { class: 'when', 'data-role': 'progress' }, `in progress: ${d.intent.op}${d.intent.detail ? ` ${d.intent.detail}` : ''}, attempt ${d.intent.attempt}, since ${new Date(d.intent.at).toLocaleTimeString()}`) : null,
         ),
       ),
     )
