@@ -10,8 +10,9 @@ import { withTimeout } from '../../core/retry.js'
 import { detectPodmanOnce, type PodmanCapability } from '../container/detect.js'
 import { createPodman, type PodmanParameters } from '../container/podman.js'
 import { ProvisionError } from '../errors.js'
-import type { Capabilities, CallOptions, Provisioner, SourceKind } from '../types.js'
+import type { Capabilities, CallOptions, DeploymentStatus, Provisioner, SourceKind } from '../types.js'
 import { createLocalContainers } from './containers.js'
+import { readNativeUsage } from './nativeUsage.js'
 
 export type LocalContainerOptions = {
   /** Run container sources with podman where it works ('auto', checked at start-up), or never ('off'). Default 'auto'. */
@@ -84,6 +85,11 @@ export function withContainers(
     return withTimeout(what, o?.timeoutMs ?? ms, fn, o?.signal)
   }
   const shortMs = 60_000
+  /** A native deployment's status with its replicas' CPU counters (nativeUsage.ts). */
+  async function withUsage(st: DeploymentStatus): Promise<DeploymentStatus> {
+    const usage = st.exists && st.replicasWanted > 0 ? await readNativeUsage(p.rootDir, st.deploymentId, p.operatorId).catch(() => undefined) : undefined
+    return usage ? { ...st, usage } : st
+  }
   const isContainer = async (id: string, signal: AbortSignal) => typeof id === 'string' && DEPLOYMENT_ID.test(id) && (await ctr.has(id, signal))
 
   return {
@@ -93,17 +99,20 @@ export function withContainers(
     detect: () => done,
 
     async provision(req, o) {
-      if (req?.source?.kind !== 'container') return native.provision(req, o)
+      if (req?.source?.kind !== 'container') return withUsage(await native.provision(req, o))
       return call(`local provision ${req.deploymentId}`, s.longCallMs, o, (signal) => locked(String(req.deploymentId), () => ctr.provision(req, signal)))
     },
     status(id, o) {
       const ms = o?.timeoutMs ?? shortMs
-      return call(`local status ${id}`, ms, o, async (signal) => ((await isContainer(id, signal)) ? ctr.status(id, signal) : native.status(id, { signal, timeoutMs: ms })))
+      return call(`local status ${id}`, ms, o, async (signal) => {
+        if (await isContainer(id, signal)) return ctr.status(id, signal)
+        return withUsage(await native.status(id, { signal, timeoutMs: ms }))
+      })
     },
     scale(id, replicas, o) {
       const ms = o?.timeoutMs ?? s.longCallMs
       return call(`local scale ${id}`, ms, o, async (signal) => {
-        if (!(await isContainer(id, signal))) return native.scale(id, replicas, { signal, timeoutMs: ms })
+        if (!(await isContainer(id, signal))) return withUsage(await native.scale(id, replicas, { signal, timeoutMs: ms }))
         if (!Number.isInteger(replicas) || replicas < 0 || replicas > s.maxReplicas) {
           throw new ProvisionError('invalid deployment request', { code: 'REQUEST_INVALID', reason: 'MALFORMED_REQUEST', details: [`replicas: got ${replicas}, expected an integer 0..${s.maxReplicas}`] })
         }
@@ -112,7 +121,7 @@ export function withContainers(
     },
     restart(id, o) {
       const ms = o?.timeoutMs ?? s.longCallMs
-      return call(`local restart ${id}`, ms, o, async (signal) => ((await isContainer(id, signal)) ? locked(id, () => ctr.restart(id, signal)) : native.restart(id, { signal, timeoutMs: ms })))
+      return call(`local restart ${id}`, ms, o, async (signal) => ((await isContainer(id, signal)) ? locked(id, () => ctr.restart(id, signal)) : withUsage(await native.restart(id, { signal, timeoutMs: ms }))))
     },
     destroy(id, o) {
       const ms = o?.timeoutMs ?? shortMs + 4 * s.stopGraceMs
