@@ -23,6 +23,7 @@ import { imageRef, namePrefix, ownerFilter, runArgs } from '../container/rules.j
 import { createHostAgent, type HostFacts, type RemoteStatus, type ReplicaState } from './hostAgent.js'
 import { openLedger, reserved, usedByHost } from './ledger.js'
 import { chooseHosts, fits } from './placement.js'
+import { readHostUsage } from './usage.js'
 import { quoteWord } from './shellQuote.js'
 import type { HostCapacity, Placement, ReplicaMode, Resources, SshHost } from './types.js'
 import { DEPLOYMENT_ID_RE, ENV_KEY_RE, HOST_NAME_RE, OPERATOR_ID_RE, assertDeploymentId, assertReplicas, assertRequest, requestProblems } from './validate.js'
@@ -413,7 +414,10 @@ export function createSshProvisioner(commonIn: Common, p: SshProvisionerParamete
     const probes = await Promise.all(live.map(async (r) => ({ r, ok: (await probeHttp({ url: `${endpointOf(h, r.port)}${path}`, timeoutMs: probeTimeoutMs, signal })).ok })))
     const ready = probes.filter((x) => x.ok).map((x) => x.r)
     const notes = remote.replicas.filter((r) => r.index < wanted && !ready.includes(r)).map((r) => `replica ${r.index}: ${r.state}`)
+    // CPU counters for autoscaling (usage.ts); a host that cannot give them still reports its status
+    const usage = live.length ? await readHostUsage(agent, h, agent.layout(h).dep(pl.deploymentId), wanted, { signal }).catch(() => undefined) : undefined
     return {
+      ...(usage && { usage }),
       deploymentId: pl.deploymentId,
       exists: true,
       replicasWanted: wanted,
