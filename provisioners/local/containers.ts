@@ -41,8 +41,8 @@ export type LocalContainersParameters = {
 }
 
 export type LocalContainers = {
-  /** True when this deployment is a container deployment of this operator (a manifest or labelled resources). */
-  has(id: string, signal: AbortSignal): Promise<boolean>
+  /** True when this deployment is a container deployment of this operator (its manifest exists). */
+  has(id: string): Promise<boolean>
   provision(req: DeploymentRequest, signal: AbortSignal): Promise<DeploymentStatus>
   status(id: string, signal: AbortSignal): Promise<DeploymentStatus>
   scale(id: string, replicas: number, signal: AbortSignal): Promise<DeploymentStatus>
@@ -90,8 +90,14 @@ export function createLocalContainers(common: Common, p: LocalContainersParamete
     } catch {
       return undefined
     }
-    const m = JSON.parse(text) as Manifest
-    if (m.version !== 1 || m.deploymentId !== id || m.operatorId !== operatorId || containerSourceProblems(m.request?.source as never).length) return undefined
+    let m: Manifest
+    try {
+      m = JSON.parse(text) as Manifest
+    } catch {
+      log.warn({ deploymentId: id, file: file(id) }, 'ignoring an unreadable container manifest')
+      return undefined
+    }
+    if (!m || typeof m !== 'object' || m.version !== 1 || m.deploymentId !== id || m.operatorId !== operatorId || containerSourceProblems(m.request?.source as never).length) return undefined
     return m
   }
   async function write(m: Manifest): Promise<void> {
@@ -327,10 +333,10 @@ export function createLocalContainers(common: Common, p: LocalContainersParamete
   const notFound = (id: string) => new ProvisionError(`deployment ${id} does not exist on this host`, { code: 'DEPLOYMENT_NOT_FOUND', reason: 'PROVISION_FAILED', meta: { deploymentId: id } })
 
   return {
-    async has(id, signal) {
-      if (await read(id)) return true
-      if (!(await p.capability()).ok) return false
-      return (await containers(id, signal)).length > 0 || (await volumes(id, signal)).length > 0
+    // the manifest is written before any container or volume and removed after the last (intent first), so it alone
+    // answers: no podman call on the status path of native deployments; labelled leftovers are found by listOwned
+    async has(id) {
+      return (await read(id)) !== undefined
     },
 
     async provision(req, signal) {

@@ -90,7 +90,7 @@ export function withContainers(
     const usage = st.exists && st.replicasWanted > 0 ? await readNativeUsage(p.rootDir, st.deploymentId, p.operatorId).catch(() => undefined) : undefined
     return usage ? { ...st, usage } : st
   }
-  const isContainer = async (id: string, signal: AbortSignal) => typeof id === 'string' && DEPLOYMENT_ID.test(id) && (await ctr.has(id, signal))
+  const isContainer = async (id: string, _signal: AbortSignal) => typeof id === 'string' && DEPLOYMENT_ID.test(id) && (await ctr.has(id))
 
   return {
     id: native.id,
