@@ -34,6 +34,8 @@ function targetStatus(t: Target, manager: ServiceManager) {
     ...(t.capacity && { capacity: t.capacity, free: { vcpu: t.capacity.vcpu - used.vcpu, memoryGiB: t.capacity.memoryGiB - used.memoryGiB, storageGiB: t.capacity.storageGiB - used.storageGiB } }),
     used,
     ...t.health?.(),
+    // what the machine allows (the local target: whether podman runs containers, or why not)
+    ...(t.provisioner.capabilities && { capabilities: t.provisioner.capabilities() }),
   }
 }
 

@@ -24,7 +24,7 @@ describe.skipIf(!!missing)('e2e: lifecycle of a container source on the local ta
       saved[k] = process.env[k]
       process.env[k] = v
     }
-    stack = await startStack()
+    stack = await startStack({ extra: { http: { enabled: true, listen: '127.0.0.1:0' } } })
     d = await startInProcess(stack)
     const caps = await (d.daemon.targets.byName('local')!.provisioner as LocalProvisioner).detect()
     expect(caps.container).toMatchObject({ ok: true })
@@ -51,6 +51,13 @@ describe.skipIf(!!missing)('e2e: lifecycle of a container source on the local ta
       requirements: { vcpuMilli: 250, memoryMiB: 128, storageGiB: 0, ports: [8080] },
       pricePerHour: [3_600_000n, 7_200_000n, 14_400_000n],
     })
+
+  test('default: /api/status shows the local target takes container sources, and why', async () => {
+    const st = (await (await fetch(`${d.daemon.http!.url}/api/status`)).json()) as { targets: Array<{ name: string; sourceKinds: string[]; capabilities?: { container?: { ok: boolean; detail?: string } } }> }
+    const local = st.targets.find((t) => t.name === 'local')!
+    expect(local.sourceKinds).toContain('container')
+    expect(local.capabilities?.container).toMatchObject({ ok: true, detail: expect.stringMatching(/^podman \d/) })
+  })
 
   test('default: active → expiry → zero → top-up → back → TTL → no container, no volume', async () => {
     const { chain } = stack
