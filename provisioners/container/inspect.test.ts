@@ -30,6 +30,11 @@ describe('podman output parsers', () => {
     expect(imageHasDigest(IMAGE, '127.0.0.1:5000/bpo-echo', `sha256:${'c'.repeat(64)}`)).toBe(true)
     expect(imageHasDigest(IMAGE, '127.0.0.1:5000/other', `sha256:${'c'.repeat(64)}`)).toBe(false)
     expect(imageHasDigest(IMAGE, '127.0.0.1:5000/bpo-echo', `sha256:${'d'.repeat(64)}`)).toBe(false)
+    // docker lists Docker Hub images by their short name
+    const hub = `[ { "Id": "x", "RepoDigests": [ "busybox@sha256:${'e'.repeat(64)}" ] } ]`
+    expect(imageHasDigest(hub, 'docker.io/library/busybox', `sha256:${'e'.repeat(64)}`)).toBe(true)
+    expect(imageHasDigest(hub, 'busybox', `sha256:${'e'.repeat(64)}`)).toBe(true)
+    expect(imageHasDigest(hub, 'evil/busybox', `sha256:${'e'.repeat(64)}`)).toBe(false)
   })
 
   test('behavior: pull failures are classified once', () => {

@@ -80,8 +80,14 @@ export function imageHasDigest(text: string, image: string, digest: string): boo
     const o = (x ?? {}) as Record<string, unknown>
     if (o.Digest === digest) return true
     const repo = Array.isArray(o.RepoDigests) ? o.RepoDigests : []
-    return repo.some((r) => typeof r === 'string' && r.endsWith(`@${digest}`) && r.slice(0, -digest.length - 1).endsWith(image.replace(/^docker\.io\//, '')))
+    return repo.some((r) => typeof r === 'string' && r.endsWith(`@${digest}`) && sameRepository(r.slice(0, -digest.length - 1), image))
   })
+}
+
+/** Docker Hub's implicit registry and `library/` namespace make "busybox" and "docker.io/library/busybox" one repository. */
+function sameRepository(a: string, b: string): boolean {
+  const norm = (x: string) => x.replace(/^(?:docker\.io|index\.docker\.io|registry-1\.docker\.io)\//, '').replace(/^library\//, '')
+  return norm(a) === norm(b)
 }
 
 /** The replica index a container or volume carries in its label, or undefined. */
