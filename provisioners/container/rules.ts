@@ -112,6 +112,8 @@ export type RunArgsParameters = {
   operatorId: string
   tag: string
   replica: number
+  /** REPLICA_INDEX the workload sees, when it differs from `replica` (a cloud VM's one replica). Default `replica`. */
+  replicaIndex?: number
   /** Host port the container port is published on. */
   hostPort: number
   /** Host address the port is published on (e.g. "127.0.0.1"); omitted: every address. */
@@ -143,7 +145,7 @@ export function runArgs(p: RunArgsParameters): string[] {
     ...limitArgs(req.spec),
     ...(p.extra ?? []),
   ]
-  for (const [k, v] of containerEnv(req, { operatorId: p.operatorId, replica: p.replica, containerPort, host: '0.0.0.0', markers: p.markers })) args.push('-e', `${k}=${v}`)
+  for (const [k, v] of containerEnv(req, { operatorId: p.operatorId, replica: p.replicaIndex ?? p.replica, containerPort, host: '0.0.0.0', markers: p.markers })) args.push('-e', `${k}=${v}`)
   args.push(imageRef(req.source))
   return args
 }
