@@ -28,6 +28,8 @@ describe('blueprint-operator config check', () => {
     const f = file(`[operator]\nid = "op"\n[chain]\nrpc_url = "http://127.0.0.1:8545"\nchain_id = 1\nprivate_key = "env:BPO_CLI_TEST_KEY"\nregistry = "0x5FbDB2315678afecb367f032d93F642f64180aa3"\nescrow = "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512"\n[providers.local]\nenabled = true\n`)
     expect(await main(['config', 'check', f], c.io)).toBe(0)
     expect(c.out()).toMatch(/ok \(operator op, chain 1, local\)/)
+    // whether podman runs containers here, with the reason when it does not
+    expect(c.out()).toMatch(/^local: container sources: (yes \(podman .+\)|no \(.+\))$/m)
   })
 
   test('error: a broken file prints every problem with its TOML path and exits 1', async () => {

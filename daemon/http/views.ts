@@ -88,6 +88,8 @@ export function targetView(t: ObservedTarget, st: Readonly<State>, usedOn?: (nam
     free: cap ? { vcpu: cap.vcpu - used.vcpu, memoryGiB: cap.memoryGiB - used.memoryGiB, storageGiB: cap.storageGiB - used.storageGiB } : null,
     services,
     replicas: t.provisioner.replicas(),
+    // what the machine allows (the local target: whether podman runs containers, or why not)
+    ...(t.provisioner.capabilities && { capabilities: t.provisioner.capabilities() }),
     ...(health.disabled && { disabled: health.disabled }),
     lastError: t.provisioner.lastError() ?? (health.lastError ? { op: 'target', code: 'TARGET_ERROR', message: health.lastError, at: new Date().toISOString() } : null),
   }
