@@ -17,7 +17,7 @@ import { blueprintRegistryAbi, serviceEscrowAbi, serviceStates, testStablecoinAb
 import { maxAmount, maxRatePerHour, maxTiers, maxTtlSeconds } from '../../chain/evm/bounds.js'
 import { decodeLog } from '../../chain/evm/decode.js'
 import { reasonToBytes32 } from '../../chain/evm/reason.js'
-import { applyEventToFacts, paidUntilFromFacts, verifySlice, type PaymentFacts } from '../../daemon/paymentFacts.js'
+import { accruedFromFacts, applyEventToFacts, paidUntilFromFacts, verifySlice, type PaymentFacts } from '../../daemon/paymentFacts.js'
 import { createTestChain, type TestChain } from '../helpers/anvil.js'
 import { createRawRpc, wideCalldata, type RawReceipt, type RawRpc } from '../helpers/rawRpc.js'
 
@@ -46,6 +46,7 @@ beforeAll(async () => {
   await rpc.send(who.customer, token, encodeFunctionData({ abi: testStablecoinAbi, functionName: 'approve', args: [c.addresses.escrow, maxUint256] }))
   baseBlueprint = await c.registerBlueprint({ pricePerHour: basePrices })
   t0 = (await c.now()) + 10n
+  await rpc.useTimestampInterval()
 }, 60_000)
 afterAll(async () => {
   await c?.stop()
@@ -235,9 +236,18 @@ describe('contracts: properties over extreme values (anvil, fast-check)', () => 
             expect(live[2]!.state).toBe('none')
             expect(verifySlice([idA, idB].map((id) => ({ serviceId: String(id), facts: facts.get(id) })), live.slice(0, 2))).toEqual([])
             for (const [i, id] of [idA, idB].entries()) expect(live[i]).toMatchObject({ balance: model.get(id)!.balance, settledAt: model.get(id)!.settledAt, earned: 0n })
-            const pu = await rpc.ethCall(c.addresses.escrow, encodeFunctionData({ abi: serviceEscrowAbi, functionName: 'paidUntil', args: [idA] }))
-            count('paidUntil', { status: 'success', logs: [], blockNumber: 0n })
-            expect(decodeFunctionResult({ abi: serviceEscrowAbi, functionName: 'paidUntil', data: pu })).toBe(paidUntilFromFacts(facts.get(idA)))
+            const view = async <F extends 'paidUntil' | 'accruedNow' | 'getService'>(functionName: F, id: bigint) => {
+              count(functionName, { status: 'success', logs: [], blockNumber: 0n })
+              const data = await rpc.ethCall(c.addresses.escrow, encodeFunctionData({ abi: serviceEscrowAbi, functionName, args: [id] } as never))
+              return decodeFunctionResult({ abi: serviceEscrowAbi, functionName, data } as never) as unknown
+            }
+            expect(await view('paidUntil', idA)).toBe(paidUntilFromFacts(facts.get(idA)))
+            // the views at the last block's time (`now`): what a settlement would move, from the facts alone
+            expect(await view('accruedNow', idB)).toBe(accruedFromFacts(facts.get(idB), now))
+            expect(await view('getService', idB)).toEqual({ ...live[1]!, state: 2 })
+            count('prices', { status: 'success', logs: [], blockNumber: 0n })
+            const pricesNow = await rpc.ethCall(c.addresses.registry, encodeFunctionData({ abi: blueprintRegistryAbi, functionName: 'prices', args: [bp] }))
+            expect(decodeFunctionResult({ abi: blueprintRegistryAbi, functionName: 'prices', data: pricesNow })).toEqual(bpPrices)
 
             // terminate (customer) never reverts for an open service; the operator then withdraws what it earned
             now += a.gaps[4]
@@ -296,7 +306,7 @@ describe('contracts: properties over extreme values (anvil, fast-check)', () => 
     )
     const lines = Object.entries(counts).map(([fn, x]) => `${fn}=${x.ok + x.reverted} (ok ${x.ok}, reverted ${x.reverted})`)
     console.log(`contract properties: runs=${runs} rpc_requests=${rpc.requests}\n  ${lines.join('\n  ')}`)
-    for (const fn of ['registerBlueprint', 'requestService', 'activate', 'topUp', 'changeTier', 'withdraw', 'terminate', 'refund', 'getServices', 'paidUntil'])
+    for (const fn of ['registerBlueprint', 'requestService', 'activate', 'topUp', 'changeTier', 'withdraw', 'terminate', 'refund', 'getServices', 'getService', 'paidUntil', 'accruedNow', 'prices'])
       expect(counts[fn]!.ok + counts[fn]!.reverted).toBeGreaterThanOrEqual(RUNS)
   }, 1_800_000)
 })

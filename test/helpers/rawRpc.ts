@@ -10,10 +10,15 @@ export type RawReceipt = { status: 'success' | 'reverted'; logs: Log[]; blockNum
 
 export type RawRpc = {
   call<T = unknown>(method: string, params?: unknown[]): Promise<T>
-  /** Mine one transaction at exactly `at` (unix seconds) and return its receipt. */
+  /**
+   * Mine one transaction at exactly `at` (unix seconds) and return its receipt. After `useTimestampInterval()`, a
+   * transaction one second after the last one mined needs no evm_setNextBlockTimestamp.
+   */
   send(from: Hex, to: Hex, data: Hex, at?: bigint): Promise<RawReceipt>
   ethCall(to: Hex, data: Hex, blockTag?: string): Promise<Hex>
   snapshot(): Promise<Hex>
+  /** anvil_setBlockTimestampInterval(1): each block one second after the previous one unless set otherwise. */
+  useTimestampInterval(): Promise<void>
   revert(id: Hex): Promise<void>
   /** JSON-RPC requests made so far. */
   readonly requests: number
@@ -22,6 +27,8 @@ export type RawRpc = {
 export function createRawRpc(url: string): RawRpc {
   let id = 0
   let requests = 0
+  let interval = false
+  let lastMined: bigint | undefined
   async function call<T>(method: string, params: unknown[] = []): Promise<T> {
     requests++
     const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ jsonrpc: '2.0', id: ++id, method, params }) })
@@ -33,7 +40,8 @@ export function createRawRpc(url: string): RawRpc {
   return {
     call,
     async send(from, to, data, at) {
-      if (at !== undefined) await call('evm_setNextBlockTimestamp', [`0x${at.toString(16)}`])
+      if (at !== undefined && !(interval && lastMined !== undefined && at === lastMined + 1n)) await call('evm_setNextBlockTimestamp', [`0x${at.toString(16)}`])
+      lastMined = at
       const hash = await call<Hex>('eth_sendTransaction', [{ from, to, data, gas: '0x4c4b40' }])
       let r = await call<{ status: Hex; logs: RawLog[]; blockNumber: Hex } | null>('eth_getTransactionReceipt', [hash])
       // automine mines right after the pool accepts the transaction: the receipt may lag the hash by a moment
@@ -55,7 +63,13 @@ export function createRawRpc(url: string): RawRpc {
     },
     ethCall: (to, data, blockTag = 'latest') => call<Hex>('eth_call', [{ to, data }, blockTag]),
     snapshot: () => call<Hex>('evm_snapshot'),
+    async useTimestampInterval() {
+      await call('anvil_setBlockTimestampInterval', [1])
+      interval = true
+      lastMined = undefined
+    },
     async revert(snap) {
+      lastMined = undefined
       const ok = await call<boolean>('evm_revert', [snap])
       if (!ok) throw new Error(`evm_revert ${snap} failed`)
     },
