@@ -4,7 +4,7 @@ import { createEvmPublicClient } from '../../chain/evm/clients.js'
 import { createEvmFollower, type Cursor, type EvmFollowerParameters } from '../../chain/evm/follow.js'
 import { eventId, type ChainEvent } from '../../chain/events.js'
 import { createTestChain, type TestChain } from '../helpers/anvil.js'
-import { startRangeLimitedRelay, startRelay } from './proxy.js'
+import { startRangeLimitedRelay, startRelay, startRewritingRelay } from './proxy.js'
 
 let c: TestChain
 beforeAll(async () => {
@@ -245,6 +245,38 @@ describe('createEvmFollower', () => {
       expect(relay.refused).toBeGreaterThan(0)
       expect(names(st.s.events)).toEqual(['w1', 'w2', 'w3', 'w4', 'w5'])
       expect(st.s.cursor?.blockNumber).toBe(await head())
+    } finally {
+      await relay.close()
+    }
+  })
+
+  test('error: CHAIN_MOVED — a log removed while its range was read fails the poll (retryable), nothing is delivered; the next poll delivers once', async () => {
+    let removeOnce = true
+    const relay = await startRewritingRelay(c.rpcUrl, (method, result) => {
+      if (method !== 'eth_getLogs' || !Array.isArray(result) || !result.length || !removeOnce) return result
+      removeOnce = false
+      return result.map((l: Record<string, unknown>, i: number) => (i === 0 ? { ...l, removed: true } : l))
+    })
+    try {
+      const { common } = createTestCommon()
+      const st = store()
+      const start = (await head()) + 1n
+      for (const n of ['m1', 'm2']) await c.registerBlueprint({ name: n })
+      const f = createEvmFollower(common, {
+        publicClient: createEvmPublicClient({ rpcUrl: relay.url, chainId: c.chainId, pollingIntervalMs: 50 }),
+        chainId: c.chainId,
+        addresses: [c.addresses.registry],
+        confirmations: 0,
+        pollIntervalMs: 50,
+        startBlock: start,
+        loadCursor: st.loadCursor,
+        deliver: st.deliver,
+      })
+      await expect(f.pollOnce()).rejects.toMatchObject({ code: 'CHAIN_MOVED', retryable: true, details: [expect.stringMatching(/was removed/)] })
+      expect(st.s.events).toEqual([])
+      expect(st.s.cursor).toBeUndefined()
+      await f.pollOnce()
+      expect(names(st.s.events)).toEqual(['m1', 'm2'])
     } finally {
       await relay.close()
     }

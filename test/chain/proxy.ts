@@ -72,3 +72,25 @@ export async function startRangeLimitedRelay(targetUrl: string, maxRange: bigint
     close: () => new Promise<void>((r) => server.close(() => r())),
   }
 }
+
+/**
+ * An HTTP JSON-RPC relay that lets a test change answers on their way back (`rewrite` gets the method and the
+ * result; what it returns replaces the result), e.g. to show a log as removed while a range is read.
+ */
+export async function startRewritingRelay(targetUrl: string, rewrite: (method: string, result: unknown) => unknown): Promise<{ url: string; close(): Promise<void> }> {
+  const { createServer: createHttpServer } = await import('node:http')
+  const server = createHttpServer(async (req, res) => {
+    const chunks: Buffer[] = []
+    for await (const c of req) chunks.push(c as Buffer)
+    const body = Buffer.concat(chunks).toString()
+    const upstream = (await (await fetch(targetUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body })).json()) as unknown
+    const requests = JSON.parse(body) as { id: number; method: string } | { id: number; method: string }[]
+    const method = (id: number) => (Array.isArray(requests) ? requests : [requests]).find((r) => r.id === id)?.method ?? ''
+    const fix = (a: { id: number; result?: unknown }) => ('result' in a ? { ...a, result: rewrite(method(a.id), a.result) } : a)
+    res.setHeader('content-type', 'application/json')
+    res.end(JSON.stringify(Array.isArray(upstream) ? upstream.map(fix) : fix(upstream as { id: number; result?: unknown })))
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()))
+  const port = (server.address() as { port: number }).port
+  return { url: `http://127.0.0.1:${port}`, close: () => new Promise<void>((r) => server.close(() => r())) }
+}
