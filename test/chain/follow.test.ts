@@ -252,10 +252,11 @@ describe('createEvmFollower', () => {
 
   test('error: CHAIN_MOVED — a log removed while its range was read fails the poll (retryable), nothing is delivered; the next poll delivers once', async () => {
     let removeOnce = true
-    const relay = await startRewritingRelay(c.rpcUrl, (method, result) => {
-      if (method !== 'eth_getLogs' || !Array.isArray(result) || !result.length || !removeOnce) return result
+    const relay = await startRewritingRelay(c.rpcUrl, (method, answer) => {
+      const logs = answer.result
+      if (method !== 'eth_getLogs' || !Array.isArray(logs) || !logs.length || !removeOnce) return answer
       removeOnce = false
-      return result.map((l: Record<string, unknown>, i: number) => (i === 0 ? { ...l, removed: true } : l))
+      return { result: logs.map((l: Record<string, unknown>, i: number) => (i === 0 ? { ...l, removed: true } : l)) }
     })
     try {
       const { common } = createTestCommon()
@@ -285,6 +286,7 @@ describe('createEvmFollower', () => {
   test('error: bad options are refused at construction', () => {
     const st = store()
     expect(() => follower(createTestCommon().common, st, { startBlock: 0n, addresses: [], confirmations: -1 })).toThrow(/addresses: empty[\s\S]*confirmations: got -1/)
+    expect(() => follower(createTestCommon().common, st, { startBlock: -1n })).toThrow(expect.objectContaining({ code: 'INVALID_OPTIONS', retryable: false }))
   })
 
   test('behavior: stops promptly when the shutdown signal aborts', async () => {
