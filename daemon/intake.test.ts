@@ -134,4 +134,17 @@ describe('applyEvents', () => {
     expect(pruneProcessed(st, 20_000n)).toBe(1)
     expect(Object.keys(st.processed)).toEqual(['b', 'c'])
   })
+
+  test('behavior: pruning visits only what it prunes (identities are kept in delivery order)', () => {
+    const st = emptyState('op', 31337)
+    for (let b = 0; b < 50_000; b++) st.processed[`31337:0x${b.toString(16)}:0`] = String(b)
+    let reads = 0
+    st.processed = new Proxy(st.processed, { get: (t, k) => (reads++, Reflect.get(t, k)) })
+    expect(pruneProcessed(st, 40_005n)).toBe(30_005)
+    expect(reads).toBe(30_006) // the pruned ones and the first one kept
+    expect(Object.keys(st.processed)).toHaveLength(19_995)
+    reads = 0
+    expect(pruneProcessed(st, 40_006n)).toBe(1)
+    expect(reads).toBe(2)
+  })
 })

@@ -123,16 +123,17 @@ export function applyEvents(state: State, events: readonly ChainEvent[], ctx: In
 
 /**
  * Forget the identities of events buried deeper than `keepBlocks` under the cursor: the follower never rewinds that
- * far (its reorg window is far smaller), and the state file must not grow with every event of months of operation.
+ * far (its reorg window is far smaller), and the state must not grow with every event of months of operation.
+ * Identities are recorded in delivery order, which is block order (a reorg re-delivers from a block inside the
+ * window), so the scan stops at the first one still kept: O(pruned), not O(all), on every delivery.
  */
 export function pruneProcessed(state: State, cursorBlock: bigint, keepBlocks = 10_000n): number {
   const floor = cursorBlock - keepBlocks
   let n = 0
-  for (const [id, block] of Object.entries(state.processed)) {
-    if (BigInt(block) < floor) {
-      delete state.processed[id]
-      n++
-    }
+  for (const id in state.processed) {
+    if (BigInt(state.processed[id]!) >= floor) break
+    delete state.processed[id]
+    n++
   }
   return n
 }
