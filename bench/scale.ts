@@ -47,7 +47,6 @@ if (!process.argv[2]) {
   const lines: string[] = []
   for (const n of [100, 1000, 10_000]) {
     const r = spawnSync(process.execPath, ['--expose-gc', runner, here, String(n)], { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' })
-    process.stdout.write(r.stdout)
     const line = r.stdout.split('\n').find((l) => l.startsWith('scale: '))
     if (r.status !== 0 || !line) {
       process.exitCode = 1
@@ -61,8 +60,9 @@ if (!process.argv[2]) {
     const growth = (k: string) => (fig(c, k) / Math.max(fig(a, k), 1e-9)).toFixed(1)
     console.log(`\nscale targets at 10,000: rpc_requests ${fig(c, 'rpc_requests')} (<= 3), cpu_ms ${fig(c, 'cpu_ms')} (<= 500), rss_mb ${fig(c, 'rss_mb')} (<= 250), intake_events_per_s ${fig(c, 'intake_events_per_s')} (>= 2000), store_update_ms ${fig(c, 'store_update_ms')} (<= 2)`)
     console.log(`growth 100 -> 10,000 (x100 services): cpu_ms x${growth('cpu_ms')}, rss_mb x${growth('rss_mb')}, store_update_ms x${growth('store_update_ms')}, rpc_requests x${growth('rpc_requests')}`)
-    for (const l of lines) console.log(l)
   }
+  // exactly one line per size, last
+  for (const l of lines) console.log(l)
 } else {
   await measure(Number(process.argv[2]))
 }
