@@ -16,6 +16,8 @@ export type RawRpc = {
    */
   send(from: Hex, to: Hex, data: Hex, at?: bigint): Promise<RawReceipt>
   ethCall(to: Hex, data: Hex, blockTag?: string): Promise<Hex>
+  /** Several eth_calls at the latest block in one HTTP request (a JSON-RPC batch), results in order. */
+  ethCalls(calls: ReadonlyArray<{ to: Hex; data: Hex }>): Promise<Hex[]>
   snapshot(): Promise<Hex>
   /** anvil_setBlockTimestampInterval(1): each block one second after the previous one unless set otherwise. */
   useTimestampInterval(): Promise<void>
@@ -62,6 +64,17 @@ export function createRawRpc(url: string): RawRpc {
       }
     },
     ethCall: (to, data, blockTag = 'latest') => call<Hex>('eth_call', [{ to, data }, blockTag]),
+    async ethCalls(calls) {
+      requests++
+      const first = id + 1
+      const body = calls.map((x) => ({ jsonrpc: '2.0', id: ++id, method: 'eth_call', params: [{ to: x.to, data: x.data }, 'latest'] }))
+      const res = (await (await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })).json()) as Array<{ id: number; result?: Hex; error?: { message: string } }>
+      return calls.map((_, i) => {
+        const r = res.find((x) => x.id === first + i)
+        if (!r || r.error || r.result === undefined) throw new Error(`eth_call ${i}: ${r?.error?.message ?? 'no answer'}`)
+        return r.result
+      })
+    },
     snapshot: () => call<Hex>('evm_snapshot'),
     async useTimestampInterval() {
       await call('anvil_setBlockTimestampInterval', [1])
