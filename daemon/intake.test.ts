@@ -118,6 +118,14 @@ describe('applyEvents', () => {
     expect(s.problems![0]).toMatch(problem)
   })
 
+  test('behavior: a paid-until beyond what a Date holds (2^64-1: the escrow saturates) is applied, not a crash', () => {
+    const st = emptyState('op', 31337)
+    applyEvents(st, [initiated(1, 7n)], { operator, chainId: 31337, logger })
+    const pay: ChainEvent = { ...meta(2), type: 'PaymentReceived', serviceId: 7n, payer: `0x${'22'.repeat(20)}`, amount: 5n, balance: 5n, paidUntil: 2n ** 64n - 1n, settledAt: 0n }
+    expect(() => applyEvents(st, [pay], { operator, chainId: 31337, logger })).not.toThrow()
+    expect(st.services['7']!.ledger.paid).toBe('1000005')
+  })
+
   test('error: illegal transitions throw', () => {
     const st = emptyState('op', 31337)
     applyEvents(st, [initiated(1, 7n)], { operator, chainId: 31337, logger })

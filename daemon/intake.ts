@@ -32,6 +32,9 @@ export function deploymentIdOf(chainId: number, serviceId: bigint | string): str
 
 const add = (a: string, b: bigint) => (BigInt(a) + b).toString()
 
+/** Unix seconds for the log: ISO time where a Date can hold it (paid-until saturates at 2^64-1 on chain). */
+const isoSeconds = (sec: bigint) => (sec >= 0n && sec <= 8_640_000_000_000n ? new Date(Number(sec) * 1000).toISOString() : `${sec} (unix s)`)
+
 /**
  * Apply events in order; returns the ids of services whose state changed. Every escrow event also updates the
  * service's payment facts (`chain`), from which paid-until is computed without reading the chain. A request whose
@@ -104,7 +107,7 @@ export function applyEvents(state: State, events: readonly ChainEvent[], ctx: In
         break
       case 'PaymentReceived':
         s.ledger.paid = add(s.ledger.paid, e.amount)
-        log.info({ serviceId: s.serviceId, amount: amountText(e.amount, ctx.token), paidUntil: new Date(Number(e.paidUntil) * 1000).toISOString() }, 'payment received')
+        log.info({ serviceId: s.serviceId, amount: amountText(e.amount, ctx.token), paidUntil: isoSeconds(e.paidUntil) }, 'payment received')
         break
       case 'TierChanged':
         s.tierIndex = e.tier

@@ -43,7 +43,7 @@ describe('reconcile tick at 1,000 services', () => {
     const st = fleet.store.read()
     expect(Object.values(st.services).every((s) => s.state === 'active' && s.replicas === 1)).toBe(true)
     // service 1000 drifted on chain by one base unit: seen by the sweep (slice 501..1000), logged, counted, healed
-    expect(common.metrics.render()).toMatch(/bpo_payment_fact_disagreements_total\{field="balance"\} 1\b/)
+    expect(await common.metrics.render()).toMatch(/bpo_payment_fact_disagreements_total\{field="balance"\} 1\b/)
     expect(st.services['1000']!.chain!.balance).toBe(fleetService(1000n, n)!.chain.balance.toString())
     expect(fleetService(1000n, n)!.chain.balance).not.toBe(fleetService(1000n, n)!.recorded.balance)
   })
