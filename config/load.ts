@@ -10,7 +10,7 @@ import { BaseError } from '../core/errors.js'
 import { usd, type Decimal } from '../core/money.js'
 import type { Ceilings, OperatorDefaults, TierName, TierPolicy } from '../core/spec.js'
 import { configSchema, type RawConfig } from './schema.js'
-import { resolveSecret, SecretError, type Secret } from './secrets.js'
+import { isSecretRef, makeSecret, resolveSecret, SecretError, type Secret } from './secrets.js'
 
 export type OperatorConfig = {
   operator: { id: string; dataDir: string; draining: boolean; archiveAfterDays: number }
@@ -35,6 +35,8 @@ export type OperatorConfig = {
   loop: { intervalMs: number; vanishedAfterMs: number }
   deploy: { attempts: number; backoffMs: number; healthTimeoutMs: number; concurrency: number; unhealthyTicksBeforeRestart: number }
   http: { enabled: boolean; host: string; port: number }
+  /** Where the state lives: PostgreSQL at `url` (shared by several daemons), else embedded SQLite. */
+  store: { url?: Secret; leaseMs: number }
   log: { level: string }
   providers: {
     /** Non-public artifact hosts (names, addresses, CIDRs) downloads may reach anyway. */
@@ -119,7 +121,7 @@ function describe(issue: z.core.$ZodIssue, input: unknown): ConfigProblem[] {
   if (issue.code === 'invalid_type' && got === undefined) msg = `missing, ${issue.expected === 'object' ? 'expected a table' : `expected a ${issue.expected}`}`
   else if (!/^got /.test(msg)) msg = `got ${shown && shown.length > 80 ? `${shown.slice(0, 77)}...` : shown}, ${msg.replace(/^Invalid input: /, '')}`
   // never echo a literal that was meant to be a secret
-  if (/secret|private_key/.test(pathOf(issue.path))) msg = msg.replace(/^got .*?, /, 'got a literal value, ')
+  if (/secret|private_key|^store\.url$/.test(pathOf(issue.path))) msg = msg.replace(/^got .*?, /, 'got a literal value, ')
   return [{ path: pathOf(issue.path), message: msg }]
 }
 
@@ -146,6 +148,12 @@ export function parseConfig(doc: unknown, o: LoadConfigOptions = {}): OperatorCo
     }
   }
   const privateKey = secret('chain.private_key', c.chain.private_key)
+  // [store] url: a reference is resolved here (it may carry a password); a literal has none (the schema checked)
+  let storeUrl: Secret | undefined
+  if (c.store.url !== undefined) {
+    storeUrl = isSecretRef(c.store.url) ? secret('store.url', c.store.url) : makeSecret('store.url', c.store.url)
+    if (storeUrl && !/^postgres(ql)?:\/\//.test(storeUrl.reveal())) problems.push({ path: 'store.url', message: `${c.store.url} does not hold a postgres:// URL` })
+  }
   const hosts = (c.providers.ssh?.hosts ?? []).map((h, i) => ({
     name: h.name,
     address: h.address,
@@ -212,6 +220,7 @@ export function parseConfig(doc: unknown, o: LoadConfigOptions = {}): OperatorCo
       unhealthyTicksBeforeRestart: c.deploy.unhealthy_ticks_before_restart,
     },
     http: { enabled: c.http.enabled, host, port },
+    store: { ...(storeUrl && { url: storeUrl }), leaseMs: c.store.lease_ms },
     log: { level: c.log.level },
     providers: {
       artifactAllowHosts: [...c.providers.artifact_allow_hosts],

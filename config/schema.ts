@@ -121,6 +121,23 @@ export const configSchema = z
     http: z
       .strictObject({ enabled: z.boolean().default(true), listen: listen.default('127.0.0.1:9464') })
       .default({ enabled: true, listen: '127.0.0.1:9464' }),
+    // [store] — where the state lives (issue 10: embedded SQLite, or PostgreSQL shared by several daemons)
+    store: z
+      .strictObject({
+        /**
+         * PostgreSQL shared by the daemons of one operator: a reference (env:NAME or file:PATH) to a postgres:// URL,
+         * or a postgres:// URL without a password. Absent: embedded SQLite at <data_dir>/state.sqlite.
+         */
+        url: z
+          .string()
+          .refine((v) => isSecretRef(v) || (/^postgres(ql)?:\/\//.test(v) && !/^[^/]*\/\/[^/@]*:[^/@]*@/.test(v)), {
+            error: 'expected env:NAME or file:PATH holding a postgres:// URL, or a postgres:// URL without a password',
+          })
+          .optional(),
+        /** A daemon that stops renewing its service leases loses them to the others after this long, ms. */
+        lease_ms: z.number().int({ error: 'expected an integer lease in ms' }).min(1000, { error: 'expected a lease of at least 1000 ms' }).default(15_000),
+      })
+      .default({ lease_ms: 15_000 }),
     log: z
       .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
       .default({ level: 'info' }),

@@ -77,7 +77,15 @@ export async function startDaemon({ config, common: parent }: StartDaemonParamet
   log.info({ operator, operatorId: config.operator.id, chainId: config.chain.chainId, rpc: config.chain.rpcUrl.replace(/\/\/[^@/]*@/, '//***@') }, 'starting')
 
   const store = await step('state store', () =>
-    createStore(common.child('store'), { file: join(config.operator.dataDir, 'state.json'), operatorId: config.operator.id, chainId: config.chain.chainId }),
+    createStore(common.child('store'), {
+      operatorId: config.operator.id,
+      chainId: config.chain.chainId,
+      file: join(config.operator.dataDir, 'state.sqlite'),
+      ...(config.store.url && { url: config.store.url }),
+      // the state file of earlier versions is imported once into an empty database, then kept as a backup
+      importFrom: join(config.operator.dataDir, 'state.json'),
+      leaseMs: config.store.leaseMs,
+    }),
   )
   closers.push(['store', () => store.close()])
 

@@ -14,7 +14,7 @@ describe('startHttpServer', () => {
   let http: HttpServer
   let ready = true
   beforeAll(async () => {
-    store = await createStore(common, { file: join(mkdtempSync(join(tmpdir(), 'bpo-http-')), 'state.json'), operatorId: 'op', chainId: 31337 })
+    store = await createStore(common, { file: join(mkdtempSync(join(tmpdir(), 'bpo-http-')), 'state.sqlite'), operatorId: 'op', chainId: 31337 })
     await store.update((st) =>
       applyEvents(
         st,

@@ -5,6 +5,7 @@
 import type { Logger } from '../core/common.js'
 import { eventId, type ChainEvent } from '../chain/events.js'
 import { transition, type ServiceRecord, type State } from './state.js'
+import { idsBelow, type ProcessedWithIndex } from './store/draft.js'
 
 export type IntakeContext = {
   /** This operator's address (lowercase); requests for other operators are ignored. */
@@ -113,12 +114,9 @@ export function applyEvents(state: State, events: readonly ChainEvent[], ctx: In
  */
 export function pruneProcessed(state: State, cursorBlock: bigint, keepBlocks = 10_000n): number {
   const floor = cursorBlock - keepBlocks
-  let n = 0
-  for (const [id, block] of Object.entries(state.processed)) {
-    if (BigInt(block) < floor) {
-      delete state.processed[id]
-      n++
-    }
-  }
-  return n
+  // the store's drafts keep processed ids sorted by block: O(pruned), not a scan of every id per delivery
+  const below = (state.processed as ProcessedWithIndex)[idsBelow]
+  const ids = below ? below(floor) : Object.keys(state.processed).filter((id) => BigInt(state.processed[id]!) < floor)
+  for (const id of ids) delete state.processed[id]
+  return ids.length
 }
