@@ -18,6 +18,7 @@ export const ReasonCodes = [
   'TTL_REACHED',
   'CUSTOMER_TERMINATED',
   'SERVICE_VANISHED',
+  'NO_CAPACITY',
 ] as const
 export type ReasonCode = (typeof ReasonCodes)[number]
 

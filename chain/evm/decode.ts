@@ -13,6 +13,7 @@ export { decodePreferences, encodePreferences, maxPreferencesBytes } from './pre
 export { decodeBlueprint, decodeSource, isImageRepository } from './blueprint.js'
 export type { Blueprint, BlueprintSource, DecodedSource, RawBlueprint } from './blueprint.js'
 export { bytes32ToReason, reasonToBytes32 } from './reason.js'
+export { maxAmount, maxRatePerHour, maxTiers, maxTtlSeconds, priceProblems, requestProblems } from './bounds.js'
 
 /** Every event the daemon consumes, from both contracts. */
 export const chainEventAbi = [
@@ -66,20 +67,25 @@ export function decodeLog(log: Log, chainId: number): ChainEvent {
         preferences: decodePreferences(a.preferences),
         ttlSeconds: a.ttlSeconds,
         deposit: a.deposit,
+        ratePerHour: a.ratePerHour,
       }
     }
     case 'ServiceActivated':
-      return { ...meta, type: 'ServiceActivated', serviceId: decoded.args.serviceId, activatedAt: decoded.args.activatedAt }
+      return { ...meta, type: 'ServiceActivated', serviceId: decoded.args.serviceId, activatedAt: decoded.args.activatedAt, endsAt: decoded.args.endsAt }
     case 'PaymentReceived': {
       const a = decoded.args
-      return { ...meta, type: 'PaymentReceived', serviceId: a.serviceId, payer: a.payer, amount: a.amount, balance: a.balance, paidUntil: a.paidUntil }
+      return { ...meta, type: 'PaymentReceived', serviceId: a.serviceId, payer: a.payer, amount: a.amount, balance: a.balance, paidUntil: a.paidUntil, settledAt: a.settledAt }
     }
-    case 'TierChanged':
-      return { ...meta, type: 'TierChanged', serviceId: decoded.args.serviceId, tier: decoded.args.tier, ratePerHour: decoded.args.ratePerHour }
+    case 'TierChanged': {
+      const a = decoded.args
+      return { ...meta, type: 'TierChanged', serviceId: a.serviceId, tier: a.tier, ratePerHour: a.ratePerHour, balance: a.balance, settledAt: a.settledAt }
+    }
     case 'ServiceTerminated':
       return { ...meta, type: 'ServiceTerminated', serviceId: decoded.args.serviceId, by: decoded.args.by }
-    case 'Withdrawn':
-      return { ...meta, type: 'Withdrawn', serviceId: decoded.args.serviceId, operator: decoded.args.operator, amount: decoded.args.amount }
+    case 'Withdrawn': {
+      const a = decoded.args
+      return { ...meta, type: 'Withdrawn', serviceId: a.serviceId, operator: a.operator, amount: a.amount, balance: a.balance, settledAt: a.settledAt }
+    }
     case 'Refunded': {
       const a = decoded.args
       return { ...meta, type: 'Refunded', serviceId: a.serviceId, customer: a.customer, amount: a.amount, reason: bytes32ToReason(a.reason) }

@@ -1,5 +1,6 @@
 import { describe, expect, test } from 'vitest'
-import { ConfigError, parseConfig } from '../../config/load.js'
+import { ConfigError } from '../../config/load.js'
+import { parseConfig } from '../../daemon/config.js'
 
 const base = (store?: Record<string, unknown>) => ({
   operator: { id: 'op' },

@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { inspect } from 'node:util'
 import { parse } from 'smol-toml'
 import { describe, expect, test } from 'vitest'
-import { ConfigError, loadConfig, parseConfig } from './load.js'
+import { ConfigError, loadConfig, parseConfig } from './config.js'
 
 const env = { OPERATOR_PRIVATE_KEY: '0x' + 'ab'.repeat(32) }
 const minimal = `
