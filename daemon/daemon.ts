@@ -139,7 +139,10 @@ export async function startDaemon({ config, common: parent }: StartDaemonParamet
     return lastBlockTime > wall ? lastBlockTime : wall
   }
 
-  const manager = createServiceManager(common.child('services'), { config, store, escrow, targets, placement, now })
+  // several daemons on one PostgreSQL: the leader follows the chain; each acts only on the services it leases
+  const coord = store.coordination
+  const leading = () => coord?.isLeader() ?? true
+  const manager = createServiceManager(common.child('services'), { config, store, escrow, targets, placement, now, ...(coord && { owns: coord.holds }) })
   closers.push(['services', () => manager.stop()])
 
   let lastDelivery = Date.now()
@@ -148,6 +151,7 @@ export async function startDaemon({ config, common: parent }: StartDaemonParamet
   let delivered: { blockNumber: string; blockHash: string } | undefined
   let persistedAt = 0
   const persistCursor = async () => {
+    if (!leading()) return
     const c = delivered
     const saved = store.read().cursor
     if (!c || (saved?.blockNumber === c.blockNumber && saved.blockHash === c.blockHash)) return
@@ -157,7 +161,7 @@ export async function startDaemon({ config, common: parent }: StartDaemonParamet
     })
     persistedAt = Date.now()
   }
-  const follower = createEvmFollower(common.child('follower'), {
+  const makeFollower = () => createEvmFollower(common.child('follower'), {
     publicClient,
     chainId: config.chain.chainId,
     addresses: [config.chain.registry, config.chain.escrow],
@@ -187,6 +191,7 @@ export async function startDaemon({ config, common: parent }: StartDaemonParamet
       for (const id of touched) manager.kick(id)
     },
   })
+  let follower = makeFollower()
   closers.push(['cursor', () => persistCursor()])
   closers.push(['follower', () => follower.stop()])
 
@@ -198,7 +203,7 @@ export async function startDaemon({ config, common: parent }: StartDaemonParamet
     // caught up: the cursor is within a few blocks of what the follower may deliver
     ready: async () => {
       const c = delivered
-      if (!c) return false
+      if (!c || !leading()) return false
       const head = await publicClient.getBlockNumber()
       return BigInt(c.blockNumber) + BigInt(config.chain.confirmations) + 5n >= head
     },
@@ -207,6 +212,7 @@ export async function startDaemon({ config, common: parent }: StartDaemonParamet
 
   // retention: hourly, terminal services older than archive_after_days leave the state file for the archive
   const archiveTimer = setInterval(() => {
+    if (!leading()) return
     void archiveTerminal(common.child('archive'), {
       store,
       file: join(config.operator.dataDir, 'archive.jsonl'),
@@ -227,7 +233,9 @@ export async function startDaemon({ config, common: parent }: StartDaemonParamet
           const st = store.read()
           const stale = Date.now() - lastDelivery > Math.max(config.chain.pollIntervalMs * 20, 60_000)
           return {
-            ready: !stale,
+            // a daemon that does not lead follows no chain: it is ready while it holds its leases
+            ready: leading() ? !stale : true,
+            ...(coord && { role: coord.isLeader() ? 'leader' : 'member', owner: coord.owner }),
             operatorId: config.operator.id,
             operator,
             chainId: config.chain.chainId,
@@ -246,7 +254,26 @@ export async function startDaemon({ config, common: parent }: StartDaemonParamet
 
   // resume every service from its last recorded state, then follow the chain
   manager.start()
-  follower.start()
+  if (!coord) follower.start()
+  else {
+    // leadership moves between daemons: the new leader follows from the persisted cursor (reloaded on election)
+    let handover = Promise.resolve()
+    coord.onLeadership((lead) => {
+      handover = handover.then(async () => {
+        await follower.stop()
+        if (!lead || stopping.signal.aborted) return
+        // a fresh follower: it starts from the cursor the previous leader persisted
+        delivered = undefined
+        follower = makeFollower()
+        follower.start()
+      })
+    })
+    if (coord.isLeader()) follower.start()
+    // services adopted from a daemon that stopped renewing: resume them now, not at the next tick
+    coord.onAcquired((ids) => {
+      for (const id of ids) manager.kick(id)
+    })
+  }
   sweep.start()
   log.info({ http: httpServer?.url, targets: targets.list().map((t) => t.name) }, 'started')
 

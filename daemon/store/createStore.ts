@@ -6,6 +6,7 @@ import type { Common } from '../../core/common.js'
 import type { Secret } from '../../config/secrets.js'
 import { openStore } from './groupCommit.js'
 import { backupJsonState, readJsonState } from './importJson.js'
+import { startCoordination } from './coordination.js'
 import { openPostgres } from './postgres.js'
 import { openSqlite } from './sqlite.js'
 import type { Store } from './types.js'
@@ -21,17 +22,39 @@ export type CreateStoreParameters = {
   importFrom?: string
   /** Service leases on a shared database expire after this long without renewal, ms. Default 15000. */
   leaseMs?: number
+  /** On PostgreSQL: elect a leader and lease services (default true; false for tools such as `store import`). */
+  coordinate?: boolean
 }
 
 export async function createStore(common: Common, p: CreateStoreParameters): Promise<Store> {
   const owner = { operatorId: p.operatorId, chainId: p.chainId }
   const seed = p.importFrom ? () => readJsonState(p.importFrom!, owner) : undefined
-  const { engine, seeded } = p.url
-    ? await openPostgres(common, { url: p.url, owner, ...(seed && { seed }), leaseMs: p.leaseMs ?? 15_000 })
-    : await openSqlite(common, { file: p.file, owner, ...(seed && { seed }) })
+  const pg = p.url ? await openPostgres(common, { url: p.url, owner, ...(seed && { seed }), leaseMs: p.leaseMs ?? 15_000 }) : undefined
+  const { engine, seeded } = pg ?? (await openSqlite(common, { file: p.file, owner, ...(seed && { seed }) }))
   let store: Store
   try {
-    store = await openStore(common, engine)
+    const opened = await openStore(common, engine)
+    store = opened
+    if (pg && p.url && p.coordinate !== false) {
+      // several daemons on one database: leader election and service leases
+      const { access } = pg
+      const coordination = await startCoordination(common, {
+        url: p.url,
+        where: access.where,
+        operatorId: p.operatorId,
+        leaseMs: p.leaseMs ?? 15_000,
+        exclusive: access.exclusive,
+        refresh: (full) => opened.sync(() => access.poll(full, opened.read())),
+      })
+      store = {
+        ...opened,
+        coordination: coordination.api,
+        async close() {
+          await coordination.stop()
+          await opened.close()
+        },
+      }
+    }
   } catch (err) {
     await engine.close().catch(() => undefined)
     throw err

@@ -14,7 +14,15 @@ import type { Engine, Store } from './types.js'
 const MAX_REPLAYS = 8
 
 /** A Store over `engine`, its read model loaded now. */
-export async function openStore(common: Common, engine: Engine): Promise<Store & { applyCommitted(c: Changes): void }> {
+export type OpenedStore = Store & {
+  /**
+   * Take rows committed elsewhere into the read model: `load` runs between two group commits (never between a write
+   * and its taking effect), and its changes are applied as committed state.
+   */
+  sync(load: () => Promise<Changes>): Promise<void>
+}
+
+export async function openStore(common: Common, engine: Engine): Promise<OpenedStore> {
   const log = common.logger
   const state = await engine.load()
   const index = createProcessedIndex(state.processed)
@@ -42,7 +50,9 @@ export async function openStore(common: Common, engine: Engine): Promise<Store &
   }
 
   type Pending = { fn: (draft: State) => unknown; resolve: (v: unknown) => void; reject: (e: unknown) => void; failed?: boolean }
+  type Sync = { load: () => Promise<Changes>; resolve: () => void; reject: (e: unknown) => void }
   let pending: Pending[] = []
+  let syncs: Sync[] = []
   let flushing: Promise<void> | undefined
   let closed = false
 
@@ -91,10 +101,18 @@ export async function openStore(common: Common, engine: Engine): Promise<Store &
   }
 
   const flush = async () => {
-    while (pending.length) {
+    while (pending.length || syncs.length) {
+      for (const s of syncs.splice(0)) {
+        try {
+          applyCommitted(await s.load())
+          s.resolve()
+        } catch (err) {
+          s.reject(err)
+        }
+      }
       const batch = pending
       pending = []
-      await commitBatch(batch)
+      if (batch.length) await commitBatch(batch)
     }
   }
   // an update that arrives after the flush loop saw an empty queue, but before the flush settled, starts another
@@ -102,7 +120,7 @@ export async function openStore(common: Common, engine: Engine): Promise<Store &
     // started on the next microtask: updates issued together (a tick's worth) join one batch
     flushing ??= Promise.resolve().then(flush).finally(() => {
       flushing = undefined
-      if (pending.length) kick()
+      if (pending.length || syncs.length) kick()
     })
   }
 
@@ -116,7 +134,12 @@ export async function openStore(common: Common, engine: Engine): Promise<Store &
       kick()
       return done
     },
-    applyCommitted,
+    sync(load) {
+      if (closed) return Promise.resolve()
+      const done = new Promise<void>((resolve, reject) => syncs.push({ load, resolve, reject }))
+      kick()
+      return done
+    },
     async close() {
       while (flushing) await flushing
       if (closed) return

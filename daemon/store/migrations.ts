@@ -31,6 +31,8 @@ export const migrations: readonly Migration[] = [
       // ms since the epoch, by the database's clock
       'ALTER TABLE services ADD COLUMN lease_until BIGINT NOT NULL DEFAULT 0',
       'CREATE INDEX services_lease ON services (lease_until)',
+      // daemons alive now (heartbeat), so each claims its fair share
+      'CREATE TABLE daemons (owner TEXT PRIMARY KEY, seen_until BIGINT NOT NULL)',
     ],
   },
 ]

@@ -20,8 +20,6 @@ export type OpenPostgresParameters = {
   seed?: () => State | undefined
   /** Service leases expire after this long without renewal, ms. */
   leaseMs: number
-  /** Run without leader election and leases (tools such as `store import`). */
-  coordinate?: boolean
 }
 
 /** Where the database is, for messages: host, port and database name, never the credentials. */
@@ -60,7 +58,15 @@ export function createExclusive(): <T>(fn: () => Promise<T>) => Promise<T> {
 
 const MIGRATE_LOCK = "hashtext('blueprint-operator:migrate')"
 
-export async function openPostgres(common: Common, p: OpenPostgresParameters): Promise<{ engine: Engine; seeded: boolean }> {
+/** What coordination needs of the engine: its connection (serialized) and a diff of the rows against the read model. */
+export type PostgresAccess = {
+  exclusive<T>(fn: (client: pg.Client) => Promise<T>): Promise<T>
+  /** The rows others changed since this daemon last saw them (by revision); `full` also the cursor and event ids. */
+  poll(full: boolean, committed: Readonly<State>): Promise<Changes>
+  where: string
+}
+
+export async function openPostgres(common: Common, p: OpenPostgresParameters): Promise<{ engine: Engine; seeded: boolean; access: PostgresAccess }> {
   const log = common.logger
   const where = describeUrl(p.url.reveal())
   const client = await connectPostgres(p.url, where)
@@ -178,7 +184,41 @@ export async function openPostgres(common: Common, p: OpenPostgresParameters): P
       await exclusive(() => client.end()).catch(() => undefined)
     },
   }
-  return { engine, seeded }
+  const poll = (full: boolean, committed: Readonly<State>): Promise<Changes> =>
+    exclusive(async () => {
+      const { rows } = await client.query<{ id: string; rev: string }>('SELECT id, rev FROM services')
+      const stale: string[] = []
+      const seen = new Set<string>()
+      for (const r of rows) {
+        seen.add(r.id)
+        if (revs.get(r.id) !== Number(r.rev)) stale.push(r.id)
+      }
+      const out = emptyChanges()
+      for (const id of Object.keys(committed.services)) if (!seen.has(id)) out.services.set(id, null)
+      for (const id of out.services.keys()) revs.delete(id)
+      if (stale.length) {
+        for (let i = 0; i < stale.length; i += 1000) {
+          const ids = stale.slice(i, i + 1000)
+          const got = await client.query<{ id: string; json: string; rev: string }>('SELECT id, json, rev FROM services WHERE id = ANY($1::text[])', [ids])
+          for (const r of got.rows) {
+            out.services.set(r.id, parse(r.id, r.json))
+            revs.set(r.id, Number(r.rev))
+          }
+        }
+      }
+      if (full) {
+        const cursor = (await client.query<{ value: string }>("SELECT value FROM meta WHERE key = 'cursor'")).rows[0]?.value
+        out.cursor = { value: cursor ? Object.freeze(JSON.parse(cursor)) : undefined }
+        const have = new Set<string>()
+        for (const r of (await client.query<{ event_id: string; block: string }>('SELECT event_id, block FROM processed')).rows) {
+          have.add(r.event_id)
+          if (committed.processed[r.event_id] !== String(r.block)) out.processed.set(r.event_id, String(r.block))
+        }
+        for (const id of Object.keys(committed.processed)) if (!have.has(id)) out.processed.set(id, null)
+      }
+      return out
+    })
+  return { engine, seeded, access: { exclusive: (fn) => exclusive(() => fn(client)), poll, where } }
 }
 
 /**
