@@ -11,6 +11,9 @@ const USAGE = `usage: blueprint-operator <command>
 
   run [--config FILE]           run the daemon (default FILE: ./operator.toml)
   config check FILE             validate a configuration file; prints every problem with its path
+  store import [--from FILE] [--config FILE]
+                                copy the embedded state (<data_dir>/state.sqlite, or a state.json) into the
+                                empty PostgreSQL of [store] url (stop the daemon first)
   dev                           local anvil chain + contracts + demo blueprint + demo customer + the daemon
   demo <top-up|terminate|tier|status> ...
                                 act as the dev setup's demo customer (see README)
@@ -94,6 +97,23 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
         return await run(flag(argv, '--config') ?? 'operator.toml', io)
       case 'config':
         if (sub === 'check') return configCheck(argv[2], io)
+        break
+      case 'store':
+        if (sub === 'import') {
+          // copy one daemon's state (SQLite, or an older state.json) into the PostgreSQL of [store] url
+          const file = flag(argv, '--config') ?? 'operator.toml'
+          const config = loadConfig(file)
+          const { importStore } = await import('./store/importCommand.js')
+          const { common, shutdown } = createCommon({ level: 'warn' })
+          try {
+            const from = flag(argv, '--from')
+            const r = await importStore(common, { owner: { operatorId: config.operator.id, chainId: config.chain.chainId }, dataDir: config.operator.dataDir, url: config.store.url, ...(from && { from }) })
+            io.stdout.write(`imported ${r.services} services and ${r.events} event ids from ${r.from} into ${r.to}\n`)
+            return EXIT.ok
+          } finally {
+            await shutdown(1000)
+          }
+        }
         break
       case 'dev': {
         const { runDev } = await import('./dev.js')

@@ -117,6 +117,8 @@ export async function startDaemon({ config, common: parent }: StartDaemonParamet
   const escrow = createEscrowClient(common.child('escrow'), {
     publicClient,
     walletClient,
+    // daemons sharing one PostgreSQL send from one account: one transaction at a time among them (one nonce)
+    ...(store.coordination && { exclusive: store.coordination.exclusiveTx }),
     escrow: config.chain.escrow,
     registry: config.chain.registry,
   })

@@ -13,6 +13,11 @@ export type TxSenderParameters = {
   walletClient: WalletClient<Transport, Chain | undefined, Account>
   /** From simulation to receipt, ms. Default 60_000. */
   timeoutMs?: number
+  /**
+   * Several processes sending from this account (daemons sharing one PostgreSQL): runs each send alone among them,
+   * so two never take the same nonce. Default: this process's queue only.
+   */
+  exclusive?: <T>(fn: () => Promise<T>) => Promise<T>
 }
 
 export type ContractCall = { address: Address; abi: Abi; functionName: string; args: readonly unknown[] }
@@ -31,8 +36,9 @@ export function createTxSender(common: Common, p: TxSenderParameters): TxSender 
   return {
     send(call, signal) {
       const what = `${call.functionName}(${call.args.map(String).join(', ')})`
+      const alone = p.exclusive ?? (<T>(fn: () => Promise<T>) => fn())
       const run = queue.then(() =>
-        withScopedSignal([signal, common.signal], (s) => withTimeout(
+        alone(() => withScopedSignal([signal, common.signal], (s) => withTimeout(
           what,
           timeout,
           async () => {
@@ -54,7 +60,7 @@ export function createTxSender(common: Common, p: TxSenderParameters): TxSender 
             }
           },
           s,
-        )),
+        ))),
       )
       queue = run.catch(() => undefined)
       return run

@@ -46,6 +46,37 @@ export async function startCoordination(common: Common, p: StartCoordinationPara
   const leadershipListeners: Array<(leader: boolean) => void> = []
   const acquiredListeners: Array<(ids: string[]) => void> = []
   let lockClient: pg.Client | undefined
+  let txClient: pg.Client | undefined
+  let txQueue: Promise<unknown> = Promise.resolve()
+  const txKey = `blueprint-operator:tx:${p.operatorId}`
+  // one session holds the transaction lock while this daemon sends; its death frees it
+  const exclusiveTx = <T>(fn: () => Promise<T>): Promise<T> => {
+    const run = txQueue.then(async () => {
+      if (!txClient) {
+        const c = await connectPostgres(p.url, p.where, 'blueprint-operator-tx')
+        c.on('error', (err) => {
+          log.warn({ err: redactUrl(err.message) }, 'transaction lock connection error')
+          if (txClient === c) txClient = undefined
+        })
+        txClient = c
+      }
+      const c = txClient
+      try {
+        await c.query('SELECT pg_advisory_lock(hashtext($1))', [txKey])
+      } catch (err) {
+        txClient = undefined
+        await c.end().catch(() => undefined)
+        throw err
+      }
+      try {
+        return await fn()
+      } finally {
+        await c.query('SELECT pg_advisory_unlock(hashtext($1))', [txKey]).catch(() => undefined)
+      }
+    })
+    txQueue = run.catch(() => undefined)
+    return run
+  }
   let stopped = false
   let timer: NodeJS.Timeout | undefined
 
@@ -87,6 +118,8 @@ export async function startCoordination(common: Common, p: StartCoordinationPara
           await lockClient.query('SELECT pg_advisory_unlock(hashtext($1))', [lockKey]).catch(() => undefined)
           throw err
         }
+        // who leads, for operators (and tests) reading the database
+        await p.exclusive((c) => c.query("INSERT INTO meta (key, value) VALUES ('leader', $1) ON CONFLICT (key) DO UPDATE SET value = excluded.value", [owner]))
         setLeader(true)
       }
     } catch (err) {
@@ -99,7 +132,7 @@ export async function startCoordination(common: Common, p: StartCoordinationPara
   async function leaseRound(): Promise<void> {
     const started = Date.now()
     try {
-      const { renewed, claimed } = await p.exclusive(async (c) => {
+      const { renewed, claimed, released } = await p.exclusive(async (c) => {
         await c.query(`INSERT INTO daemons (owner, seen_until) VALUES ($1, ${NOW} + $2::bigint) ON CONFLICT (owner) DO UPDATE SET seen_until = excluded.seen_until`, [owner, expiry])
         const renewed = (await c.query<{ id: string }>(`UPDATE services SET lease_until = ${NOW} + $2::bigint WHERE lease_owner = $1 AND ${LIVE} RETURNING id`, [owner, expiry])).rows.map((r) => r.id)
         const { rows } = await c.query<{ daemons: string; live: string }>(
@@ -107,6 +140,21 @@ export async function startCoordination(common: Common, p: StartCoordinationPara
         )
         const daemons = Math.max(1, Number(rows[0]?.daemons ?? 1))
         const share = Math.ceil(Number(rows[0]?.live ?? 0) / daemons)
+        // more than a fair share (daemons joined later): hand the surplus back, only services at rest (active or
+        // scaled to zero, no side effect pending), so no other daemon starts what this one is in the middle of
+        let released: string[] = []
+        if (renewed.length > share + 1) {
+          released = (
+            await c.query<{ id: string }>(
+              `UPDATE services SET lease_owner = NULL, lease_until = 0 WHERE id IN (
+                 SELECT id FROM services WHERE lease_owner = $1 AND state IN ('active', 'scaled-to-zero') AND json NOT LIKE '%"intent":%'
+                 ORDER BY id DESC LIMIT $2) AND lease_owner = $1 RETURNING id`,
+              [owner, renewed.length - share],
+            )
+          ).rows.map((r) => r.id)
+          const gone = new Set(released)
+          renewed.splice(0, renewed.length, ...renewed.filter((id) => !gone.has(id)))
+        }
         const room = Math.max(0, share - renewed.length)
         let claimed: string[] = []
         if (room > 0) {
@@ -119,14 +167,15 @@ export async function startCoordination(common: Common, p: StartCoordinationPara
           ).rows.map((r) => r.id)
         }
         await c.query(`DELETE FROM daemons WHERE seen_until < ${NOW} - $1::bigint`, [p.leaseMs * 20])
-        return { renewed, claimed }
+        return { renewed, claimed, released }
       })
       // the rows of what it now holds (and what others changed) before it acts on them
       await p.refresh(false)
       const before = held
       held = new Set([...renewed, ...claimed])
       validUntil = started + expiry - Math.round(p.leaseMs / 6)
-      const lost = [...before].filter((id) => !held.has(id))
+      if (released.length) log.info({ services: released.length }, 'leases handed back: more than a fair share')
+      const lost = [...before].filter((id) => !held.has(id) && !released.includes(id))
       if (lost.length) log.warn({ services: lost.length }, 'leases lost to another daemon')
       const adopted = claimed.filter((id) => !before.has(id))
       if (adopted.length) {
@@ -163,6 +212,7 @@ export async function startCoordination(common: Common, p: StartCoordinationPara
       holds: (id) => held.has(id) && Date.now() < validUntil,
       onLeadership: (fn) => void leadershipListeners.push(fn),
       onAcquired: (fn) => void acquiredListeners.push(fn),
+      exclusiveTx,
     },
     async stop() {
       stopped = true
@@ -178,6 +228,8 @@ export async function startCoordination(common: Common, p: StartCoordinationPara
         })
         .catch((err) => log.warn({ err: redactUrl((err as Error).message) }, 'could not release leases; they expire'))
       await dropLockClient()
+      await txQueue
+      await txClient?.end().catch(() => undefined)
     },
   }
 }

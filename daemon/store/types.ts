@@ -32,6 +32,8 @@ export type Coordination = {
   onLeadership(fn: (leader: boolean) => void): void
   /** Called with the ids of services whose lease this daemon just acquired (adopted). */
   onAcquired(fn: (serviceIds: string[]) => void): void
+  /** Run `fn` alone among the daemons of this operator (their transactions share one account, so one nonce). */
+  exclusiveTx<T>(fn: () => Promise<T>): Promise<T>
 }
 
 /** Rows another daemon wrote first. */

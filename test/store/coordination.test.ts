@@ -51,6 +51,41 @@ describe.skipIf(postgresMissing)(`store: coordination on postgres${postgresMissi
     await b.close()
   })
 
+  test('behavior: a daemon that joins later gets a fair share: the others hand back services at rest', { timeout: 30_000 }, async () => {
+    const url = await server.createDatabase()
+    const a = await open(url)
+    await a.update((st) => {
+      for (const id of ids) st.services[id] = record(id, { state: id === '1' ? 'provisioning' : 'active', ...(id === '2' && { intent: { op: 'scale', at: 'x', attempt: 1 } }) })
+    })
+    await waitFor('a holds all', () => heldBy(a, ids).length === 10, 10_000)
+    const b = await open(url)
+    await waitFor('the services split 5/5', () => heldBy(a, ids).length === 5 && heldBy(b, ids).length === 5, 10_000)
+    // what is in the middle of something stays where it is
+    expect(a.coordination!.holds('1') && a.coordination!.holds('2')).toBe(true)
+    await a.close()
+    await b.close()
+  })
+
+  test('behavior: transactions of daemons sharing one account run one at a time among them', { timeout: 30_000 }, async () => {
+    const url = await server.createDatabase()
+    const [a, b] = [await open(url), await open(url)]
+    let inside = 0
+    let most = 0
+    const send = (s: Store) =>
+      s.coordination!.exclusiveTx(async () => {
+        most = Math.max(most, ++inside)
+        await new Promise((r) => setTimeout(r, 30))
+        inside--
+      })
+    await Promise.all(Array.from({ length: 6 }, (_, i) => send(i % 2 ? a : b)))
+    expect(most).toBe(1)
+    // a failing send releases the lock for the next
+    await expect(a.coordination!.exclusiveTx(async () => { throw new Error('nonce too low') })).rejects.toThrow(/nonce/)
+    await b.coordination!.exclusiveTx(async () => undefined)
+    await a.close()
+    await b.close()
+  })
+
   test('behavior: a daemon killed with SIGKILL loses its leader lock at once and its leases within lease_ms; the survivor adopts them', { timeout: 60_000 }, async () => {
     const url = await server.createDatabase()
     const child = spawn(process.execPath, [runTs, holder, url, String(LEASE)], { stdio: ['ignore', 'pipe', 'inherit'] })

@@ -3,7 +3,11 @@ import pg from 'pg'
 import { makeSecret } from '../../config/secrets.js'
 import { createStore } from '../../daemon/store.js'
 import { postgresMissing, startPostgres, type PostgresServer } from '../helpers/postgres.js'
-import { common, record, storeSuite, type Location } from './suite.js'
+import { copyFileSync, mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { importStore } from '../../daemon/store/importCommand.js'
+import { common, legacyStateFile, record, storeSuite, type Location } from './suite.js'
 
 describe.skipIf(postgresMissing)(`store: postgres${postgresMissing ? ` (skipped: ${postgresMissing})` : ''}`, () => {
   let server: PostgresServer
@@ -37,6 +41,32 @@ describe.skipIf(postgresMissing)(`store: postgres${postgresMissing ? ` (skipped:
   }
 
   storeSuite({ fresh: location })
+
+  test('behavior: store import copies the embedded database into an empty PostgreSQL, once', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'bpo-import-pg-'))
+    const local = await createStore(common, { file: join(dataDir, 'state.sqlite'), operatorId: 'op', chainId: 1 })
+    await local.update((s) => {
+      for (let i = 1; i <= 20; i++) s.services[String(i)] = record(String(i))
+      s.processed.e1 = '10'
+      s.cursor = { blockNumber: '12', blockHash: '0xcd' }
+    })
+    const before = JSON.parse(JSON.stringify(local.read()))
+    await local.close()
+    const url = await server.createDatabase()
+    const secret = makeSecret('env:TEST_PG_URL', url)
+    const r = await importStore(common, { owner: { operatorId: 'op', chainId: 1 }, dataDir, url: secret })
+    expect(r).toMatchObject({ services: 20, events: 1 })
+    expect(r.to).not.toContain('bpo@')
+    const shared = await createStore(common, { file: '/nonexistent/unused.sqlite', url: secret, operatorId: 'op', chainId: 1, coordinate: false })
+    expect(JSON.parse(JSON.stringify(shared.read()))).toEqual(before)
+    await shared.close()
+    await expect(importStore(common, { owner: { operatorId: 'op', chainId: 1 }, dataDir, url: secret })).rejects.toThrow(/already holds state/)
+    // the old JSON state file imports the same way
+    const json = join(dataDir, 'state.json')
+    copyFileSync(legacyStateFile, json)
+    const r2 = await importStore(common, { owner: { operatorId: 'legacy-op', chainId: 31337 }, dataDir, url: makeSecret('env:X', await server.createDatabase()), from: json })
+    expect(r2.services).toBe(4)
+  })
 
   test('error: an unreachable server is STORE_UNAVAILABLE (retryable), and the password never shows', async () => {
     const url = `postgres://bpo:s3cret-pw@127.0.0.1:${server.port + 1}/nope`
