@@ -69,10 +69,34 @@ export type PostgresAccess = {
 export async function openPostgres(common: Common, p: OpenPostgresParameters): Promise<{ engine: Engine; seeded: boolean; access: PostgresAccess }> {
   const log = common.logger
   const where = describeUrl(p.url.reveal())
-  const client = await connectPostgres(p.url, where)
-  // a dropped connection must not crash the process: the next query fails and the caller retries
-  client.on('error', (err) => log.warn({ err: redactUrl(err.message) }, 'state database connection error'))
+  let client = await connectPostgres(p.url, where)
+  // a dropped connection must not crash the process: the next query fails, the one after reconnects
+  let broken = false
+  const watch = (c: pg.Client) =>
+    c.on('error', (err) => {
+      log.warn({ err: redactUrl(err.message) }, 'state database connection error')
+      if (c === client) broken = true
+    })
+  watch(client)
   const exclusive = createExclusive()
+  const exclusiveClient = <T>(fn: (c: pg.Client) => Promise<T>): Promise<T> =>
+    exclusive(async () => {
+      if (broken) {
+        const old = client
+        client = await connectPostgres(p.url, where)
+        watch(client)
+        broken = false
+        await old.end().catch(() => undefined)
+        log.info({ database: where }, 'state database reconnected')
+      }
+      try {
+        return await fn(client)
+      } catch (err) {
+        // not an answer of the server (connection lost, client timeout): the next call starts on a new connection
+        if (!(err instanceof pg.DatabaseError)) broken = true
+        throw err
+      }
+    })
   const revs = new Map<string, number>()
   let seeded = false
   try {
@@ -126,7 +150,7 @@ export async function openPostgres(common: Common, p: OpenPostgresParameters): P
   }
 
   const reload = (ids: Conflicts): Promise<Changes> =>
-    exclusive(async () => {
+    exclusiveClient(async (client) => {
       const out = emptyChanges()
       if (ids.services.length) {
         const { rows } = await client.query<{ id: string; json: string; rev: string }>('SELECT id, json, rev FROM services WHERE id = ANY($1::text[])', [ids.services])
@@ -148,7 +172,7 @@ export async function openPostgres(common: Common, p: OpenPostgresParameters): P
   const engine: Engine = {
     name: 'postgres',
     load: () =>
-      exclusive(async () => {
+      exclusiveClient(async (client) => {
         const st = emptyState(p.owner.operatorId, p.owner.chainId)
         const cursor = (await client.query<{ value: string }>("SELECT value FROM meta WHERE key = 'cursor'")).rows[0]?.value
         if (cursor) st.cursor = Object.freeze(JSON.parse(cursor))
@@ -160,7 +184,7 @@ export async function openPostgres(common: Common, p: OpenPostgresParameters): P
         return st
       }),
     write: (changes, committed) =>
-      exclusive(async () => {
+      exclusiveClient(async (client) => {
         await client.query('BEGIN')
         try {
           const { conflicts, done } = await writeRows(client, changes, revs, committed.processed)
@@ -185,7 +209,7 @@ export async function openPostgres(common: Common, p: OpenPostgresParameters): P
     },
   }
   const poll = (full: boolean, committed: Readonly<State>): Promise<Changes> =>
-    exclusive(async () => {
+    exclusiveClient(async (client) => {
       const { rows } = await client.query<{ id: string; rev: string }>('SELECT id, rev FROM services')
       const stale: string[] = []
       const seen = new Set<string>()
@@ -218,7 +242,7 @@ export async function openPostgres(common: Common, p: OpenPostgresParameters): P
       }
       return out
     })
-  return { engine, seeded, access: { exclusive: (fn) => exclusive(() => fn(client)), poll, where } }
+  return { engine, seeded, access: { exclusive: exclusiveClient, poll, where } }
 }
 
 /**

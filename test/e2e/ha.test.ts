@@ -73,7 +73,19 @@ describe.skipIf(postgresMissing)(`e2e: three daemons on one PostgreSQL${postgres
     const ids: bigint[] = []
     for (let i = 0; i < N; i++) ids.push((await chain.customer.requestService({ blueprintId, operator: chain.operatorAddress, tier: 0, ttlSeconds: 86_400n, deposit: D })).serviceId)
     trace('requested')
-    await waitFor(`${N} services active`, async () => (await rows()).filter((r) => r.rec.state === 'active').length === N, 240_000, 500)
+    const summary = async () => {
+      const rs = await rows()
+      const by: Record<string, number> = {}
+      for (const r of rs) by[`${r.rec.state}${r.rec.reason ? `:${r.rec.reason}:${r.rec.problems?.[0] ?? r.rec.history.at(-1)?.detail ?? ''}` : ''}`] = (by[r.rec.state] ?? 0) + 1
+      return `${rs.length} rows ${JSON.stringify(by)}; daemons alive ${alive().length}${alive().length < 3 ? `: ${children.map((c) => c.output().split('\n').filter((l) => /"level":[56]0/.test(l)).slice(-2).join(' | ')).join(' || ')}` : ''}`
+    }
+    await waitFor(`${N} services active`, async () => {
+      const rs = await rows()
+      if (rs.some((r) => r.rec.state === 'refunding' || r.rec.state === 'refunded')) throw new Error(`a service was refunded: ${await summary()}`)
+      return rs.filter((r) => r.rec.state === 'active').length === N
+    }, 240_000, 500).catch(async (err: Error) => {
+      throw new Error(`${err.message}; now ${await summary()}`)
+    })
     trace('all active')
     const owners = new Map<string, string[]>()
     for (const r of await rows()) if (r.owner) owners.set(r.owner, [...(owners.get(r.owner) ?? []), r.id])

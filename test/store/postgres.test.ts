@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import pg from 'pg'
 import { makeSecret } from '../../config/secrets.js'
+import type { BaseError } from '../../core/errors.js'
 import { createStore } from '../../daemon/store.js'
 import { postgresMissing, startPostgres, type PostgresServer } from '../helpers/postgres.js'
 import { copyFileSync, mkdtempSync } from 'node:fs'
@@ -66,6 +67,18 @@ describe.skipIf(postgresMissing)(`store: postgres${postgresMissing ? ` (skipped:
     copyFileSync(legacyStateFile, json)
     const r2 = await importStore(common, { owner: { operatorId: 'legacy-op', chainId: 31337 }, dataDir, url: makeSecret('env:X', await server.createDatabase()), from: json })
     expect(r2.services).toBe(4)
+  })
+
+  test('behavior: a lost connection fails at most one batch (retryable); the next reconnects', async () => {
+    const loc = await location()
+    const store = await createStore(common, { file: '/nonexistent/unused.sqlite', url: makeSecret('env:TEST_PG_URL', loc.url), operatorId: 'op', chainId: 1, coordinate: false })
+    await store.update((s) => void (s.processed.a = '1'))
+    await loc.exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'blueprint-operator' AND datname = current_database()")
+    const first = await store.update((s) => void (s.processed.b = '2')).then(() => 'ok', (e: BaseError) => e.code)
+    expect(['ok', 'STATE_WRITE_FAILED']).toContain(first)
+    await store.update((s) => void (s.processed.c = '3'))
+    expect((await loc.rows('SELECT event_id FROM processed ORDER BY 1')).map((r) => r.event_id)).toEqual(first === 'ok' ? ['a', 'b', 'c'] : ['a', 'c'])
+    await store.close()
   })
 
   test('error: an unreachable server is STORE_UNAVAILABLE (retryable), and the password never shows', async () => {
