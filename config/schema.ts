@@ -152,9 +152,11 @@ const sections = {
       interval_ms: posInt('interval in ms').default(30_000),
       /** A service the chain stopped knowing (deep reorg, reset chain) is torn down after this long. */
       vanished_after_ms: posInt('duration in ms').default(600_000),
+      /** Services whose payment facts (kept from events) are compared with the escrow per tick, in one read. */
+      verify_per_tick: posInt('services per tick').max(2000).default(500),
     })
-    .default({ interval_ms: 30_000, vanished_after_ms: 600_000 })
-    .transform((l) => ({ intervalMs: l.interval_ms, vanishedAfterMs: l.vanished_after_ms })),
+    .default({ interval_ms: 30_000, vanished_after_ms: 600_000, verify_per_tick: 500 })
+    .transform((l) => ({ intervalMs: l.interval_ms, vanishedAfterMs: l.vanished_after_ms, verifyPerTick: l.verify_per_tick })),
   deploy: z
     .strictObject({
       /** Provisioning attempts before a request is rolled back and refunded. */

@@ -19,7 +19,7 @@ import { createStore, type Store } from './store.js'
 import { createOrphanSweep } from './sweep.js'
 import { createTargets } from './targets.js'
 import type { Target, TargetRegistry } from './ports.js'
-import { createPlacement } from './placement/placement.js'
+import { createPlacement, untilText } from './placement/placement.js'
 
 /** A target as /api/status shows it: its offer (own) or provider (cloud), capacity used and free, health. */
 function targetStatus(t: Target, manager: ServiceManager) {
@@ -244,7 +244,7 @@ export async function startDaemon({ config, common: parent }: StartDaemonParamet
             cursor: delivered ?? st.cursor,
             draining: config.operator.draining,
             targets: targets.list().map((t) => targetStatus(t, manager)),
-            placement: { mode: config.placement.mode, blocked: placement.blocks().map((b) => ({ ...b, until: new Date(b.until).toISOString() })) },
+            placement: { mode: config.placement.mode, blocked: placement.blocks().map((b) => ({ ...b, until: untilText(b.until) })) },
             services: Object.keys(st.services).length,
             catalog: catalog?.health() ?? [],
           }

@@ -15,6 +15,7 @@ import { createServiceMetrics, type ServiceContext } from './context.js'
 import { createDeployQueue } from './deploy.js'
 import { serial, step, type Serial } from './step.js'
 import { tick } from './tick.js'
+import { createPaymentVerifier } from './verify.js'
 
 export type ServiceManager = {
   /** Act on one service now (after an event), without waiting for the next tick. */
@@ -69,16 +70,17 @@ export function createServiceManager(common: Common, p: CreateServiceManagerPara
     stopped: () => stopped,
   }
   const owns = p.owns ?? (() => true)
+  const verifier = createPaymentVerifier(ctx, owns)
   const pending = () => [...q.inFlight.values(), ...[...ctx.deploys.running.values()].map((d) => d.promise)]
   return {
     context: ctx,
     kick: ctx.kick,
-    tick: () => tick(ctx, q, owns),
+    tick: () => tick(ctx, q, owns, verifier),
     start() {
       const loop = () => {
         if (stopped) return
         try {
-          void tick(ctx, q, owns)
+          void tick(ctx, q, owns, verifier)
         } catch (err) {
           ctx.log.error({ err }, 'reconcile pass failed')
         }

@@ -1,12 +1,16 @@
 /**
- * active / scaled-to-zero, every tick: payment state → replicas. Read the escrow, end the service at termination or
- * TTL, scale to zero when the payment ran out, back to the tier's replicas on a top-up or a tier change, and heal an
- * unhealthy deployment (restart, then replace, then end it with UNHEALTHY).
+ * active / scaled-to-zero, every tick: payment state → replicas. The payment state is the facts intake keeps from the
+ * escrow's events (daemon/paymentFacts.ts; verified against the chain by a rolling sweep, service/verify.ts), read
+ * from the chain only while they are incomplete (an activation intake has not seen yet, a record from before the
+ * facts were kept). End the service at termination or TTL, scale to zero when the payment ran out, back to the
+ * tier's replicas on a top-up or a tier change, and heal an unhealthy deployment (restart, then replace, then end it
+ * with UNHEALTHY).
  */
-import { paidUntil as paidUntilOf, tokenToUsd, usd } from '../../core/money.js'
+import { tokenToUsd, usd } from '../../core/money.js'
 import { TierNames, type ResourceSpec, type TierName } from '../../core/spec.js'
 import { planTier, replicasPaidFor } from '../../core/tiers.js'
 import type { ServiceView, Target } from '../ports.js'
+import { paidUntilOf, viewFromFacts } from '../paymentFacts.js'
 import type { ServiceRecord } from '../state.js'
 import { callOpts, get, iso, MAX_RESTARTS, move, patch, requestOf, targetOf, type ServiceContext } from './context.js'
 import { accrueCost } from './ledger.js'
@@ -18,14 +22,20 @@ const COST_ACCRUAL_MS = 10 * 60_000
 
 export async function reconcile(ctx: ServiceContext, id: string) {
   const s = get(ctx, id)!
-  const onchain = await ctx.escrow.getService(BigInt(id))
+  let onchain: ServiceView | undefined = viewFromFacts(s.chain)
   if (!onchain) {
-    await missingOnChain(ctx, id)
-    return terminate(ctx, id)
+    onchain = await ctx.escrow.getService(BigInt(id))
+    if (!onchain) {
+      await missingOnChain(ctx, id)
+      return terminate(ctx, id)
+    }
+    if (s.missing)
+      await patch(ctx, id, (r) => {
+        delete r.missing
+      })
   }
   const now = await ctx.now()
-  const paidUntil = onchain.ratePerHour > 0n ? paidUntilOf(onchain.balance, onchain.ratePerHour, onchain.settledAt) : 0n
-  await recordChainFacts(ctx, s, onchain, paidUntil)
+  const paidUntil = onchain.state === 'active' ? paidUntilOf(onchain.balance, onchain.ratePerHour, onchain.settledAt) : 0n
   if (await reachedItsEnd(ctx, id, onchain, now)) return terminate(ctx, id)
   const target = targetOf(ctx, s)
   const tier = TierNames[onchain.tier] ?? s.tier ?? 'basic'
@@ -33,24 +43,6 @@ export async function reconcile(ctx: ServiceContext, id: string) {
   const want = replicasFor(ctx, s, target, tier, onchain.ratePerHour)
   if (s.state === 'scaled-to-zero' || s.replicas !== want || s.tier !== tier) return scaleTo(ctx, s, target, tier, want, paidUntil)
   return checkHealth(ctx, s, target, want)
-}
-
-/** The chain's facts, written only when they moved (every write costs). */
-async function recordChainFacts(ctx: ServiceContext, s: ServiceRecord, onchain: ServiceView, paidUntil: bigint) {
-  const facts = {
-    paidUntil: paidUntil.toString(),
-    endsAt: onchain.endsAt.toString(),
-    ratePerHour: onchain.ratePerHour.toString(),
-    balance: onchain.balance.toString(),
-    onchainState: onchain.state,
-  }
-  if (s.missing || Object.entries(facts).some(([k, v]) => s.chain?.[k as keyof typeof facts] !== v)) {
-    await patch(ctx, s.serviceId, (r) => {
-      accrueCost(r)
-      r.chain = { ...r.chain, ...facts }
-      delete r.missing
-    })
-  }
 }
 
 /** Terminated by the customer or past its TTL: moved to terminating (true). */
