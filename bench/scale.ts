@@ -78,7 +78,7 @@ async function measure(n: number): Promise<void> {
   const stats = async () => (await (await fetch(fake.stats)).json()) as { httpRequests: number; calls: number }
   const dir = mkdtempSync(join(tmpdir(), 'bpo-bench-scale-'))
   try {
-    const store = await createStore(common, { file: join(dir, 'state.json'), operatorId: 'bench', chainId: fakeChainId })
+    const store = await createStore(common, { file: join(dir, 'state.sqlite'), operatorId: 'bench', chainId: fakeChainId })
     const ids = Array.from({ length: n }, (_, i) => String(i + 1))
     await store.update((st) => {
       for (const id of ids) st.services[id] = record(id, n)

@@ -13,6 +13,7 @@ export type Store = {
    * first), so it must only change the draft.
    */
   update<T>(fn: (draft: State) => T): Promise<T>
+  // note: the draft's records are copy-on-write views (proxies): copy one with JSON, structuredClone refuses proxies
   /** Which engine holds the state: `sqlite` (embedded) or `postgres` (shared). */
   readonly engine: 'sqlite' | 'postgres'
   /** Work sharing between daemons on one PostgreSQL; absent for the embedded store (one daemon does everything). */
