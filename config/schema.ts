@@ -189,10 +189,12 @@ const sections = {
         .optional(),
       /** A daemon that stops renewing its service leases loses them to the others within this long, ms. */
       lease_ms: z.number().int({ error: 'expected an integer lease in ms' }).min(1000, { error: 'expected a lease of at least 1000 ms' }).default(15_000),
+      /** Embedded SQLite: "full" fsyncs every commit (survives a power cut); "normal" survives a daemon crash only. */
+      sqlite_synchronous: z.enum(['full', 'normal']).default('full'),
     })
-    .default({ lease_ms: 15_000 })
+    .default({ lease_ms: 15_000, sqlite_synchronous: 'full' })
     .transform((s, ctx) => {
-      if (s.url === undefined) return { leaseMs: s.lease_ms }
+      if (s.url === undefined) return { leaseMs: s.lease_ms, sqliteSynchronous: s.sqlite_synchronous }
       let url: Secret = makeSecret('store.url', s.url)
       if (isSecretRef(s.url)) {
         const r = secretRef.safeParse(s.url)
@@ -206,7 +208,7 @@ const sections = {
         ctx.issues.push({ code: 'custom', path: ['url'], message: `${s.url} does not hold a postgres:// URL`, input: s.url, params: { secret: true } })
         return z.NEVER
       }
-      return { url, leaseMs: s.lease_ms }
+      return { url, leaseMs: s.lease_ms, sqliteSynchronous: s.sqlite_synchronous }
     }),
   log: z
     .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })

@@ -102,6 +102,7 @@ export async function startDaemon({ config, common: parent }: StartDaemonParamet
       // the state file of earlier versions is imported once into an empty database, then kept as a backup
       importFrom: join(config.operator.dataDir, 'state.json'),
       leaseMs: config.store.leaseMs,
+      sqliteSynchronous: config.store.sqliteSynchronous,
     }),
   )
   closers.push(['store', () => store.close()])

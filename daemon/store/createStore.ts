@@ -22,6 +22,8 @@ export type CreateStoreParameters = {
   importFrom?: string
   /** Service leases on a shared database expire after this long without renewal, ms. Default 15000. */
   leaseMs?: number
+  /** SQLite's durability: `full` (default, fsync per commit) or `normal` (survives a daemon crash, not a power cut). */
+  sqliteSynchronous?: 'full' | 'normal'
   /** On PostgreSQL: elect a leader and lease services (default true; false for tools such as `store import`). */
   coordinate?: boolean
 }
@@ -30,7 +32,7 @@ export async function createStore(common: Common, p: CreateStoreParameters): Pro
   const owner = { operatorId: p.operatorId, chainId: p.chainId }
   const seed = p.importFrom ? () => readJsonState(p.importFrom!, owner) : undefined
   const pg = p.url ? await openPostgres(common, { url: p.url, owner, ...(seed && { seed }), leaseMs: p.leaseMs ?? 15_000 }) : undefined
-  const { engine, seeded } = pg ?? (await openSqlite(common, { file: p.file, owner, ...(seed && { seed }) }))
+  const { engine, seeded } = pg ?? (await openSqlite(common, { file: p.file, owner, ...(seed && { seed }), ...(p.sqliteSynchronous && { synchronous: p.sqliteSynchronous }) }))
   let store: Store
   try {
     const opened = await openStore(common, engine)

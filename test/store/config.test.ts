@@ -12,7 +12,7 @@ const env = { KEY: `0x${'ab'.repeat(32)}`, PG: 'postgres://bpo:pw-123@db.interna
 describe('[store]', () => {
   test('default: embedded (no url), leases of 15 s', () => {
     const c = parseConfig(base(), { env })
-    expect(c.store).toEqual({ leaseMs: 15_000 })
+    expect(c.store).toEqual({ leaseMs: 15_000, sqliteSynchronous: 'full' })
   })
 
   test('args: url by reference is resolved and prints as its reference', () => {
