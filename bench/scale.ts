@@ -156,7 +156,7 @@ async function measure(n: number): Promise<void> {
     }
     await store.close()
     const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
-    const metrics = common.metrics.render()
+    const metrics = await common.metrics.render()
     const disagreements = [...metrics.matchAll(/bpo_payment_fact_disagreements_total\{[^}]*\} (\d+)/g)].reduce((a, m) => a + Number(m[1]), 0)
     const states = Object.values(store.read().services).reduce<Record<string, number>>((a, r) => ((a[r.state] = (a[r.state] ?? 0) + 1), a), {})
     console.error(

@@ -82,6 +82,7 @@ export function cloudTarget(p: {
   regions: readonly string[]
   catalogOffers(): readonly Offer[]
   maxInstances?: number
+  bootTimeoutMs?: number
   confirmPrice?: Target['confirmPrice']
   health?: Target['health']
 }): Target {
@@ -103,6 +104,7 @@ export function cloudTarget(p: {
       return mine
     },
     ...(p.maxInstances !== undefined && { maxInstances: p.maxInstances }),
+    ...(p.bootTimeoutMs !== undefined && { bootTimeoutMs: p.bootTimeoutMs }),
     ...(p.confirmPrice && { confirmPrice: p.confirmPrice }),
     ...(p.health && { health: p.health }),
   }
@@ -179,6 +181,7 @@ export const providers = {
         regions: aws.regions,
         catalogOffers: ctx.catalogOffers,
         maxInstances: aws.max_instances,
+        bootTimeoutMs: aws.boot_timeout_ms,
         // EC2 has a live price with the account's credentials for spot (on-demand list prices change rarely)
         async confirmPrice(offer, spot, signal) {
           if (!spot) return undefined
@@ -204,6 +207,7 @@ export const providers = {
         regions: hz.locations,
         catalogOffers: ctx.catalogOffers,
         maxInstances: hz.max_instances,
+        bootTimeoutMs: hz.boot_timeout_ms,
         async confirmPrice(offer, _spot, signal) {
           return usd(await confirmHetznerPrice({ token, endpoint: hz.endpoint, serverType: offer.instanceType, location: offer.region, eurUsd: hz.eur_usd, signal, timeoutMs: hz.api_timeout_ms }))
         },

@@ -85,7 +85,7 @@ export function createEscrowClient(common: Common, p: EscrowClientParameters): E
       ),
     )
 
-  const tx = createTxSender(common, { publicClient: p.publicClient, walletClient: p.walletClient, timeoutMs: p.txTimeoutMs, ...(p.exclusive && { exclusive: p.exclusive }) })
+  const tx = createTxSender(common, { publicClient: p.publicClient, walletClient: p.walletClient, timeoutMs: p.txTimeoutMs, countTransactions: true, ...(p.exclusive && { exclusive: p.exclusive }) })
   const send = (functionName: 'activate' | 'withdraw' | 'refund', args: readonly unknown[], signal?: AbortSignal) =>
     tx.send({ address: p.escrow, abi: serviceEscrowAbi, functionName, args }, signal)
 

@@ -14,6 +14,11 @@ export type TxSenderParameters = {
   /** From simulation to receipt, ms. Default 60_000. */
   timeoutMs?: number
   /**
+   * Count the transactions in `chain_transactions_total` (the operator's own: the escrow client). Default false, so a
+   * customer's transactions sent from the same process (dev, tests) never inflate the operator's figures.
+   */
+  countTransactions?: boolean
+  /**
    * Several processes sending from this account (daemons sharing one PostgreSQL): runs each send alone among them,
    * so two never take the same nonce. Default: this process's queue only.
    */
@@ -27,15 +32,24 @@ export type TxSender = {
   send(call: ContractCall, signal?: AbortSignal): Promise<TransactionReceipt>
 }
 
+/** One argument as log text: structs and arrays as JSON (bigints as decimals), never `[object Object]`. */
+export function argText(a: unknown): string {
+  if (a === null || typeof a !== 'object') return String(a)
+  const text = JSON.stringify(a, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))
+  return text.length > 200 ? `${text.slice(0, 197)}...` : text
+}
+
 /** Create a serialized sender for the wallet's account. */
 export function createTxSender(common: Common, p: TxSenderParameters): TxSender {
   const log = common.logger.child({ from: p.walletClient.account.address })
   const timeout = p.timeoutMs ?? 60_000
-  const counter = common.metrics.counter('chain_transactions_total', 'Transactions sent, by function and outcome')
+  const counter = p.countTransactions
+    ? common.metrics.counter('chain_transactions_total', "The operator's transactions, by function and outcome", { labels: ['function', 'outcome'] })
+    : { inc: () => undefined }
   let queue: Promise<unknown> = Promise.resolve()
   return {
     send(call, signal) {
-      const what = `${call.functionName}(${call.args.map(String).join(', ')})`
+      const what = `${call.functionName}(${call.args.map(argText).join(', ')})`
       const alone = p.exclusive ?? (<T>(fn: () => Promise<T>) => fn())
       const run = queue.then(() =>
         alone(() => withScopedSignal([signal, common.signal], (s) => withTimeout(
