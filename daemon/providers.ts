@@ -114,7 +114,7 @@ export function cloudTarget(p: {
 export const providers = {
   local: defineProvider({
     section: localSection,
-    create(common, local, ctx) {
+    async create(common, local, ctx) {
       if (!local.enabled) return { targets: [], provisioners: [] }
       const prov = createLocalProvisioner(common.child('local'), {
         rootDir: join(ctx.dataDir, 'local'),
@@ -123,7 +123,10 @@ export const providers = {
         healthTimeoutMs: ctx.healthTimeoutMs,
         artifactAllowHosts: [...ctx.artifactAllowHosts],
         ...(local.workloadUser && { workloadUser: local.workloadUser }),
+        containers: local.containers,
       })
+      // container sources join sourceKinds once podman was checked (a real container, about a second)
+      await prov.detect()
       const t = ownTarget({ name: 'local', provisioner: prov, region: local.region, vcpu: local.vcpu, memoryGiB: local.memoryGiB, storageGiB: local.storageGiB, hourlyUsd: local.hourlyUsd })
       return { targets: [t], provisioners: [prov] }
     },

@@ -309,7 +309,7 @@ export function createDraft(parent: View, meta: DraftMeta): { draft: State; chan
       if (typeof p === 'string') changes.processed.set(p, null)
       return true
     },
-    has: (_, p) => typeof p === 'string' && getProcessed(p) !== undefined,
+    has: (_, p) => p === idsBelow || (typeof p === 'string' && getProcessed(p) !== undefined),
     ownKeys: () => overlayView(parent, changes).processedIds(),
     getOwnPropertyDescriptor: (_, p) => {
       const v = typeof p === 'string' ? getProcessed(p) : undefined
