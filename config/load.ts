@@ -41,7 +41,7 @@ function describe(issue: z.core.$ZodIssue, input: unknown): ConfigProblem[] {
   if (issue.code === 'invalid_type' && got === undefined) msg = `missing, ${issue.expected === 'object' ? 'expected a table' : `expected a ${issue.expected}`}`
   else if (!/^got /.test(msg)) msg = `got ${shown && shown.length > 80 ? `${shown.slice(0, 77)}...` : shown}, ${msg.replace(/^Invalid input: /, '')}`
   // never echo a literal that was meant to be a secret
-  if (/secret|private_key/.test(pathOf(issue.path))) msg = msg.replace(/^got .*?, /, 'got a literal value, ')
+  if (/secret|private_key|^store\.url$/.test(pathOf(issue.path))) msg = msg.replace(/^got .*?, /, 'got a literal value, ')
   return [{ path: pathOf(issue.path), message: msg }]
 }
 

@@ -10,7 +10,9 @@ import { allowListProblems } from '../core/allowList.js'
 import { usd } from '../core/money.js'
 import type { Ceilings, OperatorDefaults, TierName, TierPolicy } from '../core/spec.js'
 import { address, decimal, filePath, nonNeg, nonNegInt, name, posInt, secretRef } from './fields.js'
+import { isSecretRef, makeSecret, type Secret } from './secrets.js'
 
+const PG_URL = /^postgres(ql)?:\/\//
 const listen = z.string().regex(/^[^\s:]+:\d{1,5}$/, { error: 'expected host:port such as "127.0.0.1:9464"' })
 
 const tier = z
@@ -218,6 +220,42 @@ const sections = {
         .default([]),
     })
     .default({ webhooks: [] }),
+  // [store] — where the state lives (issue 10: embedded SQLite, or PostgreSQL shared by several daemons)
+  store: z
+    .strictObject({
+      /**
+       * PostgreSQL shared by the daemons of one operator: a reference (env:NAME or file:PATH) to a postgres:// URL, or
+       * a postgres:// URL without a password. Absent: embedded SQLite at <data_dir>/state.sqlite.
+       */
+      url: z
+        .string()
+        .refine((v) => isSecretRef(v) || (PG_URL.test(v) && !/^[^/]*\/\/[^/@]*:[^/@]*@/.test(v)), {
+          error: 'expected env:NAME or file:PATH holding a postgres:// URL, or a postgres:// URL without a password',
+        })
+        .optional(),
+      /** A daemon that stops renewing its service leases loses them to the others within this long, ms. */
+      lease_ms: z.number().int({ error: 'expected an integer lease in ms' }).min(1000, { error: 'expected a lease of at least 1000 ms' }).default(15_000),
+      /** Embedded SQLite: "full" fsyncs every commit (survives a power cut); "normal" survives a daemon crash only. */
+      sqlite_synchronous: z.enum(['full', 'normal']).default('full'),
+    })
+    .default({ lease_ms: 15_000, sqlite_synchronous: 'full' })
+    .transform((s, ctx) => {
+      if (s.url === undefined) return { leaseMs: s.lease_ms, sqliteSynchronous: s.sqlite_synchronous }
+      let url: Secret = makeSecret('store.url', s.url)
+      if (isSecretRef(s.url)) {
+        const r = secretRef.safeParse(s.url)
+        if (!r.success) {
+          ctx.issues.push({ code: 'custom', path: ['url'], message: r.error.issues[0]?.message ?? 'cannot resolve secret', input: s.url, params: { secret: true } })
+          return z.NEVER
+        }
+        url = r.data
+      }
+      if (!PG_URL.test(url.reveal())) {
+        ctx.issues.push({ code: 'custom', path: ['url'], message: `${s.url} does not hold a postgres:// URL`, input: s.url, params: { secret: true } })
+        return z.NEVER
+      }
+      return { url, leaseMs: s.lease_ms, sqliteSynchronous: s.sqlite_synchronous }
+    }),
   log: z
     .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
     .default({ level: 'info' }),

@@ -13,7 +13,7 @@ describe('archiveTerminal', () => {
   test('default: old closed and refunded services move to the archive; live and recent ones stay', async () => {
     const { common } = createTestCommon()
     const dir = mkdtempSync(join(tmpdir(), 'bpo-archive-'))
-    const store = await createStore(common, { file: join(dir, 'state.json'), operatorId: 'op', chainId: 1 })
+    const store = await createStore(common, { file: join(dir, 'state.sqlite'), operatorId: 'op', chainId: 1 })
     await store.update((st) => {
       st.services = {
         '1': rec('1', 'closed', '2026-01-01T00:00:00.000Z'),

@@ -20,6 +20,9 @@ const USAGE = `usage: blueprint-operator <command>
                                 admin token: $BPO_ADMIN_TOKEN or [http] admin_token)
   pricing refresh [SOURCE...]   refresh price sources into the cache now
   pricing import SOURCE FILE    fill a source's cache from a saved file (offline)
+  store import [--from FILE] [--config FILE]
+                                copy the embedded state (<data_dir>/state.sqlite, or a state.json) into the
+                                empty PostgreSQL of [store] url (stop the daemon first)
   dev                           local anvil chain + contracts + demo blueprint + demo customer + the daemon
   demo <top-up|terminate|tier|status> ...
                                 act as the dev setup's demo customer (see README)
@@ -113,6 +116,23 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
       case 'config':
         if (sub === 'check') return await configCheck(argv[2], io)
         return usage(`unknown command: config ${sub ?? ''}`.trim())
+      case 'store':
+        if (sub === 'import') {
+          // copy one daemon's state (SQLite, or an older state.json) into the PostgreSQL of [store] url
+          const file = flag(argv, '--config') ?? 'operator.toml'
+          const config = loadConfig(file)
+          const { importStore } = await import('./store/importCommand.js')
+          const { common, shutdown } = createCommon({ level: 'warn' })
+          try {
+            const from = flag(argv, '--from')
+            const r = await importStore(common, { owner: { operatorId: config.operator.id, chainId: config.chain.chainId }, dataDir: config.operator.dataDir, url: config.store.url, ...(from && { from }) })
+            io.stdout.write(`imported ${r.services} services and ${r.events} event ids from ${r.from} into ${r.to}\n`)
+            return EXIT.ok
+          } finally {
+            await shutdown(1000)
+          }
+        }
+        return usage(`unknown command: store ${sub ?? ''}`.trim())
       case 'status':
       case 'services': {
         const { daemonTarget, servicesCommand, statusCommand } = await import('./consoleCli.js')

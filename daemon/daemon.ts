@@ -88,7 +88,16 @@ export async function startDaemon({ config, common: parent }: StartDaemonParamet
   const bus = createEventBus(log.child({ module: 'events' }))
   const store = watchStages(
     await step('state store', () =>
-      createStore(common.child('store'), { file: join(config.operator.dataDir, 'state.json'), operatorId: config.operator.id, chainId: config.chain.chainId }),
+      createStore(common.child('store'), {
+        operatorId: config.operator.id,
+        chainId: config.chain.chainId,
+        file: join(config.operator.dataDir, 'state.sqlite'),
+        ...(config.store.url && { url: config.store.url }),
+        // the state file of earlier versions is imported once into an empty database, then kept as a backup
+        importFrom: join(config.operator.dataDir, 'state.json'),
+        leaseMs: config.store.leaseMs,
+        sqliteSynchronous: config.store.sqliteSynchronous,
+      }),
     ),
     bus,
   )
@@ -112,6 +121,8 @@ export async function startDaemon({ config, common: parent }: StartDaemonParamet
   const escrow = createEscrowClient(common.child('escrow'), {
     publicClient,
     walletClient,
+    // daemons sharing one PostgreSQL send from one account: one transaction at a time among them (one nonce)
+    ...(store.coordination && { exclusive: store.coordination.exclusiveTx }),
     escrow: config.chain.escrow,
     registry: config.chain.registry,
   })
@@ -134,6 +145,9 @@ export async function startDaemon({ config, common: parent }: StartDaemonParamet
     return lastBlockTime > wall ? lastBlockTime : wall
   }
 
+  // several daemons on one PostgreSQL: the leader follows the chain; each acts only on the services it leases
+  const coord = store.coordination
+  const leading = () => coord?.isLeader() ?? true
   const chainNow = () => {
     const wall = BigInt(Math.floor(Date.now() / 1000))
     return lastBlockTime > wall ? lastBlockTime : wall
@@ -157,6 +171,7 @@ export async function startDaemon({ config, common: parent }: StartDaemonParamet
     placement,
     now,
     draining: () => actions.draining(),
+    ...(coord && { owns: coord.holds }),
     onTick: (seconds) => {
       tickSeconds.observe(seconds)
       bus.emit({ type: 'tick', at: new Date().toISOString(), seconds })
@@ -172,6 +187,7 @@ export async function startDaemon({ config, common: parent }: StartDaemonParamet
   let delivered: { blockNumber: string; blockHash: string } | undefined
   let persistedAt = 0
   const persistCursor = async () => {
+    if (!leading()) return
     const c = delivered
     const saved = store.read().cursor
     if (!c || (saved?.blockNumber === c.blockNumber && saved.blockHash === c.blockHash)) return
@@ -181,7 +197,7 @@ export async function startDaemon({ config, common: parent }: StartDaemonParamet
     })
     persistedAt = Date.now()
   }
-  const follower = createEvmFollower(common.child('follower'), {
+  const makeFollower = () => createEvmFollower(common.child('follower'), {
     publicClient,
     chainId: config.chain.chainId,
     addresses: [config.chain.registry, config.chain.escrow],
@@ -212,6 +228,7 @@ export async function startDaemon({ config, common: parent }: StartDaemonParamet
       for (const id of touched) mgr.kick(id)
     },
   })
+  let follower = makeFollower()
   closers.push(['cursor', () => persistCursor()])
   closers.push(['follower', () => follower.stop()])
 
@@ -223,7 +240,7 @@ export async function startDaemon({ config, common: parent }: StartDaemonParamet
     // caught up: the cursor is within a few blocks of what the follower may deliver
     ready: async () => {
       const c = delivered
-      if (!c) return false
+      if (!c || !leading()) return false
       const head = await publicClient.getBlockNumber()
       return BigInt(c.blockNumber) + BigInt(config.chain.confirmations) + 5n >= head
     },
@@ -232,6 +249,7 @@ export async function startDaemon({ config, common: parent }: StartDaemonParamet
 
   // retention: hourly, terminal services older than archive_after_days leave the state file for the archive
   const archiveTimer = setInterval(() => {
+    if (!leading()) return
     void archiveTerminal(common.child('archive'), {
       store,
       file: join(config.operator.dataDir, 'archive.jsonl'),
@@ -264,7 +282,10 @@ export async function startDaemon({ config, common: parent }: StartDaemonParamet
     const health = catalog?.health() ?? []
     const empty = health.filter((h) => h.source !== 'own-inventory' && !h.offers)
     return [
-      { name: 'chain-follower', ok: !stale, critical: true, detail: stale ? `no block range delivered since ${new Date(lastDelivery).toISOString()}` : `last delivery ${new Date(lastDelivery).toISOString()}` },
+      // a daemon that does not lead (several on one PostgreSQL) follows no chain: fine while another leads
+      coord && !coord.isLeader()
+        ? { name: 'chain-follower', ok: true, critical: true, detail: `another daemon leads; this one (${coord.owner}) serves the services it leases` }
+        : { name: 'chain-follower', ok: !stale, critical: true, detail: stale ? `no block range delivered since ${new Date(lastDelivery).toISOString()}` : `last delivery ${new Date(lastDelivery).toISOString()}` },
       { name: 'state-store', ok: writable, critical: true, detail: writable ? `${config.operator.dataDir} is writable` : `${config.operator.dataDir} is not writable` },
       { name: 'targets', ok: targets.list().length > 0, critical: true, detail: `${targets.list().length} target(s): ${targets.list().map((t) => t.name).join(', ') || 'none configured'}` },
       { name: 'price-sources', ok: !empty.length, critical: false, detail: empty.length ? `no offers yet from ${empty.map((h) => h.source).join(', ')}` : `${health.length} source(s) serving` },
@@ -302,7 +323,26 @@ export async function startDaemon({ config, common: parent }: StartDaemonParamet
 
   // resume every service from its last recorded state, then follow the chain
   mgr.start()
-  follower.start()
+  if (!coord) follower.start()
+  else {
+    // leadership moves between daemons: the new leader follows from the persisted cursor (reloaded on election)
+    let handover = Promise.resolve()
+    coord.onLeadership((lead) => {
+      handover = handover.then(async () => {
+        await follower.stop()
+        if (!lead || stopping.signal.aborted) return
+        // a fresh follower: it starts from the cursor the previous leader persisted
+        delivered = undefined
+        follower = makeFollower()
+        follower.start()
+      })
+    })
+    if (coord.isLeader()) follower.start()
+    // services adopted from a daemon that stopped renewing: resume them now, not at the next tick
+    coord.onAcquired((ids) => {
+      for (const id of ids) mgr.kick(id)
+    })
+  }
   sweep.start()
   log.info({ http: httpServer?.url, targets: targets.list().map((t) => t.name) }, 'started')
 

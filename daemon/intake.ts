@@ -9,6 +9,7 @@ import { requestProblems } from '../chain/evm/decode.js'
 import { TierNames } from '../core/spec.js'
 import { applyEventToFacts } from './paymentFacts.js'
 import { transition, type ServiceRecord, type State } from './state.js'
+import { idsBelow, type ProcessedWithIndex } from './store/draft.js'
 
 export type IntakeContext = {
   /** This operator's address (lowercase); requests for other operators are ignored. */
@@ -140,6 +141,13 @@ export function applyEvents(state: State, events: readonly ChainEvent[], ctx: In
  */
 export function pruneProcessed(state: State, cursorBlock: bigint, keepBlocks = 10_000n): number {
   const floor = cursorBlock - keepBlocks
+  // the store's drafts keep processed ids sorted by block: O(pruned), not a walk over the ids per delivery
+  const below = idsBelow in state.processed ? (state.processed as ProcessedWithIndex)[idsBelow] : undefined
+  if (below) {
+    const ids = below(floor)
+    for (const id of ids) delete state.processed[id]
+    return ids.length
+  }
   let n = 0
   for (const id in state.processed) {
     if (BigInt(state.processed[id]!) >= floor) break

@@ -45,6 +45,8 @@ export type EscrowClientParameters = {
   txTimeoutMs?: number
   /** Timeout of a read, ms. Default 15_000. */
   readTimeoutMs?: number
+  /** Runs each transaction alone among the processes sending from this account (see TxSenderParameters). */
+  exclusive?: <T>(fn: () => Promise<T>) => Promise<T>
 }
 
 export type EscrowClient = {
@@ -83,7 +85,7 @@ export function createEscrowClient(common: Common, p: EscrowClientParameters): E
       ),
     )
 
-  const tx = createTxSender(common, { publicClient: p.publicClient, walletClient: p.walletClient, timeoutMs: p.txTimeoutMs, countTransactions: true })
+  const tx = createTxSender(common, { publicClient: p.publicClient, walletClient: p.walletClient, timeoutMs: p.txTimeoutMs, countTransactions: true, ...(p.exclusive && { exclusive: p.exclusive }) })
   const send = (functionName: 'activate' | 'withdraw' | 'refund', args: readonly unknown[], signal?: AbortSignal) =>
     tx.send({ address: p.escrow, abi: serviceEscrowAbi, functionName, args }, signal)
 

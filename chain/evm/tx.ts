@@ -18,6 +18,11 @@ export type TxSenderParameters = {
    * customer's transactions sent from the same process (dev, tests) never inflate the operator's figures.
    */
   countTransactions?: boolean
+  /**
+   * Several processes sending from this account (daemons sharing one PostgreSQL): runs each send alone among them,
+   * so two never take the same nonce. Default: this process's queue only.
+   */
+  exclusive?: <T>(fn: () => Promise<T>) => Promise<T>
 }
 
 export type ContractCall = { address: Address; abi: Abi; functionName: string; args: readonly unknown[] }
@@ -45,8 +50,9 @@ export function createTxSender(common: Common, p: TxSenderParameters): TxSender 
   return {
     send(call, signal) {
       const what = `${call.functionName}(${call.args.map(argText).join(', ')})`
+      const alone = p.exclusive ?? (<T>(fn: () => Promise<T>) => fn())
       const run = queue.then(() =>
-        withScopedSignal([signal, common.signal], (s) => withTimeout(
+        alone(() => withScopedSignal([signal, common.signal], (s) => withTimeout(
           what,
           timeout,
           async () => {
@@ -68,7 +74,7 @@ export function createTxSender(common: Common, p: TxSenderParameters): TxSender 
             }
           },
           s,
-        )),
+        ))),
       )
       queue = run.catch(() => undefined)
       return run

@@ -48,7 +48,7 @@ describe('http API', () => {
       { env: { K: `0x${'ab'.repeat(32)}`, ADMIN: TOKEN } },
     )
     const bus = createEventBus(common.logger)
-    store = watchStages(await createStore(common, { file: join(dataDir, 'state.json'), operatorId: 'op-http', chainId: 31337 }), bus)
+    store = watchStages(await createStore(common, { file: join(dataDir, 'state.sqlite'), operatorId: 'op-http', chainId: 31337 }), bus)
     await store.update((st) => applyEvents(st, [request(3n, 0), request(4n, 1)], { operator, chainId: 31337, logger: pino({ level: 'silent' }) }))
     const targets = instrumentTargets(common, await createTargets(common, config))
     const actions = createActions(common, { store, targets, kick: (id) => kicked.push(id), dataDir, configDraining: false })

@@ -68,7 +68,7 @@ export function createServiceManager(common: Common, p: CreateServiceManagerPara
     m: createServiceMetrics(common),
     deploys: createDeployQueue(p.config.deploy.concurrency),
     kick: (id) => {
-      if (!stopped) void serial(ctx, q, id, () => step(ctx, id))
+      if (!stopped && (p.owns?.(id) ?? true)) void serial(ctx, q, id, () => step(ctx, id))
     },
     stopped: () => stopped,
   }

@@ -22,7 +22,7 @@ let ctx: ServiceContext
 
 beforeAll(async () => {
   c = await createTestChain()
-  store = await createStore(c.common, { file: join(mkdtempSync(join(tmpdir(), 'bpo-verify-')), 'state.json'), operatorId: 'op', chainId: c.chainId })
+  store = await createStore(c.common, { file: join(mkdtempSync(join(tmpdir(), 'bpo-verify-')), 'state.sqlite'), operatorId: 'op', chainId: c.chainId })
   const escrow = createEscrowClient(c.common, { publicClient: c.publicClient, walletClient: c.wallets.operator, escrow: c.addresses.escrow, registry: c.addresses.registry })
   ctx = {
     common: c.common,
@@ -81,8 +81,8 @@ describe('verification sweep', () => {
     const cursor = BigInt(store.read().cursor!.blockNumber)
     await store.update((st) => {
       const any = Object.values(st.services)[0]!
-      st.services['9999'] = { ...structuredClone(any), serviceId: '9999', chain: { ...any.chain, asOfBlock: cursor.toString() } }
-      st.services['9998'] = { ...structuredClone(any), serviceId: '9998', chain: { ...any.chain, balance: '5', asOfBlock: (cursor + 1n).toString() } }
+      st.services['9999'] = { ...(JSON.parse(JSON.stringify(any)) as typeof any), serviceId: '9999', chain: { ...any.chain, asOfBlock: cursor.toString() } }
+      st.services['9998'] = { ...(JSON.parse(JSON.stringify(any)) as typeof any), serviceId: '9998', chain: { ...any.chain, balance: '5', asOfBlock: (cursor + 1n).toString() } }
     })
     const verifier = createPaymentVerifier({ ...ctx, config: { loop: { verifyPerTick: 10, vanishedAfterMs: 600_000 } } } as unknown as ServiceContext)
     await verifier.run()

@@ -40,7 +40,7 @@ export async function startTestConsole(o: { adminToken?: string } = {}) {
     { env: { K: `0x${'ab'.repeat(32)}`, ...(o.adminToken && { ADMIN: o.adminToken }) } },
   )
   const bus = createEventBus(common.logger)
-  const store = watchStages(await createStore(common, { file: join(dataDir, 'state.json'), operatorId: 'op-console', chainId: 31337 }), bus)
+  const store = watchStages(await createStore(common, { file: join(dataDir, 'state.sqlite'), operatorId: 'op-console', chainId: 31337 }), bus)
   await store.update((st) => applyEvents(st, [serviceInitiated(3n, 0), serviceInitiated(4n, 1)], { operator: consoleOperator, chainId: 31337, logger: pino({ level: 'silent' }) }))
   const targets = instrumentTargets(common, await createTargets(common, config))
   const kicked: string[] = []

@@ -41,7 +41,7 @@ export function fleetRecord(id: string, n: number): ServiceRecord {
 
 /** Store, escrow client and service manager of a fleet of `n` services against the fake node at `rpcUrl`. */
 export async function startFleet(common: Common, o: { n: number; rpcUrl: string; dir: string; verifyPerTick?: number }) {
-  const store = await createStore(common, { file: join(o.dir, 'state.json'), operatorId: 'fleet', chainId: fakeChainId })
+  const store = await createStore(common, { file: join(o.dir, 'state.sqlite'), operatorId: 'fleet', chainId: fakeChainId })
   const ids = Array.from({ length: o.n }, (_, i) => String(i + 1))
   await store.update((st) => {
     for (const id of ids) st.services[id] = fleetRecord(id, o.n)

@@ -7,6 +7,7 @@ import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import Database from 'better-sqlite3'
 import { stringify } from 'smol-toml'
 import { decodeEventLog, type Hex } from 'viem'
 import { createTestCommon } from '../../core/common.js'
@@ -79,7 +80,7 @@ export type Stack = {
   operatorKey: Hex
   /** Register the demo service as a native blueprint (1000 base units per second for basic). */
   registerDemo(o?: { sha256?: string; url?: string; vcpuMilli?: number; prices?: bigint[]; name?: string }): Promise<bigint>
-  /** Service record as persisted by the daemon (read from the state file, so it works for child daemons too). */
+  /** Service record as persisted by the daemon (read from its database, so it works for child daemons too). */
   service(id: bigint | string): State['services'][string] | undefined
   /** Refunded events of a service, decoded: amount and reason code. */
   refunds(id: bigint): Promise<Array<{ amount: bigint; reason: string }>>
@@ -150,9 +151,15 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
       })
     },
     service(id) {
+      // the daemon's embedded database, read as another process would (WAL: readers never block the writer)
       try {
-        const st = JSON.parse(readFileSync(join(dataDir, 'state.json'), 'utf8')) as State
-        return st.services[String(id)]
+        const db = new Database(join(dataDir, 'state.sqlite'), { readonly: true, fileMustExist: true })
+        try {
+          const json = db.prepare('SELECT json FROM services WHERE id = ?').pluck().get(String(id)) as string | undefined
+          return json ? (JSON.parse(json) as State['services'][string]) : undefined
+        } finally {
+          db.close()
+        }
       } catch {
         return undefined
       }
