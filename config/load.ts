@@ -10,7 +10,7 @@ import { BaseError } from '../core/errors.js'
 import { usd, type Decimal } from '../core/money.js'
 import type { Ceilings, OperatorDefaults, TierName, TierPolicy } from '../core/spec.js'
 import { configSchema, type RawConfig } from './schema.js'
-import { resolveSecret, SecretError, type Secret } from './secrets.js'
+import { isSecretRef, resolveSecret, SecretError, type Secret } from './secrets.js'
 
 export type OperatorConfig = {
   operator: { id: string; dataDir: string; draining: boolean; archiveAfterDays: number }
@@ -50,6 +50,10 @@ export type OperatorConfig = {
       allowTestSources: boolean
       /** Replicas run as this unprivileged user (the daemon must be root). */
       workloadUser?: string
+      /** Each deployment runs as a uid of its own from this range (the daemon must be root). */
+      workloadUids?: [number, number]
+      /** The operator accepts replicas running as the daemon's uid (see README: isolation). */
+      unsafeWorkloadsShareDaemonUid: boolean
     }
     ssh?: {
       hosts: Array<{
@@ -68,6 +72,7 @@ export type OperatorConfig = {
         portRange: [number, number]
         labels: Record<string, string>
         workloadUser?: string
+        workloadUids?: [number, number]
       }>
     }
     kubernetes?: {
@@ -146,6 +151,22 @@ export function parseConfig(doc: unknown, o: LoadConfigOptions = {}): OperatorCo
     }
   }
   const privateKey = secret('chain.private_key', c.chain.private_key)
+  // a URL given by reference is resolved here and checked like a literal one (its value is never echoed)
+  const urlOf = (path: string, raw: string, protocols: RegExp, expected: string): string => {
+    if (!isSecretRef(raw)) return raw
+    const value = secret(path, raw)?.reveal()
+    if (value === undefined) return ''
+    let ok = false
+    try {
+      ok = protocols.test(new URL(value).protocol.replace(/:$/, ''))
+    } catch {
+      ok = false
+    }
+    if (!ok) problems.push({ path, message: `the value of ${raw} is not ${expected}` })
+    return value
+  }
+  const rpcUrl = urlOf('chain.rpc_url', c.chain.rpc_url, /^https?$/, "the node's http(s) JSON-RPC URL")
+  const tfchainUrl = c.pricing.tfchain_url === undefined ? undefined : urlOf('pricing.tfchain_url', c.pricing.tfchain_url, /^wss?$/, 'a ws:// or wss:// URL')
   const hosts = (c.providers.ssh?.hosts ?? []).map((h, i) => ({
     name: h.name,
     address: h.address,
@@ -162,6 +183,7 @@ export function parseConfig(doc: unknown, o: LoadConfigOptions = {}): OperatorCo
     portRange: h.port_range,
     labels: h.labels,
     ...(h.workload_user && { workloadUser: h.workload_user }),
+    ...(h.workload_uids && { workloadUids: h.workload_uids }),
   }))
   if (problems.length) throw new ConfigError(file, problems)
   const [host, port] = [c.http.listen.slice(0, c.http.listen.lastIndexOf(':')), Number(c.http.listen.slice(c.http.listen.lastIndexOf(':') + 1))]
@@ -169,7 +191,7 @@ export function parseConfig(doc: unknown, o: LoadConfigOptions = {}): OperatorCo
   const cfg: OperatorConfig = {
     operator: { id: c.operator.id, dataDir, draining: c.operator.draining, archiveAfterDays: c.operator.archive_after_days },
     chain: {
-      rpcUrl: c.chain.rpc_url,
+      rpcUrl,
       chainId: c.chain.chain_id,
       privateKey,
       registry: c.chain.registry as `0x${string}`,
@@ -226,6 +248,8 @@ export function parseConfig(doc: unknown, o: LoadConfigOptions = {}): OperatorCo
           portRange: c.providers.local.port_range,
           allowTestSources: c.providers.local.allow_test_sources,
           ...(c.providers.local.workload_user && { workloadUser: c.providers.local.workload_user }),
+          ...(c.providers.local.workload_uids && { workloadUids: c.providers.local.workload_uids }),
+          unsafeWorkloadsShareDaemonUid: c.providers.local.unsafe_workloads_share_daemon_uid,
         },
       }),
       ...(c.providers.ssh && { ssh: { hosts } }),
@@ -252,7 +276,7 @@ export function parseConfig(doc: unknown, o: LoadConfigOptions = {}): OperatorCo
       sources: c.pricing.sources,
       cacheDir: resolve(baseDir, c.pricing.cache_dir ?? `${c.operator.data_dir}/pricing`),
       eurUsd: usd(c.pricing.eur_usd),
-      ...(c.pricing.tfchain_url && { tfchainUrl: c.pricing.tfchain_url }),
+      ...(tfchainUrl && { tfchainUrl }),
       ...(c.pricing.tfchain_types && { tfchainTypes: resolve(baseDir, c.pricing.tfchain_types) }),
       tfchainPricingPolicy: c.pricing.tfchain_pricing_policy,
     },

@@ -4,6 +4,7 @@
  */
 import { z } from 'zod'
 import { allowListProblems } from '../provisioners/artifacts/addressPolicy.js'
+import { uidRangeProblems } from '../provisioners/workloadUids.js'
 import { isSecretRef } from './secrets.js'
 
 const decimalString = (what: string) =>
@@ -17,6 +18,11 @@ const nonNegInt = (what: string) => z.number().int({ error: `expected an integer
 const nonNeg = (what: string) => z.number().min(0, { error: `expected ${what} >= 0` })
 const name = z.string().regex(/^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$/, { error: 'expected a lowercase name of letters, digits and dashes (max 40)' })
 const listen = z.string().regex(/^[^\s:]+:\d{1,5}$/, { error: 'expected host:port such as "127.0.0.1:9464"' })
+
+/** A range of uids reserved for workloads, inclusive. */
+const uidRange = z
+  .tuple([z.number().int({ error: 'expected a whole uid' }), z.number().int({ error: 'expected a whole uid' })])
+  .refine((r) => uidRangeProblems(r).length === 0, { error: 'expected [min, max] with 1000 <= min <= max <= 2147483646' })
 
 const tier = z.strictObject({
   /** Replicas while active (HPA minimum). */
@@ -41,7 +47,9 @@ export const configSchema = z
     chain: z.strictObject({
       // HTTP only: the daemon polls (no subscriptions), and viem's WebSocket client stops reconnecting after one
       // failed attempt, which would strand a daemon whose node was down for a minute
-      rpc_url: z.url({ protocol: /^https?$/, error: "expected the node's http(s) JSON-RPC URL (WebSocket endpoints are not used)" }),
+      // a hosted node's URL usually carries its API key: give it by reference (env:NAME, file:PATH) to keep the key
+      // out of the TOML; the resolved value is checked as the same http(s) URL
+      rpc_url: z.union([secretRef, z.url({ protocol: /^https?$/, error: "expected the node's http(s) JSON-RPC URL (WebSocket endpoints are not used), or a reference env:NAME / file:PATH holding it" })], { error: "expected the node's http(s) JSON-RPC URL, or a reference env:NAME / file:PATH holding it" }),
       chain_id: posInt('chain id'),
       /** The operator's key, by reference. */
       private_key: secretRef,
@@ -148,6 +156,16 @@ export const configSchema = z
              * workload then cannot rewrite the daemon's state, the artifacts, manifests or logs, nor leave its cgroups.
              */
             workload_user: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, { error: 'expected a POSIX user name' }).optional(),
+            /**
+             * Run each deployment as a uid of its own from this range (setpriv; no /etc/passwd entry; the daemon must
+             * be root). No account of the machine may hold a uid or gid of the range.
+             */
+            workload_uids: uidRange.optional(),
+            /**
+             * Let replicas run as the daemon's own uid (no workload_uids, or a daemon that is not root): they can then
+             * read its environment, key files, TOML and state. `run` refuses the local target without this or a range.
+             */
+            unsafe_workloads_share_daemon_uid: z.boolean().default(false),
           })
           .optional(),
         ssh: z
@@ -175,6 +193,8 @@ export const configSchema = z
                  * The workload then cannot rewrite the host agent, the artifacts or its supervisor, nor leave its cgroups.
                  */
                 workload_user: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, { error: 'expected a POSIX user name' }).optional(),
+                /** Run each native deployment as a uid of its own from this range (setpriv; needs `user = "root"`). */
+                workload_uids: uidRange.optional(),
               }),
             ),
           })
@@ -213,7 +233,7 @@ export const configSchema = z
         cache_dir: z.string().min(1).optional(),
         eur_usd: decimalString('a EUR→USD rate').default('1.08'),
         /** A TFChain node (ws:// or wss://) read for TFT/USD, one of the ThreeFold rate's samples. */
-        tfchain_url: z.url({ protocol: /^wss?$/, error: 'expected a ws:// or wss:// URL of a TFChain node' }).optional(),
+        tfchain_url: z.union([secretRef, z.url({ protocol: /^wss?$/, error: 'expected a ws:// or wss:// URL of a TFChain node' })], { error: 'expected a ws:// or wss:// URL of a TFChain node, or a reference env:NAME / file:PATH holding it' }).optional(),
         /** polkadot.js type definitions (JSON file) for TFChain runtimes whose metadata has no type info (v12). */
         tfchain_types: z.string().min(1).optional(),
         /** TFChain pricing policy (`tfgridModule.pricingPolicies`) the ThreeFold offers are priced with when `tfchain_url` is set. */
@@ -230,11 +250,14 @@ export const configSchema = z
       if (c.defaults[k] > c.ceilings[k])
         ctx.addIssue({ code: 'custom', path: ['defaults', k], message: `got ${c.defaults[k]}, above ceilings.${k} (${c.ceilings[k]})` })
     }
+    if (c.providers.local?.workload_user && c.providers.local.workload_uids)
+      ctx.addIssue({ code: 'custom', path: ['providers', 'local', 'workload_uids'], message: 'workload_user and workload_uids exclude each other' })
     const pr = c.providers.local?.port_range
     if (pr && pr[0] > pr[1]) ctx.addIssue({ code: 'custom', path: ['providers', 'local', 'port_range'], message: `got [${pr.join(', ')}], expected [low, high]` })
     const seen = new Set<string>()
     for (const [i, h] of (c.providers.ssh?.hosts ?? []).entries()) {
       if (h.port_range[0] > h.port_range[1]) ctx.addIssue({ code: 'custom', path: ['providers', 'ssh', 'hosts', i, 'port_range'], message: `got [${h.port_range.join(', ')}], expected [low, high]` })
+      if (h.workload_user && h.workload_uids) ctx.addIssue({ code: 'custom', path: ['providers', 'ssh', 'hosts', i, 'workload_uids'], message: 'workload_user and workload_uids exclude each other' })
       if (seen.has(h.name)) ctx.addIssue({ code: 'custom', path: ['providers', 'ssh', 'hosts', i, 'name'], message: `duplicate host name ${JSON.stringify(h.name)}` })
       seen.add(h.name)
     }

@@ -6,6 +6,7 @@ import { createCommon } from '../core/common.js'
 import { BaseError, isRetryable } from '../core/errors.js'
 import { ConfigError, loadConfig } from '../config/load.js'
 import { startDaemon } from './daemon.js'
+import { checkIsolation, prepareDataDir, scrubSecretEnv, secretValues } from './isolation.js'
 
 const USAGE = `usage: blueprint-operator <command>
 
@@ -58,7 +59,20 @@ export async function run(file: string, io: Io): Promise<number> {
     if (err instanceof ConfigError) return configCheck(file, io)
     throw err
   }
-  const { common, shutdown } = createCommon({ level: config.log.level })
+  // no workload may reach the daemon's secrets: refuse a local target whose replicas would share the daemon's uid
+  const iso = checkIsolation(config, { uid: process.getuid?.() ?? -1, configFile: file })
+  if (iso.problems.length) {
+    const err = new ConfigError(file, iso.problems)
+    io.stderr.write(`${err.shortMessage}\n${err.problems.map((p) => `  ${p.path}: ${p.message}`).join('\n')}\n`)
+    return EXIT.fatal
+  }
+  prepareDataDir(config)
+  const secrets = secretValues(config)
+  // what env: references pointed at leaves the environment: nothing spawned from here on can inherit it
+  const scrubbed = scrubSecretEnv(secrets)
+  const { common, shutdown } = createCommon({ level: config.log.level, secrets })
+  for (const w of iso.warnings) common.logger.warn(w)
+  if (scrubbed.length) common.logger.debug({ variables: scrubbed }, 'secret variables removed from the environment')
   let daemon
   try {
     daemon = await startDaemon({ config, common })

@@ -6,6 +6,7 @@ import { setMaxListeners } from 'node:events'
 import { join } from 'node:path'
 import type { Common } from '../core/common.js'
 import { BaseError } from '../core/errors.js'
+import { redactUrl } from '../core/redact.js'
 import type { OperatorConfig } from '../config/load.js'
 import { createEvmPublicClient, createEvmWalletClient } from '../chain/evm/clients.js'
 import { createEscrowClient } from '../chain/evm/escrow.js'
@@ -74,7 +75,7 @@ export async function startDaemon({ config, common: parent }: StartDaemonParamet
   const walletClient = createEvmWalletClient({ ...clientParams, privateKey: config.chain.privateKey.reveal() as `0x${string}` })
   const account = walletClient.account
   const operator = account.address.toLowerCase() as `0x${string}`
-  log.info({ operator, operatorId: config.operator.id, chainId: config.chain.chainId, rpc: config.chain.rpcUrl.replace(/\/\/[^@/]*@/, '//***@') }, 'starting')
+  log.info({ operator, operatorId: config.operator.id, chainId: config.chain.chainId, rpc: redactUrl(config.chain.rpcUrl) }, 'starting')
 
   const store = await step('state store', () =>
     createStore(common.child('store'), { file: join(config.operator.dataDir, 'state.json'), operatorId: config.operator.id, chainId: config.chain.chainId }),

@@ -33,6 +33,7 @@ export async function createTargets(common: Common, config: OperatorConfig): Pro
       healthTimeoutMs: config.deploy.healthTimeoutMs,
       artifactAllowHosts: config.providers.artifactAllowHosts,
       ...(local.workloadUser && { workloadUser: local.workloadUser }),
+      ...(local.workloadUids && { workloadUids: local.workloadUids }),
     })
     provisioners.push(prov)
     targets.push({
