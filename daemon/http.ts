@@ -5,6 +5,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Common } from '../core/common.js'
+import { redactText } from '../core/redact.js'
 import type { ServiceRecord } from './state.js'
 import type { Store } from './store.js'
 
@@ -55,8 +56,10 @@ ${rows || '<tr><td colspan="10">no services yet</td></tr>'}</tbody></table><p><a
 
 export async function startHttpServer(common: Common, p: StartHttpParameters): Promise<HttpServer> {
   const log = common.logger
+  const redact = common.redact ?? ((t: string) => redactText(t))
   const send = (res: ServerResponse, code: number, body: unknown, type = 'application/json') => {
-    const text = type === 'application/json' ? JSON.stringify(body, null, 1) : String(body)
+    // every URL in an answer (API, dashboard, metric labels) is redacted, and the configuration's secrets masked
+    const text = redact(type === 'application/json' ? JSON.stringify(body, null, 1) : String(body))
     res.writeHead(code, { 'content-type': `${type}; charset=utf-8`, 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' })
     res.end(text)
   }
