@@ -4,6 +4,7 @@
  */
 import type { Logger } from '../core/common.js'
 import { eventId, type ChainEvent } from '../chain/events.js'
+import { countPayout } from './payouts.js'
 import { transition, type ServiceRecord, type State } from './state.js'
 
 export type IntakeContext = {
@@ -88,12 +89,10 @@ export function applyEvents(state: State, events: readonly ChainEvent[], ctx: In
         s.chain = { ...s.chain, ratePerHour: e.ratePerHour.toString() }
         log.info({ serviceId: s.serviceId, tier: e.tier }, 'tier changed')
         break
+      // counted once: the daemon may have counted it from its own transaction's receipt already
       case 'Withdrawn':
-        s.ledger.withdrawn = add(s.ledger.withdrawn, e.amount)
-        s.ledger.earned = add(s.ledger.earned, e.amount)
-        break
       case 'Refunded':
-        s.ledger.refunded = add(s.ledger.refunded, e.amount)
+        countPayout(s, id, e.type, e.amount)
         break
       case 'ServiceTerminated':
         if (s.state === 'active' || s.state === 'scaled-to-zero' || s.state === 'requested' || s.state === 'provisioning') {
