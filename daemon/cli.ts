@@ -1,6 +1,7 @@
 /**
  * `blueprint-operator` command line. Exit codes: 0 done, 1 will not succeed on retry (bad config, bad input),
- * 2 usage, 75 try again later (an RPC or target unreachable at start-up).
+ * 2 usage, 75 try again later (a retryable start-up failure, e.g. the `[http] listen` port in use). An RPC that is
+ * down at start-up is not a failure: `run` starts, answers /readyz 503 and waits for the node.
  */
 import { createCommon } from '../core/common.js'
 import { BaseError, isRetryable } from '../core/errors.js'
@@ -18,6 +19,14 @@ const USAGE = `usage: blueprint-operator <command>
   pricing parse <format> <file> parse a price source's file into offers (JSON lines)
   quote --cpu N --memory GiB [--gpu MODEL:N] [--region R]... [--spot] [--max-usd X] [--top N] [--catalog DIR] [--config FILE]
                                 cheapest offers from the cached catalog
+
+run: SIGTERM or SIGINT drains and exits 0. An unreachable RPC at start-up is waited for, not an error: the daemon
+starts, /readyz answers 503 until the chain has been read once, and it retries the node for as long as it runs.
+Local replicas must not run as the daemon's uid: set [providers.local] workload_uids (root daemon) or opt in with
+unsafe_workloads_share_daemon_uid = true.
+
+exit codes: 0 done; 1 will not succeed on retry (invalid configuration, refused isolation, a key file others can
+read); 2 usage; 75 try again later (a retryable start-up failure, e.g. http.listen in use).
 `
 
 export const EXIT = { ok: 0, fatal: 1, usage: 2, retry: 75 } as const
@@ -78,6 +87,7 @@ export async function run(file: string, io: Io): Promise<number> {
     daemon = await startDaemon({ config, common })
   } catch (err) {
     common.logger.fatal({ err }, 'start-up failed')
+    io.stderr.write(`${common.redact ? common.redact(err instanceof Error ? err.message : String(err)) : String(err)}\n`)
     await shutdown(1000)
     return isRetryable(err) ? EXIT.retry : EXIT.fatal
   }

@@ -13,6 +13,7 @@ import { createEscrowClient } from '../chain/evm/escrow.js'
 import { createEvmFollower } from '../chain/evm/follow.js'
 import { archiveTerminal } from './archive.js'
 import { startHttpServer, type HttpServer } from './http.js'
+import { listenOrExplain } from './listenError.js'
 import { startCatalog } from './pricing.js'
 import { applyEvents, pruneProcessed } from './intake.js'
 import { createServiceManager, type ServiceManager } from './services.js'
@@ -193,7 +194,7 @@ export async function startDaemon({ config, common: parent }: StartDaemonParamet
   let httpServer: HttpServer | undefined
   if (config.http.enabled) {
     httpServer = await step('http', () =>
-      startHttpServer(common.child('http'), {
+      listenOrExplain(`${config.http.host}:${config.http.port}`, () => startHttpServer(common.child('http'), {
         host: config.http.host,
         port: config.http.port,
         store,
@@ -201,7 +202,8 @@ export async function startDaemon({ config, common: parent }: StartDaemonParamet
           const st = store.read()
           const stale = Date.now() - lastDelivery > Math.max(config.chain.pollIntervalMs * 20, 60_000)
           return {
-            ready: !stale,
+            // not ready until the chain was read once: a daemon started with its RPC down waits (and says so here)
+            ready: delivered !== undefined && !stale,
             operatorId: config.operator.id,
             operator,
             chainId: config.chain.chainId,
@@ -212,7 +214,7 @@ export async function startDaemon({ config, common: parent }: StartDaemonParamet
             catalog: catalog?.health() ?? [],
           }
         },
-      }),
+      })),
     )
     closers.push(['http', () => httpServer!.close()])
   }
