@@ -192,6 +192,23 @@ describe('createLocalProvisioner: a uid per deployment', () => {
     }
   })
 
+  test('error: NO_FREE_UID when every uid of the range is held (retryable); a destroyed deployment frees its uid', { timeout: 120_000 }, async (ctx) => {
+    if (!root) return ctx.skip('needs root')
+    const one: [number, number] = [range[1] + 1000, range[1] + 1000]
+    const prov = createLocalProvisioner(common, params({ workloadUids: one, rootDir: join(daemonDir, 'one-uid') }))
+    try {
+      await prov.provision(request('iso-one', 'none'))
+      await expect(prov.provision(request('iso-two', 'none'))).rejects.toMatchObject({ code: 'NO_FREE_UID', retryable: true, reason: 'NO_FEASIBLE_OFFER' })
+      await prov.destroy('iso-one')
+      const st = await prov.provision(request('iso-two', 'none'))
+      expect(await readFile(`/proc/${(await readDemoInfo(st.endpoints[0]!)).pid}/status`, 'utf8')).toMatch(new RegExp(`^Uid:\\s+${one[0]}\\s`, 'm'))
+    } finally {
+      await prov.destroy('iso-one').catch(() => undefined)
+      await prov.destroy('iso-two').catch(() => undefined)
+      await prov.close()
+    }
+  })
+
   test('error: a range holding an account, a bad range, both modes at once, or a daemon that is not root are refused at construction', async () => {
     const make = (o: Partial<LocalProvisionerParameters>) => () => createLocalProvisioner(common, params(o))
     if (root) expect(make({ workloadUids: [0, 2000] })).toThrow(/below 1000/)
