@@ -32,12 +32,18 @@ export type ChainEvent = EventMeta &
         preferences: DecodedPreferences
         ttlSeconds: bigint
         deposit: bigint
+        /** The tier's rate locked at request, base units per hour. */
+        ratePerHour: bigint
       }
-    | { type: 'ServiceActivated'; serviceId: bigint; activatedAt: bigint }
-    | { type: 'PaymentReceived'; serviceId: bigint; payer: Address; amount: bigint; balance: bigint; paidUntil: bigint }
-    | { type: 'TierChanged'; serviceId: bigint; tier: number; ratePerHour: bigint }
+    /** Metering starts: settledAt = activatedAt; endsAt = activatedAt + TTL. */
+    | { type: 'ServiceActivated'; serviceId: bigint; activatedAt: bigint; endsAt: bigint }
+    /** `balance` and `settledAt` are the escrow's after the payment (the accrual up to then is settled first). */
+    | { type: 'PaymentReceived'; serviceId: bigint; payer: Address; amount: bigint; balance: bigint; paidUntil: bigint; settledAt: bigint }
+    /** `balance` and `settledAt` after settling at the old rate. */
+    | { type: 'TierChanged'; serviceId: bigint; tier: number; ratePerHour: bigint; balance: bigint; settledAt: bigint }
     | { type: 'ServiceTerminated'; serviceId: bigint; by: Address }
-    | { type: 'Withdrawn'; serviceId: bigint; operator: Address; amount: bigint }
+    /** `balance` and `settledAt` after the settlement the withdrawal made. */
+    | { type: 'Withdrawn'; serviceId: bigint; operator: Address; amount: bigint; balance: bigint; settledAt: bigint }
     | { type: 'Refunded'; serviceId: bigint; customer: Address; amount: bigint; reason: string }
   )
 

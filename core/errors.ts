@@ -19,6 +19,7 @@ export const ReasonCodes = [
   'TTL_REACHED',
   'CUSTOMER_TERMINATED',
   'SERVICE_VANISHED',
+  'NO_CAPACITY',
 ] as const
 export type ReasonCode = (typeof ReasonCodes)[number]
 

@@ -3,9 +3,9 @@
  * choose, operator defaults fill gaps, operator ceilings cap (a ceiling below a floor is a rejection).
  */
 import type { ReasonCode } from './errors.js'
+import { planTier, type TierName, type TierPolicy } from './tiers.js'
 
-export const TierNames = ['basic', 'standard', 'premium'] as const
-export type TierName = (typeof TierNames)[number]
+export { TierNames, type TierName, type TierPolicy } from './tiers.js'
 
 export type Gpu = {
   /** Number of GPUs; 0 means none. */
@@ -35,6 +35,10 @@ export type Preferences = {
   memoryGiB?: number | undefined
   storageGiB?: number | undefined
   gpuModel?: string | undefined
+  /** Providers the customer accepts ("own", "aws", "hetzner", ...); empty or undefined = any. */
+  providers?: string[] | undefined
+  /** Providers the customer refuses. */
+  excludeProviders?: string[] | undefined
 }
 
 /** The operator's defaults (fill what nobody specified). */
@@ -53,14 +57,6 @@ export type Ceilings = {
   storageGiB: number
   gpuCount: number
   replicas: number
-}
-
-/** One payment tier's scaling policy. */
-export type TierPolicy = {
-  /** Replicas when active (the HPA minimum). */
-  minReplicas: number
-  /** Upper bound for autoscaling targets (the HPA maximum). */
-  maxReplicas: number
 }
 
 export type ResourceSpec = {
@@ -119,14 +115,16 @@ export function reduce(
   if (!policy) malformed.push(`tier: got ${JSON.stringify(tier)}, expected one of ${Object.keys(tiers).join(', ')}`)
   if (malformed.length || !policy) return { ok: false, reason: 'MALFORMED_REQUEST', problems: malformed }
 
-  // floor -> raised by preference -> default only where nobody asked for anything
-  const pick = (floor: number, pref: number | undefined, def: number) => {
+  // floor -> raised by preference (and by the tier) -> default only where nobody asked for anything
+  const plan = planTier({ tier, tiers, maxReplicas: Number.MAX_SAFE_INTEGER, highAvailability: preferences.highAvailability ?? false })
+  const pick = (floor: number, pref: number | undefined, def: number, tierRaise: number | undefined) => {
     const asked = Math.max(floor, pref ?? 0)
-    return asked > 0 ? asked : def
+    return Math.max(asked > 0 ? asked : def, tierRaise ?? 0)
   }
-  const vcpu = pick(requirements.vcpu, preferences.vcpu, defaults.vcpu)
-  const memoryGiB = pick(requirements.memoryGiB, preferences.memoryGiB, defaults.memoryGiB)
-  const storageGiB = pick(requirements.storageGiB, preferences.storageGiB, defaults.storageGiB)
+  const vcpu = pick(requirements.vcpu, preferences.vcpu, defaults.vcpu, plan.raise.vcpu)
+  const memoryGiB = pick(requirements.memoryGiB, preferences.memoryGiB, defaults.memoryGiB, plan.raise.memoryGiB)
+  const storageGiB = pick(requirements.storageGiB, preferences.storageGiB, defaults.storageGiB, undefined)
+  const gpuCount = Math.max(requirements.gpu.count, requirements.gpu.count > 0 ? (plan.raise.gpuCount ?? 0) : 0)
 
   let gpuModel = requirements.gpu.model || undefined
   const problems: string[] = []
@@ -139,15 +137,14 @@ export function reduce(
   if (problems.length) return { ok: false, reason: 'MALFORMED_REQUEST', problems }
 
   const highAvailability = preferences.highAvailability ?? false
-  let replicas = policy.minReplicas
-  if (highAvailability) replicas = Math.max(replicas, 2)
-  const maxReplicas = Math.max(policy.maxReplicas, replicas)
+  const replicas = plan.replicas
+  const maxReplicas = plan.maxReplicas
 
   const over: string[] = []
   if (vcpu > ceilings.vcpu) over.push(`vcpu ${vcpu} above the operator's ceiling ${ceilings.vcpu}`)
   if (memoryGiB > ceilings.memoryGiB) over.push(`memoryGiB ${memoryGiB} above the operator's ceiling ${ceilings.memoryGiB}`)
   if (storageGiB > ceilings.storageGiB) over.push(`storageGiB ${storageGiB} above the operator's ceiling ${ceilings.storageGiB}`)
-  if (requirements.gpu.count > ceilings.gpuCount) over.push(`gpu.count ${requirements.gpu.count} above the operator's ceiling ${ceilings.gpuCount}`)
+  if (gpuCount > ceilings.gpuCount) over.push(`gpu.count ${gpuCount} above the operator's ceiling ${ceilings.gpuCount}`)
   if (replicas > ceilings.replicas) over.push(`replicas ${replicas} above the operator's ceiling ${ceilings.replicas}`)
   if (over.length) return { ok: false, reason: 'REQUIREMENTS_ABOVE_CEILING', problems: over }
 
@@ -158,7 +155,7 @@ export function reduce(
       vcpu,
       memoryGiB,
       storageGiB,
-      gpu: { count: requirements.gpu.count, model: requirements.gpu.count > 0 ? gpuModel : undefined },
+      gpu: { count: gpuCount, model: gpuCount > 0 ? gpuModel : undefined },
       replicas,
       minReplicas: replicas,
       maxReplicas: Math.min(maxReplicas, ceilings.replicas),

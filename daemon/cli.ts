@@ -5,7 +5,7 @@
  */
 import { createCommon } from '../core/common.js'
 import { BaseError, isRetryable } from '../core/errors.js'
-import { ConfigError, loadConfig } from '../config/load.js'
+import { ConfigError, loadConfig } from './config.js'
 import { startDaemon } from './daemon.js'
 import { checkIsolation, prepareDataDir, scrubSecretEnv, secretValues } from './isolation.js'
 
@@ -17,7 +17,7 @@ const USAGE = `usage: blueprint-operator <command>
   demo <top-up|terminate|tier|status> ...
                                 act as the dev setup's demo customer (see README)
   pricing parse <format> <file> parse a price source's file into offers (JSON lines)
-  quote --cpu N --memory GiB [--gpu MODEL:N] [--region R]... [--spot] [--max-usd X] [--top N] [--catalog DIR] [--config FILE]
+  quote --cpu N --memory GiB [--gpu MODEL:N] [--region R]... [--spot] [--max-usd X] [--top N] [--catalog DIR] [--config FILE [--explain]]
                                 cheapest offers from the cached catalog
 
 run: SIGTERM or SIGINT drains and exits 0. An unreachable RPC at start-up is waited for, not an error: the daemon
@@ -135,6 +135,11 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
           const { pricingCliWith } = await import('../pricing/cli.js')
           const { pricingConfigOf } = await import('./pricing.js')
           const rest = argv.filter((a, i) => a !== '--config' && argv[i - 1] !== '--config' && !a.startsWith('--config='))
+          if (cmd === 'quote' && rest.includes('--explain')) {
+            // the decision the daemon would make: the operator's targets and enabled clouds, with rejected classes
+            const { explainQuote } = await import('./explain.js')
+            return await explainQuote(rest.slice(1), io, loadConfig(file))
+          }
           return await pricingCliWith(rest, io, pricingConfigOf(loadConfig(file)))
         }
         const { pricingCli } = await import('../pricing/cli.js')

@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import type { Common } from '../core/common.js'
 import { BaseError } from '../core/errors.js'
 import { redactUrl } from '../core/redact.js'
-import type { OperatorConfig } from '../config/load.js'
+import type { OperatorConfig } from './config.js'
 import { createEvmPublicClient, createEvmWalletClient } from '../chain/evm/clients.js'
 import { createEscrowClient } from '../chain/evm/escrow.js'
 import { createEvmFollower } from '../chain/evm/follow.js'
@@ -20,7 +20,24 @@ import { createServiceManager, type ServiceManager } from './services.js'
 import { createStore, type Store } from './store.js'
 import { createOrphanSweep } from './sweep.js'
 import { createTargets } from './targets.js'
-import type { TargetRegistry } from './ports.js'
+import type { Target, TargetRegistry } from './ports.js'
+import { createPlacement } from './placement/placement.js'
+
+/** A target as /api/status shows it: its offer (own) or provider (cloud), capacity used and free, health. */
+function targetStatus(t: Target, manager: ServiceManager) {
+  const used = manager.context.book.usedOn(t.name)
+  const own = t.kind === 'own' ? t.offersFor({} as never)[0] : undefined
+  return {
+    name: t.name,
+    kind: t.kind,
+    provider: t.provider,
+    sourceKinds: t.sourceKinds,
+    ...(own && { region: own.region, hourlyUsd: own.hourlyUsd.toFixed() }),
+    ...(t.capacity && { capacity: t.capacity, free: { vcpu: t.capacity.vcpu - used.vcpu, memoryGiB: t.capacity.memoryGiB - used.memoryGiB, storageGiB: t.capacity.storageGiB - used.storageGiB } }),
+    used,
+    ...t.health?.(),
+  }
+}
 
 export type Daemon = {
   store: Store
@@ -83,8 +100,13 @@ export async function startDaemon({ config, common: parent }: StartDaemonParamet
   )
   closers.push(['store', () => store.close()])
 
-  const targets = await step('targets', () => createTargets(common.child('targets'), config))
+  // prices first: clouds sell from the catalog's offers
+  const catalog = await step('pricing catalog', () => startCatalog(common.child('pricing'), config))
+  if (catalog) closers.push(['pricing catalog', () => catalog.close()])
+
+  const targets = await step('targets', () => createTargets(common.child('targets'), config, { catalogOffers: () => catalog?.offers() ?? [] }))
   closers.push(['targets', () => targets.close()])
+  const placement = createPlacement(common.child('placement'), { settings: config.placement, targets })
 
   const escrow = createEscrowClient(common.child('escrow'), {
     publicClient,
@@ -111,7 +133,7 @@ export async function startDaemon({ config, common: parent }: StartDaemonParamet
     return lastBlockTime > wall ? lastBlockTime : wall
   }
 
-  const manager = createServiceManager(common.child('services'), { config, store, escrow, targets, now })
+  const manager = createServiceManager(common.child('services'), { config, store, escrow, targets, placement, now })
   closers.push(['services', () => manager.stop()])
 
   let lastDelivery = Date.now()
@@ -162,9 +184,6 @@ export async function startDaemon({ config, common: parent }: StartDaemonParamet
   closers.push(['cursor', () => persistCursor()])
   closers.push(['follower', () => follower.stop()])
 
-  const catalog = await step('pricing catalog', () => startCatalog(common.child('pricing'), config))
-  if (catalog) closers.push(['pricing catalog', () => catalog.close()])
-
   const sweep = createOrphanSweep(common.child('sweep'), {
     store,
     targets,
@@ -209,7 +228,8 @@ export async function startDaemon({ config, common: parent }: StartDaemonParamet
             chainId: config.chain.chainId,
             cursor: delivered ?? st.cursor,
             draining: config.operator.draining,
-            targets: targets.list().map((t) => ({ name: t.name, region: t.offer.region, sourceKinds: t.sourceKinds, hourlyUsd: t.hourlyUsd.toFixed() })),
+            targets: targets.list().map((t) => targetStatus(t, manager)),
+            placement: { mode: config.placement.mode, blocked: placement.blocks().map((b) => ({ ...b, until: new Date(b.until).toISOString() })) },
             services: Object.keys(st.services).length,
             catalog: catalog?.health() ?? [],
           }

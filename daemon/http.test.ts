@@ -22,7 +22,7 @@ describe('startHttpServer', () => {
           {
             chainId: 31337, blockNumber: 1n, blockHash: `0x${'aa'.repeat(32)}`, txHash: `0x${'bb'.repeat(32)}`, logIndex: 0,
             type: 'ServiceInitiated', serviceId: 3n, blueprintId: 1n, customer: `0x${'22'.repeat(20)}`, operator: `0x${'11'.repeat(20)}`,
-            tier: 0, preferences: { ok: true, value: {} }, ttlSeconds: 60n, deposit: 5n,
+            tier: 0, preferences: { ok: true, value: {} }, ttlSeconds: 60n, deposit: 5n, ratePerHour: 3600n,
           },
         ],
         { operator: `0x${'11'.repeat(20)}`, chainId: 31337, logger: pino({ level: 'silent' }) },

@@ -18,6 +18,7 @@ const initiated = (n: number, serviceId: bigint, op = operator): ChainEvent => (
   preferences: { ok: true, value: { regions: ['eu'] } },
   ttlSeconds: 3600n,
   deposit: 1_000_000n,
+  ratePerHour: 3_600_000n,
 })
 
 describe('applyEvents', () => {
@@ -33,7 +34,7 @@ describe('applyEvents', () => {
   test('behavior: each event identity is acted on once', () => {
     const st = emptyState('op', 31337)
     const e = initiated(1, 7n)
-    const pay: ChainEvent = { ...meta(2), type: 'PaymentReceived', serviceId: 7n, payer: `0x${'22'.repeat(20)}`, amount: 5n, balance: 5n, paidUntil: 100n }
+    const pay: ChainEvent = { ...meta(2), type: 'PaymentReceived', serviceId: 7n, payer: `0x${'22'.repeat(20)}`, amount: 5n, balance: 1_000_005n, paidUntil: 0n, settledAt: 0n }
     applyEvents(st, [e, pay], { operator, chainId: 31337, logger })
     applyEvents(st, [e, pay, pay], { operator, chainId: 31337, logger })
     expect(st.services['7']!.ledger.paid).toBe('1000005')
@@ -61,7 +62,7 @@ describe('applyEvents', () => {
     applyEvents(
       st,
       [
-        { ...meta(3), type: 'Withdrawn', serviceId: 7n, operator: operator as `0x${string}`, amount: 10n },
+        { ...meta(3), type: 'Withdrawn', serviceId: 7n, operator: operator as `0x${string}`, amount: 10n, balance: 90n, settledAt: 20n },
         { ...meta(4), type: 'Refunded', serviceId: 7n, customer: `0x${'22'.repeat(20)}`, amount: 90n, reason: 'CUSTOMER_TERMINATED' },
         { ...meta(5), type: 'ServiceTerminated', serviceId: 7n, by: `0x${'22'.repeat(20)}` },
       ],
@@ -71,6 +72,50 @@ describe('applyEvents', () => {
     expect(s.state).toBe('terminating')
     expect(s.reason).toBe('CUSTOMER_TERMINATED')
     expect(s.ledger).toMatchObject({ withdrawn: '10', refunded: '90' })
+  })
+
+  test('behavior: payment events keep the facts paid-until is computed from, exactly as the escrow computes it', () => {
+    const st = emptyState('op', 31337)
+    const ctx = { operator, chainId: 31337, logger }
+    applyEvents(st, [initiated(1, 7n)], ctx)
+    expect(st.services['7']!.chain).toMatchObject({ onchainState: 'requested', balance: '1000000', ratePerHour: '3600000', tier: 0, paidUntil: '0', asOfBlock: '1' })
+    applyEvents(st, [{ ...meta(2), type: 'ServiceActivated', serviceId: 7n, activatedAt: 1000n, endsAt: 4600n }], ctx)
+    // 1,000,000 base units at 1,000 per second
+    expect(st.services['7']!.chain).toMatchObject({ onchainState: 'active', settledAt: '1000', endsAt: '4600', paidUntil: '2000' })
+    const payer = `0x${'22'.repeat(20)}` as const
+    applyEvents(st, [{ ...meta(3), type: 'PaymentReceived', serviceId: 7n, payer, amount: 500_000n, balance: 1_000_000n, paidUntil: 2500n, settledAt: 1500n }], ctx)
+    expect(st.services['7']!.chain).toMatchObject({ balance: '1000000', settledAt: '1500', paidUntil: '2500' })
+    applyEvents(st, [{ ...meta(4), type: 'TierChanged', serviceId: 7n, tier: 1, ratePerHour: 7_200_000n, balance: 900_000n, settledAt: 1600n }], ctx)
+    expect(st.services['7']).toMatchObject({ tierIndex: 1, chain: { tier: 1, ratePerHour: '7200000', balance: '900000', settledAt: '1600', paidUntil: '2050' } })
+    applyEvents(st, [{ ...meta(5), type: 'Withdrawn', serviceId: 7n, operator: operator as `0x${string}`, amount: 600_000n, balance: 800_000n, settledAt: 1650n }], ctx)
+    expect(st.services['7']!.chain).toMatchObject({ balance: '800000', settledAt: '1650', paidUntil: '2050' })
+    applyEvents(
+      st,
+      [
+        { ...meta(6), type: 'Refunded', serviceId: 7n, customer: payer, amount: 1n, reason: 'CUSTOMER_TERMINATED' },
+        { ...meta(6), logIndex: 1, type: 'ServiceTerminated', serviceId: 7n, by: payer },
+      ],
+      ctx,
+    )
+    expect(st.services['7']!.chain).toMatchObject({ onchainState: 'terminated', balance: '0', paidUntil: '0' })
+  })
+
+  test.each<[string, Partial<ChainEvent & { type: 'ServiceInitiated' }>, RegExp]>([
+    ['a TTL near 2^64', { ttlSeconds: 2n ** 64n - 1n }, /^ttl: 18446744073709551615 s is outside 1 \.\. 3153600000 s/],
+    ['a TTL of 0', { ttlSeconds: 0n }, /^ttl: 0 s/],
+    ['a deposit of 2^128', { deposit: 2n ** 128n }, /^deposit: 340282366920938463463374607431768211456 is outside/],
+    ['a deposit of 0', { deposit: 0n }, /^deposit: 0/],
+    ['a rate near 2^256', { ratePerHour: 2n ** 256n - 1n }, /^rate: \d+ per hour is outside/],
+    ['a rate of 0', { ratePerHour: 0n }, /^rate: 0/],
+    ['tier 3', { tier: 3 }, /^tier: got 3, expected 0 \(basic\)/],
+    ['tier 255', { tier: 255 }, /^tier: 255 is outside 0 \.\. 15$/],
+  ])('error: a request with %s is recorded as malformed (refunded before quoting)', (_, patch, problem) => {
+    const st = emptyState('op', 31337)
+    applyEvents(st, [{ ...initiated(1, 7n), ...patch } as ChainEvent], { operator, chainId: 31337, logger })
+    const s = st.services['7']!
+    expect(s.state).toBe('requested')
+    expect(s.problems).toHaveLength(1)
+    expect(s.problems![0]).toMatch(problem)
   })
 
   test('error: illegal transitions throw', () => {

@@ -4,6 +4,9 @@
  */
 import type { Logger } from '../core/common.js'
 import { eventId, type ChainEvent } from '../chain/events.js'
+import { requestProblems } from '../chain/evm/decode.js'
+import { TierNames } from '../core/spec.js'
+import { applyEventToFacts } from './paymentFacts.js'
 import { countPayout } from './payouts.js'
 import { transition, type ServiceRecord, type State } from './state.js'
 
@@ -22,7 +25,12 @@ export function deploymentIdOf(chainId: number, serviceId: bigint | string): str
 
 const add = (a: string, b: bigint) => (BigInt(a) + b).toString()
 
-/** Apply events in order; returns the ids of services whose state changed. */
+/**
+ * Apply events in order; returns the ids of services whose state changed. Every escrow event also updates the
+ * service's payment facts (`chain`), from which paid-until is computed without reading the chain. A request whose
+ * values lie outside the contract's bounds (TTL, deposit, rate, tier) is recorded with its problems, which the quote
+ * step turns into a MALFORMED_REQUEST refund.
+ */
 export function applyEvents(state: State, events: readonly ChainEvent[], ctx: IntakeContext): Set<string> {
   const touched = new Set<string>()
   const now = ctx.now ?? new Date()
@@ -64,8 +72,16 @@ export function applyEvents(state: State, events: readonly ChainEvent[], ctx: In
         createdAt: at,
         updatedAt: at,
         history: [{ at, from: null, to: 'requested', cause: 'ServiceInitiated', eventId: id }],
+        chain: applyEventToFacts(undefined, e),
       }
-      if (!e.preferences.ok) s.problems = [`preferences: ${e.preferences.error}`]
+      const problems = requestProblems(e)
+      if (e.tier >= TierNames.length && !problems.some((p) => p.startsWith('tier:')))
+        problems.push(`tier: got ${e.tier}, expected 0 (basic), 1 (standard) or 2 (premium)`)
+      if (!e.preferences.ok) problems.unshift(`preferences: ${e.preferences.error}`)
+      if (problems.length) {
+        s.problems = problems
+        log.warn({ serviceId: key, problems }, 'malformed request; it will be refunded')
+      }
       state.services[key] = s
       touched.add(key)
       log.info({ serviceId: key, blueprintId: s.blueprintId, tier: e.tier, deposit: s.deposit }, 'requested')
@@ -75,18 +91,16 @@ export function applyEvents(state: State, events: readonly ChainEvent[], ctx: In
     if (!s) continue // another operator's service
     touched.add(s.serviceId)
     s.updatedAt = now.toISOString()
+    s.chain = applyEventToFacts(s.chain, e)
     switch (e.type) {
       case 'ServiceActivated':
-        s.chain = { ...s.chain, activatedAt: e.activatedAt.toString(), endsAt: (e.activatedAt + BigInt(s.ttlSeconds)).toString() }
         break
       case 'PaymentReceived':
         s.ledger.paid = add(s.ledger.paid, e.amount)
-        s.chain = { ...s.chain, paidUntil: e.paidUntil.toString(), balance: e.balance.toString() }
         log.info({ serviceId: s.serviceId, amount: e.amount.toString(), paidUntil: e.paidUntil.toString() }, 'payment received')
         break
       case 'TierChanged':
         s.tierIndex = e.tier
-        s.chain = { ...s.chain, ratePerHour: e.ratePerHour.toString() }
         log.info({ serviceId: s.serviceId, tier: e.tier }, 'tier changed')
         break
       // counted once: the daemon may have counted it from its own transaction's receipt already

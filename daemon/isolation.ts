@@ -5,7 +5,7 @@
  * daemon resolved leave its environment (children are spawned with explicit environments anyway).
  */
 import { chmodSync, mkdirSync, statSync } from 'node:fs'
-import type { ConfigProblem, OperatorConfig } from '../config/load.js'
+import type { ConfigProblem, OperatorConfig } from './config.js'
 
 export type IsolationCheck = {
   /** Why `run` refuses to start (each with its TOML path). */

@@ -34,6 +34,7 @@ function stateWithService() {
     preferences: { ok: true, value: {} },
     ttlSeconds: 3600n,
     deposit: 1_000_000n,
+    ratePerHour: 3_600_000n,
   }
   applyEvents(st, [init], { operator, chainId: 31337, logger })
   return st
@@ -44,9 +45,9 @@ const payouts: Payout[] = [
   { kind: 'Refunded', amount: 700n, txHash: tx(9), logIndex: 3, blockNumber: 9n },
 ]
 const asEvents = (ps: Payout[]): ChainEvent[] =>
-  ps.map((p) =>
+  ps.map((p): ChainEvent =>
     p.kind === 'Withdrawn'
-      ? { chainId: 31337, blockNumber: p.blockNumber, blockHash: `0x${'bb'.repeat(32)}`, txHash: p.txHash, logIndex: p.logIndex, type: 'Withdrawn', serviceId: 7n, operator: operator as `0x${string}`, amount: p.amount }
+      ? { chainId: 31337, blockNumber: p.blockNumber, blockHash: `0x${'bb'.repeat(32)}`, txHash: p.txHash, logIndex: p.logIndex, type: 'Withdrawn', serviceId: 7n, operator: operator as `0x${string}`, amount: p.amount, balance: 0n, settledAt: 0n }
       : { chainId: 31337, blockNumber: p.blockNumber, blockHash: `0x${'bb'.repeat(32)}`, txHash: p.txHash, logIndex: p.logIndex, type: 'Refunded', serviceId: 7n, customer: `0x${'22'.repeat(20)}`, amount: p.amount, reason: 'TTL_REACHED' },
   )
 const ledgerOf = (r: ServiceRecord) => ({ withdrawn: r.ledger.withdrawn, earned: r.ledger.earned, refunded: r.ledger.refunded })

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest'
-import { parseConfig, ConfigError } from '../config/load.js'
+import { parseConfig, ConfigError } from './config.js'
 import { pricingConfigOf } from './pricing.js'
 
 const doc = (sources: string[]) => ({

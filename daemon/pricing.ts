@@ -5,8 +5,8 @@
  */
 import { readFileSync } from 'node:fs'
 import type { Common } from '../core/common.js'
-import type { OperatorConfig } from '../config/load.js'
-import { ConfigError } from '../config/load.js'
+import type { OperatorConfig } from './config.js'
+import { ConfigError } from './config.js'
 import { createCatalog, type Catalog } from '../pricing/catalog.js'
 import { defaultPricingConfig, SourceIds, type PricingConfig } from '../pricing/config.js'
 
@@ -29,6 +29,11 @@ export function pricingConfigOf(config: OperatorConfig): PricingConfig {
       throw new ConfigError('<config>', [{ path: 'pricing.tfchain_types', message: `cannot read a JSON types file: ${(err as Error).message.split('\n')[0]}` }])
     }
   }
+  // the operator's own targets are offers too (what `quote --config` compares the clouds with)
+  const local = config.providers.local
+  if (local?.enabled) pc.own.push({ name: 'local', region: local.region, vcpu: local.vcpu, memoryGiB: local.memoryGiB, storageGiB: local.storageGiB, hourlyUsd: local.hourlyUsd.toFixed() })
+  for (const h of config.providers.ssh?.hosts ?? []) pc.own.push({ name: `ssh:${h.name}`, region: h.region, vcpu: h.vcpu, memoryGiB: h.memoryGiB, storageGiB: h.storageGiB, hourlyUsd: h.hourlyUsd.toFixed() })
+  for (const c of config.providers.kubernetes?.clusters ?? []) pc.own.push({ name: `k8s:${c.name}`, region: c.region, vcpu: c.vcpu, memoryGiB: c.memoryGiB, storageGiB: c.storageGiB, hourlyUsd: c.hourlyUsd.toFixed() })
   return pc
 }
 

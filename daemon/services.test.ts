@@ -15,6 +15,7 @@ describe('accrueCost', () => {
     const r = rec({ costSince: '2026-01-01T00:00:00.000Z' })
     accrueCost(r, new Date('2026-01-01T00:00:10.000Z'))
     expect(r.ledger.cloudCostUsd).toBe('0.002') // 0.36 × 2 × 10/3600
+    expect(r.ledger.replicaHours).toBe('0.005555556') // 2 × 10/3600, as it happens
     expect(r.costSince).toBe('2026-01-01T00:00:10.000Z')
   })
   test('behavior: nothing accrues at zero replicas or before the first mark', () => {

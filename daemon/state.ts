@@ -4,7 +4,8 @@
  */
 import type { ReasonCode } from '../core/errors.js'
 import type { Preferences, ResourceSpec, TierName } from '../core/spec.js'
-import type { BlueprintSource } from '../provisioners/types.js'
+import type { BlueprintSource } from '../core/source.js'
+import type { Decision } from './placement/placement.js'
 
 export type ServiceState =
   | 'requested'
@@ -19,7 +20,8 @@ export type ServiceState =
 /** Legal transitions (DESIGN.md, "The life of a service"). */
 export const transitions: Record<ServiceState, readonly ServiceState[]> = {
   requested: ['provisioning', 'refunding', 'terminating'],
-  provisioning: ['active', 'refunding', 'terminating'],
+  // back to requested: the offer failed with a capacity/quota/region/price/auth error and placement tries the next
+  provisioning: ['active', 'refunding', 'terminating', 'requested'],
   active: ['scaled-to-zero', 'terminating', 'active'],
   'scaled-to-zero': ['active', 'terminating'],
   terminating: ['closed'],
@@ -48,6 +50,10 @@ export type QuoteRecord = {
   totalHourlyUsd: string
   replicas: number
   source: string
+  /** Bought at the spot price. */
+  spot?: boolean
+  /** The price was confirmed live with the provider's API before buying (else the catalog's). */
+  priceConfirmed?: boolean
 }
 
 export type ServiceRecord = {
@@ -68,15 +74,30 @@ export type ServiceRecord = {
   /** The blueprint source chosen to run. */
   source?: BlueprintSource
   quote?: QuoteRecord
+  /** Placement's decision: the winner, the runners-up, the rejected classes, the failed attempts. */
+  decision?: Decision
   /** Replicas currently asked of the target (0 when scaled to zero). */
   replicas: number
   endpoints: string[]
   /** Pending side effect, written before it is attempted (intent first). */
   intent?: { op: 'provision' | 'destroy' | 'scale' | 'activate' | 'refund' | 'withdraw'; at: string; attempt: number; detail?: string }
-  /** Chain facts last seen (unix seconds, base units). */
-  chain?: { activatedAt?: string; endsAt?: string; paidUntil?: string; ratePerHour?: string; balance?: string; onchainState?: string }
+  /**
+   * Chain facts last seen (unix seconds, base units): kept from the events intake applies (daemon/paymentFacts.ts),
+   * so that paid-until is known without reading the chain; `asOfBlock` is the block of the last event applied.
+   */
+  chain?: {
+    activatedAt?: string
+    endsAt?: string
+    paidUntil?: string
+    ratePerHour?: string
+    balance?: string
+    onchainState?: string
+    settledAt?: string
+    tier?: number
+    asOfBlock?: string
+  }
   health: { failures: number; restarts: number; lastCheck?: string; healthy?: boolean; lastRestartAt?: string }
-  ledger: { paid: string; earned: string; withdrawn: string; refunded: string; cloudCostUsd: string }
+  ledger: { paid: string; earned: string; withdrawn: string; refunded: string; cloudCostUsd: string; /** Replicas × hours run so far (autoscaling included). */ replicaHours?: string }
   /** Event ids (chainId:txHash:logIndex) of the payouts counted in the ledger (from a receipt or the follower). */
   paidOut?: string[]
   /** The chain did not know the service at the last reads: since when, and how many reads in a row. */

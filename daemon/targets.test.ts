@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { parse } from 'smol-toml'
 import { afterAll, describe, expect, test } from 'vitest'
 import { createTestCommon } from '../core/common.js'
-import { parseConfig } from '../config/load.js'
+import { parseConfig } from './config.js'
 import { createTargets } from './targets.js'
 
 const { common, shutdown } = createTestCommon()

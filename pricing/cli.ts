@@ -10,7 +10,7 @@
  */
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { formatBaseUnits, usd, Usd } from '../core/money.js'
+import { formatBaseUnits, usd, Usd, type Decimal } from '../core/money.js'
 import type { Offer, ProviderId, Quote } from '../core/offer.js'
 import type { ResourceSpec } from '../core/spec.js'
 import { readCacheDir, enrichOffers, type CachedSource } from './catalog.js'
@@ -50,11 +50,11 @@ const USAGE = `usage:
         [--top N] [--replicas N] [--ports 22,443] [--provider P]... [--catalog DIR] [--json]
 `
 
-type Flags = { positional: string[]; values: Map<string, string[]>; bools: Set<string> }
-const BOOLS = new Set(['spot', 'json'])
+type Flags = { positional: string[]; values: Map<string, string[]>; bools: Set<string>; raw: string[] }
+const BOOLS = new Set(['spot', 'json', 'explain'])
 
 function parseFlags(args: string[]): Flags {
-  const f: Flags = { positional: [], values: new Map(), bools: new Set() }
+  const f: Flags = { positional: [], values: new Map(), bools: new Set(), raw: args }
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!
     if (!a.startsWith('--')) {
@@ -183,7 +183,11 @@ function quoteJson(q: Quote, tft: TftCost | undefined) {
   }
 }
 
-async function quoteCommand(f: Flags, config: PricingConfig, io: PricingCliIo): Promise<number> {
+export type QuoteQuery = { spec: ResourceSpec; maxCostPerHourUsd: Decimal | undefined; providers: ProviderId[] | undefined; top: number; catalogDir: string | undefined; json: boolean }
+
+/** The spec and options of `quote` flags (`--cpu N --memory GiB ...`); a malformed flag is a PricingUsageError. */
+export function quoteQueryOf(args: string[]): QuoteQuery {
+  const f = parseFlags(args)
   const gpuFlag = one(f, 'gpu')
   let gpu: ResourceSpec['gpu'] = { count: 0 }
   if (gpuFlag) {
@@ -225,6 +229,11 @@ async function quoteCommand(f: Flags, config: PricingConfig, io: PricingCliIo): 
   } catch {
     throw new PricingUsageError(`--max-usd: got ${JSON.stringify(maxUsd)}, expected a decimal amount`)
   }
+  return { spec, maxCostPerHourUsd, providers: f.values.get('provider') as ProviderId[] | undefined, top: int(f, 'top', 3, 1), catalogDir: one(f, 'catalog'), json: f.bools.has('json') }
+}
+
+async function quoteCommand(f: Flags, config: PricingConfig, io: PricingCliIo): Promise<number> {
+  const { spec, maxCostPerHourUsd } = quoteQueryOf(f.raw)
   const dir = one(f, 'catalog') ?? config.cacheDir
   const cache = await readCacheDir(dir, { sources: SourceIds.filter((id) => config.sources[id].enabled) })
   for (const p of cache.problems) io.stderr.write(`warning: ${p}\n`)

@@ -4,16 +4,9 @@
  */
 import type { ResourceSpec } from '../core/spec.js'
 
-/** A blueprint source as published by its developer. */
-export type BlueprintSource =
-  /** A native executable fetched over HTTP(S), verified by sha256 (64 lowercase hex chars) before it is run. */
-  | { kind: 'native'; url: string; sha256: string }
-  /** An OCI image pinned by digest: `image` without tag or digest (e.g. "localhost:5000/echo"), `digest` "sha256:<64 hex>". */
-  | { kind: 'container'; image: string; digest: string }
-  /** A test source (dev only, refused unless the operator allows it): a native artifact like `native`. */
-  | { kind: 'testing'; url: string; sha256: string }
+import type { BlueprintSource, SourceKind } from '../core/source.js'
 
-export type SourceKind = BlueprintSource['kind']
+export type { BlueprintSource, SourceKind } from '../core/source.js'
 
 export type DeploymentRequest = {
   /** DNS-safe, unique, stable id: every resource is named by it (e.g. "bp-31337-7"). */
@@ -29,6 +22,8 @@ export type DeploymentRequest = {
   healthPath?: string
   /** Target-specific placement chosen by the daemon (an SSH host name, a cluster name); optional. */
   placement?: string
+  /** The offer placement bought (clouds: the instance type in a region); own targets ignore it. */
+  offer?: { provider: string; region: string; instanceType: string; spot: boolean; hourlyUsd: string }
 }
 
 export type DeploymentStatus = {

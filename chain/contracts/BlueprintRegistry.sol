@@ -38,7 +38,14 @@ contract BlueprintRegistry {
     error NoSources();
     error NoPrices();
     error ZeroPrice(uint256 tier);
+    error PriceTooHigh(uint256 tier, uint256 price, uint256 max);
+    error TooManyTiers(uint256 tiers, uint256 max);
     error UnknownBlueprint(uint64 blueprintId);
+
+    /// @notice Most tiers (prices) a blueprint may have; tier indexes are 0 .. MAX_TIERS - 1.
+    uint256 public constant MAX_TIERS = 16;
+    /// @notice Highest price, token base units per hour: the escrow's arithmetic stays far from overflow below it.
+    uint256 public constant MAX_PRICE = type(uint128).max;
 
     /// @notice Id of the last registered blueprint; ids start at 1.
     uint64 public blueprintCount;
@@ -54,8 +61,10 @@ contract BlueprintRegistry {
         if (bytes(name).length == 0) revert EmptyName();
         if (sources.length == 0) revert NoSources();
         if (pricePerHour.length == 0) revert NoPrices();
+        if (pricePerHour.length > MAX_TIERS) revert TooManyTiers(pricePerHour.length, MAX_TIERS);
         for (uint256 i = 0; i < pricePerHour.length; i++) {
             if (pricePerHour[i] == 0) revert ZeroPrice(i);
+            if (pricePerHour[i] > MAX_PRICE) revert PriceTooHigh(i, pricePerHour[i], MAX_PRICE);
         }
         id = ++blueprintCount;
         Blueprint storage b = _blueprints[id];

@@ -27,8 +27,8 @@ const serviceInitiated = (prefs: Hex) =>
   log(
     event(serviceEscrowAbi, 'ServiceInitiated', { serviceId: 5n, blueprintId: 2n, customer }),
     encodeAbiParameters(
-      [{ type: 'address' }, { type: 'uint8' }, { type: 'bytes' }, { type: 'uint64' }, { type: 'uint256' }],
-      [operator, 1, prefs, 3600n, 1_000_000n],
+      [{ type: 'address' }, { type: 'uint8' }, { type: 'bytes' }, { type: 'uint64' }, { type: 'uint256' }, { type: 'uint256' }],
+      [operator, 1, prefs, 3600n, 1_000_000n, 7_200_000n],
     ),
   )
 
@@ -44,22 +44,22 @@ describe('decodeLog', () => {
     [
       'ServiceInitiated',
       serviceInitiated(stringToHex('{"regions":["eu"]}')),
-      { type: 'ServiceInitiated', serviceId: 5n, blueprintId: 2n, customer, operator, tier: 1, ttlSeconds: 3600n, deposit: 1_000_000n, preferences: { ok: true, value: { regions: ['eu'] } } },
+      { type: 'ServiceInitiated', serviceId: 5n, blueprintId: 2n, customer, operator, tier: 1, ttlSeconds: 3600n, deposit: 1_000_000n, ratePerHour: 7_200_000n, preferences: { ok: true, value: { regions: ['eu'] } } },
     ],
     [
       'ServiceActivated',
-      log(event(serviceEscrowAbi, 'ServiceActivated', { serviceId: 5n }), encodeAbiParameters([{ type: 'uint64' }], [1_700_000_000n])),
-      { type: 'ServiceActivated', serviceId: 5n, activatedAt: 1_700_000_000n },
+      log(event(serviceEscrowAbi, 'ServiceActivated', { serviceId: 5n }), encodeAbiParameters([{ type: 'uint64' }, { type: 'uint64' }], [1_700_000_000n, 1_700_003_600n])),
+      { type: 'ServiceActivated', serviceId: 5n, activatedAt: 1_700_000_000n, endsAt: 1_700_003_600n },
     ],
     [
       'PaymentReceived',
-      log(event(serviceEscrowAbi, 'PaymentReceived', { serviceId: 5n, payer: customer }), encodeAbiParameters([{ type: 'uint256' }, { type: 'uint256' }, { type: 'uint64' }], [10n, 20n, 30n])),
-      { type: 'PaymentReceived', serviceId: 5n, payer: customer, amount: 10n, balance: 20n, paidUntil: 30n },
+      log(event(serviceEscrowAbi, 'PaymentReceived', { serviceId: 5n, payer: customer }), encodeAbiParameters([{ type: 'uint256' }, { type: 'uint256' }, { type: 'uint64' }, { type: 'uint64' }], [10n, 20n, 30n, 25n])),
+      { type: 'PaymentReceived', serviceId: 5n, payer: customer, amount: 10n, balance: 20n, paidUntil: 30n, settledAt: 25n },
     ],
     [
       'TierChanged',
-      log(event(serviceEscrowAbi, 'TierChanged', { serviceId: 5n }), encodeAbiParameters([{ type: 'uint8' }, { type: 'uint256' }], [2, 99n])),
-      { type: 'TierChanged', serviceId: 5n, tier: 2, ratePerHour: 99n },
+      log(event(serviceEscrowAbi, 'TierChanged', { serviceId: 5n }), encodeAbiParameters([{ type: 'uint8' }, { type: 'uint256' }, { type: 'uint256' }, { type: 'uint64' }], [2, 99n, 50n, 40n])),
+      { type: 'TierChanged', serviceId: 5n, tier: 2, ratePerHour: 99n, balance: 50n, settledAt: 40n },
     ],
     [
       'ServiceTerminated',
@@ -68,8 +68,8 @@ describe('decodeLog', () => {
     ],
     [
       'Withdrawn',
-      log(event(serviceEscrowAbi, 'Withdrawn', { serviceId: 5n, operator }), encodeAbiParameters([{ type: 'uint256' }], [77n])),
-      { type: 'Withdrawn', serviceId: 5n, operator, amount: 77n },
+      log(event(serviceEscrowAbi, 'Withdrawn', { serviceId: 5n, operator }), encodeAbiParameters([{ type: 'uint256' }, { type: 'uint256' }, { type: 'uint64' }], [77n, 5n, 60n])),
+      { type: 'Withdrawn', serviceId: 5n, operator, amount: 77n, balance: 5n, settledAt: 60n },
     ],
     [
       'Refunded',
@@ -91,6 +91,9 @@ describe('decodeLog', () => {
     ['no topics', log([], '0x')],
     ['truncated data', log(event(serviceEscrowAbi, 'Withdrawn', { serviceId: 5n, operator }), '0x1234')],
     ['missing indexed topic', log(event(serviceEscrowAbi, 'Withdrawn', { serviceId: 5n, operator }).slice(0, 2), encodeAbiParameters([{ type: 'uint256' }], [1n]))],
+    ['a uint8 tier of 300', log(event(serviceEscrowAbi, 'TierChanged', { serviceId: 5n }), encodeAbiParameters([{ type: 'uint256' }, { type: 'uint256' }, { type: 'uint256' }, { type: 'uint64' }], [300n, 1n, 1n, 1n]))],
+    ['a uint64 of 2^64 in a topic', log([event(serviceEscrowAbi, 'ServiceTerminated', { serviceId: 5n, by: customer })[0]!, `0x${(2n ** 64n).toString(16).padStart(64, '0')}`, event(serviceEscrowAbi, 'ServiceTerminated', { serviceId: 5n, by: customer })[2]!], '0x')],
+    ['an address with high bytes set', log([event(serviceEscrowAbi, 'ServiceTerminated', { serviceId: 5n, by: customer })[0]!, event(serviceEscrowAbi, 'ServiceTerminated', { serviceId: 5n, by: customer })[1]!, `0x${'ff'.repeat(32)}`], '0x')],
     ['pending log', { ...serviceInitiated('0x'), blockNumber: null, blockHash: null } as unknown as Log],
     ['removed log', { ...serviceInitiated('0x'), removed: true }],
   ])('error: %s', (_, l) => {

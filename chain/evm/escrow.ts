@@ -53,6 +53,12 @@ export type EscrowClient = {
   getBlueprint(id: bigint, signal?: AbortSignal): Promise<Blueprint | undefined>
   /** The service, or undefined when no service has this id. */
   getService(id: bigint, signal?: AbortSignal): Promise<OnchainService | undefined>
+  /**
+   * Many services in one eth_call (`getServices`), in the order of `ids`; undefined where no service has the id.
+   * `blockNumber` reads as of that block (e.g. the follower's cursor, to compare with the facts intake applied).
+   * Keep a call to a few hundred ids (the node's eth_call gas cap).
+   */
+  getServices(ids: readonly bigint[], signal?: AbortSignal, blockNumber?: bigint): Promise<Array<OnchainService | undefined>>
   /** Unix time up to which the service is paid; 0 when it is not active. */
   paidUntil(id: bigint, signal?: AbortSignal): Promise<bigint>
   /** Start the service's clock; 'already' when it is active. Throws SERVICE_ENDED on a terminated or closed service. */
@@ -82,8 +88,11 @@ export function createEscrowClient(common: Common, p: EscrowClientParameters): E
   const send = (functionName: 'activate' | 'withdraw' | 'refund', args: readonly unknown[], signal?: AbortSignal) =>
     tx.send({ address: p.escrow, abi: serviceEscrowAbi, functionName, args }, signal)
 
-  const getService = async (id: bigint, signal?: AbortSignal): Promise<OnchainService | undefined> => {
-    const s = await read('getService', () => p.publicClient.readContract({ address: p.escrow, abi: serviceEscrowAbi, functionName: 'getService', args: [id] }), signal)
+  type Raw = Awaited<ReturnType<typeof readOne>>
+  const readOne = (id: bigint, signal?: AbortSignal) =>
+    read('getService', () => p.publicClient.readContract({ address: p.escrow, abi: serviceEscrowAbi, functionName: 'getService', args: [id] }), signal)
+  const getService = async (id: bigint, signal?: AbortSignal): Promise<OnchainService | undefined> => toService(id, await readOne(id, signal))
+  const toService = (id: bigint, s: Raw): OnchainService | undefined => {
     const state = serviceStates[s.state]
     if (state === undefined || state === 'none') return undefined
     return {
@@ -116,6 +125,15 @@ export function createEscrowClient(common: Common, p: EscrowClientParameters): E
       return decodeBlueprint({ id, ...raw })
     },
     getService,
+    async getServices(ids, signal, blockNumber) {
+      if (!ids.length) return []
+      const raw = await read(
+        'getServices',
+        () => p.publicClient.readContract({ address: p.escrow, abi: serviceEscrowAbi, functionName: 'getServices', args: [[...ids]], ...(blockNumber !== undefined && { blockNumber }) }),
+        signal,
+      )
+      return ids.map((id, i) => (raw[i] ? toService(id, raw[i]) : undefined))
+    },
     paidUntil: (id, signal) =>
       read('paidUntil', () => p.publicClient.readContract({ address: p.escrow, abi: serviceEscrowAbi, functionName: 'paidUntil', args: [id] }), signal),
     async activate(id, signal) {

@@ -11,7 +11,8 @@ export const maxPreferencesBytes = 4096
 
 const numberKeys = ['vcpu', 'memoryGiB', 'storageGiB'] as const
 const boolKeys = ['highAvailability', 'spotAllowed'] as const
-const knownKeys = new Set<string>(['regions', 'gpuModel', ...numberKeys, ...boolKeys])
+const listKeys = ['providers', 'excludeProviders'] as const
+const knownKeys = new Set<string>(['regions', 'gpuModel', ...listKeys, ...numberKeys, ...boolKeys])
 
 const describe = (v: unknown) => (v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v === 'string' ? JSON.stringify(v) : typeof v === 'object' ? 'an object' : String(v))
 
@@ -47,6 +48,10 @@ export function decodePreferences(bytes: Hex): DecodedPreferences {
         problems.push(`preferences.regions: got ${describe(v)}, expected an array of region names such as ["eu-west-1"]`)
       } else if (v.length > 64) problems.push(`preferences.regions: ${v.length} entries, at most 64 allowed`)
       else value.regions = [...(v as string[])]
+    } else if (k === 'providers' || k === 'excludeProviders') {
+      if (!Array.isArray(v) || v.length > 16 || !v.every((r) => typeof r === 'string' && /^[a-z0-9-]{1,32}$/.test(r))) {
+        problems.push(`preferences.${k}: got ${describe(v)}, expected up to 16 provider names such as ["aws", "own"]`)
+      } else value[k] = [...(v as string[])]
     } else if (k === 'gpuModel') {
       if (typeof v !== 'string' || v.length === 0 || v.length > 64) problems.push(`preferences.gpuModel: got ${describe(v)}, expected a model name such as "A100"`)
       else value.gpuModel = v

@@ -13,7 +13,7 @@ import { startArtifactServer, type TestArtifactServer } from '../../test/helpers
 import { demoServicePath, readDemoInfo } from '../../test/helpers/demo-service.js'
 import { resourceSpec } from '../../test/helpers/spec.js'
 import type { DeploymentRequest } from '../types.js'
-import { chooseWorkloadUid, localAccountsInRange, uidRangeProblems } from '../workloadUids.js'
+import { chooseWorkloadUid, localAccountsInRange, uidRangeProblems } from '../../core/workloadUids.js'
 import { createLocalProvisioner, type LocalProvisionerParameters } from './createLocalProvisioner.js'
 import { readManifest } from './manifest.js'
 import { scanMarkedProcesses } from './proc.js'

@@ -2,7 +2,6 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, test } from 'vitest'
-import type { OperatorConfig } from '../../config/load.js'
 import { makeSecret } from '../../config/secrets.js'
 import { createTestCommon } from '../../core/common.js'
 import { usd } from '../../core/money.js'
@@ -52,16 +51,16 @@ describe('fromConfig', () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'bpo-fromcfg-'))
     const { common } = createTestCommon()
     try {
-      const cfg = { operator: { id: 'op-1', dataDir, draining: false }, deploy: { healthTimeoutMs: 1000 }, providers: { ssh: { hosts } } } as unknown as OperatorConfig
-      const prov = createSshProvisionerFromConfig(common, cfg)!
+      const base = { operatorId: 'op-1', stateDir: join(dataDir, 'ssh'), healthTimeoutMs: 1000, allowTestingSources: false, artifactAllowHosts: [] }
+      const prov = createSshProvisionerFromConfig(common, { hosts }, base)!
       expect(prov.id).toBe('ssh')
       expect(prov.capacity()).toEqual([{ host: 'box-1', hourlyUsd: '0.085', region: 'eu-central', total: { vcpu: 8, memoryGiB: 16, storageGiB: 200 }, used: { vcpu: 0, memoryGiB: 0, storageGiB: 0 }, free: { vcpu: 8, memoryGiB: 16, storageGiB: 200 } }])
       await prov.close()
-      expect(createSshProvisionerFromConfig(common, { ...cfg, providers: {} } as unknown as OperatorConfig)).toBeUndefined()
+      expect(createSshProvisionerFromConfig(common, undefined, base)).toBeUndefined()
       expect(sshHostsFromConfig([{ ...hosts[0]!, workloadUser: 'bpo-workload' }])[0]!.workloadUser).toBe('bpo-workload')
-      expect(() => createSshProvisionerFromConfig(common, { ...cfg, providers: { ssh: { hosts: [{ ...hosts[0]!, workloadUser: 'Root;x' }] } } } as unknown as OperatorConfig)).toThrow(/workloadUser/)
+      expect(() => createSshProvisionerFromConfig(common, { hosts: [{ ...hosts[0]!, workloadUser: 'Root;x' }] }, base)).toThrow(/workloadUser/)
       // [providers] artifact_allow_hosts reaches the provisioner: a malformed entry is refused at construction
-      expect(() => createSshProvisionerFromConfig(common, { ...cfg, providers: { ssh: { hosts }, artifactAllowHosts: ['10.0.0.0/99'] } } as unknown as OperatorConfig)).toThrow(/allow-list/)
+      expect(() => createSshProvisionerFromConfig(common, { hosts }, { ...base, artifactAllowHosts: ['10.0.0.0/99'] })).toThrow(/allow-list/)
     } finally {
       rmSync(dataDir, { recursive: true, force: true })
     }

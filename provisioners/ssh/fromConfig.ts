@@ -1,14 +1,13 @@
 /**
  * Map the operator's validated `[[providers.ssh.hosts]]` to SshHost values (revealing each private key only here)
- * and create the SSH provisioner from an OperatorConfig.
+ * and create the SSH provisioner from its section.
  */
-import { join } from 'node:path'
-import type { OperatorConfig } from '../../config/load.js'
 import type { Common } from '../../core/common.js'
+import type { SshSection } from './config.js'
 import { createSshProvisioner, type SshProvisioner, type SshProvisionerParameters } from './createSshProvisioner.js'
 import type { SshHost } from './types.js'
 
-export type SshHostsConfig = NonNullable<OperatorConfig['providers']['ssh']>['hosts']
+export type SshHostsConfig = SshSection['hosts']
 
 /** SshHost values for the provisioner; the private keys are revealed from their Secret references here. */
 export function sshHostsFromConfig(hosts: SshHostsConfig): SshHost[] {
@@ -30,17 +29,14 @@ export function sshHostsFromConfig(hosts: SshHostsConfig): SshHost[] {
   }))
 }
 
-/** The SSH provisioner of an operator config (undefined when no SSH hosts are configured). State in `<dataDir>/ssh`. */
-export function createSshProvisionerFromConfig(common: Common, cfg: OperatorConfig, o: Partial<SshProvisionerParameters> = {}): SshProvisioner | undefined {
-  const hosts = cfg.providers.ssh?.hosts ?? []
+/** The SSH provisioner of the `[providers.ssh]` section (undefined when no hosts are configured). */
+export function createSshProvisionerFromConfig(
+  common: Common,
+  section: SshSection | undefined,
+  base: Pick<SshProvisionerParameters, 'operatorId' | 'stateDir' | 'healthTimeoutMs' | 'allowTestingSources' | 'artifactAllowHosts'>,
+  o: Partial<SshProvisionerParameters> = {},
+): SshProvisioner | undefined {
+  const hosts = section?.hosts ?? []
   if (!hosts.length) return undefined
-  return createSshProvisioner(common, {
-    operatorId: cfg.operator.id,
-    hosts: sshHostsFromConfig(hosts),
-    stateDir: join(cfg.operator.dataDir, 'ssh'),
-    healthTimeoutMs: cfg.deploy.healthTimeoutMs,
-    allowTestingSources: cfg.providers.local?.allowTestSources ?? false,
-    artifactAllowHosts: cfg.providers.artifactAllowHosts ?? [],
-    ...o,
-  })
+  return createSshProvisioner(common, { ...base, hosts: sshHostsFromConfig(hosts), ...o })
 }

@@ -160,6 +160,21 @@ describe('ServiceEscrow', () => {
     expect(await balanceOf(c.customerAddress)).toBe(before + 1_234_567n)
   })
 
+  test('behavior: extreme but valid values — a TTL of 100 years and a rate of 2^128-1 activate, terminate and refund', async () => {
+    const bp = await c.registerBlueprint({ pricePerHour: [2n ** 128n - 1n] })
+    await c.customer.mint(2n ** 129n)
+    const id = await request({ blueprintId: bp, ttl: 100n * 365n * 86_400n, deposit: 2n ** 128n - 1n })
+    const t0 = (await c.now()) + 10n
+    const [activated] = await escrow(c.wallets.operator, 'activate', [id], t0)
+    expect(activated).toMatchObject({ type: 'ServiceActivated', endsAt: t0 + 100n * 365n * 86_400n })
+    expect(await paidUntil(id)).toBe(t0 + 3600n)
+    // far past paid-until and the TTL: the whole balance is earned, nothing more
+    await c.mineAt(t0 + 200n * 365n * 86_400n)
+    expect(await accruedNow(id)).toBe(2n ** 128n - 1n)
+    expect(await escrow(c.wallets.customer, 'terminate', [id])).toMatchObject([{ type: 'Refunded', amount: 0n }, { type: 'ServiceTerminated' }])
+    expect(await escrow(c.wallets.operator, 'withdraw', [id])).toMatchObject([{ type: 'Withdrawn', amount: 2n ** 128n - 1n, balance: 0n }])
+  })
+
   test('behavior: accrual rounds down, in the customer\'s favour', async () => {
     const bp = await c.registerBlueprint({ pricePerHour: [1000n] })
     const id = await request({ blueprintId: bp, deposit: 10n })
@@ -192,6 +207,12 @@ describe('ServiceEscrow', () => {
     expect(await reverts(escrow(c.wallets.customer, 'requestService', [bp, op, 3, '0x', 60n, 1n]))).toBe('UnknownTier')
     expect(await reverts(escrow(c.wallets.customer, 'requestService', [bp, op, 0, '0x', 60n, 0n]))).toBe('ZeroAmount')
     expect(await reverts(escrow(c.wallets.customer, 'requestService', [bp, op, 0, '0x', 0n, 1n]))).toBe('ZeroTtl')
+    // bounds (README, "Contract bounds"): TTL 1 s .. 100 years, amounts 1 .. 2^128-1
+    const maxTtl = 100n * 365n * 86_400n
+    expect(await reverts(escrow(c.wallets.customer, 'requestService', [bp, op, 0, '0x', maxTtl + 1n, 1n]))).toBe('TtlTooLong')
+    expect(await reverts(escrow(c.wallets.customer, 'requestService', [bp, op, 0, '0x', 2n ** 64n - 1n, 1n]))).toBe('TtlTooLong')
+    expect(await reverts(escrow(c.wallets.customer, 'requestService', [bp, op, 0, '0x', 60n, 2n ** 128n]))).toBe('AmountTooLarge')
+    expect(await reverts(escrow(c.wallets.customer, 'topUp', [id, 2n ** 256n - 1n]))).toBe('AmountTooLarge')
     // the developer never approved the escrow: the token's own error comes through
     expect(await reverts(escrow(c.wallets.developer, 'requestService', [bp, op, 0, '0x', 60n, 1n]))).toBe('InsufficientAllowance')
   })
@@ -203,5 +224,8 @@ describe('BlueprintRegistry', () => {
     await expect(c.registerBlueprint({ pricePerHour: [] })).rejects.toMatchObject({ errorName: 'NoPrices' })
     await expect(c.registerBlueprint({ sources: [] })).rejects.toMatchObject({ errorName: 'NoSources' })
     await expect(c.registerBlueprint({ name: '' })).rejects.toMatchObject({ errorName: 'EmptyName' })
+    await expect(c.registerBlueprint({ pricePerHour: [1n, 2n ** 128n] })).rejects.toMatchObject({ errorName: 'PriceTooHigh' })
+    await expect(c.registerBlueprint({ pricePerHour: Array(17).fill(1n) })).rejects.toMatchObject({ errorName: 'TooManyTiers' })
+    expect(await c.registerBlueprint({ pricePerHour: [...Array(15).fill(1n), 2n ** 128n - 1n] })).toBeGreaterThan(0n)
   })
 })

@@ -48,6 +48,19 @@ describe('createEscrowClient', () => {
     expect(await operator.paidUntil(serviceId)).toBe(0n)
   })
 
+  test('default: getServices reads many services in one call, in order, unknown ids as undefined, at a chosen block', async () => {
+    const bp = await c.registerBlueprint()
+    const a = await c.requestService({ blueprintId: bp, deposit: 1_000n })
+    const at = await c.publicClient.getBlockNumber()
+    const b = await c.requestService({ blueprintId: bp, tier: 1, deposit: 2_000n })
+    const got = await operator.getServices([b.serviceId, 10_000n, a.serviceId, 2n ** 64n])
+    expect(got.map((s) => s && [s.id, s.balance, s.tier, s.state])).toEqual([[b.serviceId, 2_000n, 1, 'requested'], undefined, [a.serviceId, 1_000n, 0, 'requested'], undefined])
+    expect(got[0]).toEqual(await operator.getService(b.serviceId))
+    // as of the block before b was requested, b did not exist yet
+    expect((await operator.getServices([a.serviceId, b.serviceId], undefined, at)).map((s) => s?.id)).toEqual([a.serviceId, undefined])
+    expect(await operator.getServices([])).toEqual([])
+  })
+
   test('behavior: activate, withdraw and refund are idempotent', async () => {
     const bp = await c.registerBlueprint()
     const { serviceId } = await c.requestService({ blueprintId: bp, deposit: 3_600_000n })

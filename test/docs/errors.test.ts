@@ -61,6 +61,17 @@ const NOT_YET_PROVOKED: string[] = [
   'SSH_POOL_CLOSED',
   'SSH_REMOTE_COMMAND_FAILED',
   'SSH_SFTP_FAILED',
+  // merged from the clouds branch without a test asserting them (yet)
+  'NO_CAPACITY',
+  'CLOUD_QUOTA',
+  'CLOUD_AUTH',
+  'CLOUD_REGION_UNAVAILABLE',
+  'CLOUD_PRICE_CHANGED',
+  'CLOUD_RATE_LIMITED',
+  'CLOUD_API_ERROR',
+  'CLOUD_IMAGE_NOT_FOUND',
+  'CLOUD_BOOT_TIMEOUT',
+  'CLOUD_VM_LOST',
 ]
 
 function testFiles(dir: string): string[] {

@@ -7,7 +7,7 @@
 import { Writable } from 'node:stream'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { createCommon } from '../../core/common.js'
-import { parseConfig } from '../../config/load.js'
+import { parseConfig } from '../../daemon/config.js'
 import { startDaemon, type Daemon } from '../../daemon/daemon.js'
 import { compileContracts } from '../../chain/contracts/compile.js'
 import { processesOf, startStack, waitFor, type Stack } from '../helpers/stack.js'

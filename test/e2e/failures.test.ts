@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import { compileContracts } from '../../chain/contracts/compile.js'
 import { processesOf, startInProcess, startStack, waitFor, type Stack } from '../helpers/stack.js'
 
 describe('e2e: failures are refunded with a reason code', () => {
@@ -27,7 +28,7 @@ describe('e2e: failures are refunded with a reason code', () => {
   })
 
   /** Request a service of `blueprintId`, wait until it is refunded, and check the refund on chain. */
-  async function expectRefund(blueprintId: bigint, reason: string, o: { tier?: number; preferences?: `0x${string}` } = {}) {
+  async function expectRefund(blueprintId: bigint, reason: string, o: { tier?: number; preferences?: `0x${string}`; ttlSeconds?: bigint } = {}) {
     const { chain } = stack
     const deposit = 1_234_567n
     await chain.customer.mint(deposit)
@@ -37,7 +38,7 @@ describe('e2e: failures are refunded with a reason code', () => {
       operator: chain.operatorAddress,
       tier: o.tier ?? 0,
       ...(o.preferences && { preferences: o.preferences }),
-      ttlSeconds: 3600n,
+      ttlSeconds: o.ttlSeconds ?? 3600n,
       deposit,
     })
     const s = await waitFor(`refund of service ${serviceId}`, () => stack.service(serviceId)?.state === 'refunded' && stack.service(serviceId), 45_000)
@@ -79,6 +80,26 @@ describe('e2e: failures are refunded with a reason code', () => {
     const ok = await stack.registerDemo({ name: 'prefs' })
     const p = await expectRefund(ok, 'MALFORMED_REQUEST', { preferences: '0xff00' })
     expect(p.problems!.join()).toMatch(/preferences/)
+  })
+
+  test('error: a TTL near 2^64 from an escrow without bounds (an older deployment) is refunded before quoting', async () => {
+    const { chain } = stack
+    // the same escrow with its TTL bound lifted, swapped in at the escrow's address (same immutables, same storage)
+    const variant = await compileContracts({ patch: (name, src) => (name === 'ServiceEscrow' ? src.replace('MAX_TTL = 100 * 365 days', 'MAX_TTL = type(uint64).max') : src) })
+    expect(variant.ServiceEscrow.bytecode).not.toBe((await compileContracts()).ServiceEscrow.bytecode)
+    const hash = await chain.wallets.deployer.deployContract({ abi: variant.ServiceEscrow.abi, bytecode: variant.ServiceEscrow.bytecode, args: [chain.addresses.token, chain.addresses.registry] })
+    const { contractAddress } = await chain.publicClient.waitForTransactionReceipt({ hash })
+    const original = (await chain.publicClient.getCode({ address: chain.addresses.escrow }))!
+    await chain.testClient.setCode({ address: chain.addresses.escrow, bytecode: (await chain.publicClient.getCode({ address: contractAddress! }))! })
+    try {
+      const id = await stack.registerDemo({ name: 'forever' })
+      const s = await expectRefund(id, 'MALFORMED_REQUEST', { ttlSeconds: 2n ** 64n - 1n })
+      expect(s.problems!.join()).toMatch(/^ttl: 18446744073709551615 s is outside 1 \.\. 3153600000 s/)
+      expect(s.quote).toBeUndefined()
+      expect(s.history.map((h) => h.to)).toEqual(['requested', 'refunding', 'refunded'])
+    } finally {
+      await chain.testClient.setCode({ address: chain.addresses.escrow, bytecode: original })
+    }
   })
 
   test('error: the tier’s price does not cover the capacity (margin)', async () => {

@@ -81,6 +81,6 @@ describe('e2e: lifecycle on a Kubernetes cluster', () => {
     const { serviceId } = await stack.chain.requestService({ blueprintId, deposit: 5000n })
     const s = await waitFor('refunded', () => stack.service(serviceId)?.state === 'refunded' && stack.service(serviceId), 30_000)
     expect(s.reason).toBe('NO_FEASIBLE_OFFER')
-    expect(s.problems!.join()).toMatch(/no enabled target runs native sources/)
+    expect(s.problems!.join()).toMatch(/k8s:edge runs no native sources/)
   })
 })

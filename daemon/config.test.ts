@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { inspect } from 'node:util'
 import { parse } from 'smol-toml'
 import { describe, expect, test } from 'vitest'
-import { ConfigError, loadConfig, parseConfig } from './load.js'
+import { ConfigError, loadConfig, parseConfig } from './config.js'
 
 const env = { OPERATOR_PRIVATE_KEY: '0x' + 'ab'.repeat(32) }
 const minimal = `
@@ -201,7 +201,7 @@ vcpu = 64
     } catch (e) {
       err = e
     }
-    expect((err as ConfigError).problems).toEqual([{ path: 'chain.rpc_url', message: "the value of env:RPC_URL is not the node's http(s) JSON-RPC URL" }])
+    expect((err as ConfigError).problems).toEqual([{ path: 'chain.rpc_url', message: "the value of env:RPC_URL is not the node's http(s) JSON-RPC URL (WebSocket endpoints are not used)" }])
     expect((err as Error).message).not.toContain('secret-host')
   })
 

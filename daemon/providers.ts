@@ -1,0 +1,167 @@
+/**
+ * The provider factory table: every place the daemon can buy capacity registers here once, with its TOML section
+ * (schema, defaults and units live beside its provisioner) and a factory that builds its targets. Adding a target
+ * is one folder under provisioners/ plus one entry below.
+ */
+import { join } from 'node:path'
+import type { z } from 'zod'
+import type { Common } from '../core/common.js'
+import type { Decimal } from '../core/money.js'
+import type { Offer, ProviderId } from '../core/offer.js'
+import type { TierName, TierPolicy } from '../core/spec.js'
+import { kubernetesSection } from '../provisioners/kubernetes/config.js'
+import { createKubernetesProvisioner } from '../provisioners/kubernetes/createKubernetesProvisioner.js'
+import { localSection } from '../provisioners/local/config.js'
+import { createLocalProvisioner } from '../provisioners/local/createLocalProvisioner.js'
+import { sshSection } from '../provisioners/ssh/config.js'
+import { createSshProvisionerFromConfig } from '../provisioners/ssh/fromConfig.js'
+import type { Provisioner } from '../provisioners/types.js'
+import type { Target } from './ports.js'
+
+/** What a factory may know of the rest of the config. */
+export type ProviderContext = {
+  operatorId: string
+  dataDir: string
+  healthTimeoutMs: number
+  tiers: Record<TierName, TierPolicy>
+  artifactAllowHosts: readonly string[]
+  allowTestSources: boolean
+  /** The catalog's offers served now (clouds sell from them); empty without a catalog. */
+  catalogOffers(): readonly Offer[]
+}
+
+export type ProviderFactory<S extends z.ZodType = z.ZodType> = {
+  /** The TOML section: `[providers.<key>]`. */
+  section: S
+  /** Build the targets of this provider (and the provisioners they share). */
+  create(common: Common, section: z.output<S>, ctx: ProviderContext): Promise<{ targets: Target[]; provisioners: Provisioner[] }> | { targets: Target[]; provisioners: Provisioner[] }
+}
+
+const defineProvider = <S extends z.ZodType>(f: ProviderFactory<S>) => f
+
+/** An own machine or cluster: one fixed offer over a fixed pool (provider "own", priced by the operator's hourly cost). */
+export function ownTarget(p: { name: string; provisioner: Provisioner; placement?: string; region: string; vcpu: number; memoryGiB: number; storageGiB: number; hourlyUsd: Decimal }): Target {
+  const offer: Offer = {
+    provider: 'own',
+    source: 'own-targets',
+    fetchedAt: Date.now(),
+    gpu: { count: 0 },
+    region: p.region,
+    instanceType: p.name,
+    vcpu: p.vcpu,
+    memoryGiB: p.memoryGiB,
+    includedStorageGiB: p.storageGiB,
+    hourlyUsd: p.hourlyUsd,
+  }
+  const offers = [offer]
+  return {
+    name: p.name,
+    kind: 'own',
+    provider: 'own',
+    provisioner: p.provisioner,
+    ...(p.placement && { placement: p.placement }),
+    sourceKinds: p.provisioner.sourceKinds,
+    offersFor: () => offers,
+    capacity: { vcpu: p.vcpu, memoryGiB: p.memoryGiB, storageGiB: p.storageGiB },
+  }
+}
+
+/**
+ * A cloud: the catalog's on-demand (and spot) offers of its provider in the regions the operator's account may use,
+ * one VM per replica. The filtered array is kept until the catalog changes (select caches its index on it).
+ */
+export function cloudTarget(p: {
+  name: string
+  provider: ProviderId
+  provisioner: Provisioner
+  /** Regions the account may use; empty = every region the catalog has. */
+  regions: readonly string[]
+  catalogOffers(): readonly Offer[]
+  maxInstances?: number
+  confirmPrice?: Target['confirmPrice']
+  health?: Target['health']
+}): Target {
+  let seen: readonly Offer[] | undefined
+  let mine: Offer[] = []
+  const allowed = new Set(p.regions)
+  return {
+    name: p.name,
+    kind: 'cloud',
+    provider: p.provider,
+    provisioner: p.provisioner,
+    sourceKinds: p.provisioner.sourceKinds,
+    offersFor() {
+      const all = p.catalogOffers()
+      if (all !== seen) {
+        seen = all
+        mine = all.filter((o) => o.provider === p.provider && (!allowed.size || allowed.has(o.region)))
+      }
+      return mine
+    },
+    ...(p.maxInstances !== undefined && { maxInstances: p.maxInstances }),
+    ...(p.confirmPrice && { confirmPrice: p.confirmPrice }),
+    ...(p.health && { health: p.health }),
+  }
+}
+
+/** The table. Order is the order targets are listed in (and the tie-break between equal prices). */
+export const providers = {
+  local: defineProvider({
+    section: localSection,
+    create(common, local, ctx) {
+      if (!local.enabled) return { targets: [], provisioners: [] }
+      const prov = createLocalProvisioner(common.child('local'), {
+        rootDir: join(ctx.dataDir, 'local'),
+        operatorId: ctx.operatorId,
+        portRange: local.portRange,
+        healthTimeoutMs: ctx.healthTimeoutMs,
+        artifactAllowHosts: [...ctx.artifactAllowHosts],
+        ...(local.workloadUser && { workloadUser: local.workloadUser }),
+        ...(local.workloadUids && { workloadUids: local.workloadUids }),
+      })
+      const t = ownTarget({ name: 'local', provisioner: prov, region: local.region, vcpu: local.vcpu, memoryGiB: local.memoryGiB, storageGiB: local.storageGiB, hourlyUsd: local.hourlyUsd })
+      return { targets: [t], provisioners: [prov] }
+    },
+  }),
+  ssh: defineProvider({
+    section: sshSection,
+    create(common, ssh, ctx) {
+      const prov = createSshProvisionerFromConfig(common.child('ssh'), ssh, {
+        operatorId: ctx.operatorId,
+        stateDir: join(ctx.dataDir, 'ssh'),
+        healthTimeoutMs: ctx.healthTimeoutMs,
+        allowTestingSources: ctx.allowTestSources,
+        artifactAllowHosts: [...ctx.artifactAllowHosts],
+      })
+      if (!prov) return { targets: [], provisioners: [] }
+      const targets = ssh.hosts.map((h) => ownTarget({ name: `ssh:${h.name}`, provisioner: prov, placement: h.name, region: h.region, vcpu: h.vcpu, memoryGiB: h.memoryGiB, storageGiB: h.storageGiB, hourlyUsd: h.hourlyUsd }))
+      return { targets, provisioners: [prov] }
+    },
+  }),
+  kubernetes: defineProvider({
+    section: kubernetesSection,
+    create(common, k8s, ctx) {
+      if (!k8s.clusters.length) return { targets: [], provisioners: [] }
+      const prov = createKubernetesProvisioner(common.child('kubernetes'), {
+        operatorId: ctx.operatorId,
+        tiers: ctx.tiers,
+        readyTimeoutMs: ctx.healthTimeoutMs,
+        storage: k8s.storage,
+        serviceType: k8s.serviceType,
+        gpuModelLabel: k8s.gpuModelLabel,
+        clusters: k8s.clusters.map((c) => ({
+          name: c.name,
+          kubeconfigPath: c.kubeconfig,
+          ...(c.context && { context: c.context }),
+          region: c.region,
+          ...(c.storageClass && { storageClass: c.storageClass }),
+        })),
+      })
+      const targets = k8s.clusters.map((c) => ownTarget({ name: `k8s:${c.name}`, provisioner: prov, placement: c.name, region: c.region, vcpu: c.vcpu, memoryGiB: c.memoryGiB, storageGiB: c.storageGiB, hourlyUsd: c.hourlyUsd }))
+      return { targets, provisioners: [prov] }
+    },
+  }),
+} satisfies Record<string, ProviderFactory>
+
+/** Each provider's section schema, keyed like the table (what `createConfigSchema` composes). */
+export const providerSections = Object.fromEntries(Object.entries(providers).map(([k, f]) => [k, f.section])) as { [K in keyof typeof providers]: (typeof providers)[K]['section'] }

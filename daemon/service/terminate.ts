@@ -1,0 +1,32 @@
+/** terminating → closed: destroy, withdraw what was earned, refund the rest. */
+import type { ReasonCode } from '../../core/errors.js'
+import { get, move, patch, type ServiceContext } from './context.js'
+import { cancelDeploy } from './deploy.js'
+import { destroyQuietly } from './destroy.js'
+import { accrueCost } from './ledger.js'
+import { closeVanished, onChain } from './vanished.js'
+
+export async function terminate(ctx: ServiceContext, id: string) {
+  if (get(ctx, id)!.reason === 'SERVICE_VANISHED') return closeVanished(ctx, id)
+  await cancelDeploy(ctx, id)
+  await patch(ctx, id, (r) => {
+    r.intent = { op: 'destroy', at: new Date().toISOString(), attempt: (r.intent?.attempt ?? 0) + 1 }
+  })
+  await destroyQuietly(ctx, id)
+  await patch(ctx, id, (r) => {
+    accrueCost(r)
+    r.replicas = 0
+    r.endpoints = []
+    r.intent = { op: 'withdraw', at: new Date().toISOString(), attempt: 1 }
+  })
+  if ((await onChain(ctx, id, () => ctx.escrow.withdraw(BigInt(id)))) === 'vanished') return closeVanished(ctx, id)
+  const reason: ReasonCode = get(ctx, id)!.reason ?? 'TTL_REACHED'
+  await patch(ctx, id, (r) => {
+    r.intent = { op: 'refund', at: new Date().toISOString(), attempt: 1, detail: reason }
+  })
+  if ((await onChain(ctx, id, () => ctx.escrow.refund(BigInt(id), reason))) === 'vanished') return closeVanished(ctx, id)
+  ctx.m.refunds.inc({ reason })
+  await move(ctx, id, 'closed', reason, (r) => {
+    delete r.intent
+  })
+}

@@ -1,0 +1,52 @@
+/** `[providers.local]`: child processes on the daemon's own machine, one fixed pool priced by `hourly_usd`. */
+import { z } from 'zod'
+import { usd } from '../../core/money.js'
+import { decimal, nonNeg, portRange, posixUser, uidRange } from '../../config/fields.js'
+
+export const localSection = z
+  .strictObject({
+    enabled: z.boolean().default(true),
+    region: z.string().min(1).default('local'),
+    vcpu: nonNeg('vcpu').default(2),
+    memory_gib: nonNeg('memory in GiB').default(4),
+    storage_gib: nonNeg('storage in GiB').default(20),
+    /** What running a service here costs the operator, USD per hour per replica. */
+    hourly_usd: decimal('USD per hour').default(usd('0.01')),
+    port_range: portRange.default([20000, 20999]),
+    /** Run blueprints' `testing` sources (development only). */
+    allow_test_sources: z.boolean().default(false),
+    /**
+     * Run replicas as this (existing, unprivileged) user, through setpriv; the daemon must run as root. The
+     * workload then cannot rewrite the daemon's state, the artifacts, manifests or logs, nor leave its cgroups.
+     */
+    workload_user: posixUser.optional(),
+    /**
+     * Run each deployment as a uid of its own from this range (setpriv; no /etc/passwd entry; the daemon must be
+     * root). No account of the machine may hold a uid or gid of the range.
+     */
+    workload_uids: uidRange.optional(),
+    /**
+     * Let replicas run as the daemon's own uid (no workload_uids, or a daemon that is not root): they can then read
+     * its environment, key files, TOML and state. `run` refuses the local target without this or a range.
+     */
+    unsafe_workloads_share_daemon_uid: z.boolean().default(false),
+  })
+  .superRefine((l, ctx) => {
+    if (l.workload_user && l.workload_uids) ctx.addIssue({ code: 'custom', path: ['workload_uids'], message: 'workload_user and workload_uids exclude each other' })
+    if (l.port_range[0] > l.port_range[1]) ctx.addIssue({ code: 'custom', path: ['port_range'], message: `got [${l.port_range.join(', ')}], expected [low, high]` })
+  })
+  .transform((l) => ({
+    enabled: l.enabled,
+    region: l.region,
+    vcpu: l.vcpu,
+    memoryGiB: l.memory_gib,
+    storageGiB: l.storage_gib,
+    hourlyUsd: l.hourly_usd,
+    portRange: l.port_range,
+    allowTestSources: l.allow_test_sources,
+    ...(l.workload_user && { workloadUser: l.workload_user }),
+    ...(l.workload_uids && { workloadUids: l.workload_uids }),
+    unsafeWorkloadsShareDaemonUid: l.unsafe_workloads_share_daemon_uid,
+  }))
+
+export type LocalSection = z.output<typeof localSection>
