@@ -11,6 +11,7 @@ import { hostname } from 'node:os'
 import { dirname, join } from 'node:path'
 import type { Common } from '../../core/common.js'
 import { AbortedError } from '../../core/errors.js'
+import { faultPoint } from '../../core/faults.js'
 import { sleep, withTimeout } from '../../core/retry.js'
 import { allowListProblems } from '../artifacts/addressPolicy.js'
 import { fetchArtifact } from '../artifacts/fetchArtifact.js'
@@ -491,6 +492,7 @@ export function createLocalProvisioner(common: Common, p: LocalProvisionerParame
     delete rec.startTime
     checkAborted(signal, `start of ${id} replica ${index}`)
     await writeManifest(depDir(id), m)
+    faultPoint('local.intent-recorded')
     checkAborted(signal, `start of ${id} replica ${index}`)
 
     const dataDir = join(depDir(id), 'data')
@@ -542,6 +544,7 @@ export function createLocalProvisioner(common: Common, p: LocalProvisionerParame
       throw new ProvisionError(`replica ${index} of ${id} could not be started`, { code: 'PROVISION_FAILED', reason: 'PROVISION_FAILED', cause: spawnError })
     }
     started.inc()
+    faultPoint('local.spawned-unrecorded')
     const st = await readProcStat(pid)
     rec.pid = pid
     // a process already gone gets an impossible start time, so it never matches anything alive
