@@ -3,6 +3,7 @@
  * changes only — side effects (provisioning, transactions) are driven afterwards from the recorded state.
  */
 import type { Logger } from '../core/common.js'
+import { formatBaseUnits } from '../core/money.js'
 import { eventId, type ChainEvent } from '../chain/events.js'
 import { requestProblems } from '../chain/evm/decode.js'
 import { TierNames } from '../core/spec.js'
@@ -16,6 +17,13 @@ export type IntakeContext = {
   chainId: number
   logger: Logger
   now?: Date
+  /** The payment token, so logged amounts carry their unit (without it: "<n> base units"). */
+  token?: { symbol: string; decimals: number }
+}
+
+/** An amount for a log line, always with its unit. */
+export function amountText(v: bigint, token?: { symbol: string; decimals: number }): string {
+  return token ? `${formatBaseUnits(v, token.decimals)} ${token.symbol}` : `${v} base units`
 }
 
 /** DNS-safe deployment id for a service: every resource is named by it. */
@@ -24,6 +32,9 @@ export function deploymentIdOf(chainId: number, serviceId: bigint | string): str
 }
 
 const add = (a: string, b: bigint) => (BigInt(a) + b).toString()
+
+/** Unix seconds for the log: ISO time where a Date can hold it (paid-until saturates at 2^64-1 on chain). */
+const isoSeconds = (sec: bigint) => (sec >= 0n && sec <= 8_640_000_000_000n ? new Date(Number(sec) * 1000).toISOString() : `${sec} (unix s)`)
 
 /**
  * Apply events in order; returns the ids of services whose state changed. Every escrow event also updates the
@@ -84,7 +95,7 @@ export function applyEvents(state: State, events: readonly ChainEvent[], ctx: In
       }
       state.services[key] = s
       touched.add(key)
-      log.info({ serviceId: key, blueprintId: s.blueprintId, tier: e.tier, deposit: s.deposit }, 'requested')
+      log.info({ serviceId: key, blueprintId: s.blueprintId, tier: e.tier, deposit: amountText(e.deposit, ctx.token) }, 'requested')
       continue
     }
     const s = state.services[e.serviceId.toString()]
@@ -97,7 +108,7 @@ export function applyEvents(state: State, events: readonly ChainEvent[], ctx: In
         break
       case 'PaymentReceived':
         s.ledger.paid = add(s.ledger.paid, e.amount)
-        log.info({ serviceId: s.serviceId, amount: e.amount.toString(), paidUntil: e.paidUntil.toString() }, 'payment received')
+        log.info({ serviceId: s.serviceId, amount: amountText(e.amount, ctx.token), paidUntil: isoSeconds(e.paidUntil) }, 'payment received')
         break
       case 'TierChanged':
         s.tierIndex = e.tier
@@ -122,16 +133,17 @@ export function applyEvents(state: State, events: readonly ChainEvent[], ctx: In
 
 /**
  * Forget the identities of events buried deeper than `keepBlocks` under the cursor: the follower never rewinds that
- * far (its reorg window is far smaller), and the state file must not grow with every event of months of operation.
+ * far (its reorg window is far smaller), and the state must not grow with every event of months of operation.
+ * Identities are recorded in delivery order, which is block order (a reorg re-delivers from a block inside the
+ * window), so the scan stops at the first one still kept: O(pruned), not O(all), on every delivery.
  */
 export function pruneProcessed(state: State, cursorBlock: bigint, keepBlocks = 10_000n): number {
   const floor = cursorBlock - keepBlocks
   let n = 0
-  for (const [id, block] of Object.entries(state.processed)) {
-    if (BigInt(block) < floor) {
-      delete state.processed[id]
-      n++
-    }
+  for (const id in state.processed) {
+    if (BigInt(state.processed[id]!) >= floor) break
+    delete state.processed[id]
+    n++
   }
   return n
 }

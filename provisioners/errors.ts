@@ -23,10 +23,21 @@ export class ProvisionError extends BaseError {
   }
 }
 
-/** The failover class of `err` or of an error in its cause chain, if any. */
+const KINDS: readonly string[] = ['capacity', 'quota', 'region-unavailable', 'price-changed', 'auth']
+const SCOPES: readonly string[] = ['offer', 'region', 'provider']
+const classOf = (x: unknown): FailoverClass | undefined => {
+  const f = x as Partial<FailoverClass> | undefined
+  return f && typeof f === 'object' && KINDS.includes(f.kind as string) && SCOPES.includes(f.scope as string) ? { kind: f.kind!, scope: f.scope! } : undefined
+}
+
+/**
+ * The failover class of `err` or of an error in its cause chain, if any: a ProvisionError's `failover`, or a valid
+ * `failover` / `meta.failover` on any other error (a class that is not one of the known kinds and scopes is none).
+ */
 export function failoverOf(err: unknown): FailoverClass | undefined {
   for (let e = err, i = 0; e && i < 10; e = (e as { cause?: unknown }).cause, i++) {
-    if (e instanceof ProvisionError && e.failover) return e.failover
+    const c = classOf((e as { failover?: unknown }).failover) ?? (e instanceof BaseError ? classOf(e.meta?.failover) : undefined)
+    if (c) return c
   }
   return undefined
 }

@@ -43,6 +43,8 @@ export type CreateServiceManagerParameters = {
   owns?: (serviceId: string) => boolean
   /** Draining at run time (an operator action), beside `[operator] draining`. */
   draining?: () => boolean
+  /** Called when a reconcile pass has settled, with its duration in seconds (metrics, the console's tick events). */
+  onTick?(seconds: number): void
 }
 
 export function createServiceManager(common: Common, p: CreateServiceManagerParameters): ServiceManager {
@@ -72,15 +74,19 @@ export function createServiceManager(common: Common, p: CreateServiceManagerPara
   const owns = p.owns ?? (() => true)
   const verifier = createPaymentVerifier(ctx, owns)
   const pending = () => [...q.inFlight.values(), ...[...ctx.deploys.running.values()].map((d) => d.promise)]
+  const pass = () => {
+    const t0 = performance.now()
+    return tick(ctx, q, owns, verifier).then(() => p.onTick?.((performance.now() - t0) / 1000))
+  }
   return {
     context: ctx,
     kick: ctx.kick,
-    tick: () => tick(ctx, q, owns, verifier),
+    tick: pass,
     start() {
       const loop = () => {
         if (stopped) return
         try {
-          void tick(ctx, q, owns, verifier)
+          void pass()
         } catch (err) {
           ctx.log.error({ err }, 'reconcile pass failed')
         }

@@ -63,11 +63,15 @@ async function reachedItsEnd(ctx: ServiceContext, id: string, onchain: ServiceVi
 }
 
 async function scaleToZero(ctx: ServiceContext, s: ServiceRecord, target: Target, paidUntil: bigint, now: bigint) {
-  if (s.state !== 'active' && s.replicas === 0) return
+  if (s.state !== 'active' && s.replicas === 0) {
+    // at zero: kept cloud disks still cost; bring the ledger up to date now and then (a gap counts one hour at most)
+    if (s.quote?.stoppedHourlyUsd && (!s.costSince || Date.now() - Date.parse(s.costSince) > COST_ACCRUAL_MS)) await patch(ctx, s.serviceId, (r) => accrueCost(r))
+    return
+  }
   await patch(ctx, s.serviceId, (r) => {
     r.intent = { op: 'scale', at: new Date().toISOString(), attempt: 1, detail: '0' }
   })
-  await target.provisioner.scale(s.deploymentId, 0, callOpts(ctx))
+  await target.provisioner.scale(s.deploymentId, 0, callOpts(ctx, target))
   await move(ctx, s.serviceId, 'scaled-to-zero', 'payment expired', (r) => {
     accrueCost(r)
     r.replicas = 0
@@ -116,8 +120,8 @@ async function scaleTo(ctx: ServiceContext, s: ServiceRecord, target: Target, ti
   // the same tier coming back from zero only needs its replicas
   const st =
     s.tier !== tier
-      ? await target.provisioner.provision({ ...requestOf(ctx, s, want), spec }, callOpts(ctx))
-      : await target.provisioner.scale(s.deploymentId, want, callOpts(ctx))
+      ? await target.provisioner.provision({ ...requestOf(ctx, s, want), spec }, callOpts(ctx, target))
+      : await target.provisioner.scale(s.deploymentId, want, callOpts(ctx, target))
   await move(ctx, s.serviceId, 'active', s.state === 'scaled-to-zero' ? 'top-up' : s.tier !== tier ? 'tier changed' : 'replicas', (r) => {
     accrueCost(r)
     r.replicas = want
@@ -132,7 +136,7 @@ async function scaleTo(ctx: ServiceContext, s: ServiceRecord, target: Target, ti
 /** Healthy? Otherwise restart, then replace, then end the service with UNHEALTHY (refunding the rest). */
 async function checkHealth(ctx: ServiceContext, s: ServiceRecord, target: Target, want: number) {
   const id = s.serviceId
-  const st = await target.provisioner.status(s.deploymentId, callOpts(ctx))
+  const st = await target.provisioner.status(s.deploymentId, callOpts(ctx, target))
   const healthy = st.exists && st.healthy && st.replicasReady >= want
   const endpointsMoved = st.endpoints.length !== s.endpoints.length || st.endpoints.some((e, i) => e !== s.endpoints[i])
   // a healthy service with nothing new is not rewritten every tick (10,000 services: 10,000 writes a tick otherwise);
@@ -167,8 +171,8 @@ async function checkHealth(ctx: ServiceContext, s: ServiceRecord, target: Target
   // replace when restarts do not help: provision again (idempotent, adopts what still runs)
   const after =
     !st.exists || restarts >= 3
-      ? await target.provisioner.provision(requestOf(ctx, get(ctx, id)!, want), callOpts(ctx))
-      : await target.provisioner.restart(s.deploymentId, callOpts(ctx))
+      ? await target.provisioner.provision(requestOf(ctx, get(ctx, id)!, want), callOpts(ctx, target))
+      : await target.provisioner.restart(s.deploymentId, callOpts(ctx, target))
   await patch(ctx, id, (r) => {
     r.health.restarts++
     r.health.lastRestartAt = new Date().toISOString()

@@ -8,7 +8,8 @@ import { createHash } from 'node:crypto'
 import { setMaxListeners } from 'node:events'
 import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
-import { utils as ssh2utils } from 'ssh2'
+// ssh2 is CommonJS: Node's ESM loader finds `Client` but not `utils` as a named export (vitest's interop hides that)
+import ssh2 from 'ssh2'
 import type { Common } from '../../core/common.js'
 import { AbortedError } from '../../core/errors.js'
 import { sleep, withTimeout } from '../../core/retry.js'
@@ -69,7 +70,7 @@ export function createCloudProvisioner(commonIn: Common, p: CloudProvisionerPara
   const regions = p.regions ?? []
   let loginPublicKey: string
   {
-    const parsed = ssh2utils.parseKey(p.loginKey.reveal())
+    const parsed = ssh2.utils.parseKey(p.loginKey.reveal())
     if (parsed instanceof Error || Array.isArray(parsed)) throw new TypeError(`${d.provider}: the SSH login key (${p.loginKey.ref}) is not a single unencrypted private key`)
     loginPublicKey = `${parsed.type} ${parsed.getPublicSSH().toString('base64')}`
   }

@@ -30,6 +30,11 @@ export const localSection = z
      * its environment, key files, TOML and state. `run` refuses the local target without this or a range.
      */
     unsafe_workloads_share_daemon_uid: z.boolean().default(false),
+    /**
+     * Container sources with podman on this machine: "auto" runs them where a start-up check (one real container,
+     * nothing pulled) passes, else says why in /api/status and `config check`; "off" never. Default "auto".
+     */
+    containers: z.enum(['auto', 'off']).default('auto'),
   })
   .superRefine((l, ctx) => {
     if (l.workload_user && l.workload_uids) ctx.addIssue({ code: 'custom', path: ['workload_uids'], message: 'workload_user and workload_uids exclude each other' })
@@ -44,6 +49,7 @@ export const localSection = z
     hourlyUsd: l.hourly_usd,
     portRange: l.port_range,
     allowTestSources: l.allow_test_sources,
+    containers: l.containers,
     ...(l.workload_user && { workloadUser: l.workload_user }),
     ...(l.workload_uids && { workloadUids: l.workload_uids }),
     unsafeWorkloadsShareDaemonUid: l.unsafe_workloads_share_daemon_uid,

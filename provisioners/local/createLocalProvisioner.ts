@@ -24,6 +24,7 @@ import { chooseWorkloadUid, inUidRange, localAccountsInRange, uidRangeProblems, 
 import { detectCgroups, type Cgroups } from './cgroups.js'
 import { readManifest, writeManifest, type Manifest, type ReplicaRecord } from './manifest.js'
 import { isSameProcess, readProcEnviron, readProcStat, scanMarkedProcesses, type MarkedProcess } from './proc.js'
+import { withContainers, type LocalContainerOptions, type LocalProvisioner } from './withContainers.js'
 
 export type LocalProvisionerParameters = {
   /** Holds `cache/` (artifacts by sha256) and `deployments/<id>/` (manifest, data, logs). */
@@ -64,7 +65,7 @@ export type LocalProvisionerParameters = {
    * deployment's files. The uid is recorded in the manifest and reused on every restart. Excludes `workloadUser`.
    */
   workloadUids?: UidRange
-}
+} & LocalContainerOptions
 
 const OWNER = 'BPO_OWNER'
 const DEPLOYMENT = 'BPO_DEPLOYMENT'
@@ -135,8 +136,8 @@ function checkAborted(signal: AbortSignal, what: string) {
   if (signal.aborted) throw new AbortedError(what, signal.reason)
 }
 
-/** Create the local provisioner (sources: native, testing). Throws on invalid parameters. */
-export function createLocalProvisioner(common: Common, p: LocalProvisionerParameters): Provisioner {
+/** Create the local provisioner (sources: native, testing; container where podman works). Throws on invalid parameters. */
+export function createLocalProvisioner(common: Common, p: LocalProvisionerParameters): LocalProvisioner {
   const log = common.logger
   if (!p.rootDir) throw new ProvisionError('rootDir is required', { code: 'CONFIG_INVALID' })
   if (!/^[A-Za-z0-9._:-]{1,128}$/.test(p.operatorId ?? '')) {
@@ -752,7 +753,7 @@ export function createLocalProvisioner(common: Common, p: LocalProvisionerParame
     m.artifact = { sha256: a.sha256, path: a.path }
   }
 
-  return {
+  const native: Provisioner = {
     id: 'local',
     sourceKinds,
 
@@ -875,4 +876,6 @@ export function createLocalProvisioner(common: Common, p: LocalProvisionerParame
       closed = true
     },
   }
+  // container sources: a dispatch on source kind (withContainers.ts)
+  return withContainers(common, native, p, { host, portRange: [portLo, portHi], healthTimeoutMs, stopGraceMs, maxReplicas, longCallMs })
 }

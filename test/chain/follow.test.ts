@@ -4,7 +4,7 @@ import { createEvmPublicClient } from '../../chain/evm/clients.js'
 import { createEvmFollower, type Cursor, type EvmFollowerParameters } from '../../chain/evm/follow.js'
 import { eventId, type ChainEvent } from '../../chain/events.js'
 import { createTestChain, type TestChain } from '../helpers/anvil.js'
-import { startRangeLimitedRelay, startRelay } from './proxy.js'
+import { startRangeLimitedRelay, startRelay, startRewritingRelay } from './proxy.js'
 
 let c: TestChain
 beforeAll(async () => {
@@ -88,7 +88,7 @@ describe('createEvmFollower', () => {
     await f.pollOnce()
     expect(names(st.s.events)).toEqual(['needs-two'])
     expect(st.s.cursor?.blockNumber).toBe(at)
-    expect(common.metrics.render()).toMatch(/chain_lag_blocks\{chain_id="31337"\} 2/)
+    expect(await common.metrics.render()).toMatch(/chain_lag_blocks\{chain_id="31337"\} 2/)
   })
 
   test('behavior: a follower restarted from the saved cursor misses and repeats nothing', async () => {
@@ -128,7 +128,7 @@ describe('createEvmFollower', () => {
     await c.testClient.mine({ blocks: 4 })
     await f.pollOnce()
     expect(names(st.s.events)).toEqual(['kept'])
-    expect(common.metrics.render()).not.toMatch(/chain_reorgs_total\{chain_id="31337"\} [1-9]/)
+    expect(await common.metrics.render()).not.toMatch(/chain_reorgs_total\{chain_id="31337"\} [1-9]/)
   })
 
   test('behavior: a reorg below the cursor is detected by parent hash and the new branch delivered', async () => {
@@ -148,7 +148,7 @@ describe('createEvmFollower', () => {
     await c.registerBlueprint({ name: 'replacement' })
     await c.registerBlueprint({ name: 'after' })
     await f.pollOnce()
-    expect(common.metrics.render()).toMatch(/chain_reorgs_total\{chain_id="31337"\} 1/)
+    expect(await common.metrics.render()).toMatch(/chain_reorgs_total\{chain_id="31337"\} 1/)
     // delivered again from the common ancestor: the new branch, nothing of the old one twice
     expect(names(st.s.events)).toEqual(['base', 'orphaned', 'replacement', 'after'])
     expect(st.s.cursor!.blockNumber).toBe(base.blockNumber + 2n)
@@ -169,7 +169,7 @@ describe('createEvmFollower', () => {
     await c.testClient.revert({ id: snapshot })
     await c.registerBlueprint({ name: 'instead' }) // same height as 'gone'
     await f.pollOnce()
-    expect(common.metrics.render()).toMatch(/chain_reorgs_total\{chain_id="31337"\} 1/)
+    expect(await common.metrics.render()).toMatch(/chain_reorgs_total\{chain_id="31337"\} 1/)
     expect(names(st.s.events)).toEqual(['kept-base', 'gone', 'instead'])
   })
 
@@ -196,7 +196,7 @@ describe('createEvmFollower', () => {
       await until('first event', () => names(st.s.events).includes('before-outage'))
       await relay.down()
       await c.registerBlueprint({ name: 'during-outage' })
-      await until('rpc errors', () => /chain_rpc_errors_total\{[^}]*\} [3-9]/.test(common.metrics.render()))
+      await until('rpc errors', async () => /chain_rpc_errors_total\{[^}]*\} [3-9]/.test(await common.metrics.render()))
       expect(names(st.s.events)).toEqual(['before-outage'])
       await relay.up()
       await c.registerBlueprint({ name: 'after-outage' })
@@ -219,7 +219,7 @@ describe('createEvmFollower', () => {
     expect(st.s.events.map((e) => e.type)).toEqual(['BlueprintRegistered', 'ServiceInitiated'])
     expect(st.s.events[1]).toMatchObject({ serviceId })
     // mint (Transfer), approve (Approval), the deposit's Transfer
-    expect(common.metrics.render()).toMatch(/chain_malformed_events_total\{chain_id="31337"\} 3/)
+    expect(await common.metrics.render()).toMatch(/chain_malformed_events_total\{chain_id="31337"\} 3/)
   })
 
   test('behavior: a node that refuses large block ranges is read in smaller ranges', async () => {
@@ -250,9 +250,43 @@ describe('createEvmFollower', () => {
     }
   })
 
+  test('error: CHAIN_MOVED — a log removed while its range was read fails the poll (retryable), nothing is delivered; the next poll delivers once', async () => {
+    let removeOnce = true
+    const relay = await startRewritingRelay(c.rpcUrl, (method, answer) => {
+      const logs = answer.result
+      if (method !== 'eth_getLogs' || !Array.isArray(logs) || !logs.length || !removeOnce) return answer
+      removeOnce = false
+      return { result: logs.map((l: Record<string, unknown>, i: number) => (i === 0 ? { ...l, removed: true } : l)) }
+    })
+    try {
+      const { common } = createTestCommon()
+      const st = store()
+      const start = (await head()) + 1n
+      for (const n of ['m1', 'm2']) await c.registerBlueprint({ name: n })
+      const f = createEvmFollower(common, {
+        publicClient: createEvmPublicClient({ rpcUrl: relay.url, chainId: c.chainId, pollingIntervalMs: 50 }),
+        chainId: c.chainId,
+        addresses: [c.addresses.registry],
+        confirmations: 0,
+        pollIntervalMs: 50,
+        startBlock: start,
+        loadCursor: st.loadCursor,
+        deliver: st.deliver,
+      })
+      await expect(f.pollOnce()).rejects.toMatchObject({ code: 'CHAIN_MOVED', retryable: true, details: [expect.stringMatching(/was removed/)] })
+      expect(st.s.events).toEqual([])
+      expect(st.s.cursor).toBeUndefined()
+      await f.pollOnce()
+      expect(names(st.s.events)).toEqual(['m1', 'm2'])
+    } finally {
+      await relay.close()
+    }
+  })
+
   test('error: bad options are refused at construction', () => {
     const st = store()
     expect(() => follower(createTestCommon().common, st, { startBlock: 0n, addresses: [], confirmations: -1 })).toThrow(/addresses: empty[\s\S]*confirmations: got -1/)
+    expect(() => follower(createTestCommon().common, st, { startBlock: -1n })).toThrow(expect.objectContaining({ code: 'INVALID_OPTIONS', retryable: false }))
   })
 
   test('behavior: stops promptly when the shutdown signal aborts', async () => {

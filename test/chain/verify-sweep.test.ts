@@ -50,7 +50,7 @@ async function intake(hashes: `0x${string}`[]) {
   await store.update((st) => void (st.cursor = { blockNumber: b.number.toString(), blockHash: b.hash }))
 }
 
-const count = (field: string) => Number(/bpo_payment_fact_disagreements_total\{field="(\w+)"\} (\d+)/g.exec(c.common.metrics.render().split('\n').find((l) => l.includes(`field="${field}"`)) ?? '')?.[2] ?? 0)
+const count = async (field: string) => Number(/bpo_payment_fact_disagreements_total\{field="(\w+)"\} (\d+)/g.exec((await c.common.metrics.render()).split('\n').find((l) => l.includes(`field="${field}"`)) ?? '')?.[2] ?? 0)
 
 describe('verification sweep', () => {
   test('default: facts from events agree with the escrow; drift is counted and healed; a rolling slice of verify_per_tick', async () => {
@@ -64,17 +64,17 @@ describe('verification sweep', () => {
     await intake([a.hash, b.hash, act, top])
     const verifier = createPaymentVerifier(ctx)
     await verifier.run()
-    expect(c.common.metrics.render()).not.toMatch(/bpo_payment_fact_disagreements_total\{/)
+    expect(await c.common.metrics.render()).not.toMatch(/bpo_payment_fact_disagreements_total\{/)
     expect(store.read().services[String(a.serviceId)]!.chain).toMatchObject({ onchainState: 'active', balance: expect.any(String) })
 
     // drift: the record says otherwise than the chain
     await store.update((st) => void (st.services[String(b.serviceId)]!.chain!.balance = '1'))
     await verifier.run() // slice of 2: both services again (only two live)
-    expect(count('balance')).toBe(1)
+    expect(await count('balance')).toBe(1)
     expect(store.read().services[String(b.serviceId)]!.chain!.balance).toBe('7200000')
     expect(kicked).toContain(String(b.serviceId))
     await verifier.run()
-    expect(count('balance')).toBe(1) // healed: no second report
+    expect(await count('balance')).toBe(1) // healed: no second report
   })
 
   test('behavior: a service the chain does not know counts a missing read; facts newer than the read are skipped', async () => {
@@ -87,7 +87,7 @@ describe('verification sweep', () => {
     const verifier = createPaymentVerifier({ ...ctx, config: { loop: { verifyPerTick: 10, vanishedAfterMs: 600_000 } } } as unknown as ServiceContext)
     await verifier.run()
     expect(store.read().services['9999']!.missing).toMatchObject({ checks: 1 })
-    expect(count('exists')).toBe(1)
+    expect(await count('exists')).toBe(1)
     expect(store.read().services['9998']!.chain!.balance).toBe('5') // not compared: applied after the read block
     expect(store.read().services['9998']!.missing).toBeUndefined()
   })

@@ -3,6 +3,7 @@
  * image pulled and run by digest. Skipped with the reason when podman or the registry is not installed.
  */
 import { writeFile } from 'node:fs/promises'
+import { sshdMissing } from '../helpers/sshd.js'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import type { DeploymentRequest } from '../../provisioners/types.js'
@@ -11,7 +12,7 @@ import { registryUnavailable, startLocalRegistry, type LocalRegistry } from '../
 import { freePort } from '../helpers/sshd.js'
 import { spec, startSshLab, type SshLab } from './harness.js'
 
-const missing = registryUnavailable()
+const missing = sshdMissing() ?? registryUnavailable()
 
 function containerRequest(reg: LocalRegistry, deploymentId: string, o: { replicas?: number; digest?: string; placement?: string } = {}): DeploymentRequest {
   return {
@@ -85,11 +86,11 @@ describe.skipIf(!!missing)('ssh target, container sources (podman + local regist
     expect((await reg.podman(['ps', '-a', '--filter', 'label=io.blueprint-operator.owner=op-test', '--format', '{{.Names}}'])).stdout.trim()).toBe('')
   })
 
-  test('error: a digest the registry does not have is refused and nothing runs', async () => {
+  test('error: a digest the registry does not have is refused (not retryable) and nothing runs', async () => {
     const prov = lab.provisioner({ stopGraceSeconds: 2 })
     try {
       const err = (await prov.provision(containerRequest(reg, 'ctr-bad', { digest: `sha256:${'a'.repeat(64)}` })).catch((e: unknown) => e)) as { reason?: string; retryable?: boolean }
-      expect({ reason: err.reason, retryable: err.retryable }).toEqual({ reason: 'ARTIFACT_UNREACHABLE', retryable: true })
+      expect({ reason: err.reason, retryable: err.retryable }).toEqual({ reason: 'ARTIFACT_DIGEST_MISMATCH', retryable: false })
       expect((await prov.listOwned()).filter((r) => r.kind === 'container')).toEqual([])
     } finally {
       await prov.destroy('ctr-bad')
