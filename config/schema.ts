@@ -191,7 +191,8 @@ const sections = {
         .array(
           z
             .strictObject({
-              url: z.url({ protocol: /^https?$/, error: 'expected an http(s) URL' }),
+              // a receiver's URL may carry its own key: a literal or a reference (env:NAME, file:PATH)
+              url: secretUrl(/^https?$/, 'an http(s) URL'),
               /** HMAC key, by reference. */
               secret: secretRef,
               /** Stages to send (the state a service moved to); empty = every stage change. */

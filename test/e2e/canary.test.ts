@@ -17,6 +17,9 @@ const CANARY = {
   queryKey: 'canaryQueryValue42xyz',
   tfKey: 'tfC4n4ryK3y0123456789abcdefgh',
   sshKey: 'SSH-CANARY-PRIVATE-KEY-MATERIAL-7f3a9c',
+  adminToken: 'adminCanaryToken9f8e7d6c5b4a',
+  hookSecret: 'hookCanarySecret1a2b3c4d5e6f',
+  hookKey: 'h00kC4n4ryP4thK3y0123456789',
 }
 
 /**
@@ -70,7 +73,21 @@ describe('e2e: secrets canary', () => {
   let node: Awaited<ReturnType<typeof startKeyedNode>>
   let child: ReturnType<typeof startChild> | undefined
   const secretsDir = mkdtempSync(join(tmpdir(), 'bpo-canary-secrets-'))
+  // a webhook receiver whose URL carries its own key; what it receives is grepped too
+  const hooks: string[] = []
+  let hookServer: Server
   beforeAll(async () => {
+    hookServer = createServer(async (req, res) => {
+      const chunks: Buffer[] = []
+      for await (const c of req) chunks.push(c as Buffer)
+      hooks.push(`${req.url} ${JSON.stringify(req.headers)} ${Buffer.concat(chunks).toString()}`)
+      res.writeHead(204).end()
+    })
+    await new Promise<void>((r) => hookServer.listen(0, '127.0.0.1', () => r()))
+    const hookUrl = `http://127.0.0.1:${(hookServer.address() as { port: number }).port}/hook/${CANARY.hookKey}?token=${CANARY.queryKey}`
+    writeFileSync(join(secretsDir, 'hook-url'), `${hookUrl}\n`, { mode: 0o600 })
+    process.env.BPO_CANARY_ADMIN_TOKEN = CANARY.adminToken
+    process.env.BPO_CANARY_HOOK_SECRET = CANARY.hookSecret
     stack = await startStack({ loopMs: 300 })
     node = await startKeyedNode(stack.chain.rpcUrl)
     writeFileSync(join(secretsDir, 'rpc-url'), `${node.url}\n`, { mode: 0o600 })
@@ -79,7 +96,8 @@ describe('e2e: secrets canary', () => {
     const chain = stack.doc.chain as Record<string, unknown>
     chain.rpc_url = `file:${join(secretsDir, 'rpc-url')}`
     chain.request_timeout_ms = 2000
-    stack.doc.http = { enabled: true, listen: '127.0.0.1:0' }
+    stack.doc.http = { enabled: true, listen: '127.0.0.1:0', admin_token: 'env:BPO_CANARY_ADMIN_TOKEN' }
+    stack.doc.notifications = { webhooks: [{ url: `file:${join(secretsDir, 'hook-url')}`, secret: 'env:BPO_CANARY_HOOK_SECRET' }] }
     stack.doc.log = { level: 'debug' }
     stack.doc.pricing = { tfchain_url: 'env:BPO_CANARY_TFCHAIN_URL' }
     const providers = stack.doc.providers as Record<string, unknown>
@@ -104,6 +122,9 @@ describe('e2e: secrets canary', () => {
   afterAll(async () => {
     child?.child.kill('SIGKILL')
     delete process.env.BPO_CANARY_TFCHAIN_URL
+    delete process.env.BPO_CANARY_ADMIN_TOKEN
+    delete process.env.BPO_CANARY_HOOK_SECRET
+    await new Promise<void>((r) => hookServer?.close(() => r()))
     await node?.close()
     await stack?.stop()
     rmSync(secretsDir, { recursive: true, force: true })
@@ -144,7 +165,10 @@ describe('e2e: secrets canary', () => {
 
     const key = stack.operatorKey.slice(2).toLowerCase()
     const canaries = { privateKey: key, ...CANARY }
-    const places: Record<string, string> = { logs, ...answers }
+    await waitFor('webhooks delivered', () => hooks.length >= 3, 30_000)
+    // the receiver got them on its keyed URL (the secrets reached where they belong, and nowhere else)
+    expect(hooks[0]).toContain(`/hook/${CANARY.hookKey}`)
+    const places: Record<string, string> = { logs, ...answers, webhooks: hooks.map((h) => h.slice(h.indexOf(' '))).join('\n') }
     for (const f of filesUnder(stack.dataDir)) places[f] = readFileSync(f, 'latin1')
     const leaks: string[] = []
     for (const [where, text] of Object.entries(places)) {
