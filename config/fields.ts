@@ -6,6 +6,8 @@
 import { isAbsolute, resolve } from 'node:path'
 import { z } from 'zod'
 import { usd, type Decimal } from '../core/money.js'
+import { redactUrl } from '../core/redact.js'
+import { uidRangeProblems } from '../core/workloadUids.js'
 import { isSecretRef, resolveSecret, SecretError, type Secret } from './secrets.js'
 
 /** Where the file being parsed lives and which environment secrets come from (set by the loader while it parses). */
@@ -55,3 +57,39 @@ export const nonNeg = (what: string) => z.number().min(0, { error: `expected ${w
 export const name = z.string().regex(/^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$/, { error: 'expected a lowercase name of letters, digits and dashes (max 40)' })
 export const posixUser = z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, { error: 'expected a POSIX user name' })
 export const portRange = z.tuple([posInt('port').max(65535), posInt('port').max(65535)])
+
+/** A range of uids reserved for workloads, inclusive: [min, max], 1000 <= min <= max <= 2^31-2. */
+export const uidRange = z
+  .tuple([z.number().int({ error: 'expected a whole uid' }), z.number().int({ error: 'expected a whole uid' })])
+  .refine((r) => uidRangeProblems(r).length === 0, { error: 'expected [min, max] with 1000 <= min <= max <= 2147483646' })
+
+/**
+ * A URL that may carry a key (a hosted node's `/v3/<key>` or `?apikey=`): a literal, or a reference (env:NAME,
+ * file:PATH) resolved now and checked the same way; the resolved value is never echoed in a problem.
+ */
+export const secretUrl = (protocols: RegExp, expected: string) =>
+  z.string().transform((raw, ctx): string => {
+    let value = raw
+    let shown = `got ${JSON.stringify(redactUrl(raw))}, expected ${expected}, or a reference env:NAME / file:PATH holding it`
+    if (isSecretRef(raw)) {
+      const c = context()
+      try {
+        value = resolveSecret(raw, c.env, c.baseDir).reveal()
+      } catch (err) {
+        ctx.issues.push({ code: 'custom', message: err instanceof SecretError ? err.shortMessage : 'cannot resolve secret', input: raw, params: { secret: true } })
+        return z.NEVER
+      }
+      shown = `the value of ${raw} is not ${expected}`
+    }
+    let ok = false
+    try {
+      ok = protocols.test(new URL(value).protocol.replace(/:$/, ''))
+    } catch {
+      ok = false
+    }
+    if (!ok) {
+      ctx.issues.push({ code: 'custom', message: shown, input: raw, params: { secret: true } })
+      return z.NEVER
+    }
+    return value
+  })

@@ -9,7 +9,7 @@ import { z } from 'zod'
 import { allowListProblems } from '../core/allowList.js'
 import { usd } from '../core/money.js'
 import type { Ceilings, OperatorDefaults, TierName, TierPolicy } from '../core/spec.js'
-import { address, decimal, filePath, nonNeg, nonNegInt, name, posInt, secretRef } from './fields.js'
+import { address, decimal, filePath, nonNeg, nonNegInt, name, posInt, secretRef, secretUrl } from './fields.js'
 import { isSecretRef, makeSecret, type Secret } from './secrets.js'
 
 const PG_URL = /^postgres(ql)?:\/\//
@@ -56,7 +56,9 @@ const sections = {
     .strictObject({
       // HTTP only: the daemon polls (no subscriptions), and viem's WebSocket client stops reconnecting after one
       // failed attempt, which would strand a daemon whose node was down for a minute
-      rpc_url: z.url({ protocol: /^https?$/, error: "expected the node's http(s) JSON-RPC URL (WebSocket endpoints are not used)" }),
+      // a hosted node's URL usually carries its API key: give it by reference (env:NAME, file:PATH) to keep the key
+      // out of the TOML (HTTP only: the daemon polls, and viem's WebSocket client gives up after one failed attempt)
+      rpc_url: secretUrl(/^https?$/, "the node's http(s) JSON-RPC URL (WebSocket endpoints are not used)"),
       chain_id: posInt('chain id'),
       /** The operator's key, by reference. */
       private_key: secretRef,
@@ -208,7 +210,8 @@ const sections = {
         .array(
           z
             .strictObject({
-              url: z.url({ protocol: /^https?$/, error: 'expected an http(s) URL' }),
+              // a receiver's URL may carry its own key: a literal or a reference (env:NAME, file:PATH)
+              url: secretUrl(/^https?$/, 'an http(s) URL'),
               /** HMAC key, by reference. */
               secret: secretRef,
               /** Stages to send (the state a service moved to); empty = every stage change. */
@@ -267,7 +270,7 @@ const sections = {
       cache_dir: filePath.optional(),
       eur_usd: decimal('a EUR→USD rate').default(usd('1.08')),
       /** A TFChain node (ws:// or wss://) read for TFT/USD, one of the ThreeFold rate's samples. */
-      tfchain_url: z.url({ protocol: /^wss?$/, error: 'expected a ws:// or wss:// URL of a TFChain node' }).optional(),
+      tfchain_url: secretUrl(/^wss?$/, 'a ws:// or wss:// URL of a TFChain node').optional(),
       /** polkadot.js type definitions (JSON file) for TFChain runtimes whose metadata has no type info (v12). */
       tfchain_types: filePath.optional(),
       /** TFChain pricing policy (`tfgridModule.pricingPolicies`) the ThreeFold offers are priced with when `tfchain_url` is set. */

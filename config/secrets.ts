@@ -2,7 +2,7 @@
  * Secrets by reference only: `env:NAME` or `file:PATH`. The resolved value lives in a closure; a Secret prints,
  * serializes and inspects as its reference, so it never reaches a log, an error, the API or the state file.
  */
-import { readFileSync } from 'node:fs'
+import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs'
 import { inspect } from 'node:util'
 import { BaseError } from '../core/errors.js'
 
@@ -44,10 +44,22 @@ export function resolveSecret(ref: string, env: NodeJS.ProcessEnv = process.env,
     value = v
   } else {
     const path = name.startsWith('/') ? name : `${baseDir}/${name}`
+    let fd: number
     try {
-      value = readFileSync(path, 'utf8').replace(/\r?\n$/, '')
+      fd = openSync(path, 'r')
     } catch (err) {
       throw new SecretError(`cannot read secret file ${name}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`)
+    }
+    try {
+      // the file read is the file checked (one descriptor): a key others can read is not a secret any more
+      const mode = fstatSync(fd).mode & 0o777
+      if (mode & 0o066) throw new SecretError(`secret file ${name} is readable or writable by its group or others (mode ${mode.toString(8).padStart(4, '0')}): chmod 600 it`)
+      value = readFileSync(fd, 'utf8').replace(/\r?\n$/, '')
+    } catch (err) {
+      if (err instanceof SecretError) throw err
+      throw new SecretError(`cannot read secret file ${name}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`)
+    } finally {
+      closeSync(fd)
     }
     if (!value) throw new SecretError(`secret file ${name} is empty`)
   }

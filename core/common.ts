@@ -5,6 +5,7 @@
 import { setMaxListeners } from 'node:events'
 import { pino, type Logger, type DestinationStream } from 'pino'
 import { createMetrics, type Metrics } from './metrics.js'
+import { createRedactor, type Redactor } from './redact.js'
 
 export type { Logger }
 
@@ -17,6 +18,8 @@ export type Common = {
   onShutdown(name: string, close: () => Promise<void> | void): void
   /** A copy with a child logger bound to `module`. */
   child(module: string): Common
+  /** Redacts URLs and the configuration's secret values from text bound for the outside (API, metrics). */
+  redact?: Redactor
 }
 
 /** Paths whose values never reach a log line. */
@@ -45,6 +48,23 @@ export type CreateCommonParameters = {
   /** Pretty one-line output for humans (dev). */
   pretty?: boolean
   signal?: AbortSignal
+  /** Secret values (resolved keys, URLs given by reference) masked in every log line, wherever they appear. */
+  secrets?: readonly string[]
+}
+
+/**
+ * The log stream every line goes through: every URL in it is redacted (userinfo, query values, key-like path
+ * segments) and every known secret value masked, whatever object, error or library message carried it.
+ */
+export function redactingDestination(dest: DestinationStream, redact: Redactor): DestinationStream {
+  const d = dest as DestinationStream & { flush?: (cb?: () => void) => void; flushSync?: () => void; end?: () => void }
+  const out: DestinationStream & Record<string, unknown> = {
+    write: (line: string) => d.write(redact(line)),
+  }
+  if (d.flush) out.flush = (cb?: () => void) => d.flush!(cb)
+  if (d.flushSync) out.flushSync = () => d.flushSync!()
+  if (d.end) out.end = () => d.end!()
+  return out
 }
 
 export type Shutdown = {
@@ -58,6 +78,7 @@ export function createCommon(p: CreateCommonParameters = {}): Shutdown {
   // every I/O call of every part listens to this one signal
   setMaxListeners(0, controller.signal)
   if (p.signal) p.signal.addEventListener('abort', () => controller.abort(p.signal!.reason), { once: true })
+  const redact = createRedactor(p.secrets ?? [])
   const logger = pino(
     {
       level: p.level ?? process.env.LOG_LEVEL ?? 'info',
@@ -65,7 +86,7 @@ export function createCommon(p: CreateCommonParameters = {}): Shutdown {
       base: undefined,
       timestamp: pino.stdTimeFunctions.isoTime,
     },
-    p.destination ?? pino.destination({ fd: 1, sync: false }),
+    redactingDestination(p.destination ?? pino.destination({ fd: 1, sync: false }), redact),
   )
   const closers: { name: string; close: () => Promise<void> | void }[] = []
   const metrics = createMetrics()
@@ -75,6 +96,7 @@ export function createCommon(p: CreateCommonParameters = {}): Shutdown {
     signal: controller.signal,
     onShutdown: (name, close) => void closers.push({ name, close }),
     child: (module) => make(log.child({ module })),
+    redact,
   })
   const common = make(logger)
   let done: Promise<void> | undefined

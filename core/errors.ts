@@ -2,6 +2,7 @@
  * Errors: one BaseError with a stable `code`, a `retryable` flag, detail lines and a wrapped `cause`.
  * Every code is documented once in docs/errors.md (a test fails when one is missing).
  */
+import { redactText } from './redact.js'
 
 /** Reason codes written on chain with refunds and rejections. Stable forever; documented in docs/errors.md. */
 export const ReasonCodes = [
@@ -41,9 +42,12 @@ export type BaseErrorParameters = {
   meta?: Record<string, unknown>
 }
 
-/** Strip `user:password@` from any URL inside a message. */
+/**
+ * Redact every URL inside a message (userinfo, query values, key-like path segments: see core/redact.ts). Applied to
+ * every BaseError's message, details and cause, so a library error's text (viem's carries the URL) is safe to show.
+ */
 export function redactUrl(text: string): string {
-  return text.replace(/([a-z][a-z0-9+.-]*:\/\/)[^/\s:@]+(:[^/\s@]*)?@/gi, '$1***@')
+  return redactText(text)
 }
 
 export class BaseError extends Error {

@@ -1,6 +1,8 @@
 /**
  * `blueprint-operator` command line. Exit codes: 0 done, 1 will not succeed on retry (bad config, bad input),
- * 64 usage (one line on stderr, never a stack), 75 try again later (an RPC, a target or the daemon unreachable).
+ * 64 usage (one line on stderr, never a stack), 75 try again later (a retryable start-up failure, e.g. the
+ * `[http] listen` port in use). An RPC that is down at start-up is not a failure: `run` starts, answers /readyz 503
+ * and waits for the node.
  */
 import { createCommon } from '../core/common.js'
 import { BaseError, isRetryable } from '../core/errors.js'
@@ -8,6 +10,7 @@ import { ConfigError, loadConfig } from './config.js'
 import { startDaemon } from './daemon.js'
 import { detectPodman } from '../provisioners/container/detect.js'
 import { createPodman } from '../provisioners/container/podman.js'
+import { checkIsolation, prepareDataDir, scrubSecretEnv, secretValues } from './isolation.js'
 
 const USAGE = `usage: blueprint-operator <command>
 
@@ -29,6 +32,14 @@ const USAGE = `usage: blueprint-operator <command>
   pricing parse <format> <file> parse a price source's file into offers (JSON lines)
   quote --cpu N --memory GiB [--gpu MODEL:N] [--region R]... [--spot] [--max-usd X] [--top N] [--catalog DIR] [--config FILE [--explain]]
                                 cheapest offers from the cached catalog
+
+run: SIGTERM or SIGINT drains and exits 0. An unreachable RPC at start-up is waited for, not an error: the daemon
+starts, /readyz answers 503 until the chain has been read once, and it retries the node for as long as it runs.
+Local replicas must not run as the daemon's uid: set [providers.local] workload_uids (root daemon) or opt in with
+unsafe_workloads_share_daemon_uid = true.
+
+exit codes: 0 done; 1 will not succeed on retry (invalid configuration, refused isolation, a key file others can
+read); 64 usage; 75 try again later (a retryable start-up failure, e.g. http.listen in use).
 `
 
 export const EXIT = { ok: 0, fatal: 1, usage: 64, retry: 75 } as const
@@ -75,12 +86,26 @@ export async function run(file: string, io: Io): Promise<number> {
     if (err instanceof ConfigError) return await configCheck(file, io)
     throw err
   }
-  const { common, shutdown } = createCommon({ level: config.log.level })
+  // no workload may reach the daemon's secrets: refuse a local target whose replicas would share the daemon's uid
+  const iso = checkIsolation(config, { uid: process.getuid?.() ?? -1, configFile: file })
+  if (iso.problems.length) {
+    const err = new ConfigError(file, iso.problems)
+    io.stderr.write(`${err.shortMessage}\n${err.problems.map((p) => `  ${p.path}: ${p.message}`).join('\n')}\n`)
+    return EXIT.fatal
+  }
+  prepareDataDir(config)
+  const secrets = secretValues(config)
+  // what env: references pointed at leaves the environment: nothing spawned from here on can inherit it
+  const scrubbed = scrubSecretEnv(secrets)
+  const { common, shutdown } = createCommon({ level: config.log.level, secrets })
+  for (const w of iso.warnings) common.logger.warn(w)
+  if (scrubbed.length) common.logger.debug({ variables: scrubbed }, 'secret variables removed from the environment')
   let daemon
   try {
     daemon = await startDaemon({ config, common })
   } catch (err) {
     common.logger.fatal({ err }, 'start-up failed')
+    io.stderr.write(`${common.redact ? common.redact(err instanceof Error ? err.message : String(err)) : String(err)}\n`)
     await shutdown(1000)
     return isRetryable(err) ? EXIT.retry : EXIT.fatal
   }

@@ -1,4 +1,4 @@
-import { copyFileSync, mkdtempSync, writeFileSync } from 'node:fs'
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { inspect } from 'node:util'
@@ -58,6 +58,7 @@ describe('loadConfig', () => {
     expect(c.notifications.webhooks).toEqual([expect.objectContaining({ url: 'https://hooks.example.com/blueprint-operator', events: ['active', 'scaled-to-zero', 'closed', 'refunded'] })])
     expect(c.providers.ssh?.hosts[0]?.privateKey.reveal()).toBe('PRIVATE KEY MATERIAL')
     expect(c.providers.ssh?.hosts[0]?.name).toBe('rack-1')
+    expect(c.providers.local?.workloadUids).toEqual([100000, 100999])
     expect(c.providers.kubernetes?.clusters[0]?.name).toBe('edge')
     expect(c.providers.kubernetes).toMatchObject({ storage: 'persistent', serviceType: 'ClusterIP', gpuModelLabel: 'nvidia.com/gpu.product' })
   })
@@ -159,9 +160,49 @@ vcpu = 64
 
   test('args: file: secrets are read relative to the config file', () => {
     const f = write(minimal.replace('env:OPERATOR_PRIVATE_KEY', 'file:key.txt'))
-    writeFileSync(join(f, '..', 'key.txt'), '0x' + 'cd'.repeat(32) + '\n')
+    writeFileSync(join(f, '..', 'key.txt'), '0x' + 'cd'.repeat(32) + '\n', { mode: 0o600 })
     const c = loadConfig(f, { env: {} })
     expect(c.chain.privateKey.reveal()).toBe('0x' + 'cd'.repeat(32))
+  })
+
+  test('error: a key file its group or others can read is refused, naming the key\'s TOML path', () => {
+    const f = write(minimal.replace('env:OPERATOR_PRIVATE_KEY', 'file:open-key.txt'))
+    const key = join(f, '..', 'open-key.txt')
+    writeFileSync(key, '0x' + 'ab'.repeat(32) + '\n', { mode: 0o600 })
+    for (const mode of [0o640, 0o604, 0o644, 0o620]) {
+      chmodSync(key, mode)
+      let err: unknown
+      try {
+        loadConfig(f, { env: {} })
+      } catch (e) {
+        err = e
+      }
+      expect(err).toBeInstanceOf(ConfigError)
+      expect((err as ConfigError).code).toBe('CONFIG_INVALID')
+      expect((err as ConfigError).problems).toEqual([{ path: 'chain.private_key', message: `secret file open-key.txt is readable or writable by its group or others (mode 0${mode.toString(8)}): chmod 600 it` }])
+      expect((err as Error).message).not.toContain('ab'.repeat(32))
+    }
+    chmodSync(key, 0o400)
+    expect(loadConfig(f, { env: {} }).chain.privateKey.reveal()).toBe('0x' + 'ab'.repeat(32))
+  })
+
+  test('args: rpc_url and tfchain_url by reference (env: and file:), checked like literals and never echoed', () => {
+    const url = 'https://eth.example.com/v3/0123456789abcdef0123456789abcdef?apikey=k-123456'
+    const doc = minimal.replace(/rpc_url = "[^"]*"/, 'rpc_url = "env:RPC_URL"')
+    expect(doc).toContain('env:RPC_URL')
+    const f = write(`${doc}\n[pricing]\ntfchain_url = "file:tf-url.txt"\n`)
+    writeFileSync(join(f, '..', 'tf-url.txt'), 'wss://tfchain.example.com/key/abcdef123456\n', { mode: 0o600 })
+    const c = loadConfig(f, { env: { ...env, RPC_URL: url } })
+    expect(c.chain.rpcUrl).toBe(url)
+    expect(c.pricing.tfchainUrl).toBe('wss://tfchain.example.com/key/abcdef123456')
+    let err: unknown
+    try {
+      loadConfig(f, { env: { ...env, RPC_URL: 'ftp://secret-host/abc' } })
+    } catch (e) {
+      err = e
+    }
+    expect((err as ConfigError).problems).toEqual([{ path: 'chain.rpc_url', message: "the value of env:RPC_URL is not the node's http(s) JSON-RPC URL (WebSocket endpoints are not used)" }])
+    expect((err as Error).message).not.toContain('secret-host')
   })
 
   test('behavior: parseConfig validates an in-memory document', () => {

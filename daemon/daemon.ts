@@ -6,6 +6,7 @@ import { setMaxListeners } from 'node:events'
 import { join } from 'node:path'
 import type { Common } from '../core/common.js'
 import { BaseError } from '../core/errors.js'
+import { redactUrl } from '../core/redact.js'
 import type { OperatorConfig } from './config.js'
 import { createEvmPublicClient, createEvmWalletClient } from '../chain/evm/clients.js'
 import { createEscrowClient } from '../chain/evm/escrow.js'
@@ -83,7 +84,7 @@ export async function startDaemon({ config, common: parent }: StartDaemonParamet
   const walletClient = createEvmWalletClient({ ...clientParams, privateKey: config.chain.privateKey.reveal() as `0x${string}`, metrics: common.metrics })
   const account = walletClient.account
   const operator = account.address.toLowerCase() as `0x${string}`
-  log.info({ operator, operatorId: config.operator.id, chainId: config.chain.chainId, rpc: config.chain.rpcUrl.replace(/\/\/[^@/]*@/, '//***@') }, 'starting')
+  log.info({ operator, operatorId: config.operator.id, chainId: config.chain.chainId, rpc: redactUrl(config.chain.rpcUrl) }, 'starting')
 
   const bus = createEventBus(log.child({ module: 'events' }))
   const store = watchStages(
@@ -272,7 +273,8 @@ export async function startDaemon({ config, common: parent }: StartDaemonParamet
     }
   }
   const checks = async () => {
-    const stale = Date.now() - lastDelivery > Math.max(config.chain.pollIntervalMs * 20, 60_000)
+    // not ready until the chain was read once: a daemon started with its RPC down waits (and says so here)
+    const stale = delivered === undefined || Date.now() - lastDelivery > Math.max(config.chain.pollIntervalMs * 20, 60_000)
     let writable = true
     try {
       accessSync(config.operator.dataDir, fsConstants.W_OK)
@@ -285,7 +287,7 @@ export async function startDaemon({ config, common: parent }: StartDaemonParamet
       // a daemon that does not lead (several on one PostgreSQL) follows no chain: fine while another leads
       coord && !coord.isLeader()
         ? { name: 'chain-follower', ok: true, critical: true, detail: `another daemon leads; this one (${coord.owner}) serves the services it leases` }
-        : { name: 'chain-follower', ok: !stale, critical: true, detail: stale ? `no block range delivered since ${new Date(lastDelivery).toISOString()}` : `last delivery ${new Date(lastDelivery).toISOString()}` },
+        : { name: 'chain-follower', ok: !stale, critical: true, detail: delivered === undefined ? 'the chain has not been read yet (is the RPC reachable?)' : stale ? `no block range delivered since ${new Date(lastDelivery).toISOString()}` : `last delivery ${new Date(lastDelivery).toISOString()}` },
       { name: 'state-store', ok: writable, critical: true, detail: writable ? `${config.operator.dataDir} is writable` : `${config.operator.dataDir} is not writable` },
       { name: 'targets', ok: targets.list().length > 0, critical: true, detail: `${targets.list().length} target(s): ${targets.list().map((t) => t.name).join(', ') || 'none configured'}` },
       { name: 'price-sources', ok: !empty.length, critical: false, detail: empty.length ? `no offers yet from ${empty.map((h) => h.source).join(', ')}` : `${health.length} source(s) serving` },

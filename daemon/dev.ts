@@ -16,6 +16,7 @@ import { createLocalProvisioner } from '../provisioners/local/createLocalProvisi
 import { startArtifactServer } from './dev/artifact-server.js'
 import { prettyDestination } from './dev/prettyLog.js'
 import { startDaemon } from './daemon.js'
+import { SHARED_UID_KEY } from './isolation.js'
 
 type Io = { stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream }
 
@@ -87,10 +88,13 @@ export async function runDev(argv: string[], io: Io): Promise<number> {
     http: { listen: process.env.BPO_DEV_HTTP ?? ((await portFree(9464)) ? '127.0.0.1:9464' : '127.0.0.1:0') },
     log: { level: process.env.LOG_LEVEL ?? 'info' },
     // the dev artifact server listens on 127.0.0.1, which artifact downloads may reach only when allowed
-    providers: { artifact_allow_hosts: ['127.0.0.1'], local: { enabled: true, vcpu: 2, memory_gib: 4, storage_gib: 20, hourly_usd: '0.01' } },
+    // dev runs the demo as your own uid (no root, no uid range): the demo's processes could read this daemon's
+    // environment and files, which hold only anvil's public development key here. `run` refuses this without opting in.
+    providers: { artifact_allow_hosts: ['127.0.0.1'], local: { enabled: true, vcpu: 2, memory_gib: 4, storage_gib: 20, hourly_usd: '0.01', unsafe_workloads_share_daemon_uid: true } },
   }
   // anvil's account 1 is a public, well-known development key: handed over by reference like any secret
   const config = parseConfig(doc, { env: { BPO_DEV_OPERATOR_KEY: operatorKey } })
+  log.warn(`${SHARED_UID_KEY} = true: the demo's replicas run as your own uid and could read this daemon's environment and files (dev only)`)
   const daemon = await startDaemon({ config, common })
   cleanups.push(['daemon', () => daemon.stop()])
 
@@ -125,7 +129,7 @@ export async function runDev(argv: string[], io: Io): Promise<number> {
           if (r.ok) {
             log.info({ serviceId: id, endpoint: ep, ms: Math.round(performance.now() - requestedAt) }, 'demo service answers HTTP (time since the request was sent)')
             io.stdout.write(
-              `\n  dashboard:  ${daemon.http?.url ?? '(http disabled)'}/\n  service:    ${ep}\n  top up:     npm run demo -- top-up ${id} 0.05\n  tier:       npm run demo -- tier ${id} standard\n  terminate:  npm run demo -- terminate ${id}\n  Ctrl-C stops everything.\n\n`,
+              `\n  warning:    dev only — replicas run as your own uid and could read this daemon's environment and files\n              (${SHARED_UID_KEY} = true; run refuses it unless you set it, see README: isolation)\n  dashboard:  ${daemon.http?.url ?? '(http disabled)'}/\n  service:    ${ep}\n  top up:     npm run demo -- top-up ${id} 0.05\n  tier:       npm run demo -- tier ${id} standard\n  terminate:  npm run demo -- terminate ${id}\n  Ctrl-C stops everything.\n\n`,
             )
             return
           }

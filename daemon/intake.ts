@@ -8,6 +8,7 @@ import { eventId, type ChainEvent } from '../chain/events.js'
 import { requestProblems } from '../chain/evm/decode.js'
 import { TierNames } from '../core/spec.js'
 import { applyEventToFacts } from './paymentFacts.js'
+import { countPayout } from './payouts.js'
 import { transition, type ServiceRecord, type State } from './state.js'
 import { idsBelow, type ProcessedWithIndex } from './store/draft.js'
 
@@ -114,12 +115,10 @@ export function applyEvents(state: State, events: readonly ChainEvent[], ctx: In
         s.tierIndex = e.tier
         log.info({ serviceId: s.serviceId, tier: e.tier }, 'tier changed')
         break
+      // counted once: the daemon may have counted it from its own transaction's receipt already
       case 'Withdrawn':
-        s.ledger.withdrawn = add(s.ledger.withdrawn, e.amount)
-        s.ledger.earned = add(s.ledger.earned, e.amount)
-        break
       case 'Refunded':
-        s.ledger.refunded = add(s.ledger.refunded, e.amount)
+        countPayout(s, id, e.type, e.amount)
         break
       case 'ServiceTerminated':
         if (s.state === 'active' || s.state === 'scaled-to-zero' || s.state === 'requested' || s.state === 'provisioning') {

@@ -125,6 +125,7 @@ export const providers = {
         artifactAllowHosts: [...ctx.artifactAllowHosts],
         ...(local.workloadUser && { workloadUser: local.workloadUser }),
         containers: local.containers,
+        ...(local.workloadUids && { workloadUids: local.workloadUids }),
       })
       // container sources join sourceKinds once podman was checked (a real container, about a second)
       await prov.detect()

@@ -100,6 +100,8 @@ export type ServiceRecord = {
   }
   health: { failures: number; restarts: number; lastCheck?: string; healthy?: boolean; lastRestartAt?: string }
   ledger: { paid: string; earned: string; withdrawn: string; refunded: string; cloudCostUsd: string; /** Replicas × hours run so far (autoscaling included). */ replicaHours?: string }
+  /** Event ids (chainId:txHash:logIndex) of the payouts counted in the ledger (from a receipt or the follower). */
+  paidOut?: string[]
   /** The chain did not know the service at the last reads: since when, and how many reads in a row. */
   missing?: { since: string; checks: number }
   /** Since when the capacity cost has not been added to the ledger yet (ISO time). */

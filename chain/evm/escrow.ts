@@ -9,6 +9,7 @@ import type { ReasonCode } from '../../core/errors.js'
 import { retry, withTimeout } from '../../core/retry.js'
 import { blueprintRegistryAbi, serviceEscrowAbi, serviceStates, type ServiceState } from '../contracts/abi.js'
 import { decodeBlueprint, type Blueprint } from './blueprint.js'
+import { payoutsInReceipt, type Payout } from './payouts.js'
 import { ServiceEndedError, ServiceUnknownError, TxRevertedError, classifyRpcError } from './errors.js'
 import { reasonToBytes32 } from './reason.js'
 import { withScopedSignal } from './signal.js'
@@ -65,9 +66,9 @@ export type EscrowClient = {
   /** Start the service's clock; 'already' when it is active. Throws SERVICE_ENDED on a terminated or closed service. */
   activate(id: bigint, signal?: AbortSignal): Promise<Hex | 'already'>
   /** Withdraw what the operator has earned; 'nothing' when that is zero. */
-  withdraw(id: bigint, signal?: AbortSignal): Promise<{ hash: Hex; amount: bigint } | 'nothing'>
+  withdraw(id: bigint, signal?: AbortSignal): Promise<{ hash: Hex; amount: bigint; payouts: Payout[] } | 'nothing'>
   /** Close the service: earned to the operator, the rest to the customer with `reason`; 'already' when ended. */
-  refund(id: bigint, reason: ReasonCode, signal?: AbortSignal): Promise<{ hash: Hex } | 'already'>
+  refund(id: bigint, reason: ReasonCode, signal?: AbortSignal): Promise<{ hash: Hex; payouts: Payout[] } | 'already'>
 }
 
 /** Create the operator's client of the escrow and the registry. */
@@ -156,14 +157,15 @@ export function createEscrowClient(common: Common, p: EscrowClientParameters): E
       if (s.earned + accrued === 0n) return 'nothing'
       const receipt = await send('withdraw', [id], signal)
       const amount = withdrawnIn(receipt, p.escrow, id)
-      return amount === 0n ? 'nothing' : { hash: receipt.transactionHash, amount }
+      return amount === 0n ? 'nothing' : { hash: receipt.transactionHash, amount, payouts: payoutsInReceipt(receipt, p.escrow, id) }
     },
     async refund(id, reason, signal) {
       const s = await mustGet(id, signal)
       if (s.state === 'terminated' || s.state === 'closed') return 'already'
       try {
         const receipt = await send('refund', [id, reasonToBytes32(reason)], signal)
-        return { hash: receipt.transactionHash }
+        // what the chain paid out (earned to the operator, the rest to the customer), for the ledger at once
+        return { hash: receipt.transactionHash, payouts: payoutsInReceipt(receipt, p.escrow, id) }
       } catch (err) {
         if (isRevert(err, 'AlreadyEnded')) return 'already'
         throw err

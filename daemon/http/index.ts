@@ -6,6 +6,7 @@
 import swagger from '@fastify/swagger'
 import Fastify from 'fastify'
 import { BaseError } from '../../core/errors.js'
+import { redactText } from '../../core/redact.js'
 import type { HttpContext } from './context.js'
 import { dashboardRoutes } from './dashboard.js'
 import { errorBody, installErrorHandling } from './errors.js'
@@ -39,10 +40,12 @@ export async function startHttpServer(p: StartHttpParameters): Promise<HttpServe
   app.addSchema(serviceViewSchema)
   app.addSchema(targetSchema)
   installErrorHandling(app, log)
+  // every URL in an answer (API, dashboard, metric labels, events) is redacted and the configuration's secrets masked
+  const redact = p.common.redact ?? ((t: string) => redactText(t))
   app.addHook('onSend', async (_req, reply, payload) => {
     reply.header('x-content-type-options', 'nosniff')
     if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store')
-    return payload
+    return typeof payload === 'string' ? redact(payload) : payload
   })
   app.addHook('onResponse', async (req, reply) => {
     if (req.method !== 'GET') log.info({ method: req.method, url: req.url.split('?')[0], status: reply.statusCode }, 'http action')
@@ -64,6 +67,8 @@ export async function startHttpServer(p: StartHttpParameters): Promise<HttpServe
     const code = (err as NodeJS.ErrnoException).code
     throw new BaseError(`http.listen: cannot listen on ${p.host}:${p.port}${code === 'EADDRINUSE' ? ' (the address is already in use)' : code === 'EADDRNOTAVAIL' ? ' (no such local address)' : code === 'EACCES' ? ' (permission denied)' : ''}`, {
       code: 'HTTP_LISTEN_FAILED',
+      // a port in use may be let go (try again later: exit 75); a wrong or forbidden address will not fix itself
+      retryable: code === 'EADDRINUSE',
       details: ['change [http] listen in the configuration, or stop what holds the port'],
       cause: err,
     })

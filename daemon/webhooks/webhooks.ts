@@ -5,13 +5,16 @@
  * (jittered, capped), and an entry still failing after `giveUpMs` is dropped with an error log. Nothing here ever
  * blocks the service manager: the bus listener only queues.
  */
-import { createHmac, randomUUID } from 'node:crypto'
+import { createHash, createHmac, randomUUID } from 'node:crypto'
 import { join } from 'node:path'
 import type { Common } from '../../core/common.js'
 import { redactUrl } from '../../core/errors.js'
 import type { Secret } from '../../config/secrets.js'
 import type { EventBus, StageEvent } from '../events.js'
 import { openOutbox, type Outbox, type OutboxEntry } from './outbox.js'
+
+/** A hook's name in the outbox: a digest of its URL (the URL itself may carry a key). */
+export const hookId = (url: string) => `hook-${createHash('sha256').update(url).digest('hex').slice(0, 16)}`
 
 export type WebhookConfig = { url: string; secret: Secret; events: string[]; timeoutMs: number }
 
@@ -51,7 +54,8 @@ export function startWebhooks(common: Common, p: WebhooksParameters): Webhooks {
     deliveries: common.metrics.counter('bpo_webhook_deliveries_total', 'Webhook delivery attempts by result (delivered, failed, dropped)', { labels: ['result'] }),
     pending: common.metrics.gauge('bpo_webhook_pending', 'Webhook entries in the outbox not delivered yet', { collect: () => m.pending.set(outbox.pending().length) }),
   }
-  const byUrl = new Map(p.hooks.map((h) => [h.url, h]))
+  // the outbox (a file in the data dir) names a hook by a digest of its URL, never the URL: it may carry a key
+  const byId = new Map(p.hooks.map((h) => [hookId(h.url), h]))
   const queues = new Map<string, { running: boolean; failures: number; timer?: NodeJS.Timeout }>()
   let closed = false
   let waiters: Array<() => void> = []
@@ -86,17 +90,18 @@ export function startWebhooks(common: Common, p: WebhooksParameters): Webhooks {
   }
 
   /** Deliver a hook's pending entries in order; on failure, back off and come back. */
-  const pump = (url: string): void => {
-    const q = queues.get(url) ?? { running: false, failures: 0 }
-    queues.set(url, q)
+  const pump = (id: string): void => {
+    const q = queues.get(id) ?? { running: false, failures: 0 }
+    queues.set(id, q)
     if (q.running || q.timer || closed) return
-    const hook = byUrl.get(url)
+    const hook = byId.get(id)
+    const url = hook ? redactUrl(hook.url) : id
     q.running = true
     void (async () => {
       try {
         for (;;) {
           if (closed) return
-          const next = outbox.pending().find((x) => x.hook === url)
+          const next = outbox.pending().find((x) => x.hook === id)
           if (!next) return
           if (!hook) {
             // a hook removed from the configuration: its entries have nowhere to go
@@ -112,7 +117,7 @@ export function startWebhooks(common: Common, p: WebhooksParameters): Webhooks {
           }
           m.deliveries.inc({ result: 'failed' })
           if (Date.now() - Date.parse(next.createdAt) > giveUp) {
-            log.error({ url: redactUrl(url), delivery: next.id }, 'webhook undeliverable for too long; dropped')
+            log.error({ url, delivery: next.id }, 'webhook undeliverable for too long; dropped')
             await outbox.done(next.id, 'dropped')
             m.deliveries.inc({ result: 'dropped' })
             continue
@@ -120,13 +125,13 @@ export function startWebhooks(common: Common, p: WebhooksParameters): Webhooks {
           const delay = Math.min(max, base * 2 ** Math.min(q.failures++, 20)) * (0.8 + Math.random() * 0.4)
           q.timer = setTimeout(() => {
             q.timer = undefined
-            pump(url)
+            pump(id)
           }, delay)
           q.timer.unref?.()
           return
         }
       } catch (err) {
-        log.error({ err, url: redactUrl(url) }, 'webhook outbox failed')
+        log.error({ err, url }, 'webhook outbox failed')
       } finally {
         q.running = false
         settle()
@@ -151,12 +156,12 @@ export function startWebhooks(common: Common, p: WebhooksParameters): Webhooks {
       })
     for (const h of p.hooks) {
       if (h.events.length && !h.events.includes(e.to)) continue
-      const entry: OutboxEntry = { id: randomUUID(), hook: h.url, body: body(e), createdAt: new Date().toISOString() }
+      const entry: OutboxEntry = { id: randomUUID(), hook: hookId(h.url), body: body(e), createdAt: new Date().toISOString() }
       appending++
       outbox
         .append(entry)
         .then(
-          () => pump(h.url),
+          () => pump(hookId(h.url)),
           (err) => log.error({ err, url: redactUrl(h.url) }, 'webhook outbox write failed; this stage change is not sent'),
         )
         .finally(() => {
@@ -167,7 +172,7 @@ export function startWebhooks(common: Common, p: WebhooksParameters): Webhooks {
   })
 
   // entries a previous run left undelivered go out first
-  for (const url of new Set(outbox.pending().map((e) => e.hook))) pump(url)
+  for (const id of new Set(outbox.pending().map((e) => e.hook))) pump(id)
 
   return {
     pending: () => outbox.pending().length,

@@ -1,7 +1,7 @@
 /** `[providers.local]`: child processes on the daemon's own machine, one fixed pool priced by `hourly_usd`. */
 import { z } from 'zod'
 import { usd } from '../../core/money.js'
-import { decimal, nonNeg, portRange, posixUser } from '../../config/fields.js'
+import { decimal, nonNeg, portRange, posixUser, uidRange } from '../../config/fields.js'
 
 export const localSection = z
   .strictObject({
@@ -21,12 +21,23 @@ export const localSection = z
      */
     workload_user: posixUser.optional(),
     /**
+     * Run each deployment as a uid of its own from this range (setpriv; no /etc/passwd entry; the daemon must be
+     * root). No account of the machine may hold a uid or gid of the range.
+     */
+    workload_uids: uidRange.optional(),
+    /**
+     * Let replicas run as the daemon's own uid (no workload_uids, or a daemon that is not root): they can then read
+     * its environment, key files, TOML and state. `run` refuses the local target without this or a range.
+     */
+    unsafe_workloads_share_daemon_uid: z.boolean().default(false),
+    /**
      * Container sources with podman on this machine: "auto" runs them where a start-up check (one real container,
      * nothing pulled) passes, else says why in /api/status and `config check`; "off" never. Default "auto".
      */
     containers: z.enum(['auto', 'off']).default('auto'),
   })
   .superRefine((l, ctx) => {
+    if (l.workload_user && l.workload_uids) ctx.addIssue({ code: 'custom', path: ['workload_uids'], message: 'workload_user and workload_uids exclude each other' })
     if (l.port_range[0] > l.port_range[1]) ctx.addIssue({ code: 'custom', path: ['port_range'], message: `got [${l.port_range.join(', ')}], expected [low, high]` })
   })
   .transform((l) => ({
@@ -40,6 +51,8 @@ export const localSection = z
     allowTestSources: l.allow_test_sources,
     containers: l.containers,
     ...(l.workload_user && { workloadUser: l.workload_user }),
+    ...(l.workload_uids && { workloadUids: l.workload_uids }),
+    unsafeWorkloadsShareDaemonUid: l.unsafe_workloads_share_daemon_uid,
   }))
 
 export type LocalSection = z.output<typeof localSection>

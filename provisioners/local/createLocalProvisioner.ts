@@ -11,6 +11,7 @@ import { hostname } from 'node:os'
 import { dirname, join } from 'node:path'
 import type { Common } from '../../core/common.js'
 import { AbortedError } from '../../core/errors.js'
+import { faultPoint } from '../../core/faults.js'
 import { sleep, withTimeout } from '../../core/retry.js'
 import { allowListProblems } from '../artifacts/addressPolicy.js'
 import { fetchArtifact } from '../artifacts/fetchArtifact.js'
@@ -19,6 +20,7 @@ import { assertEnvAllowed } from '../envPolicy.js'
 import { ProvisionError } from '../errors.js'
 import { probeHttp, waitForHealthy } from '../health.js'
 import type { CallOptions, DeploymentRequest, DeploymentStatus, OwnedResource, Provisioner, SourceKind } from '../types.js'
+import { chooseWorkloadUid, inUidRange, localAccountsInRange, uidRangeProblems, type UidRange } from '../../core/workloadUids.js'
 import { detectCgroups, type Cgroups } from './cgroups.js'
 import { readManifest, writeManifest, type Manifest, type ReplicaRecord } from './manifest.js'
 import { isSameProcess, readProcEnviron, readProcStat, scanMarkedProcesses, type MarkedProcess } from './proc.js'
@@ -57,6 +59,12 @@ export type LocalProvisionerParameters = {
    * nor leave its cgroups. Default: the daemon's own user.
    */
   workloadUser?: string
+  /**
+   * Run each deployment as a uid of its own from this inclusive range (through setpriv, no /etc/passwd entry needed;
+   * the daemon must be root): a workload can then read neither the daemon's environment, files and state, nor another
+   * deployment's files. The uid is recorded in the manifest and reused on every restart. Excludes `workloadUser`.
+   */
+  workloadUids?: UidRange
 } & LocalContainerOptions
 
 const OWNER = 'BPO_OWNER'
@@ -73,10 +81,8 @@ type WorkloadUser = { name: string; uid: number; gid: number; setpriv: string }
 
 const configInvalid = (message: string) => new ProvisionError(message, { code: 'CONFIG_INVALID' })
 
-/** The workload user's ids and setpriv, checked once at construction (the daemon must be root to switch users). */
-function resolveWorkloadUser(name: string): WorkloadUser {
-  if (!USER_NAME.test(name)) throw configInvalid(`workloadUser: got ${JSON.stringify(name)}, expected a POSIX user name`)
-  if (process.getuid?.() !== 0) throw configInvalid(`workloadUser ${name} needs the daemon to run as root (it runs as uid ${process.getuid?.()})`)
+/** setpriv's path; throws CONFIG_INVALID naming `what` when none is found. */
+function findSetpriv(what: string): string {
   const dirs = [...(process.env.PATH ?? '').split(':').filter((d) => d.startsWith('/')), '/usr/bin', '/bin', '/usr/sbin', '/sbin']
   const setpriv = dirs.map((d) => join(d, 'setpriv')).find((f) => {
     try {
@@ -86,7 +92,15 @@ function resolveWorkloadUser(name: string): WorkloadUser {
       return false
     }
   })
-  if (!setpriv) throw configInvalid(`workloadUser ${name} needs setpriv (util-linux), found in none of ${dirs.join(':')}`)
+  if (!setpriv) throw configInvalid(`${what} needs setpriv (util-linux), found in none of ${dirs.join(':')}`)
+  return setpriv
+}
+
+/** The workload user's ids and setpriv, checked once at construction (the daemon must be root to switch users). */
+function resolveWorkloadUser(name: string): WorkloadUser {
+  if (!USER_NAME.test(name)) throw configInvalid(`workloadUser: got ${JSON.stringify(name)}, expected a POSIX user name`)
+  if (process.getuid?.() !== 0) throw configInvalid(`workloadUser ${name} needs the daemon to run as root (it runs as uid ${process.getuid?.()})`)
+  const setpriv = findSetpriv(`workloadUser ${name}`)
   // id(1) asks NSS, so users from LDAP and the like are found too
   const idOf = (flag: '-u' | '-g') => {
     try {
@@ -131,7 +145,21 @@ export function createLocalProvisioner(common: Common, p: LocalProvisionerParame
   }
   const allowProblems = allowListProblems(p.artifactAllowHosts ?? [])
   if (allowProblems.length) throw new ProvisionError(`artifactAllowHosts: ${allowProblems.join('; ')}`, { code: 'CONFIG_INVALID' })
-  const user = p.workloadUser !== undefined ? resolveWorkloadUser(p.workloadUser) : undefined
+  if (p.workloadUser !== undefined && p.workloadUids !== undefined) throw configInvalid('workloadUser and workloadUids exclude each other')
+  const sharedUser = p.workloadUser !== undefined ? resolveWorkloadUser(p.workloadUser) : undefined
+  const uidRange = p.workloadUids
+  let uidSetpriv = ''
+  if (uidRange) {
+    const problems = uidRangeProblems(uidRange)
+    if (problems.length) throw configInvalid(`workloadUids: ${problems.join('; ')}`)
+    if (process.getuid?.() !== 0) throw configInvalid(`workloadUids needs the daemon to run as root (it runs as uid ${process.getuid?.()})`)
+    const accounts = localAccountsInRange(uidRange)
+    if (accounts.length) throw configInvalid(`workloadUids [${uidRange.join(', ')}] holds existing accounts (${accounts.slice(0, 5).join(', ')}${accounts.length > 5 ? ', ...' : ''}); reserve a range no user or group uses`)
+    uidSetpriv = findSetpriv('workloadUids')
+  }
+  /** Who a deployment's replicas run as: its own uid (recorded in the manifest), the shared user, or the daemon. */
+  const userOf = (m: Manifest): WorkloadUser | undefined =>
+    uidRange && m.uid !== undefined ? { name: `uid ${m.uid}`, uid: m.uid, gid: m.uid, setpriv: uidSetpriv } : sharedUser
   const host = p.host ?? '127.0.0.1'
   const urlHost = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host
   const endpointOf = (port: number) => `http://${urlHost.includes(':') ? `[${urlHost}]` : urlHost}:${port}`
@@ -363,7 +391,7 @@ export function createLocalProvisioner(common: Common, p: LocalProvisionerParame
     const a = m.artifact!
     const dest = join(depDir(m.deploymentId), 'bin', a.sha256)
     if ((await sha256File(dest, signal).catch(() => undefined)) === a.sha256) {
-      await lockDown(dest)
+      await lockDown(dest, userOf(m))
       return dest
     }
     await mkdir(dirname(dest), { recursive: true, mode: 0o700 })
@@ -375,7 +403,7 @@ export function createLocalProvisioner(common: Common, p: LocalProvisionerParame
         await copyFile(m.artifact!.path, tmp)
         await chmod(tmp, 0o500)
         if ((await sha256File(tmp, signal)) === a.sha256) {
-          await lockDown(tmp)
+          await lockDown(tmp, userOf(m))
           await rename(tmp, dest)
           return dest
         }
@@ -391,7 +419,7 @@ export function createLocalProvisioner(common: Common, p: LocalProvisionerParame
    * With a workload user, the copy it runs stays root's and read-only, readable and executable by the user's group
    * only (a script artifact is read by its interpreter), in a directory it can traverse but not list or write.
    */
-  async function lockDown(bin: string): Promise<void> {
+  async function lockDown(bin: string, user: WorkloadUser | undefined): Promise<void> {
     if (!user) return
     await chown(bin, 0, user.gid)
     await chmod(bin, 0o550)
@@ -402,8 +430,13 @@ export function createLocalProvisioner(common: Common, p: LocalProvisionerParame
    * With a workload user: the data dir becomes the user's, everything around it stays root's and closed (the
    * deployment dirs traversable only, the logs' dir private: the replica only gets its log's descriptor).
    */
-  async function confine(id: string, dataDir: string, logsDir: string): Promise<void> {
+  async function confine(id: string, dataDir: string, logsDir: string, user: WorkloadUser | undefined): Promise<void> {
     if (!user) return
+    // with a uid per deployment, nothing above the deployments is listable, and the artifact cache is the daemon's
+    if (uidRange) {
+      await chmod(p.rootDir, 0o711)
+      await chmod(cacheDir, 0o700).catch(() => undefined)
+    }
     await chmod(deploymentsDir, 0o711)
     await chmod(depDir(id), 0o711)
     await chmod(logsDir, 0o700)
@@ -460,12 +493,14 @@ export function createLocalProvisioner(common: Common, p: LocalProvisionerParame
     delete rec.startTime
     checkAborted(signal, `start of ${id} replica ${index}`)
     await writeManifest(depDir(id), m)
+    faultPoint('local.intent-recorded')
     checkAborted(signal, `start of ${id} replica ${index}`)
 
     const dataDir = join(depDir(id), 'data')
     await mkdir(dataDir, { recursive: true })
     await mkdir(dirname(logFile(id, index)), { recursive: true })
-    await confine(id, dataDir, dirname(logFile(id, index)))
+    const user = userOf(m)
+    await confine(id, dataDir, dirname(logFile(id, index)), user)
     const env: Record<string, string> = {
       // the daemon's own node first: native artifacts that are Node scripts run with the node that runs the daemon
       PATH: `${dirname(process.execPath)}:${process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'}`,
@@ -510,6 +545,7 @@ export function createLocalProvisioner(common: Common, p: LocalProvisionerParame
       throw new ProvisionError(`replica ${index} of ${id} could not be started`, { code: 'PROVISION_FAILED', reason: 'PROVISION_FAILED', cause: spawnError })
     }
     started.inc()
+    faultPoint('local.spawned-unrecorded')
     const st = await readProcStat(pid)
     rec.pid = pid
     // a process already gone gets an impossible start time, so it never matches anything alive
@@ -526,9 +562,42 @@ export function createLocalProvisioner(common: Common, p: LocalProvisionerParame
     if (m) for (const l of procs) for (const [port, owner] of reserved) if (owner === m.deploymentId && port === l.port) reserved.delete(port)
   }
 
+  // choosing a uid is one step across deployments: reading every manifest's uid and recording this one
+  let uidLock: Promise<unknown> = Promise.resolve()
+  /** Give the deployment its own uid from the range (once: a recorded uid inside the range is kept for good). */
+  async function assignUid(m: Manifest): Promise<void> {
+    const range = uidRange
+    if (!range || inUidRange(m.uid, range)) return
+    const run = uidLock.then(async () => {
+      const taken = new Set<number>()
+      for (const name of await readdir(deploymentsDir).catch(() => [] as string[])) {
+        if (name === m.deploymentId) continue
+        // every manifest in the root counts, another operator's included
+        const other = await readManifest(depDir(name)).catch(() => undefined)
+        if (typeof other?.uid === 'number') taken.add(other.uid)
+      }
+      const uid = chooseWorkloadUid(`${p.operatorId}\0${m.deploymentId}`, range, taken)
+      if (uid === undefined) {
+        throw new ProvisionError(`every workload uid of [${range.join(', ')}] is held by another deployment`, {
+          code: 'NO_FREE_UID',
+          reason: 'NO_FEASIBLE_OFFER',
+          retryable: true,
+          meta: { deploymentId: m.deploymentId },
+        })
+      }
+      if (m.uid !== undefined) log.warn({ deploymentId: m.deploymentId, was: m.uid, uid }, 'recorded workload uid is outside the configured range; assigning a new one')
+      m.uid = uid
+      await writeManifest(depDir(m.deploymentId), m)
+      log.info({ deploymentId: m.deploymentId, uid }, 'workload uid assigned')
+    })
+    uidLock = run.catch(() => undefined)
+    await run
+  }
+
   /** Bring the running replicas to `m.replicas`, starting, adopting and stopping as needed; waits for health. */
   async function converge(m: Manifest, signal: AbortSignal, restartUnhealthy: boolean): Promise<void> {
     const id = m.deploymentId
+    await assignUid(m)
     const { byIndex, strays } = await discover(id, m, signal)
     let changed = false
     for (const [index, live] of byIndex) {

@@ -33,6 +33,8 @@ export type Manifest = {
   /** Verified artifact in the cache. */
   artifact?: { sha256: string; path: string }
   replicaRecords: ReplicaRecord[]
+  /** The deployment's own workload uid (and gid), from the provisioner's range; recorded before any replica starts. */
+  uid?: number
   createdAt: string
   updatedAt: string
 }

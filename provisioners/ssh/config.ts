@@ -1,6 +1,6 @@
 /** `[[providers.ssh.hosts]]`: the operator's own machines reached over SSH, each a fixed pool priced by `hourly_usd`. */
 import { z } from 'zod'
-import { decimal, name, nonNeg, portRange, posInt, posixUser, secretRef } from '../../config/fields.js'
+import { decimal, name, nonNeg, portRange, posInt, posixUser, secretRef, uidRange } from '../../config/fields.js'
 
 const host = z
   .strictObject({
@@ -25,8 +25,11 @@ const host = z
      * The workload then cannot rewrite the host agent, the artifacts or its supervisor, nor leave its cgroups.
      */
     workload_user: posixUser.optional(),
+    /** Run each native deployment as a uid of its own from this range (setpriv; needs `user = "root"`). */
+    workload_uids: uidRange.optional(),
   })
   .superRefine((h, ctx) => {
+    if (h.workload_user && h.workload_uids) ctx.addIssue({ code: 'custom', path: ['workload_uids'], message: 'workload_user and workload_uids exclude each other' })
     if (h.port_range[0] > h.port_range[1]) ctx.addIssue({ code: 'custom', path: ['port_range'], message: `got [${h.port_range.join(', ')}], expected [low, high]` })
   })
   .transform((h) => ({
@@ -45,6 +48,7 @@ const host = z
     portRange: h.port_range,
     labels: h.labels,
     ...(h.workload_user && { workloadUser: h.workload_user }),
+    ...(h.workload_uids && { workloadUids: h.workload_uids }),
   }))
 
 export const sshSection = z.strictObject({ hosts: z.array(host) }).superRefine((s, ctx) => {

@@ -26,6 +26,7 @@ import { chooseHosts, fits } from './placement.js'
 import { readHostUsage } from './usage.js'
 import { quoteWord } from './shellQuote.js'
 import type { HostCapacity, Placement, ReplicaMode, Resources, SshHost } from './types.js'
+import { chooseWorkloadUid, inUidRange, uidRangeProblems, type UidRange } from '../../core/workloadUids.js'
 import { DEPLOYMENT_ID_RE, ENV_KEY_RE, HOST_NAME_RE, OPERATOR_ID_RE, assertDeploymentId, assertReplicas, assertRequest, requestProblems } from './validate.js'
 
 export type SshProvisionerParameters = {
@@ -108,6 +109,11 @@ export function createSshProvisioner(commonIn: Common, p: SshProvisionerParamete
       problems.push(`hostKey: ${(err as Error).message}`)
     }
     if (h.workloadUser !== undefined && !/^[a-z_][a-z0-9_-]{0,31}$/.test(h.workloadUser)) problems.push(`workloadUser: got ${JSON.stringify(h.workloadUser)}, expected a POSIX user name`)
+    if (h.workloadUids !== undefined) {
+      const bad = uidRangeProblems([h.workloadUids.from, h.workloadUids.to])
+      if (bad.length) problems.push(`workloadUids: ${bad.join('; ')}`)
+      if (h.workloadUser !== undefined) problems.push('workloadUser and workloadUids exclude each other')
+    }
     const r = h.ports ?? DEFAULT_PORTS
     if (!Number.isInteger(r.from) || !Number.isInteger(r.to) || r.from < 1024 || r.to > 65535 || r.from > r.to) problems.push(`ports: got ${r.from}..${r.to}`)
     return problems
@@ -226,6 +232,8 @@ export function createSshProvisioner(commonIn: Common, p: SshProvisionerParamete
       replicas: n,
       dataReplicas: data,
       ports,
+      // a uid outside the host's range is dropped (a new one is assigned before any start); duplicates are caught there
+      ...(uidRangeOf(h) && inUidRange(x.uid, uidRangeOf(h)!) && { uid: x.uid }),
       createdAt: typeof x.createdAt === 'string' && !Number.isNaN(Date.parse(x.createdAt)) ? x.createdAt : new Date().toISOString(),
     }
   }
@@ -281,8 +289,37 @@ export function createSshProvisioner(commonIn: Common, p: SshProvisionerParamete
     return 'setsid'
   }
 
-  /** Extra `start` arguments of a native replica: the workload user, checked against what the host can do. */
-  function nativeUserArgs(h: SshHost, f: HostFacts): string[] {
+  const uidRangeOf = (h: SshHost): UidRange | undefined => (h.workloadUids ? [h.workloadUids.from, h.workloadUids.to] : undefined)
+
+  /**
+   * Give a native placement on a host with `workloadUids` its own uid, once: a recorded uid inside the range that no
+   * other placement on the host holds is kept for good (restarts, a daemon that lost its ledger and adopted it).
+   */
+  async function ensureUid(h: SshHost, id: string): Promise<Placement> {
+    const range = uidRangeOf(h)
+    const cur = ledger.get(id)!
+    if (!range || cur.kind !== 'native') return cur
+    return ledger.update((d) => {
+      const pl = d.placements[id]!
+      const taken = new Set<number>()
+      for (const other of Object.values(d.placements)) if (other.host === h.name && other.deploymentId !== id && typeof other.uid === 'number') taken.add(other.uid)
+      if (inUidRange(pl.uid, range) && !taken.has(pl.uid)) return pl
+      const uid = chooseWorkloadUid(`${p.operatorId}\0${id}`, range, taken)
+      if (uid === undefined) throw new ProvisionError(`every workload uid of ${h.name} (${range.join('..')}) is held by another deployment`, { code: 'NO_FREE_UID', reason: 'NO_FEASIBLE_OFFER', retryable: true, meta: { host: h.name } })
+      if (pl.uid !== undefined) log.warn({ deploymentId: id, host: h.name, was: pl.uid, uid }, 'recorded workload uid is outside the range or taken; assigning a new one')
+      pl.uid = uid
+      return pl
+    })
+  }
+
+  /** Extra `start` arguments of a native replica: the workload user or uid, checked against what the host can do. */
+  function nativeUserArgs(h: SshHost, f: HostFacts, pl: Placement): string[] {
+    if (h.workloadUids) {
+      if (f.uid !== 0) throw new HostUnsupportedError(h.name, 'workload uids need the SSH login to be root')
+      if (!f.setpriv) throw new HostUnsupportedError(h.name, 'workload uids need setpriv (util-linux)')
+      if (!inUidRange(pl.uid, [h.workloadUids.from, h.workloadUids.to])) throw new ProvisionError(`deployment ${pl.deploymentId} has no workload uid on ${h.name}`, { code: 'NO_FREE_UID', retryable: true, meta: { host: h.name } })
+      return [String(pl.uid)]
+    }
     if (!h.workloadUser) return []
     if (f.uid !== 0) throw new HostUnsupportedError(h.name, `workload user ${h.workloadUser} needs the SSH login to be root`)
     if (!f.setpriv) throw new HostUnsupportedError(h.name, `workload user ${h.workloadUser} needs setpriv (util-linux)`)
@@ -391,7 +428,11 @@ export function createSshProvisioner(commonIn: Common, p: SshProvisionerParamete
       const stale = toStart.filter((i) => listening.has(recorded[String(i)] ?? -1))
       if (stale.length) await ledger.update((d) => stale.forEach((i) => delete d.placements[id]!.ports[String(i)]))
     }
-    const pl = await allocatePorts(h, id, n, signal)
+    await allocatePorts(h, id, n, signal)
+    const before = ledger.get(id)!.uid
+    const pl = await ensureUid(h, id)
+    // the uid is on the host (manifest) before any replica runs as it
+    if (pl.uid !== before) await writeManifest(h, pl, signal)
     const f = await agent.facts(h, { signal })
     const mode = modeFor(h, pl.kind, f)
     const L = agent.layout(h)
@@ -408,7 +449,7 @@ export function createSshProvisioner(commonIn: Common, p: SshProvisionerParamete
         const dataDir = `${depDir}/data/${i}`
         const mem = pl.unit.memoryGiB > 0 ? Math.floor(pl.unit.memoryGiB * GiB) : 0
         const cpu = pl.unit.vcpu > 0 ? Math.max(1000, Math.round(pl.unit.vcpu * 100_000)) : 0
-        const extra = pl.kind === 'container' ? containerArgs(h, pl, i, port) : nativeUserArgs(h, f)
+        const extra = pl.kind === 'container' ? containerArgs(h, pl, i, port) : nativeUserArgs(h, f, pl)
         await agent.must(h, `starting replica ${i}`, ['start', depDir, String(i), mode, name, bin, name, String(mem), String(cpu), String(port), ...extra], {
           signal,
           stdin: envFile(pl, i, port, dataDir),
@@ -537,7 +578,8 @@ export function createSshProvisioner(commonIn: Common, p: SshProvisionerParamete
     // growing reserves before starting; shrinking releases capacity only once the replicas are stopped
     let pl = growing ? await reserve(id, n) : ledger.get(id)!
     if (growing) {
-      pl = await allocatePorts(h, id, n, signal)
+      await allocatePorts(h, id, n, signal)
+      pl = await ensureUid(h, id)
       await writeManifest(h, pl, signal)
     }
     const written = JSON.stringify(pl.ports)

@@ -25,6 +25,7 @@ export function sshHostsFromConfig(hosts: SshHostsConfig): SshHost[] {
     remoteRoot: h.remoteRoot,
     ports: { from: h.portRange[0], to: h.portRange[1] },
     ...(h.workloadUser && { workloadUser: h.workloadUser }),
+    ...(h.workloadUids && { workloadUids: { from: h.workloadUids[0], to: h.workloadUids[1] } }),
   }))
 }
 

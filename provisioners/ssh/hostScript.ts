@@ -215,7 +215,8 @@ cmd_artifact() {
 # manifest <depdir> <owner> < manifest.json
 cmd_manifest() {
   mkdir -p "$1/replicas" "$1/data" || exit 1
-  write_stdin "$1/manifest.json" && printf '%s\\n' "$2" > "$1/owner"
+  # readable by the agent (root) alone: a workload has no business with another deployment's request
+  (umask 077 && write_stdin "$1/manifest.json") && printf '%s\\n' "$2" > "$1/owner"
 }
 
 # bin is <root>/artifacts/<sha256>: true when its bytes still hash to its name (the workload may have rewritten it)
@@ -233,7 +234,8 @@ cmd_run() {
   # artifacts, nor its supervisor's files, nor leave its cgroups
   _u=$(cat "$1/user" 2>/dev/null || true)
   if [ -n "$_u" ]; then
-    _g=$(id -g "$_u") || { echo "bpo-host: no user $_u on this host" >&2; exit 26; }
+    # a bare number is the deployment's own uid (its gid too): no account needed
+    case $_u in *[!0-9]*) _g=$(id -g "$_u") || { echo "bpo-host: no user $_u on this host" >&2; exit 26; } ;; *) _g=$_u ;; esac
     exec setpriv --reuid="$_u" --regid="$_g" --clear-groups --no-new-privs env -i PATH="\${PATH:-/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin}" sh -c '. "$1" && cd "$DATA_DIR" && exec "$2"' bpo-run "$1/env.sh" "$2"
   fi
   # only PATH survives from the SSH user's session (interpreters such as node may live outside /usr/bin)
@@ -281,20 +283,29 @@ cmd_start() {
     podman|docker) [ "$($mode inspect --format '{{.State.Running}}' "$name" 2>/dev/null)" = true ] && { echo running; return 0; } ;;
     *) die "unknown mode" ;;
   esac
-  # native modes: the first extra argument names the user the workload runs as (empty: the SSH user)
-  wuser=''
+  # native modes: the first extra argument names the user the workload runs as, or its own uid (a bare number, which
+  # needs no account: its gid is the same number); empty: the SSH user
+  wuser=''; wgid=''
   case $mode in setsid|systemd-*) wuser=\${1:-} ;; esac
   case $wuser in *[!a-z0-9_-]*) die "bad workload user" ;; esac
   if [ -n "$wuser" ]; then
     [ "$(id -u)" = 0 ] || die "a workload user needs the agent to run as root"
     command -v setpriv >/dev/null 2>&1 || die "a workload user needs setpriv"
-    id -u "$wuser" >/dev/null 2>&1 || die "no user $wuser on this host"
+    case $wuser in
+      *[!0-9]*) id -u "$wuser" >/dev/null 2>&1 || die "no user $wuser on this host"; wgid=$(id -g "$wuser") ;;
+      0*) die "bad workload uid" ;;
+      *) wgid=$wuser ;;
+    esac
   fi
   mkdir -p "$dir" "$dep/data/$i" || exit 1
   write_stdin "$dir/env.sh" || exit 1
   echo "$port" > "$dir/port"; echo "$mode" > "$dir/mode"; echo "$name" > "$dir/name"
   if [ -n "$wuser" ]; then
-    printf '%s\n' "$wuser" > "$dir/user" && chown -R "$wuser:$(id -g "$wuser")" "$dep/data/$i" || exit 1
+    # the data dir is the workload's alone; its replica dir (env file, log, pids) only its group may enter, and
+    # nothing above lists another deployment's files (chown -R does not follow links)
+    printf '%s\n' "$wuser" > "$dir/user" && chown -R "$wuser:$wgid" "$dep/data/$i" && chmod 0700 "$dep/data/$i" \
+      && chown "0:$wgid" "$dir" "$dir/env.sh" && chmod 0710 "$dir" && chmod 0640 "$dir/env.sh" \
+      && chmod 0711 "$dep" "$dep/data" "$dep/replicas" && chmod 0600 "$dep/manifest.json" || exit 1
   else rm -f "$dir/user"
   fi
   rm -f "$dir/stopped"

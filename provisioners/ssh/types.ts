@@ -26,6 +26,12 @@ export type SshHost = {
    * neither the host agent nor the artifacts nor their supervisor's files, nor leave their cgroups. Default: the SSH user.
    */
   workloadUser?: string
+  /**
+   * Run each native deployment as a uid of its own from this inclusive range (setpriv --reuid N --regid N
+   * --clear-groups, no passwd entry; the SSH login must be root): it then reads no other deployment's data, env file
+   * or log. Recorded with the placement (ledger and host manifest) and kept. Excludes `workloadUser`.
+   */
+  workloadUids?: { from: number; to: number }
 }
 
 export type Resources = { vcpu: number; memoryGiB: number; storageGiB: number }
@@ -47,6 +53,8 @@ export type Placement = {
   dataReplicas: number
   /** Host port per replica index. */
   ports: Record<string, number>
+  /** The deployment's own workload uid on its host (native sources on a host with `workloadUids`). */
+  uid?: number
   createdAt: string
 }
 

@@ -115,7 +115,8 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
     deploy: { attempts: o.attempts ?? 2, backoff_ms: 100, health_timeout_ms: 15_000 },
     http: { enabled: false },
     log: { level: process.env.LOG_LEVEL ?? 'silent' },
-    providers: { local: { enabled: true, vcpu: 4, memory_gib: 8, storage_gib: 20, hourly_usd: '0.01', port_range: [portBase, portBase + 99] } },
+    // replicas run as the test's own uid unless a suite sets workload_uids (test/e2e/isolation.test.ts does)
+    providers: { local: { enabled: true, vcpu: 4, memory_gib: 8, storage_gib: 20, hourly_usd: '0.01', port_range: [portBase, portBase + 99], unsafe_workloads_share_daemon_uid: true } },
     ...o.extra,
   }
   // the test artifact server listens on 127.0.0.1, which artifact downloads may reach only when allowed
@@ -202,7 +203,7 @@ export async function startInProcess(stack: Stack): Promise<{ daemon: Daemon; st
 /** Start the daemon as a child process (`blueprint-operator run --config FILE`) so a test can SIGKILL it. */
 export function startChild(stack: Stack): { child: ChildProcess; output(): string; exited: Promise<number | null> } {
   const file = join(stack.dataDir, 'operator.toml')
-  writeFileSync(file, stringify(stack.doc))
+  writeFileSync(file, stringify(stack.doc), { mode: 0o600 })
   let out = ''
   const child = spawn(process.execPath, [binPath, 'run', '--config', file], {
     env: { ...process.env, BPO_TEST_OPERATOR_KEY: stack.operatorKey, LOG_LEVEL: 'debug' },
