@@ -20,7 +20,9 @@ import { ProvisionError } from '../errors.js'
 import { probeHttp, waitForHealthy } from '../health.js'
 import type { CallOptions, DeploymentRequest, DeploymentStatus, OwnedResource, Provisioner, SourceKind } from '../types.js'
 import { detectCgroups, type Cgroups } from './cgroups.js'
+import { withStableEndpoints } from '../balancer/withStableEndpoints.js'
 import { readManifest, writeManifest, type Manifest, type ReplicaRecord } from './manifest.js'
+import { replicaPorts } from './replicaPorts.js'
 import { isSameProcess, readProcEnviron, readProcStat, scanMarkedProcesses, type MarkedProcess } from './proc.js'
 
 export type LocalProvisionerParameters = {
@@ -56,6 +58,8 @@ export type LocalProvisionerParameters = {
    * nor leave its cgroups. Default: the daemon's own user.
    */
   workloadUser?: string
+  /** One stable endpoint per deployment: a balancing port in this process in front of the replicas. Default true. */
+  stableEndpoints?: boolean
 }
 
 const OWNER = 'BPO_OWNER'
@@ -683,7 +687,7 @@ export function createLocalProvisioner(common: Common, p: LocalProvisionerParame
     m.artifact = { sha256: a.sha256, path: a.path }
   }
 
-  return {
+  const inner: Provisioner = {
     id: 'local',
     sourceKinds,
 
@@ -806,4 +810,7 @@ export function createLocalProvisioner(common: Common, p: LocalProvisionerParame
       closed = true
     },
   }
+  // one stable port per deployment, balancing over its replicas (provisioners/balancer/withStableEndpoints.ts)
+  if (p.stableEndpoints === false) return inner
+  return withStableEndpoints(common, inner, { stateDir: join(p.rootDir, 'endpoints', `op-${p.operatorId}`), operatorId: p.operatorId, listenHost: host, urlHost, portRange: [portLo, portHi], usedPorts: () => replicaPorts(deploymentsDir) })
 }
