@@ -27,7 +27,7 @@ export type BalancerStats = { accepted: number; forwarded: number; failedOver: n
 export type Balancer = {
   readonly host: string
   readonly port: number
-  /** Replace the backends (new connections only). */
+  /** Replace the backends (new connections only); they count as healthy again. */
   setBackends(backends: readonly Backend[]): void
   backends(): readonly Backend[]
   stats(): BalancerStats
@@ -115,8 +115,9 @@ export async function startBalancer(p: StartBalancerParameters): Promise<Balance
     host: p.host,
     port,
     setBackends(backends) {
+      // the caller hands over backends it has just seen healthy: earlier failures no longer count
       list = [...backends]
-      for (const k of [...downUntil.keys()]) if (!list.some((b) => keyOf(b) === k)) downUntil.delete(k)
+      downUntil.clear()
     },
     backends: () => [...list],
     stats: () => ({ ...stats }),
