@@ -145,6 +145,23 @@ const sections = {
     })
     .default({ mode: 'cheapest', providers: [], max_attempts: 5, cooldown_ms: 600_000, confirm_price_older_than_ms: 21_600_000 })
     .transform((p) => ({ mode: p.mode, providers: p.providers, maxAttempts: p.max_attempts, cooldownMs: p.cooldown_ms, confirmPriceOlderThanMs: p.confirm_price_older_than_ms, perTarget: 8 })),
+  autoscale: z
+    .strictObject({
+      /** Between a tier's min_replicas (what is paid for) and max_replicas, scale on the replicas' CPU load (not on Kubernetes: its HPA does). */
+      enabled: z.boolean().default(true),
+      /** CPU utilisation per replica the loop aims at (1 = every vCPU of the spec busy). */
+      target_utilisation: z.number().positive({ error: 'expected a positive ratio such as 0.6' }).default(0.6),
+      /** Load must call for more replicas over this whole window before a scale-up, ms. */
+      scale_up_window_ms: nonNegInt('duration in ms').default(60_000),
+      /** Load must call for fewer replicas over this whole window before a scale-down, ms. */
+      scale_down_window_ms: nonNegInt('duration in ms').default(300_000),
+      /** A load within target × (1 ± tolerance) changes nothing. */
+      tolerance: z.number().min(0).max(1).default(0.1),
+      /** Readings older than this are no data (nothing changes), ms. */
+      max_sample_age_ms: posInt('duration in ms').default(120_000),
+    })
+    .default({ enabled: true, target_utilisation: 0.6, scale_up_window_ms: 60_000, scale_down_window_ms: 300_000, tolerance: 0.1, max_sample_age_ms: 120_000 })
+    .transform((a) => ({ enabled: a.enabled, targetUtilisation: a.target_utilisation, scaleUpWindowMs: a.scale_up_window_ms, scaleDownWindowMs: a.scale_down_window_ms, tolerance: a.tolerance, maxSampleAgeMs: a.max_sample_age_ms })),
   loop: z
     .strictObject({
       interval_ms: posInt('interval in ms').default(30_000),

@@ -6,6 +6,8 @@ import { createCommon } from '../core/common.js'
 import { BaseError, isRetryable } from '../core/errors.js'
 import { ConfigError, loadConfig } from './config.js'
 import { startDaemon } from './daemon.js'
+import { detectPodman } from '../provisioners/container/detect.js'
+import { createPodman } from '../provisioners/container/podman.js'
 
 const USAGE = `usage: blueprint-operator <command>
 
@@ -37,8 +39,8 @@ function flag(argv: string[], name: string): string | undefined {
   return eq?.slice(name.length + 1)
 }
 
-/** `config check FILE` */
-export function configCheck(file: string | undefined, io: Io): number {
+/** `config check FILE`; with the local target enabled, also says whether container sources can run here (podman). */
+export async function configCheck(file: string | undefined, io: Io): Promise<number> {
   if (!file) {
     io.stderr.write('error: config check needs a FILE (blueprint-operator config check operator.toml)\n')
     return EXIT.usage
@@ -46,6 +48,11 @@ export function configCheck(file: string | undefined, io: Io): number {
   try {
     const c = loadConfig(file)
     io.stdout.write(`${file}: ok (operator ${c.operator.id}, chain ${c.chain.chainId}, ${[c.providers.local?.enabled ? 'local' : undefined, ...(c.providers.ssh?.hosts ?? []).map((h) => `ssh:${h.name}`), ...(c.providers.kubernetes?.clusters ?? []).map((k) => `k8s:${k.name}`)].filter(Boolean).join(', ') || 'no targets'})\n`)
+    if (c.providers.local?.enabled) {
+      // the same start-up check the daemon runs (a real container, nothing pulled); informative, never an error
+      const cap = await detectPodman(createPodman(), { timeoutMs: 30_000 })
+      io.stdout.write(cap.ok ? `local: container sources: yes (podman ${cap.version}${cap.runArgs.length ? `, ${cap.runArgs.join(' ')}` : ''})\n` : `local: container sources: no (${cap.reason})\n`)
+    }
     return EXIT.ok
   } catch (err) {
     if (err instanceof ConfigError) {
@@ -62,7 +69,7 @@ export async function run(file: string, io: Io): Promise<number> {
   try {
     config = loadConfig(file)
   } catch (err) {
-    if (err instanceof ConfigError) return configCheck(file, io)
+    if (err instanceof ConfigError) return await configCheck(file, io)
     throw err
   }
   const { common, shutdown } = createCommon({ level: config.log.level })
@@ -104,7 +111,7 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
       case 'run':
         return await run(flag(argv, '--config') ?? 'operator.toml', io)
       case 'config':
-        if (sub === 'check') return configCheck(argv[2], io)
+        if (sub === 'check') return await configCheck(argv[2], io)
         return usage(`unknown command: config ${sub ?? ''}`.trim())
       case 'status':
       case 'services': {

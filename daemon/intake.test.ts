@@ -118,6 +118,14 @@ describe('applyEvents', () => {
     expect(s.problems![0]).toMatch(problem)
   })
 
+  test('behavior: a paid-until beyond what a Date holds (2^64-1: the escrow saturates) is applied, not a crash', () => {
+    const st = emptyState('op', 31337)
+    applyEvents(st, [initiated(1, 7n)], { operator, chainId: 31337, logger })
+    const pay: ChainEvent = { ...meta(2), type: 'PaymentReceived', serviceId: 7n, payer: `0x${'22'.repeat(20)}`, amount: 5n, balance: 5n, paidUntil: 2n ** 64n - 1n, settledAt: 0n }
+    expect(() => applyEvents(st, [pay], { operator, chainId: 31337, logger })).not.toThrow()
+    expect(st.services['7']!.ledger.paid).toBe('1000005')
+  })
+
   test('error: illegal transitions throw', () => {
     const st = emptyState('op', 31337)
     applyEvents(st, [initiated(1, 7n)], { operator, chainId: 31337, logger })
@@ -133,5 +141,18 @@ describe('applyEvents', () => {
     st.processed = { a: '10', b: '15000', c: '19999' }
     expect(pruneProcessed(st, 20_000n)).toBe(1)
     expect(Object.keys(st.processed)).toEqual(['b', 'c'])
+  })
+
+  test('behavior: pruning visits only what it prunes (identities are kept in delivery order)', () => {
+    const st = emptyState('op', 31337)
+    for (let b = 0; b < 50_000; b++) st.processed[`31337:0x${b.toString(16)}:0`] = String(b)
+    let reads = 0
+    st.processed = new Proxy(st.processed, { get: (t, k) => (reads++, Reflect.get(t, k)) })
+    expect(pruneProcessed(st, 40_005n)).toBe(30_005)
+    expect(reads).toBe(30_006) // the pruned ones and the first one kept
+    expect(Object.keys(st.processed)).toHaveLength(19_995)
+    reads = 0
+    expect(pruneProcessed(st, 40_006n)).toBe(1)
+    expect(reads).toBe(2)
   })
 })

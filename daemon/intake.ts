@@ -32,6 +32,9 @@ export function deploymentIdOf(chainId: number, serviceId: bigint | string): str
 
 const add = (a: string, b: bigint) => (BigInt(a) + b).toString()
 
+/** Unix seconds for the log: ISO time where a Date can hold it (paid-until saturates at 2^64-1 on chain). */
+const isoSeconds = (sec: bigint) => (sec >= 0n && sec <= 8_640_000_000_000n ? new Date(Number(sec) * 1000).toISOString() : `${sec} (unix s)`)
+
 /**
  * Apply events in order; returns the ids of services whose state changed. Every escrow event also updates the
  * service's payment facts (`chain`), from which paid-until is computed without reading the chain. A request whose
@@ -104,7 +107,7 @@ export function applyEvents(state: State, events: readonly ChainEvent[], ctx: In
         break
       case 'PaymentReceived':
         s.ledger.paid = add(s.ledger.paid, e.amount)
-        log.info({ serviceId: s.serviceId, amount: amountText(e.amount, ctx.token), paidUntil: new Date(Number(e.paidUntil) * 1000).toISOString() }, 'payment received')
+        log.info({ serviceId: s.serviceId, amount: amountText(e.amount, ctx.token), paidUntil: isoSeconds(e.paidUntil) }, 'payment received')
         break
       case 'TierChanged':
         s.tierIndex = e.tier
@@ -131,16 +134,17 @@ export function applyEvents(state: State, events: readonly ChainEvent[], ctx: In
 
 /**
  * Forget the identities of events buried deeper than `keepBlocks` under the cursor: the follower never rewinds that
- * far (its reorg window is far smaller), and the state file must not grow with every event of months of operation.
+ * far (its reorg window is far smaller), and the state must not grow with every event of months of operation.
+ * Identities are recorded in delivery order, which is block order (a reorg re-delivers from a block inside the
+ * window), so the scan stops at the first one still kept: O(pruned), not O(all), on every delivery.
  */
 export function pruneProcessed(state: State, cursorBlock: bigint, keepBlocks = 10_000n): number {
   const floor = cursorBlock - keepBlocks
   let n = 0
-  for (const [id, block] of Object.entries(state.processed)) {
-    if (BigInt(block) < floor) {
-      delete state.processed[id]
-      n++
-    }
+  for (const id in state.processed) {
+    if (BigInt(state.processed[id]!) >= floor) break
+    delete state.processed[id]
+    n++
   }
   return n
 }

@@ -57,6 +57,8 @@ export type Target = {
   offersFor(spec: ResourceSpec): readonly Offer[]
   /** The fixed pool of an own target (undefined for clouds: a VM per replica, limited by the account's quota). */
   capacity?: Capacity
+  /** The target scales on load by itself (Kubernetes' HPA): the daemon's autoscaler leaves it alone. */
+  autoscales?: boolean
   /** How long a new replica may take to boot before it can be set up (cloud VMs), ms; added to call timeouts. */
   bootTimeoutMs?: number
   /** Most replicas (VMs) this target runs at once over all services; undefined = no limit of its own. */

@@ -44,7 +44,7 @@ export type ProviderFactory<S extends z.ZodType = z.ZodType> = {
 const defineProvider = <S extends z.ZodType>(f: ProviderFactory<S>) => f
 
 /** An own machine or cluster: one fixed offer over a fixed pool (provider "own", priced by the operator's hourly cost). */
-export function ownTarget(p: { name: string; provisioner: Provisioner; placement?: string; region: string; vcpu: number; memoryGiB: number; storageGiB: number; hourlyUsd: Decimal }): Target {
+export function ownTarget(p: { name: string; provisioner: Provisioner; placement?: string; region: string; vcpu: number; memoryGiB: number; storageGiB: number; hourlyUsd: Decimal; autoscales?: boolean }): Target {
   const offer: Offer = {
     provider: 'own',
     source: 'own-targets',
@@ -67,6 +67,7 @@ export function ownTarget(p: { name: string; provisioner: Provisioner; placement
     sourceKinds: p.provisioner.sourceKinds,
     offersFor: () => offers,
     capacity: { vcpu: p.vcpu, memoryGiB: p.memoryGiB, storageGiB: p.storageGiB },
+    ...(p.autoscales && { autoscales: true }),
   }
 }
 
@@ -114,7 +115,7 @@ export function cloudTarget(p: {
 export const providers = {
   local: defineProvider({
     section: localSection,
-    create(common, local, ctx) {
+    async create(common, local, ctx) {
       if (!local.enabled) return { targets: [], provisioners: [] }
       const prov = createLocalProvisioner(common.child('local'), {
         rootDir: join(ctx.dataDir, 'local'),
@@ -123,7 +124,10 @@ export const providers = {
         healthTimeoutMs: ctx.healthTimeoutMs,
         artifactAllowHosts: [...ctx.artifactAllowHosts],
         ...(local.workloadUser && { workloadUser: local.workloadUser }),
+        containers: local.containers,
       })
+      // container sources join sourceKinds once podman was checked (a real container, about a second)
+      await prov.detect()
       const t = ownTarget({ name: 'local', provisioner: prov, region: local.region, vcpu: local.vcpu, memoryGiB: local.memoryGiB, storageGiB: local.storageGiB, hourlyUsd: local.hourlyUsd })
       return { targets: [t], provisioners: [prov] }
     },
@@ -162,7 +166,7 @@ export const providers = {
           ...(c.storageClass && { storageClass: c.storageClass }),
         })),
       })
-      const targets = k8s.clusters.map((c) => ownTarget({ name: `k8s:${c.name}`, provisioner: prov, placement: c.name, region: c.region, vcpu: c.vcpu, memoryGiB: c.memoryGiB, storageGiB: c.storageGiB, hourlyUsd: c.hourlyUsd }))
+      const targets = k8s.clusters.map((c) => ownTarget({ name: `k8s:${c.name}`, provisioner: prov, placement: c.name, region: c.region, vcpu: c.vcpu, memoryGiB: c.memoryGiB, storageGiB: c.storageGiB, hourlyUsd: c.hourlyUsd, autoscales: true }))
       return { targets, provisioners: [prov] }
     },
   }),

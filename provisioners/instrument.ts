@@ -54,6 +54,7 @@ export function instrumentProvisioner(common: Common, name: string, p: Provision
   return {
     id: p.id,
     sourceKinds: p.sourceKinds,
+    ...(p.capabilities && { capabilities: () => p.capabilities!() }),
     provision: (req, o) => measure('provision', () => p.provision(req, o)).then(seen),
     status: (id, o) => measure('status', () => p.status(id, o)).then(seen),
     scale: (id, n, o) => measure('scale', () => p.scale(id, n, o)).then(seen),

@@ -45,6 +45,27 @@ export type DeploymentStatus = {
   /** Where it runs (host, cluster, namespace), for operators. */
   placement?: string
   detail?: string
+  /**
+   * CPU counters of the running replicas, read when the status was taken (absent where the target cannot read
+   * them). Utilisation is the difference of two readings of the same replica incarnation (same `id`) over the time
+   * between them, divided by the replica's vCPU (core/autoscale.ts).
+   */
+  usage?: DeploymentUsage
+}
+
+/** One reading of every running replica's CPU counter. */
+export type DeploymentUsage = {
+  /** When the counters were read, ms since the epoch. */
+  at: number
+  replicas: ReplicaUsage[]
+}
+
+export type ReplicaUsage = {
+  index: number
+  /** This incarnation of the replica (pid and start time, container id, ...): a new id means the counter restarted. */
+  id: string
+  /** CPU seconds used by the replica (its whole cgroup) since this incarnation started. */
+  cpuSeconds: number
 }
 
 export type OwnedResource = {
@@ -62,11 +83,19 @@ export type CallOptions = {
   timeoutMs?: number
 }
 
+/** What a target found it can do on this machine at start-up (only where it depends on the machine). */
+export type Capabilities = {
+  /** Container sources: podman works here, or the reason it does not (shown in /api/status and config check). */
+  container?: { ok: true; detail?: string } | { ok: false; reason: string }
+}
+
 export type Provisioner = {
   /** Target id, e.g. "local", "ssh", "kubernetes". */
   readonly id: string
   /** Source kinds this target can run. */
   readonly sourceKinds: readonly SourceKind[]
+  /** What the machine allows (see Capabilities); undefined until checked. Optional: targets without such checks. */
+  capabilities?(): Capabilities
   /**
    * Create (or adopt) the deployment and start `spec.replicas` replicas. Idempotent on `deploymentId`: a second
    * call adopts what an earlier call or a crashed daemon created. Throws ProvisionError (with a reason code).

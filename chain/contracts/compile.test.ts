@@ -24,4 +24,12 @@ describe('compileContracts', () => {
     const second = await compileContracts({ cacheDir })
     expect(second).toEqual(first)
   })
+
+  test('error: CONTRACT_COMPILE_FAILED names solc\'s errors; nothing is cached', async () => {
+    const cacheDir = await mkdtemp(join(tmpdir(), 'bp-solc-'))
+    dirs.push(cacheDir)
+    const broken = compileContracts({ cacheDir, patch: (name, src) => (name === 'TestStablecoin' ? src.replace('uint8 public constant decimals = 6;', 'uint8 public constant decimals = 6') : src) })
+    await expect(broken).rejects.toMatchObject({ code: 'CONTRACT_COMPILE_FAILED', retryable: false, details: [expect.stringMatching(/TestStablecoin\.sol/)] })
+    expect(await readdir(cacheDir)).toEqual([])
+  })
 })

@@ -22,6 +22,7 @@ describe('classifyRpcError', () => {
     expect(isTransientRpcError(err)).toBe(transient)
     const e = classifyRpcError('eth_call', err)
     expect(e).toBeInstanceOf(transient ? RpcUnavailableError : RpcRejectedError)
+    expect(e.code).toBe(transient ? 'RPC_UNAVAILABLE' : 'RPC_REJECTED')
     expect(e.retryable).toBe(transient)
     expect(e.message).not.toContain('secret')
   })

@@ -36,10 +36,37 @@ function bumpCounter(name) {
 if (dataDir) mkdirSync(dataDir, { recursive: true })
 const starts = bumpCounter('starts')
 
+/**
+ * Spin for `ms` milliseconds of this process's CPU time (not wall time: on a busy machine the two differ), yielding to
+ * the event loop every 20 ms of it; resolves with the CPU ms spent.
+ */
+async function burn(ms) {
+  const cpuMs = () => {
+    const u = process.cpuUsage()
+    return (u.user + u.system) / 1000
+  }
+  const start = cpuMs()
+  while (cpuMs() - start < ms) {
+    const sliceEnd = Math.min(start + ms, cpuMs() + 20)
+    while (cpuMs() < sliceEnd) {
+      // busy
+    }
+    await new Promise((r) => setImmediate(r))
+  }
+  return Math.round(cpuMs() - start)
+}
+
 const server = createServer((req, res) => {
   const path = (req.url ?? '/').split('?')[0]
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     res.writeHead(405, { allow: 'GET, HEAD' }).end()
+    return
+  }
+  if (path === '/burn') {
+    // load for autoscaling tests and demos: ?ms=N (default 1000, at most 60000) of CPU time in 20 ms slices, so the
+    // health path keeps answering between slices
+    const ms = Math.min(60_000, Math.max(0, Number(new URL(req.url ?? '/', 'http://x').searchParams.get('ms') ?? 1000) || 0))
+    burn(ms).then((burnedMs) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ burnedMs }) + '\n'))
     return
   }
   if (path === '/healthz') {

@@ -55,4 +55,20 @@ describe('demo-service', () => {
       await rm(dataDir, { recursive: true, force: true })
     }
   })
+
+  test('behavior: GET /burn?ms=N spends about N ms of CPU while /healthz keeps answering', async () => {
+    const { child, url } = await start({})
+    const burning = fetch(`${url}/burn?ms=600`).then((r) => r.json() as Promise<{ burnedMs: number }>)
+    await new Promise((r) => setTimeout(r, 100))
+    const health = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2_000) })
+    expect(health.status).toBe(200)
+    const { burnedMs } = await burning
+    expect(burnedMs).toBeGreaterThanOrEqual(600)
+    // the service's own CPU time rose (read from /proc, utime + stime in clock ticks)
+    const stat = (await import('node:fs')).readFileSync(`/proc/${child.pid}/stat`, 'utf8')
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    expect((Number(f[11]) + Number(f[12])) / 100).toBeGreaterThan(0.4)
+    child.kill('SIGTERM')
+    await exited(child)
+  })
 })

@@ -74,6 +74,8 @@ export const targetSchema = {
     services: { type: 'integer' },
     replicas: { type: 'object', properties: { wanted: { type: 'integer' }, ready: { type: 'integer' } } },
     lastError: { type: ['object', 'null'], ...open },
+    /** What the machine allows, where the target checks it (local: `container: { ok, detail } | { ok: false, reason }`). */
+    capabilities: { type: 'object', ...open },
   },
 } as const
 

@@ -24,8 +24,8 @@ export function serviceSummary(s: ServiceRecord, nowSec: bigint, config: Operato
     endpoints: s.endpoints,
     target: s.quote?.target ?? null,
     hourlyUsd: s.quote?.totalHourlyUsd ?? null,
-    paidUntil: paidUntil !== null ? new Date(paidUntil * 1000).toISOString() : null,
-    endsAt: s.chain?.endsAt && s.chain.endsAt !== '0' ? new Date(Number(s.chain.endsAt) * 1000).toISOString() : null,
+    paidUntil: paidUntil !== null ? isoOfUnix(paidUntil) : null,
+    endsAt: s.chain?.endsAt && s.chain.endsAt !== '0' ? isoOfUnix(Number(s.chain.endsAt)) : null,
     reason: s.reason ?? null,
     healthy: s.health.healthy ?? null,
     money: moneyOf(s, nowSec, config.token),
@@ -88,7 +88,15 @@ export function targetView(t: ObservedTarget, st: Readonly<State>, usedOn?: (nam
     free: cap ? { vcpu: cap.vcpu - used.vcpu, memoryGiB: cap.memoryGiB - used.memoryGiB, storageGiB: cap.storageGiB - used.storageGiB } : null,
     services,
     replicas: t.provisioner.replicas(),
+    // what the machine allows (the local target: whether podman runs containers, or why not)
+    ...(t.provisioner.capabilities && { capabilities: t.provisioner.capabilities() }),
     ...(health.disabled && { disabled: health.disabled }),
     lastError: t.provisioner.lastError() ?? (health.lastError ? { op: 'target', code: 'TARGET_ERROR', message: health.lastError, at: new Date().toISOString() } : null),
   }
+}
+
+/** Unix seconds as ISO time; a time past what a Date holds (the contracts saturate at 2^64−1 s) is "never". */
+function isoOfUnix(sec: number): string {
+  const ms = sec * 1000
+  return Number.isFinite(ms) && Math.abs(ms) <= 8.64e15 ? new Date(ms).toISOString() : 'never'
 }

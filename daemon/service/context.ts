@@ -4,6 +4,7 @@
  * the deployment request of a service). Built once by `createServiceManager`.
  */
 import type { Common } from '../../core/common.js'
+import type { CpuReading, UtilisationSample } from '../../core/autoscale.js'
 import { BaseError, type ReasonCode } from '../../core/errors.js'
 import type { OperatorConfig } from '../config.js'
 import type { CallOptions, DeploymentRequest } from '../../provisioners/types.js'
@@ -26,6 +27,8 @@ export type ServiceContext = {
   placement: Placement
   /** What every target has promised (kept incrementally). */
   book: CapacityBook
+  /** Per service: the last CPU reading and the utilisation samples of the load autoscaler (in memory only). */
+  load: Map<string, ServiceLoad>
   /** True while the operator drains at run time (besides `[operator] draining`). */
   draining?: () => boolean
   /** Current chain time, unix seconds. */
@@ -37,6 +40,8 @@ export type ServiceContext = {
   /** True once the manager is stopping. */
   stopped(): boolean
 }
+
+export type ServiceLoad = { last?: CpuReading; samples: UtilisationSample[] }
 
 export const TERMINAL: readonly ServiceState[] = ['closed', 'refunded']
 /** Restarts, then replacements, of an unhealthy service before it is ended with UNHEALTHY (and refunded). */

@@ -62,6 +62,7 @@ export function createServiceManager(common: Common, p: CreateServiceManagerPara
     targets: p.targets,
     placement: p.placement,
     book,
+    load: new Map(),
     ...(p.draining && { draining: p.draining }),
     now: p.now,
     m: createServiceMetrics(common),

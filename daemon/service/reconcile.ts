@@ -12,6 +12,8 @@ import { planTier, replicasPaidFor } from '../../core/tiers.js'
 import type { ServiceView, Target } from '../ports.js'
 import { paidUntilOf, viewFromFacts } from '../paymentFacts.js'
 import type { ServiceRecord } from '../state.js'
+import { desiredReplicas, utilisationBetween } from '../../core/autoscale.js'
+import type { DeploymentStatus } from '../../provisioners/types.js'
 import { callOpts, get, iso, MAX_RESTARTS, move, patch, requestOf, targetOf, type ServiceContext } from './context.js'
 import { accrueCost } from './ledger.js'
 import { terminate } from './terminate.js'
@@ -40,9 +42,62 @@ export async function reconcile(ctx: ServiceContext, id: string) {
   const target = targetOf(ctx, s)
   const tier = TierNames[onchain.tier] ?? s.tier ?? 'basic'
   if (paidUntil <= now) return scaleToZero(ctx, s, target, paidUntil, now)
-  const want = replicasFor(ctx, s, target, tier, onchain.ratePerHour)
-  if (s.state === 'scaled-to-zero' || s.replicas !== want || s.tier !== tier) return scaleTo(ctx, s, target, tier, want, paidUntil)
-  return checkHealth(ctx, s, target, want)
+  const bounds = boundsFor(ctx, s, target, tier, onchain.ratePerHour)
+  // between the tier's bounds the load autoscaler owns the count; outside them (or on a new tier) the bounds win
+  const autoscaled = loadScaled(ctx, target, bounds) && s.state === 'active' && s.tier === tier
+  const want = autoscaled && s.replicas >= bounds.min && s.replicas <= bounds.max ? s.replicas : bounds.min
+  if (s.state === 'scaled-to-zero' || s.replicas !== want || s.tier !== tier) {
+    ctx.load.delete(id) // a new count or tier: the old readings describe another deployment
+    return scaleTo(ctx, s, target, tier, want, paidUntil)
+  }
+  const healthy = await checkHealth(ctx, s, target, want)
+  if (healthy && autoscaled) await scaleOnLoad(ctx, id, target, bounds, healthy)
+}
+
+/** Whether the daemon's load autoscaler runs this service: enabled, a tier with room to grow, a target without its own. */
+const loadScaled = (ctx: ServiceContext, target: Target, b: { min: number; max: number }) => ctx.config.autoscale.enabled && b.max > b.min && !target.autoscales
+
+/**
+ * One autoscaling step (core/autoscale.ts): the CPU reading of this tick against the last one gives a utilisation
+ * sample; the policy, over its stabilisation windows, may ask for more or fewer replicas within the tier's bounds
+ * (never below what is paid for, never above what the tier and the payment allow).
+ */
+async function scaleOnLoad(ctx: ServiceContext, id: string, target: Target, b: { min: number; max: number }, st: DeploymentStatus) {
+  const s = get(ctx, id)!
+  const a = ctx.config.autoscale
+  if (!st.usage || !s.spec) return
+  const load = ctx.load.get(id) ?? { samples: [] }
+  ctx.load.set(id, load)
+  const sample = load.last && utilisationBetween(load.last, st.usage, s.spec.vcpu, s.replicas)
+  load.last = st.usage
+  if (sample) load.samples.push(sample)
+  const keep = Date.now() - Math.max(a.scaleUpWindowMs, a.scaleDownWindowMs) - a.maxSampleAgeMs
+  while (load.samples.length > 2 && load.samples[1]!.at < keep) load.samples.shift()
+  const d = desiredReplicas({
+    min: b.min,
+    max: b.max,
+    current: s.replicas,
+    samples: load.samples,
+    now: Date.now(),
+    target: a.targetUtilisation,
+    scaleUpWindowMs: a.scaleUpWindowMs,
+    scaleDownWindowMs: a.scaleDownWindowMs,
+    tolerance: a.tolerance,
+    maxSampleAgeMs: a.maxSampleAgeMs,
+  })
+  if (d.replicas === s.replicas) return
+  ctx.log.info({ serviceId: id, from: s.replicas, to: d.replicas, reason: d.reason, load: sample?.utilisation, wanted: d.wanted }, 'autoscaling on load')
+  await patch(ctx, id, (r) => {
+    r.intent = { op: 'scale', at: new Date().toISOString(), attempt: 1, detail: String(d.replicas) }
+  })
+  const after = await target.provisioner.scale(s.deploymentId, d.replicas, callOpts(ctx, target))
+  ctx.load.set(id, { samples: [] }) // readings of the old replica set do not describe the new one
+  await move(ctx, id, 'active', d.reason === 'up' ? 'autoscale up' : 'autoscale down', (r) => {
+    accrueCost(r)
+    r.replicas = d.replicas
+    r.endpoints = after.endpoints
+    delete r.intent
+  }, `${s.replicas} → ${d.replicas} replica(s): utilisation ${sample ? sample.utilisation.toFixed(2) : '?'} against ${a.targetUtilisation}`)
 }
 
 /** Terminated by the customer or past its TTL: moved to terminating (true). */
@@ -81,10 +136,11 @@ async function scaleToZero(ctx: ServiceContext, s: ServiceRecord, target: Target
 }
 
 /**
- * Replicas the service runs now: the tier's plan (core/tiers.ts), clamped by the room its own target has and by
- * what the on-chain rate pays for at the operator's margin.
+ * The replicas the service may run now: the tier's plan (core/tiers.ts) — its minimum, what is paid for, and its
+ * autoscaling maximum — clamped by the room its own target has and by what the on-chain rate pays for at the
+ * operator's margin.
  */
-function replicasFor(ctx: ServiceContext, s: ServiceRecord, target: Target, tier: TierName, ratePerHour: bigint): number {
+function boundsFor(ctx: ServiceContext, s: ServiceRecord, target: Target, tier: TierName, ratePerHour: bigint): { min: number; max: number } {
   const { config } = ctx
   const spec = s.spec
   let fits: number | undefined
@@ -105,7 +161,7 @@ function replicasFor(ctx: ServiceContext, s: ServiceRecord, target: Target, tier
   const plan = planTier({ tier, tiers: config.tiers, maxReplicas: config.ceilings.replicas, highAvailability: spec?.highAvailability ?? false, fits, paysFor })
   if (plan.limitedBy.includes('capacity') || plan.limitedBy.includes('payment'))
     ctx.log.warn({ serviceId: s.serviceId, tier, replicas: plan.replicas, fits, paysFor, limitedBy: plan.limitedBy, target: target.name }, 'running fewer replicas than the tier asks')
-  return plan.replicas
+  return { min: plan.replicas, max: plan.maxReplicas }
 }
 
 /** Back from zero, or a new replica count or tier: scale (or re-provision the new tier's spec), record `active`. */
@@ -133,8 +189,9 @@ async function scaleTo(ctx: ServiceContext, s: ServiceRecord, target: Target, ti
   }, `${want} replica(s), paid until ${iso(paidUntil)}`)
 }
 
-/** Healthy? Otherwise restart, then replace, then end the service with UNHEALTHY (refunding the rest). */
-async function checkHealth(ctx: ServiceContext, s: ServiceRecord, target: Target, want: number) {
+/** Healthy? Otherwise restart, then replace, then end the service with UNHEALTHY (refunding the rest). Returns the
+ * status when the deployment is healthy. */
+async function checkHealth(ctx: ServiceContext, s: ServiceRecord, target: Target, want: number): Promise<DeploymentStatus | undefined> {
   const id = s.serviceId
   const st = await target.provisioner.status(s.deploymentId, callOpts(ctx, target))
   const healthy = st.exists && st.healthy && st.replicasReady >= want
@@ -156,7 +213,8 @@ async function checkHealth(ctx: ServiceContext, s: ServiceRecord, target: Target
       r.health.restarts = 0 // healthy for ten minutes since the last restart: a fresh start
     })
   }
-  if (healthy || failures < ctx.config.deploy.unhealthyTicksBeforeRestart) return
+  if (healthy) return st
+  if (failures < ctx.config.deploy.unhealthyTicksBeforeRestart) return undefined
   const restarts = get(ctx, id)!.health.restarts
   if (restarts >= MAX_RESTARTS) {
     // restarts and replacements did not help: stop charging for a service that does not run
@@ -165,7 +223,8 @@ async function checkHealth(ctx: ServiceContext, s: ServiceRecord, target: Target
     await move(ctx, id, 'terminating', 'UNHEALTHY', (r) => {
       r.reason = 'UNHEALTHY'
     }, st.detail)
-    return terminate(ctx, id)
+    await terminate(ctx, id)
+    return undefined
   }
   ctx.log.warn({ serviceId: id, failures, restarts, detail: st.detail }, 'unhealthy; restarting')
   // replace when restarts do not help: provision again (idempotent, adopts what still runs)
@@ -180,4 +239,5 @@ async function checkHealth(ctx: ServiceContext, s: ServiceRecord, target: Target
     r.health.healthy = after.healthy
     r.endpoints = after.endpoints
   })
+  return undefined
 }

@@ -44,8 +44,8 @@ export function createPaymentVerifier(ctx: ServiceContext, owns: (serviceId: str
     }
     sweeps.inc({ outcome: 'done' })
     const views: Array<OnchainFacts | undefined> = onchain.map((o) => o && { state: o.state, tier: o.tier, ratePerHour: o.ratePerHour, balance: o.balance, settledAt: o.settledAt, endsAt: o.endsAt })
-    const now = ctx.store.read()
-    const found = verifySlice(slice.map((id) => ({ serviceId: id, facts: now.services[id]?.chain })), views, block)
+    const current = ctx.store.read() // intake may have applied more events while the records were read
+    const found = verifySlice(slice.map((id) => ({ serviceId: id, facts: current.services[id]?.chain })), views, block)
     const byService = new Map<string, typeof found>()
     for (const d of found) byService.set(d.serviceId, [...(byService.get(d.serviceId) ?? []), d])
     const heal: Array<[string, OnchainFacts]> = []

@@ -39,7 +39,7 @@ type Shared = { balancer: Promise<Balancer>; users: Set<symbol> }
 const listeners = new Map<string, Shared>()
 
 /** Wrap `inner` so each deployment has one stable endpoint. */
-export function withStableEndpoints(common: Common, inner: Provisioner, p: WithStableEndpointsParameters): Provisioner {
+export function withStableEndpoints<P extends Provisioner>(common: Common, inner: P, p: WithStableEndpointsParameters): P {
   const log = common.logger
   let closed = false
   const me = Symbol('provisioner')
@@ -207,7 +207,7 @@ export function withStableEndpoints(common: Common, inner: Provisioner, p: WithS
     return present(id, st, b)
   }
 
-  return {
+  const wrapped: Provisioner = {
     id: inner.id,
     sourceKinds: inner.sourceKinds,
     provision: (req, o) => around(req?.deploymentId, true, () => inner.provision(req, o)),
@@ -231,4 +231,6 @@ export function withStableEndpoints(common: Common, inner: Provisioner, p: WithS
       await inner.close()
     },
   }
+  // whatever else the wrapped provisioner offers (capabilities, detect) stays as it is
+  return { ...inner, ...wrapped }
 }

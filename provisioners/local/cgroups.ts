@@ -20,6 +20,7 @@ export type CgroupLimits = {
 
 export type Cgroups = {
   mode: CgroupMode
+  // v1 also joins a cpuacct group where that hierarchy is mounted apart from cpu, so CPU time can be read per replica
   /** Why limits are off (mode 'none'). */
   reason?: string
   /** Create the replica's cgroup(s) with limits; returns the `cgroup.procs` files the replica must join. */
@@ -170,19 +171,27 @@ export async function detectCgroups(p: {
       // the operator's level is made by the first prepare: an empty one left behind would pin the daemon's cgroup
       bases[c] = join(sub, ownerDir(p.owner))
     }
-    return v1(bases as Record<(typeof V1)[number], string>)
+    // CPU accounting (cpuacct.usage, for autoscaling) where it is a hierarchy of its own; optional: limits work without it
+    const acct = join(root, 'cpuacct')
+    if (await stat(join(acct, 'cgroup.procs')).then(() => true, () => false)) {
+      const sub = join(acct, own.get('cpuacct') ?? '/', SUB)
+      if (await mkdir(sub, { recursive: true }).then(() => writable(join(sub, 'cgroup.procs')), () => false)) bases.cpuacct = join(sub, ownerDir(p.owner))
+    }
+    return v1(bases as Record<(typeof V1)[number], string> & { cpuacct?: string })
   } catch (err) {
     return none(`cgroups unusable: ${(err as Error).message}`)
   }
 }
 
-function v1(bases: Record<(typeof V1)[number], string>): Cgroups {
+function v1(given: Record<(typeof V1)[number], string> & { cpuacct?: string }): Cgroups {
+  const bases = given as Record<string, string>
+  const V1 = Object.keys(bases)
   return {
     mode: 'v1',
     async prepare(deploymentId, replica, limits) {
       const files: string[] = []
       for (const c of V1) {
-        const dir = join(bases[c], deploymentId, String(replica))
+        const dir = join(bases[c]!, deploymentId, String(replica))
         await mkdir(dir, { recursive: true })
         if (c === 'memory' && limits.memoryGiB > 0) {
           await writeFile(join(dir, 'memory.limit_in_bytes'), String(Math.floor(limits.memoryGiB * 1024 ** 3)))
@@ -202,21 +211,21 @@ function v1(bases: Record<(typeof V1)[number], string>): Cgroups {
     },
     async killDeployment(deploymentId) {
       const files: string[] = []
-      for (const c of V1) for (const r of await replicaDirs(bases[c], deploymentId)) files.push(join(r.dir, 'cgroup.procs'))
+      for (const c of V1) for (const r of await replicaDirs(bases[c]!, deploymentId)) files.push(join(r.dir, 'cgroup.procs'))
       return killMembers(files)
     },
     async removeDeployment(deploymentId) {
       for (const c of V1) {
-        await rmdirTree(join(bases[c], deploymentId))
+        await rmdirTree(join(bases[c]!, deploymentId))
         // an empty base would keep the daemon's own cgroup from being removed by its supervisor; prepare recreates it
-        await rmdir(bases[c]).catch(() => undefined)
-        await rmdir(join(bases[c], '..')).catch(() => undefined)
+        await rmdir(bases[c]!).catch(() => undefined)
+        await rmdir(join(bases[c]!, '..')).catch(() => undefined)
       }
     },
     async populated() {
       const byDir = new Map<string, PopulatedCgroup>()
       for (const c of V1) {
-        for (const r of await replicaDirs(bases[c])) {
+        for (const r of await replicaDirs(bases[c]!)) {
           const pids = await members(join(r.dir, 'cgroup.procs'))
           const key = `${r.deploymentId}/${r.replica}`
           if (pids.length && !byDir.has(key)) byDir.set(key, { ...r, pids })

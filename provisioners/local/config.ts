@@ -20,6 +20,11 @@ export const localSection = z
      * workload then cannot rewrite the daemon's state, the artifacts, manifests or logs, nor leave its cgroups.
      */
     workload_user: posixUser.optional(),
+    /**
+     * Container sources with podman on this machine: "auto" runs them where a start-up check (one real container,
+     * nothing pulled) passes, else says why in /api/status and `config check`; "off" never. Default "auto".
+     */
+    containers: z.enum(['auto', 'off']).default('auto'),
   })
   .superRefine((l, ctx) => {
     if (l.port_range[0] > l.port_range[1]) ctx.addIssue({ code: 'custom', path: ['port_range'], message: `got [${l.port_range.join(', ')}], expected [low, high]` })
@@ -33,6 +38,7 @@ export const localSection = z
     hourlyUsd: l.hourly_usd,
     portRange: l.port_range,
     allowTestSources: l.allow_test_sources,
+    containers: l.containers,
     ...(l.workload_user && { workloadUser: l.workload_user }),
   }))
 

@@ -24,6 +24,7 @@ import { withStableEndpoints } from '../balancer/withStableEndpoints.js'
 import { readManifest, writeManifest, type Manifest, type ReplicaRecord } from './manifest.js'
 import { replicaPorts } from './replicaPorts.js'
 import { isSameProcess, readProcEnviron, readProcStat, scanMarkedProcesses, type MarkedProcess } from './proc.js'
+import { withContainers, type LocalContainerOptions, type LocalProvisioner } from './withContainers.js'
 
 export type LocalProvisionerParameters = {
   /** Holds `cache/` (artifacts by sha256) and `deployments/<id>/` (manifest, data, logs). */
@@ -60,7 +61,7 @@ export type LocalProvisionerParameters = {
   workloadUser?: string
   /** One stable endpoint per deployment: a balancing port in this process in front of the replicas. Default true. */
   stableEndpoints?: boolean
-}
+} & LocalContainerOptions
 
 const OWNER = 'BPO_OWNER'
 const DEPLOYMENT = 'BPO_DEPLOYMENT'
@@ -125,8 +126,8 @@ function checkAborted(signal: AbortSignal, what: string) {
   if (signal.aborted) throw new AbortedError(what, signal.reason)
 }
 
-/** Create the local provisioner (sources: native, testing). Throws on invalid parameters. */
-export function createLocalProvisioner(common: Common, p: LocalProvisionerParameters): Provisioner {
+/** Create the local provisioner (sources: native, testing; container where podman works). Throws on invalid parameters. */
+export function createLocalProvisioner(common: Common, p: LocalProvisionerParameters): LocalProvisioner {
   const log = common.logger
   if (!p.rootDir) throw new ProvisionError('rootDir is required', { code: 'CONFIG_INVALID' })
   if (!/^[A-Za-z0-9._:-]{1,128}$/.test(p.operatorId ?? '')) {
@@ -687,7 +688,7 @@ export function createLocalProvisioner(common: Common, p: LocalProvisionerParame
     m.artifact = { sha256: a.sha256, path: a.path }
   }
 
-  const inner: Provisioner = {
+  const native: Provisioner = {
     id: 'local',
     sourceKinds,
 
@@ -810,6 +811,8 @@ export function createLocalProvisioner(common: Common, p: LocalProvisionerParame
       closed = true
     },
   }
+  // container sources: a dispatch on source kind (withContainers.ts)
+  const inner = withContainers(common, native, p, { host, portRange: [portLo, portHi], healthTimeoutMs, stopGraceMs, maxReplicas, longCallMs })
   // one stable port per deployment, balancing over its replicas (provisioners/balancer/withStableEndpoints.ts)
   if (p.stableEndpoints === false) return inner
   return withStableEndpoints(common, inner, { stateDir: join(p.rootDir, 'endpoints', `op-${p.operatorId}`), operatorId: p.operatorId, listenHost: host, urlHost, portRange: [portLo, portHi], usedPorts: () => replicaPorts(deploymentsDir) })

@@ -228,7 +228,11 @@ wait
     await expect(prov.provision(envBad)).rejects.toMatchObject({ code: 'ENV_REFUSED', reason: 'MALFORMED_REQUEST' })
     const container = request('ctr-1')
     container.source = { kind: 'container', image: 'localhost:5000/echo', digest: `sha256:${'0'.repeat(64)}` }
-    await expect(prov.provision(container)).rejects.toMatchObject({ code: 'SOURCE_KIND_UNSUPPORTED' })
+    // container sources run where podman works (test/local/container.test.ts); with containers off they are refused
+    const noContainers = createLocalProvisioner(common, params(root, owner, { containers: 'off' }))
+    expect(noContainers.sourceKinds).toEqual(['native', 'testing'])
+    await expect(noContainers.provision(container)).rejects.toMatchObject({ code: 'SOURCE_KIND_UNSUPPORTED' })
+    await noContainers.close()
     await expect(prov.scale('nope-1', 1)).rejects.toMatchObject({ code: 'DEPLOYMENT_NOT_FOUND' })
     expect((await prov.status('ctr-1')).exists).toBe(false)
   })

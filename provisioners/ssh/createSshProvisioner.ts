@@ -18,9 +18,12 @@ import { probeHttp, waitForHealthy } from '../health.js'
 import type { CallOptions, DeploymentRequest, DeploymentStatus, OwnedResource, Provisioner, SourceKind } from '../types.js'
 import { createSshPool, parsePinnedKey } from './connection.js'
 import { HostUnsupportedError, RemoteCommandError } from './errors.js'
+import { classifyPullFailure, imageHasDigest } from '../container/inspect.js'
+import { imageRef, namePrefix, ownerFilter, runArgs } from '../container/rules.js'
 import { createHostAgent, type HostFacts, type RemoteStatus, type ReplicaState } from './hostAgent.js'
 import { openLedger, reserved, usedByHost } from './ledger.js'
 import { chooseHosts, fits } from './placement.js'
+import { readHostUsage } from './usage.js'
 import { quoteWord } from './shellQuote.js'
 import type { HostCapacity, Placement, ReplicaMode, Resources, SshHost } from './types.js'
 import { DEPLOYMENT_ID_RE, ENV_KEY_RE, HOST_NAME_RE, OPERATOR_ID_RE, assertDeploymentId, assertReplicas, assertRequest, requestProblems } from './validate.js'
@@ -169,7 +172,7 @@ export function createSshProvisioner(commonIn: Common, p: SshProvisionerParamete
   const times = (u: Resources, n: number): Resources => ({ vcpu: u.vcpu * n, memoryGiB: u.memoryGiB * n, storageGiB: u.storageGiB * n })
   const nameOf = (h: SshHost, id: string, i: number) => `${cgroupPrefixOf(h, id)}${i}`
   /** Unit, container and cgroup names of a deployment's replicas: this prefix and the replica index. */
-  const cgroupPrefixOf = (h: SshHost, id: string) => `bpo-${agent.layout(h).tag}-${id}-r`
+  const cgroupPrefixOf = (h: SshHost, id: string) => namePrefix(agent.layout(h).tag, id)
 
   /** The placement recorded in a host's manifest (written by this target), or undefined when it is not one. */
   function fromManifest(h: SshHost, m: unknown, replicas: ReplicaState[]): Placement | undefined {
@@ -347,38 +350,10 @@ export function createSshProvisioner(commonIn: Common, p: SshProvisionerParamete
     return env.map(([k, v]) => `export ${k}=${quoteWord(v)}\n`).join('')
   }
 
-  /** Container `run` arguments after `--name`: labels, limits, port, data volume, env, image by digest. */
+  /** Container `run` arguments after `--name`: labels, limits, port, data dir, env, image by digest (container/rules.ts). */
   function containerArgs(h: SshHost, pl: Placement, i: number, hostPort: number): string[] {
-    const req = pl.request
-    if (req.source.kind !== 'container') throw new TypeError('not a container source')
     const L = agent.layout(h)
-    const containerPort = req.spec.ports[0] ?? 8080
-    const args = [
-      '--label', `io.blueprint-operator.owner=${p.operatorId}`,
-      '--label', `io.blueprint-operator.deployment=${req.deploymentId}`,
-      '--label', `io.blueprint-operator.replica=${i}`,
-      '--label', `io.blueprint-operator.tag=${L.tag}`,
-      '--restart', 'always',
-      '-p', `${hostPort}:${containerPort}`,
-      '-v', `${L.dep(req.deploymentId)}/data/${i}:/data`,
-    ]
-    if (pl.unit.memoryGiB > 0) args.push('--memory', String(Math.floor(pl.unit.memoryGiB * GiB)))
-    if (pl.unit.vcpu > 0) args.push('--cpus', String(pl.unit.vcpu))
-    const env: [string, string][] = [
-      ...Object.entries(req.env ?? {}),
-      ['PORT', String(containerPort)],
-      ['HOST', HOST_ENV_VALUE],
-      ['SERVICE_ID', req.serviceId],
-      ['BLUEPRINT_ID', req.blueprintId],
-      ['DEPLOYMENT_ID', req.deploymentId],
-      ['REPLICA_INDEX', String(i + replicaIndexBase)],
-      ['DATA_DIR', '/data'],
-      ['BPO_OWNER', p.operatorId],
-      ['BPO_DEPLOYMENT', req.deploymentId],
-    ]
-    for (const [k, v] of env) args.push('-e', `${k}=${v}`)
-    args.push(`${req.source.image}@${req.source.digest}`)
-    return args
+    return runArgs({ req: pl.request, operatorId: p.operatorId, tag: L.tag, replica: i, replicaIndex: i + replicaIndexBase, hostPort, data: `${L.dep(pl.request.deploymentId)}/data/${i}` })
   }
 
   /** Host ports for replicas 0..n-1 that have none yet, recorded in the ledger before anything listens. */
@@ -424,9 +399,7 @@ export function createSshProvisioner(commonIn: Common, p: SshProvisionerParamete
     let bin = '-'
     if (pl.kind === 'native' && toStart.length) bin = await installArtifact(h, pl.request, f, signal)
     else if (pl.kind === 'container' && toStart.length && pl.request.source.kind === 'container') {
-      const ref = `${pl.request.source.image}@${pl.request.source.digest}`
-      const r = await pool.exec(h, [mode, 'pull', ref], { signal, timeoutMs: 15 * 60_000 })
-      if (r.code !== 0) throw new ProvisionError(`${h.name} could not pull ${ref}`, { reason: 'ARTIFACT_UNREACHABLE', code: 'ARTIFACT_UNREACHABLE', retryable: true, details: r.stderr.trim().split('\n').slice(-3) })
+      await pullImage(h, mode, pl.request.source, signal)
     }
     await Promise.all(
       toStart.map(async (i) => {
@@ -466,7 +439,10 @@ export function createSshProvisioner(commonIn: Common, p: SshProvisionerParamete
     const probes = await Promise.all(live.map(async (r) => ({ r, ok: (await probeHttp({ url: `${endpointOf(h, r.port)}${path}`, timeoutMs: probeTimeoutMs, signal })).ok })))
     const ready = probes.filter((x) => x.ok).map((x) => x.r)
     const notes = remote.replicas.filter((r) => r.index < wanted && !ready.includes(r)).map((r) => `replica ${r.index}: ${r.state}`)
+    // CPU counters for autoscaling (usage.ts); a host that cannot give them still reports its status
+    const usage = live.length ? await readHostUsage(agent, h, agent.layout(h).dep(pl.deploymentId), wanted, { signal }).catch(() => undefined) : undefined
     return {
+      ...(usage && { usage }),
       deploymentId: pl.deploymentId,
       exists: true,
       replicasWanted: wanted,
@@ -772,12 +748,25 @@ export function createSshProvisioner(commonIn: Common, p: SshProvisionerParamete
     },
   }
 
+  /** Pull `<image>@<digest>` on `h` and check the stored image carries the digest (the rules of container/rules.ts). */
+  async function pullImage(h: SshHost, runtime: ReplicaMode, src: Extract<DeploymentRequest['source'], { kind: 'container' }>, signal: AbortSignal): Promise<void> {
+    const ref = imageRef(src)
+    const r = await pool.exec(h, [runtime, 'pull', ref], { signal, timeoutMs: 15 * 60_000 })
+    if (r.code !== 0) {
+      const f = classifyPullFailure(r.stderr)
+      if (f.kind === 'digest-unknown') throw new ProvisionError(`the registry has no image ${ref}`, { reason: 'ARTIFACT_DIGEST_MISMATCH', code: 'ARTIFACT_DIGEST_MISMATCH', retryable: false, details: [f.detail], meta: { host: h.name } })
+      throw new ProvisionError(`${h.name} could not pull ${ref}`, { reason: 'ARTIFACT_UNREACHABLE', code: 'ARTIFACT_UNREACHABLE', retryable: f.kind !== 'denied', details: [f.detail], meta: { host: h.name } })
+    }
+    const got = await pool.exec(h, [runtime, 'image', 'inspect', ref], { signal })
+    if (got.code !== 0 || !imageHasDigest(got.stdout, src.image, src.digest)) {
+      throw new ProvisionError(`the image pulled on ${h.name} does not carry digest ${src.digest}`, { reason: 'ARTIFACT_DIGEST_MISMATCH', code: 'ARTIFACT_DIGEST_MISMATCH', retryable: false, meta: { host: h.name } })
+    }
+  }
+
   /** Containers on `h` labelled with this operator (and this host root), optionally of one deployment. */
   async function ownedContainers(h: SshHost, runtime: 'podman' | 'docker', deploymentId: string | undefined, signal: AbortSignal) {
     const L = agent.layout(h)
-    const argv = [runtime, 'ps', '-a', '--filter', `label=io.blueprint-operator.owner=${p.operatorId}`, '--filter', `label=io.blueprint-operator.tag=${L.tag}`]
-    if (deploymentId) argv.push('--filter', `label=io.blueprint-operator.deployment=${deploymentId}`)
-    argv.push('--format', '{{.Names}}')
+    const argv = [runtime, 'ps', '-a', ...ownerFilter({ operatorId: p.operatorId, tag: L.tag, ...(deploymentId && { deploymentId }) }), '--format', '{{.Names}}']
     const r = await pool.exec(h, argv, { signal })
     if (r.code !== 0) throw new RemoteCommandError(h.name, 'listing containers', r.code, r.stderr)
     const prefix = `bpo-${L.tag}-`

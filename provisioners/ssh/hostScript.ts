@@ -4,7 +4,8 @@
  * shellQuote; the script only ever uses its arguments inside double quotes, so no value is re-parsed by a shell.
  * The file on disk is never trusted: workloads run as the SSH user and can write it, so the loader reads it once,
  * checks the text against the digest the daemon computed and runs only that checked text (exit 198 otherwise).
- * Commands: facts, artifact, manifest, run, supervise, start, stop, status, list, destroy, cgroups, read-manifest, ports.
+ * Commands: facts, artifact, manifest, run, supervise, start, stop, status, list, destroy, cgroups, read-manifest, ports,
+ * usage.
  */
 import { createHash } from 'node:crypto'
 
@@ -103,6 +104,10 @@ apply_limits() {
         echo 100000 > "/sys/fs/cgroup/cpu/bpo/$_cg/cpu.cfs_period_us"
         echo "$_cpu" > "/sys/fs/cgroup/cpu/bpo/$_cg/cpu.cfs_quota_us"
       fi
+      # CPU accounting (read by the usage command) where cpuacct is a hierarchy of its own; optional
+      if [ -d /sys/fs/cgroup/cpuacct ] && mkdir -p "/sys/fs/cgroup/cpuacct/bpo/$_cg" 2>/dev/null && echo $$ > "/sys/fs/cgroup/cpuacct/bpo/$_cg/cgroup.procs" 2>/dev/null; then
+        echo "/sys/fs/cgroup/cpuacct/bpo/$_cg" >> "$_dir/cgroups"
+      fi
       echo $$ > "/sys/fs/cgroup/memory/bpo/$_cg/cgroup.procs" && echo $$ > "/sys/fs/cgroup/cpu/bpo/$_cg/cgroup.procs" \\
         && echo "cgroup-v1 memory=$_mem cpu_quota_us=$_cpu" || echo "none: cannot join cgroup"
       ;;
@@ -122,7 +127,7 @@ apply_limits() {
 # from the replica dir, which the workload can write.
 cgroup_dirs() {
   case $1 in ''|*[!a-z0-9-]*) return 0 ;; esac
-  for _d in "/sys/fs/cgroup/memory/bpo/$1" "/sys/fs/cgroup/cpu/bpo/$1" "/sys/fs/cgroup/bpo/$1"; do [ -d "$_d" ] && echo "$_d"; done
+  for _d in "/sys/fs/cgroup/memory/bpo/$1" "/sys/fs/cgroup/cpu/bpo/$1" "/sys/fs/cgroup/cpuacct/bpo/$1" "/sys/fs/cgroup/bpo/$1"; do [ -d "$_d" ] && echo "$_d"; done
   return 0
 }
 
@@ -163,7 +168,7 @@ remove_cgroups() {
 # Names of the cgroups (any hierarchy) that start with $1, optionally only those followed by a replica index.
 cgroup_names() {
   case $1 in ''|*[!a-z0-9-]*) return 0 ;; esac
-  for _b in /sys/fs/cgroup/memory/bpo /sys/fs/cgroup/cpu/bpo /sys/fs/cgroup/bpo; do
+  for _b in /sys/fs/cgroup/memory/bpo /sys/fs/cgroup/cpu/bpo /sys/fs/cgroup/cpuacct/bpo /sys/fs/cgroup/bpo; do
     for _d in "$_b/$1"*; do
       [ -d "$_d" ] || continue
       _n=\${_d##*/}
@@ -431,6 +436,46 @@ cmd_cgroups() {
   return 0
 }
 
+# CPU microseconds of the cgroup process $1 is in (v2 cpu.stat usage_usec, v1 cpuacct.usage); fails for the root group
+cpu_usec() {
+  [ -r "/proc/$1/cgroup" ] || return 1
+  if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
+    _cp=$(sed -n 's/^0:://p' "/proc/$1/cgroup")
+    case $_cp in ''|/) return 1 ;; esac
+    _u=$(sed -n 's/^usage_usec //p' "/sys/fs/cgroup$_cp/cpu.stat" 2>/dev/null)
+  else
+    _cp=$(grep -E '^[0-9]+:([^:]*,)?cpuacct(,[^:]*)?:' "/proc/$1/cgroup" | cut -d: -f3)
+    case $_cp in ''|/) return 1 ;; esac
+    _u=''
+    for _m in cpuacct cpu,cpuacct cpuacct,cpu; do
+      [ -r "/sys/fs/cgroup/$_m$_cp/cpuacct.usage" ] && { _u=$(( $(cat "/sys/fs/cgroup/$_m$_cp/cpuacct.usage") / 1000 )); break; }
+    done
+  fi
+  case $_u in ''|*[!0-9]*) return 1 ;; esac
+  echo "$_u"
+}
+
+# usage <depdir>: "cpu <index> <pid>:<starttime> <usec>" per running replica whose cgroup counter is readable (read-only)
+cmd_usage() {
+  [ -d "$1/replicas" ] || return 0
+  for r in "$1"/replicas/*; do
+    [ -d "$r" ] || continue
+    mode=$(cat "$r/mode" 2>/dev/null || echo setsid); name=$(cat "$r/name" 2>/dev/null || echo '')
+    _pid=''
+    case $mode in
+      setsid) alive "$r/supervisor.pid" "$r" && _pid=$(cat "$r/supervisor.pid") ;;
+      systemd-system) _pid=$(systemctl show -p MainPID --value "$name" 2>/dev/null) ;;
+      systemd-user) _pid=$(systemctl --user show -p MainPID --value "$name" 2>/dev/null) ;;
+      podman|docker) _pid=$($mode inspect --format '{{.State.Pid}}' "$name" 2>/dev/null) ;;
+    esac
+    case $_pid in ''|0|*[!0-9]*) continue ;; esac
+    _st=$(sed 's/.*) //' "/proc/$_pid/stat" 2>/dev/null | cut -d' ' -f20)
+    _u=$(cpu_usec "$_pid") || continue
+    echo "cpu $(basename "$r") $_pid:\${_st:-0} $_u"
+  done
+  return 0
+}
+
 # read-manifest <depdir>
 cmd_read_manifest() { [ -f "$1/manifest.json" ] && cat "$1/manifest.json"; return 0; }
 
@@ -449,6 +494,7 @@ case $cmd in
   destroy) cmd_destroy "$@" ;;
   cgroups) cmd_cgroups "$@" ;;
   read-manifest) cmd_read_manifest "$@" ;;
+  usage) cmd_usage "$@" ;;
   ports) cat /proc/net/tcp /proc/net/tcp6 2>/dev/null ;;
   *) die "unknown command" ;;
 esac

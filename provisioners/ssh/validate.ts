@@ -5,6 +5,7 @@
 import type { DeploymentRequest } from '../types.js'
 import { ProvisionError } from '../errors.js'
 import { assertEnvAllowed, envProblems } from '../envPolicy.js'
+import { containerSourceProblems } from '../container/rules.js'
 
 export { ENV_KEY_RE } from '../envPolicy.js'
 
@@ -15,9 +16,6 @@ export const OPERATOR_ID_RE = /^[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?$/
 /** Host names as written in the operator's TOML. */
 export const HOST_NAME_RE = /^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,62})$/
 const SHA256_RE = /^[0-9a-f]{64}$/
-const DIGEST_RE = /^sha256:[0-9a-f]{64}$/
-/** An OCI repository reference without tag or digest: registry[:port]/path (lowercase path components). */
-const IMAGE_RE = /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9.-]*[a-zA-Z0-9])?(?::[0-9]{1,5})?\/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/
 
 function malformed(what: string, problems: string[]): ProvisionError {
   return new ProvisionError(`malformed ${what}`, { reason: 'MALFORMED_REQUEST', code: 'MALFORMED_REQUEST', retryable: false, details: problems })
@@ -53,8 +51,8 @@ export function requestProblems(req: DeploymentRequest): string[] {
     if (url && url.protocol !== 'http:' && url.protocol !== 'https:') p.push(`source.url: scheme ${url.protocol} is not http(s)`)
     if (!SHA256_RE.test(s.sha256)) p.push(`source.sha256: expected 64 lowercase hex characters`)
   } else if (s.kind === 'container') {
-    if (!IMAGE_RE.test(s.image) || s.image.length > 255) p.push(`source.image: got ${JSON.stringify(s.image)}, expected a repository without tag or digest`)
-    if (!DIGEST_RE.test(s.digest)) p.push(`source.digest: got ${JSON.stringify(s.digest)}, expected sha256:<64 hex>`)
+    // the container rules of every target (tags refused, sha256 digests only)
+    p.push(...containerSourceProblems(s))
   } else {
     p.push(`source.kind: got ${JSON.stringify((s as { kind: unknown }).kind)}`)
   }

@@ -4,7 +4,7 @@ import { createEvmPublicClient } from '../../chain/evm/clients.js'
 import { createEvmFollower, type Cursor, type EvmFollowerParameters } from '../../chain/evm/follow.js'
 import { eventId, type ChainEvent } from '../../chain/events.js'
 import { createTestChain, type TestChain } from '../helpers/anvil.js'
-import { startRangeLimitedRelay, startRelay } from './proxy.js'
+import { startRangeLimitedRelay, startRelay, startRewritingRelay } from './proxy.js'
 
 let c: TestChain
 beforeAll(async () => {
@@ -250,9 +250,43 @@ describe('createEvmFollower', () => {
     }
   })
 
+  test('error: CHAIN_MOVED — a log removed while its range was read fails the poll (retryable), nothing is delivered; the next poll delivers once', async () => {
+    let removeOnce = true
+    const relay = await startRewritingRelay(c.rpcUrl, (method, answer) => {
+      const logs = answer.result
+      if (method !== 'eth_getLogs' || !Array.isArray(logs) || !logs.length || !removeOnce) return answer
+      removeOnce = false
+      return { result: logs.map((l: Record<string, unknown>, i: number) => (i === 0 ? { ...l, removed: true } : l)) }
+    })
+    try {
+      const { common } = createTestCommon()
+      const st = store()
+      const start = (await head()) + 1n
+      for (const n of ['m1', 'm2']) await c.registerBlueprint({ name: n })
+      const f = createEvmFollower(common, {
+        publicClient: createEvmPublicClient({ rpcUrl: relay.url, chainId: c.chainId, pollingIntervalMs: 50 }),
+        chainId: c.chainId,
+        addresses: [c.addresses.registry],
+        confirmations: 0,
+        pollIntervalMs: 50,
+        startBlock: start,
+        loadCursor: st.loadCursor,
+        deliver: st.deliver,
+      })
+      await expect(f.pollOnce()).rejects.toMatchObject({ code: 'CHAIN_MOVED', retryable: true, details: [expect.stringMatching(/was removed/)] })
+      expect(st.s.events).toEqual([])
+      expect(st.s.cursor).toBeUndefined()
+      await f.pollOnce()
+      expect(names(st.s.events)).toEqual(['m1', 'm2'])
+    } finally {
+      await relay.close()
+    }
+  })
+
   test('error: bad options are refused at construction', () => {
     const st = store()
     expect(() => follower(createTestCommon().common, st, { startBlock: 0n, addresses: [], confirmations: -1 })).toThrow(/addresses: empty[\s\S]*confirmations: got -1/)
+    expect(() => follower(createTestCommon().common, st, { startBlock: -1n })).toThrow(expect.objectContaining({ code: 'INVALID_OPTIONS', retryable: false }))
   })
 
   test('behavior: stops promptly when the shutdown signal aborts', async () => {

@@ -17,7 +17,7 @@ import { blueprintRegistryAbi, serviceEscrowAbi, serviceStates, testStablecoinAb
 import { maxAmount, maxRatePerHour, maxTiers, maxTtlSeconds } from '../../chain/evm/bounds.js'
 import { decodeLog } from '../../chain/evm/decode.js'
 import { reasonToBytes32 } from '../../chain/evm/reason.js'
-import { applyEventToFacts, paidUntilFromFacts, verifySlice, type PaymentFacts } from '../../daemon/paymentFacts.js'
+import { accruedFromFacts, applyEventToFacts, paidUntilFromFacts, verifySlice, type PaymentFacts } from '../../daemon/paymentFacts.js'
 import { createTestChain, type TestChain } from '../helpers/anvil.js'
 import { createRawRpc, wideCalldata, type RawReceipt, type RawRpc } from '../helpers/rawRpc.js'
 
@@ -46,6 +46,7 @@ beforeAll(async () => {
   await rpc.send(who.customer, token, encodeFunctionData({ abi: testStablecoinAbi, functionName: 'approve', args: [c.addresses.escrow, maxUint256] }))
   baseBlueprint = await c.registerBlueprint({ pricePerHour: basePrices })
   t0 = (await c.now()) + 10n
+  await rpc.useTimestampInterval()
 }, 60_000)
 afterAll(async () => {
   await c?.stop()
@@ -81,13 +82,15 @@ function settle(m: Model, now: bigint): void {
   m.settledAt = t
 }
 
-const balanceOf = async (a: Hex) =>
-  decodeFunctionResult({ abi: testStablecoinAbi, functionName: 'balanceOf', data: await rpc.ethCall(c.addresses.token, encodeFunctionData({ abi: testStablecoinAbi, functionName: 'balanceOf', args: [a] })) })
-const balances = async () => ({ customer: await balanceOf(who.customer), operator: await balanceOf(who.operator), escrow: await balanceOf(c.addresses.escrow) })
+const balanceCall = (a: Hex) => ({ to: c.addresses.token, data: encodeFunctionData({ abi: testStablecoinAbi, functionName: 'balanceOf', args: [a] }) })
+const servicesCall = (ids: bigint[]) => ({ to: c.addresses.escrow, data: encodeFunctionData({ abi: serviceEscrowAbi, functionName: 'getServices', args: [ids] }) })
+const decodeBalance = (data: Hex) => decodeFunctionResult({ abi: testStablecoinAbi, functionName: 'balanceOf', data })
+const decodeServices = (data: Hex) => decodeFunctionResult({ abi: serviceEscrowAbi, functionName: 'getServices', data }).map((s) => ({ ...s, state: serviceStates[s.state]! }))
 
-async function getServices(ids: bigint[]) {
-  const data = await rpc.ethCall(c.addresses.escrow, encodeFunctionData({ abi: serviceEscrowAbi, functionName: 'getServices', args: [ids] }))
-  return decodeFunctionResult({ abi: serviceEscrowAbi, functionName: 'getServices', data }).map((s) => ({ ...s, state: serviceStates[s.state]! }))
+/** Token balances of customer, operator and escrow, and (optionally) escrow records, in one JSON-RPC batch. */
+async function balancesAnd(ids: bigint[] = []) {
+  const r = await rpc.ethCalls([balanceCall(who.customer), balanceCall(who.operator), balanceCall(c.addresses.escrow), ...(ids.length ? [servicesCall(ids)] : [])])
+  return { customer: decodeBalance(r[0]!), operator: decodeBalance(r[1]!), escrow: decodeBalance(r[2]!), services: ids.length ? decodeServices(r[3]!) : [] }
 }
 
 const escrowTx = (from: Hex, data: Hex, at: bigint) => rpc.send(from, c.addresses.escrow, data, at)
@@ -97,13 +100,14 @@ describe('contracts: properties over extreme values (anvil, fast-check)', () => 
   test(`property: ${RUNS} runs — a funded service can always be terminated and refunded; balances add up to the base unit`, async () => {
     let snap = await rpc.snapshot()
     let runs = 0
+    const t0ms = performance.now()
     await fc.assert(
       fc.asyncProperty(
         fc.record({ prices, tier, ttl, deposit: amount, topUpA: amount, topUpB: amount, newTier: tier, gaps: fc.tuple(gap, gap, gap, gap, lastGap) }),
         async (a) => {
           runs++
           try {
-            const before = await balances()
+            const before = await balancesAnd()
             let now = t0
             const facts = new Map<bigint, PaymentFacts>()
             const apply = (r: RawReceipt) => {
@@ -230,14 +234,29 @@ describe('contracts: properties over extreme values (anvil, fast-check)', () => 
             }
 
             // the facts carried by the events equal the escrow's records and views
-            const live = await getServices([idA, idB, 2n ** 64n])
+            // one batch: getServices (with an id above 2^64-1), paidUntil, accruedNow, getService, prices
+            const viewCall = (functionName: 'paidUntil' | 'accruedNow' | 'getService', id: bigint) => {
+              count(functionName, { status: 'success', logs: [], blockNumber: 0n })
+              return { to: c.addresses.escrow, data: encodeFunctionData({ abi: serviceEscrowAbi, functionName, args: [id] } as never) }
+            }
             count('getServices', { status: 'success', logs: [], blockNumber: 0n })
+            count('prices', { status: 'success', logs: [], blockNumber: 0n })
+            const [rawLive, rawPaid, rawAccrued, rawOne, rawPrices] = await rpc.ethCalls([
+              servicesCall([idA, idB, 2n ** 64n]),
+              viewCall('paidUntil', idA),
+              viewCall('accruedNow', idB),
+              viewCall('getService', idB),
+              { to: c.addresses.registry, data: encodeFunctionData({ abi: blueprintRegistryAbi, functionName: 'prices', args: [bp] }) },
+            ])
+            const live = decodeServices(rawLive!)
             expect(live[2]!.state).toBe('none')
             expect(verifySlice([idA, idB].map((id) => ({ serviceId: String(id), facts: facts.get(id) })), live.slice(0, 2))).toEqual([])
             for (const [i, id] of [idA, idB].entries()) expect(live[i]).toMatchObject({ balance: model.get(id)!.balance, settledAt: model.get(id)!.settledAt, earned: 0n })
-            const pu = await rpc.ethCall(c.addresses.escrow, encodeFunctionData({ abi: serviceEscrowAbi, functionName: 'paidUntil', args: [idA] }))
-            count('paidUntil', { status: 'success', logs: [], blockNumber: 0n })
-            expect(decodeFunctionResult({ abi: serviceEscrowAbi, functionName: 'paidUntil', data: pu })).toBe(paidUntilFromFacts(facts.get(idA)))
+            expect(decodeFunctionResult({ abi: serviceEscrowAbi, functionName: 'paidUntil', data: rawPaid! })).toBe(paidUntilFromFacts(facts.get(idA)))
+            // the views at the last block's time (`now`): what a settlement would move, from the facts alone
+            expect(decodeFunctionResult({ abi: serviceEscrowAbi, functionName: 'accruedNow', data: rawAccrued! })).toBe(accruedFromFacts(facts.get(idB), now))
+            expect(decodeFunctionResult({ abi: serviceEscrowAbi, functionName: 'getService', data: rawOne! })).toEqual({ ...live[1]!, state: 2 })
+            expect(decodeFunctionResult({ abi: blueprintRegistryAbi, functionName: 'prices', data: rawPrices! })).toEqual(bpPrices)
 
             // terminate (customer) never reverts for an open service; the operator then withdraws what it earned
             now += a.gaps[4]
@@ -273,13 +292,13 @@ describe('contracts: properties over extreme values (anvil, fast-check)', () => 
               m.state = 'closed'
             }
 
-            const after = await balances()
+            const after = await balancesAnd([idA, idB])
             // nothing locked: the escrow holds what it held before; nothing created or lost: the sum is conserved
             expect(after.escrow).toBe(before.escrow)
             expect(after.customer + after.operator + after.escrow).toBe(before.customer + before.operator + before.escrow)
             expect(after.operator - before.operator).toBe(operatorGot)
             expect(before.customer - after.customer).toBe(paidIn - customerGot)
-            const ended = await getServices([idA, idB])
+            const ended = after.services
             count('getServices', { status: 'success', logs: [], blockNumber: 0n })
             expect(ended.map((s) => [s.state, s.balance, s.earned])).toEqual([
               ['terminated', 0n, 0n],
@@ -295,8 +314,8 @@ describe('contracts: properties over extreme values (anvil, fast-check)', () => 
       { numRuns: RUNS },
     )
     const lines = Object.entries(counts).map(([fn, x]) => `${fn}=${x.ok + x.reverted} (ok ${x.ok}, reverted ${x.reverted})`)
-    console.log(`contract properties: runs=${runs} rpc_requests=${rpc.requests}\n  ${lines.join('\n  ')}`)
-    for (const fn of ['registerBlueprint', 'requestService', 'activate', 'topUp', 'changeTier', 'withdraw', 'terminate', 'refund', 'getServices', 'paidUntil'])
+    console.log(`contract properties: runs=${runs} rpc_requests=${rpc.requests} seconds=${((performance.now() - t0ms) / 1000).toFixed(0)}\n  ${lines.join('\n  ')}`)
+    for (const fn of ['registerBlueprint', 'requestService', 'activate', 'topUp', 'changeTier', 'withdraw', 'terminate', 'refund', 'getServices', 'getService', 'paidUntil', 'accruedNow', 'prices'])
       expect(counts[fn]!.ok + counts[fn]!.reverted).toBeGreaterThanOrEqual(RUNS)
   }, 1_800_000)
 })

@@ -72,3 +72,31 @@ export async function startRangeLimitedRelay(targetUrl: string, maxRange: bigint
     close: () => new Promise<void>((r) => server.close(() => r())),
   }
 }
+
+/**
+ * An HTTP JSON-RPC relay that lets a test change answers on their way back: `rewrite` gets the method, the params and
+ * the node's answer (`{ result }` or `{ error }`) and returns the answer to pass on — e.g. a log shown as removed
+ * while a range is read, a receipt without its logs, a simulation that succeeds where the node reverts.
+ */
+export type RpcAnswer = { result?: unknown; error?: { code: number; message: string; data?: unknown } }
+export async function startRewritingRelay(targetUrl: string, rewrite: (method: string, answer: RpcAnswer, params: unknown[]) => RpcAnswer): Promise<{ url: string; close(): Promise<void> }> {
+  const { createServer: createHttpServer } = await import('node:http')
+  const server = createHttpServer(async (req, res) => {
+    const chunks: Buffer[] = []
+    for await (const c of req) chunks.push(c as Buffer)
+    const body = Buffer.concat(chunks).toString()
+    const upstream = (await (await fetch(targetUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body })).json()) as unknown
+    const requests = JSON.parse(body) as { id: number; method: string; params?: unknown[] } | { id: number; method: string; params?: unknown[] }[]
+    const request = (id: number) => (Array.isArray(requests) ? requests : [requests]).find((r) => r.id === id)
+    const fix = (a: { jsonrpc: string; id: number } & RpcAnswer) => {
+      const r = request(a.id)
+      const { result, error } = rewrite(r?.method ?? '', 'error' in a ? { error: a.error! } : { result: a.result }, r?.params ?? [])
+      return { jsonrpc: a.jsonrpc, id: a.id, ...(error ? { error } : { result }) }
+    }
+    res.setHeader('content-type', 'application/json')
+    res.end(JSON.stringify(Array.isArray(upstream) ? upstream.map(fix) : fix(upstream as { jsonrpc: string; id: number } & RpcAnswer)))
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()))
+  const port = (server.address() as { port: number }).port
+  return { url: `http://127.0.0.1:${port}`, close: () => new Promise<void>((r) => server.close(() => r())) }
+}

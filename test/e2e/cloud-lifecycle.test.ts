@@ -50,7 +50,7 @@ describe.skipIf(!canNetns)('e2e: buying from a cloud (fake EC2 booting real mach
     process.env.BPO_TEST_AWS_SECRET = 'fake-secret-access-key-never-logged'
     // the catalog the daemon buys from: EC2 below the local machine's 0.05 USD/h
     const cache = join(dir, 'pricing')
-    await writeCacheFile(cache, 'skypilot-aws', Date.now(), [offer('t3.micro', 2, 1, '0.0104'), offer('t3.small', 2, 2, '0.0208'), offer('m5.large', 2, 8, '0.096')])
+    await writeCacheFile(cache, 'skypilot-aws', Date.now(), [{ ...offer('t3.micro', 2, 1, '0.0104'), spotHourlyUsd: usd('0.0040') }, offer('t3.small', 2, 2, '0.0208'), offer('m5.large', 2, 8, '0.096')])
     stack = await startStack({ loopMs: 500, attempts: 1 })
     const local = (stack.doc.providers as Record<string, unknown>).local as Record<string, unknown>
     local.hourly_usd = '0.05'
@@ -69,7 +69,7 @@ describe.skipIf(!canNetns)('e2e: buying from a cloud (fake EC2 booting real mach
       },
     }
     stack.doc.pricing = { sources: ['skypilot-aws'], cache_dir: cache }
-    stack.doc.placement = { max_attempts: 2, cooldown_ms: 60_000 }
+    stack.doc.placement = { max_attempts: 2, cooldown_ms: 15_000, confirm_price_older_than_ms: 3_600_000 }
     d = await startInProcess(stack)
   }, 120_000)
   afterAll(async () => {
@@ -146,8 +146,28 @@ describe.skipIf(!canNetns)('e2e: buying from a cloud (fake EC2 booting real mach
     const { serviceId: id2 } = await chain.customer.requestService({ blueprintId, operator: chain.operatorAddress, tier: 0, ttlSeconds: 300n, deposit: 60n * RATE, preferences: { providers: ['aws'] } })
     const r = await waitFor('refunded', () => stack.service(id2)?.state === 'refunded' && stack.service(id2), 300_000, 200)
     expect(r.reason).toBe('NO_CAPACITY')
-    expect(r.problems!.join('\n')).toMatch(/m5\.large.*capacity/)
+    expect(r.problems!.filter((p) => /^aws us-east-1\/\S+ at \S+ USD\/h: capacity: /.test(p))).toHaveLength(2)
     expect(await stack.refunds(id2)).toEqual([{ amount: 60n * RATE, reason: 'NO_CAPACITY' }])
     expect(liveOf(`bp-${chain.chainId}-${id2}`)).toEqual([])
+  })
+
+  test('behavior: a spot request buys at the live spot price when the catalog price is older than its max age', { timeout: 900_000 }, async () => {
+    const { chain } = stack
+    const blueprintId = await stack.registerDemo({ name: 'spot' })
+    await chain.customer.mint(10_000_000n)
+    fake.spotPrices.set('t3.micro', [['us-east-1a', '0.0051'], ['us-east-1b', '0.0047']])
+    // the offers the failover test blocked come back after their cooldown
+    await waitFor('blocks expired', () => d.daemon.manager.context.placement.blocks().length === 0, 60_000, 200)
+    // the cached catalog is two hours old now (confirm_price_older_than_ms is one hour)
+    const cached = d.daemon.targets.byName('aws')!.offersFor({} as never)
+    for (const o of cached) (o as { fetchedAt: number }).fetchedAt = Date.now() - 2 * 3_600_000
+    const { serviceId } = await chain.customer.requestService({ blueprintId, operator: chain.operatorAddress, tier: 0, ttlSeconds: 300n, deposit: 60n * RATE, preferences: { providers: ['aws'], spotAllowed: true } })
+    const s = await waitFor('active on spot', () => stack.service(serviceId)?.state === 'active' && stack.service(serviceId), 300_000, 200)
+    // the catalog said 0.0040; the account's live price (the lowest zone) is what was bought and what the ledger uses
+    expect(s.quote).toMatchObject({ instanceType: 't3.micro', spot: true, priceConfirmed: true, hourlyUsd: '0.0047' })
+    expect(liveOf(`bp-${chain.chainId}-${serviceId}`).map((i) => i.spot)).toEqual([true])
+    await chain.customer.terminate(serviceId)
+    await waitFor('closed', () => stack.service(serviceId)?.state === 'closed', 120_000, 200)
+    expect(liveOf(`bp-${chain.chainId}-${serviceId}`)).toEqual([])
   })
 })

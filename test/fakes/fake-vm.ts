@@ -89,6 +89,9 @@ export async function startFakeVm(p: StartFakeVmParameters): Promise<FakeVm> {
   const mounts = [
     `mount --bind "$1" /var/lib/blueprint-operator`,
     'mount -t tmpfs bpo-mnt /mnt',
+    // a fresh VM's root has an empty home: not this machine's (its shell start-up files, e.g. pyenv, would run on every
+    // SSH command and contend for their locks)
+    'mount -t tmpfs bpo-root /root',
     ...Object.entries(p.volumes ?? {}).map(([id, v]) => `mkdir -p /mnt/HC_Volume_${id} && mount --bind '${v}' /mnt/HC_Volume_${id}`),
   ]
   const script = `set -e\n${mounts.join('\n')}\nexec /usr/sbin/sshd -D -e -f "$2"\n`

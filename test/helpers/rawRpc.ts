@@ -10,10 +10,17 @@ export type RawReceipt = { status: 'success' | 'reverted'; logs: Log[]; blockNum
 
 export type RawRpc = {
   call<T = unknown>(method: string, params?: unknown[]): Promise<T>
-  /** Mine one transaction at exactly `at` (unix seconds) and return its receipt. */
+  /**
+   * Mine one transaction at exactly `at` (unix seconds) and return its receipt. After `useTimestampInterval()`, a
+   * transaction one second after the last one mined needs no evm_setNextBlockTimestamp.
+   */
   send(from: Hex, to: Hex, data: Hex, at?: bigint): Promise<RawReceipt>
   ethCall(to: Hex, data: Hex, blockTag?: string): Promise<Hex>
+  /** Several eth_calls at the latest block in one HTTP request (a JSON-RPC batch), results in order. */
+  ethCalls(calls: ReadonlyArray<{ to: Hex; data: Hex }>): Promise<Hex[]>
   snapshot(): Promise<Hex>
+  /** anvil_setBlockTimestampInterval(1): each block one second after the previous one unless set otherwise. */
+  useTimestampInterval(): Promise<void>
   revert(id: Hex): Promise<void>
   /** JSON-RPC requests made so far. */
   readonly requests: number
@@ -22,6 +29,8 @@ export type RawRpc = {
 export function createRawRpc(url: string): RawRpc {
   let id = 0
   let requests = 0
+  let interval = false
+  let lastMined: bigint | undefined
   async function call<T>(method: string, params: unknown[] = []): Promise<T> {
     requests++
     const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ jsonrpc: '2.0', id: ++id, method, params }) })
@@ -33,7 +42,8 @@ export function createRawRpc(url: string): RawRpc {
   return {
     call,
     async send(from, to, data, at) {
-      if (at !== undefined) await call('evm_setNextBlockTimestamp', [`0x${at.toString(16)}`])
+      if (at !== undefined && !(interval && lastMined !== undefined && at === lastMined + 1n)) await call('evm_setNextBlockTimestamp', [`0x${at.toString(16)}`])
+      lastMined = at
       const hash = await call<Hex>('eth_sendTransaction', [{ from, to, data, gas: '0x4c4b40' }])
       let r = await call<{ status: Hex; logs: RawLog[]; blockNumber: Hex } | null>('eth_getTransactionReceipt', [hash])
       // automine mines right after the pool accepts the transaction: the receipt may lag the hash by a moment
@@ -54,8 +64,25 @@ export function createRawRpc(url: string): RawRpc {
       }
     },
     ethCall: (to, data, blockTag = 'latest') => call<Hex>('eth_call', [{ to, data }, blockTag]),
+    async ethCalls(calls) {
+      requests++
+      const first = id + 1
+      const body = calls.map((x) => ({ jsonrpc: '2.0', id: ++id, method: 'eth_call', params: [{ to: x.to, data: x.data }, 'latest'] }))
+      const res = (await (await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })).json()) as Array<{ id: number; result?: Hex; error?: { message: string } }>
+      return calls.map((_, i) => {
+        const r = res.find((x) => x.id === first + i)
+        if (!r || r.error || r.result === undefined) throw new Error(`eth_call ${i}: ${r?.error?.message ?? 'no answer'}`)
+        return r.result
+      })
+    },
     snapshot: () => call<Hex>('evm_snapshot'),
+    async useTimestampInterval() {
+      await call('anvil_setBlockTimestampInterval', [1])
+      interval = true
+      lastMined = undefined
+    },
     async revert(snap) {
+      lastMined = undefined
       const ok = await call<boolean>('evm_revert', [snap])
       if (!ok) throw new Error(`evm_revert ${snap} failed`)
     },

@@ -4,7 +4,7 @@
  * and registry config from a temp dir; `env` carries those settings to other processes (e.g. sshd `SetEnv`).
  *
  * The image's entrypoint counts its starts in /data/starts, writes /data/healthz and serves /data with busybox httpd
- * on $PORT (default 8080): GET /healthz is the health check, GET /starts proves a kept data volume.
+ * on $PORT (default 8080): GET /healthz (and GET /) is the health check, GET /starts proves a kept data volume.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
@@ -42,6 +42,7 @@ export function registryUnavailable(): string | undefined {
 const ENTRY = `n=$(( $(/bin/busybox cat /data/starts 2>/dev/null || echo 0) + 1 ))
 echo "$n" > /data/starts
 echo ok > /data/healthz
+echo ok > /data/index.html
 /bin/busybox httpd -f -p "\${PORT:-8080}" -h /data &
 pid=$!
 # as PID 1 the shell ignores SIGTERM unless it traps it: stop promptly like a well-behaved service

@@ -6,7 +6,7 @@ import { spawn, execFile, type ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { mkdtemp, readFile, writeFile, rm, mkdir } from 'node:fs/promises'
 import { createServer } from 'node:net'
-import { tmpdir, userInfo } from 'node:os'
+import { homedir, tmpdir, userInfo } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 
@@ -107,7 +107,14 @@ export async function startSshd(o: StartSshdOptions = {}): Promise<Sshd> {
       ...(Object.keys(o.env ?? {}).length ? [`SetEnv ${Object.entries(o.env ?? {}).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(' ')}`] : []),
     ].join('\n')
     await writeFile(join(dir, 'sshd_config'), `${conf}\n`)
-    const child = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', join(dir, 'sshd_config')], { stdio: ['ignore', 'ignore', 'pipe'] })
+    // As root, the host's sessions get an empty home of their own (a mount namespace with a tmpfs over it), as a fresh
+    // host would have: this machine's shell start-up files (pyenv init in root's .bashrc, which bash runs for every
+    // command sshd starts) would otherwise run on each SSH command and can hang on a stale pyenv lock.
+    const sshdArgs = ['-D', '-e', '-f', join(dir, 'sshd_config')]
+    const child =
+      process.getuid?.() === 0
+        ? spawn('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', 'mount -t tmpfs bpo-home "$1" && shift && exec /usr/sbin/sshd "$@"', 'sshd-host', homedir(), ...sshdArgs], { stdio: ['ignore', 'ignore', 'pipe'] })
+        : spawn('/usr/sbin/sshd', sshdArgs, { stdio: ['ignore', 'ignore', 'pipe'] })
     const ok = await waitListening(child, port)
     if (ok === true) {
       let alive = true

@@ -86,11 +86,11 @@ describe.skipIf(!!missing)('ssh target, container sources (podman + local regist
     expect((await reg.podman(['ps', '-a', '--filter', 'label=io.blueprint-operator.owner=op-test', '--format', '{{.Names}}'])).stdout.trim()).toBe('')
   })
 
-  test('error: a digest the registry does not have is refused and nothing runs', async () => {
+  test('error: a digest the registry does not have is refused (not retryable) and nothing runs', async () => {
     const prov = lab.provisioner({ stopGraceSeconds: 2 })
     try {
       const err = (await prov.provision(containerRequest(reg, 'ctr-bad', { digest: `sha256:${'a'.repeat(64)}` })).catch((e: unknown) => e)) as { reason?: string; retryable?: boolean }
-      expect({ reason: err.reason, retryable: err.retryable }).toEqual({ reason: 'ARTIFACT_UNREACHABLE', retryable: true })
+      expect({ reason: err.reason, retryable: err.retryable }).toEqual({ reason: 'ARTIFACT_DIGEST_MISMATCH', retryable: false })
       expect((await prov.listOwned()).filter((r) => r.kind === 'container')).toEqual([])
     } finally {
       await prov.destroy('ctr-bad')
