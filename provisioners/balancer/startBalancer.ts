@@ -109,6 +109,8 @@ export async function startBalancer(p: StartBalancerParameters): Promise<Balance
     server.listen({ host: p.host, port: p.port, exclusive: true }, () => resolve())
   })
   server.on('error', () => undefined)
+  // the balancer never keeps a process alive on its own (the daemon has its own reasons to live)
+  server.unref()
   const port = (server.address() as { port: number }).port
 
   return {

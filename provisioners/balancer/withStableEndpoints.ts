@@ -181,16 +181,19 @@ export function withStableEndpoints<P extends Provisioner>(common: Common, inner
     return { ...st, endpoints: st.endpoints.length ? [urlOf(b.port)] : [], replicaEndpoints: st.endpoints }
   }
 
-  // a restarted daemon listens on every recorded port at once, before a replica could be given one of them
-  const init = records()
-    .then((rs) => Promise.all(rs.map((r) => ensure(r.deploymentId, false))))
-    .catch((err) => log.warn({ err }, 'stable endpoints: could not read the records'))
+  // a restarted daemon listens on every recorded port at its first call (the loop's first status), before that call
+  // could give a replica one of them; not at construction, so a CLI that only builds the targets binds nothing
+  let started: Promise<unknown> | undefined
+  const initOnce = () =>
+    (started ??= records()
+      .then((rs) => Promise.all(rs.map((r) => ensure(r.deploymentId, false))))
+      .catch((err) => log.warn({ err }, 'stable endpoints: could not read the records')))
 
   /** Run `fn` with the balancer in place first (its port stays ours), then present the status it returns. */
   async function around(id: string, create: boolean, fn: () => Promise<DeploymentStatus>): Promise<DeploymentStatus> {
     // the wrapped provisioner rejects what is invalid or closed; nothing of ours is touched for it
     if (closed || typeof id !== 'string' || !DEPLOYMENT_ID.test(id)) return fn()
-    await init
+    await initOnce()
     const before = await ensure(id, create)
     let st: DeploymentStatus
     try {
@@ -215,7 +218,7 @@ export function withStableEndpoints<P extends Provisioner>(common: Common, inner
     scale: (id, replicas, o) => around(id, false, () => inner.scale(id, replicas, o)),
     restart: (id, o) => around(id, false, () => inner.restart(id, o)),
     async destroy(id, o) {
-      await init
+      await initOnce()
       await inner.destroy(id, o)
       if (typeof id === 'string' && DEPLOYMENT_ID.test(id)) await drop(id)
     },
@@ -226,7 +229,7 @@ export function withStableEndpoints<P extends Provisioner>(common: Common, inner
     },
     async close() {
       closed = true
-      await init
+      await started
       for (const key of [...held]) await release(key, false)
       await inner.close()
     },
