@@ -69,7 +69,7 @@ describe('packaging', () => {
     expect(dead.stderr).toMatch(/^unhealthy: http:\/\/127\.0\.0\.1:1\/healthz/)
   })
 
-  test('behavior: operator.example.toml passes config check with exactly the environment variables the README names', () => {
+  test('behavior: operator.example.toml passes config check with exactly the environment variables the README names', { timeout: 300_000 }, () => {
     const readme = read('README.md')
     const names = [...readme.matchAll(/^\| `([A-Z][A-Z0-9_]+)` \| secret/gm)].map((m) => m[1]!)
     expect(names).toEqual(expect.arrayContaining(['OPERATOR_PRIVATE_KEY', 'BPO_ADMIN_TOKEN']))
