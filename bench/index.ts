@@ -4,7 +4,7 @@
 import { spawnSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 
-const all = ['pricing', 'placement', 'latency', 'store', 'rpc', 'scale']
+const all = ['pricing', 'placement', 'latency', 'store', 'rpc', 'scale', 'balancer']
 const chosen = process.argv.slice(2).filter((a) => all.includes(a))
 const runner = fileURLToPath(new URL('../bin/run-ts.mjs', import.meta.url))
 let failed = 0

@@ -32,8 +32,14 @@ export type DeploymentStatus = {
   exists: boolean
   replicasWanted: number
   replicasReady: number
-  /** URLs (http://host:port) where replicas answer, one per ready replica or one per service. */
+  /**
+   * URLs (http://host:port) where the service answers: the deployment's one stable endpoint where the target has one
+   * (local and SSH: a balancing port; Kubernetes: the Service), else one per ready replica (clouds). Empty while no
+   * replica is ready.
+   */
   endpoints: string[]
+  /** Per-replica URLs behind a stable endpoint, one per ready replica (for operators; targets with a balancer). */
+  replicaEndpoints?: string[]
   /** True when replicasReady === replicasWanted and health checks pass (vacuously true at 0 replicas). */
   healthy: boolean
   /** Where it runs (host, cluster, namespace), for operators. */

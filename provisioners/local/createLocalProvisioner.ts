@@ -22,7 +22,9 @@ import { probeHttp, waitForHealthy } from '../health.js'
 import type { CallOptions, DeploymentRequest, DeploymentStatus, OwnedResource, Provisioner, SourceKind } from '../types.js'
 import { chooseWorkloadUid, inUidRange, localAccountsInRange, uidRangeProblems, type UidRange } from '../../core/workloadUids.js'
 import { detectCgroups, type Cgroups } from './cgroups.js'
+import { withStableEndpoints } from '../balancer/withStableEndpoints.js'
 import { readManifest, writeManifest, type Manifest, type ReplicaRecord } from './manifest.js'
+import { replicaPorts } from './replicaPorts.js'
 import { isSameProcess, readProcEnviron, readProcStat, scanMarkedProcesses, type MarkedProcess } from './proc.js'
 import { withContainers, type LocalContainerOptions, type LocalProvisioner } from './withContainers.js'
 
@@ -65,6 +67,8 @@ export type LocalProvisionerParameters = {
    * deployment's files. The uid is recorded in the manifest and reused on every restart. Excludes `workloadUser`.
    */
   workloadUids?: UidRange
+  /** One stable endpoint per deployment: a balancing port in this process in front of the replicas. Default true. */
+  stableEndpoints?: boolean
 } & LocalContainerOptions
 
 const OWNER = 'BPO_OWNER'
@@ -877,5 +881,8 @@ export function createLocalProvisioner(common: Common, p: LocalProvisionerParame
     },
   }
   // container sources: a dispatch on source kind (withContainers.ts)
-  return withContainers(common, native, p, { host, portRange: [portLo, portHi], healthTimeoutMs, stopGraceMs, maxReplicas, longCallMs })
+  const inner = withContainers(common, native, p, { host, portRange: [portLo, portHi], healthTimeoutMs, stopGraceMs, maxReplicas, longCallMs })
+  // one stable port per deployment, balancing over its replicas (provisioners/balancer/withStableEndpoints.ts)
+  if (p.stableEndpoints === false) return inner
+  return withStableEndpoints(common, inner, { stateDir: join(p.rootDir, 'endpoints', `op-${p.operatorId}`), operatorId: p.operatorId, listenHost: host, urlHost, portRange: [portLo, portHi], usedPorts: () => replicaPorts(deploymentsDir) })
 }

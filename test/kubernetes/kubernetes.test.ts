@@ -137,6 +137,9 @@ describe('manifests on the wire', () => {
 
     const back = await k8s.scale(id, 3)
     expect(back).toMatchObject({ replicasWanted: 3, replicasReady: 3, healthy: true })
+    // the customer's endpoint is the Service's: one address, the same at 2 replicas and after zero → 3
+    expect(st.endpoints).toEqual([`http://app.${id}.svc:8080`])
+    expect(back.endpoints).toEqual(st.endpoints)
     expect(fake.get('horizontalpodautoscalers', id, 'app')!.spec).toMatchObject({ minReplicas: 3, maxReplicas: 20, scaleTargetRef: { kind: 'StatefulSet', name: 'app' } })
     expect(claims().slice(0, 2)).toEqual(before)
     expect(claims()).toHaveLength(3)
