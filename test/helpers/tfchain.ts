@@ -42,7 +42,8 @@ export async function startTfchainDev(): Promise<TfchainDev> {
   const bob = keyring.addFromUri('//Bob')
   const nonces = new Map<string, number>()
   const nextNonce = async (address: string) => {
-    const n = nonces.get(address) ?? (await api.rpc.system.accountNextIndex(address)).toNumber()
+    // the state nonce, not accountNextIndex: chopsticks keeps a dropped (failed) extrinsic in its pool and counts it
+    const n = nonces.get(address) ?? ((await api.query.system!.account!(address)) as unknown as { nonce: { toNumber(): number } }).nonce.toNumber()
     nonces.set(address, n + 1)
     return n
   }

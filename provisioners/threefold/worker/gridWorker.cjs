@@ -43,28 +43,11 @@ function checkVm(p) {
   if (bad.length) throw fail('GRID_BAD_REQUEST', `invalid VM spec: ${bad.join(', ')}`, false)
 }
 
-/** The Zero-OS workloads of one VM, built with grid_client's own primitives (no network). */
+const { buildVmDeployment } = require('./buildVm.cjs')
 function buildVm(p) {
   checkVm(p)
   if (!opts) throw fail('GRID_NOT_INITIALIZED', 'init first', false)
-  const g = loadGrid()
-  const meta = JSON.stringify({ type: 'vm', name: p.name, projectName: p.deploymentId })
-  const workloads = []
-  const disks = []
-  if (p.diskGb > 0) {
-    const d = new g.DiskPrimitive()
-    workloads.push(d.create(p.diskGb, `${p.name}d`, meta))
-    disks.push(d.createMount(`${p.name}d`, '/data'))
-  }
-  if (p.publicIp) workloads.push(new g.PublicIPPrimitive().create(`${p.name}ip`, meta, '', 0, true, false))
-  // 10.20.2.2: the VM's address in the deployment's private network (the network workload itself needs the node's
-  // WireGuard port, which only the node answers over RMB: built by grid_client during deployVm, not here)
-  const vm = new g.VMPrimitive().create(p.name, p.flist, p.cpu, p.memoryMb, p.rootfsGb, disks, p.networkName, '10.20.2.2', false, true, '', p.publicIp ? `${p.name}ip` : '', p.entrypoint, p.env, meta)
-  workloads.push(vm)
-  const twinId = opts.twinId || 0
-  const factory = new g.DeploymentFactory({ twinId })
-  const deployment = factory.create(workloads, 1626394539, meta, `blueprint-operator ${p.deploymentId}`, 0)
-  return { deployment, workloads: workloads.map((w) => ({ type: String(w.type), name: w.name })) }
+  return buildVmDeployment(loadGrid(), p, opts.twinId || 0)
 }
 
 const ops = {
