@@ -1,15 +1,14 @@
 /**
  * Scale of one daemon at 100 / 1,000 / 10,000 active services (issue 10). For each size, in a fresh process (so
  * RSS is that size's own):
- * - one reconcile tick's chain side as the reshaped loop does it: the latest block once, one `getServices` over a
- *   rolling slice (`verify_per_tick`, 500) read at the cursor block and compared with the payment facts intake
- *   recorded (disagreements healed in one store update), and every service's paid-until / TTL decided from its
- *   recorded facts — JSON-RPC HTTP requests counted by a fake node in a child process (test/fakes/escrow-rpc.ts,
+ * - one reconcile tick of the daemon's service manager (daemon/service/: every service stepped, its payment state
+ *   from the facts intake recorded; the latest block read once; one `getServices` over a rolling slice of
+ *   `verify_per_tick` (500) at the cursor block, disagreements healed) with one own target whose replicas answer
+ *   healthy at once — JSON-RPC HTTP requests counted by a fake node in a child process (test/fakes/escrow-rpc.ts,
  *   real wire format, viem and the escrow client unmodified), CPU ms (process.cpuUsage, median of 5 ticks), RSS MB;
  * - intake: events decoded from real logs, applied and durably recorded, one event per delivery (events/s);
  * - one service change written to the store (ms, median).
- * The tick part stands for the service manager's tick until it is wired to these pieces; provisioner work
- * (scaling, health) is not in it. Ends with one line per size:
+ * Ends with one line per size:
  * `scale: services=N rpc_requests=N cpu_ms=N rss_mb=N intake_events_per_s=N store_update_ms=N`.
  * Run: `npm run bench -- scale` or `node bin/run-ts.mjs bench/scale.ts [services]`.
  */
@@ -27,7 +26,12 @@ import { createEvmPublicClient, createEvmWalletClient } from '../chain/evm/clien
 import { decodeLog } from '../chain/evm/decode.js'
 import { createEscrowClient } from '../chain/evm/escrow.js'
 import { applyEvents } from '../daemon/intake.js'
-import { defaultVerifyPerTick, factsFromOnchain, paidUntilFromFacts, rollingSlice, verifySlice } from '../daemon/paymentFacts.js'
+import { parseConfig } from '../daemon/config.js'
+import { defaultVerifyPerTick, factsFromOnchain } from '../daemon/paymentFacts.js'
+import type { Placement } from '../daemon/placement/placement.js'
+import type { Target, TargetRegistry } from '../daemon/ports.js'
+import { createServiceManager } from '../daemon/service/manager.js'
+import type { Provisioner } from '../provisioners/types.js'
 import type { ServiceRecord } from '../daemon/state.js'
 import { createStore } from '../daemon/store.js'
 import { fakeChainId, fakeEscrowAddress, fakeHead, fleetService } from '../test/fakes/escrow-rpc.js'
@@ -42,7 +46,7 @@ if (!process.argv[2]) {
   // one fresh process per size
   const lines: string[] = []
   for (const n of [100, 1000, 10_000]) {
-    const r = spawnSync(process.execPath, ['--max-old-space-size=4096', runner, here, String(n)], { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' })
+    const r = spawnSync(process.execPath, ['--expose-gc', runner, here, String(n)], { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' })
     process.stdout.write(r.stdout)
     const line = r.stdout.split('\n').find((l) => l.startsWith('scale: '))
     if (r.status !== 0 || !line) {
@@ -78,45 +82,40 @@ async function measure(n: number): Promise<void> {
     const ids = Array.from({ length: n }, (_, i) => String(i + 1))
     await store.update((st) => {
       for (const id of ids) st.services[id] = record(id, n)
+      st.cursor = { blockNumber: (fakeHead - 2n).toString(), blockHash: `0x${(fakeHead - 2n).toString(16).padStart(64, '0')}` }
     })
     const publicClient = createEvmPublicClient({ rpcUrl: fake.url, chainId: fakeChainId, batchSize: 50 })
     const key = bytesToHex(mnemonicToAccount(anvilMnemonic, { addressIndex: 1 }).getHdKey().privateKey!)
     const walletClient = createEvmWalletClient({ rpcUrl: fake.url, chainId: fakeChainId, privateKey: key })
     const escrow = createEscrowClient(common, { publicClient, walletClient, escrow: fakeEscrowAddress, registry: fakeEscrowAddress })
 
-    let sliceAt = 0
-    let disagreements = 0
-    let expired = 0
-    /** One tick's chain side: latest block, one getServices over the rolling slice at the cursor, decisions from facts. */
-    async function tick(): Promise<void> {
-      const head = await publicClient.getBlock({ blockTag: 'latest' })
-      const now = head.timestamp
-      const st = store.read()
-      const live = ids.filter((id) => st.services[id] && st.services[id].state !== 'closed' && st.services[id].state !== 'refunded')
-      const { slice, next } = rollingSlice(live, sliceAt, defaultVerifyPerTick)
-      sliceAt = next
-      const cursor = fakeHead - 2n
-      const onchain = await escrow.getServices(slice.map(BigInt), undefined, cursor)
-      const found = verifySlice(
-        slice.map((id) => ({ serviceId: id, facts: st.services[id]!.chain })),
-        onchain.map((o) => o && { ...o, state: o.state }),
-      )
-      disagreements += found.length
-      if (found.length) {
-        const heal = new Set(found.map((d) => d.serviceId))
-        await store.update((draft) => {
-          slice.forEach((id, i) => {
-            const o = onchain[i]
-            if (heal.has(id) && o) draft.services[id]!.chain = factsFromOnchain(o, cursor)
-          })
-        })
-      }
-      for (const id of live) {
-        const f = st.services[id]!.chain
-        const paidUntil = paidUntilFromFacts(f)
-        if (paidUntil !== undefined && paidUntil <= now) expired++
-        if (f?.endsAt && BigInt(f.endsAt) <= now) expired++
-      }
+    // the daemon's service manager over this store, the escrow client and one own target whose replicas are healthy
+    const provisioner = {
+      status: async (deploymentId: string) => ({ deploymentId, exists: true, replicasWanted: 1, replicasReady: 1, endpoints: ['http://10.0.0.21:20001'], healthy: true }),
+      scale: async (deploymentId: string, replicas: number) => ({ deploymentId, exists: true, replicasWanted: replicas, replicasReady: replicas, endpoints: replicas ? ['http://10.0.0.21:20001'] : [], healthy: true }),
+    } as unknown as Provisioner
+    const target = { name: 'ssh:rack-1', kind: 'own', provider: 'own', provisioner, sourceKinds: ['native'], offersFor: () => [] } as unknown as Target
+    const targets: TargetRegistry = { list: () => [target], byName: (name) => (name === target.name ? target : undefined), provisioners: () => [provisioner], close: async () => undefined }
+    const config = parseConfig(
+      {
+        operator: { id: 'bench', data_dir: dir },
+        chain: { rpc_url: fake.url, chain_id: fakeChainId, private_key: 'env:BPO_BENCH_KEY', registry: fakeEscrowAddress, escrow: fakeEscrowAddress },
+        loop: { verify_per_tick: defaultVerifyPerTick },
+        http: { enabled: false },
+        providers: { local: { enabled: false } },
+      },
+      { env: { BPO_BENCH_KEY: key }, baseDir: dir },
+    )
+    // chain time as the daemon reads it: one latest block per tick, shared by every service
+    let blockRead: { at: number; done: Promise<bigint> } | undefined
+    const now = async () => {
+      if (!blockRead || Date.now() - blockRead.at > 1000) blockRead = { at: Date.now(), done: publicClient.getBlock({ blockTag: 'latest' }).then((b) => b.timestamp) }
+      return blockRead.done
+    }
+    const manager = createServiceManager(common, { config, store, escrow, targets, placement: {} as Placement, now })
+    const tick = async () => {
+      blockRead = undefined
+      await manager.tick()
     }
 
     await tick() // warm-up (JIT, connections)
@@ -130,7 +129,9 @@ async function measure(n: number): Promise<void> {
       cpu.push((c.user + c.system) / 1000)
       rpc.push((await stats()).httpRequests - s0.httpRequests)
     }
-    const rss = process.memoryUsage().rss / 2 ** 20
+    ;(globalThis as { gc?: () => void }).gc?.()
+    const mem = process.memoryUsage()
+    const rss = mem.rss / 2 ** 20
 
     // intake: one PaymentReceived per delivery, decoded from a real log, applied and durably recorded
     const ctx = { operator: `0x${'11'.repeat(20)}`, chainId: fakeChainId, logger: common.logger }
@@ -155,9 +156,13 @@ async function measure(n: number): Promise<void> {
     }
     await store.close()
     const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
+    const metrics = await common.metrics.render()
+    const disagreements = [...metrics.matchAll(/bpo_payment_fact_disagreements_total\{[^}]*\} (\d+)/g)].reduce((a, m) => a + Number(m[1]), 0)
+    const states = Object.values(store.read().services).reduce<Record<string, number>>((a, r) => ((a[r.state] = (a[r.state] ?? 0) + 1), a), {})
     console.error(
-      `scale ${n}: verify slice ${Math.min(defaultVerifyPerTick, n)}, ${disagreements} disagreement(s) found and healed over 6 ticks, ${expired} expiry decision(s); rpc per tick ${rpc.join(',')}; cpu per tick ${cpu.map((x) => x.toFixed(0)).join(',')} ms; ${events} intake events, ${upd.length} store updates`,
+      `scale ${n}: verify slice ${Math.min(defaultVerifyPerTick, n)}, ${disagreements} disagreement(s) found and healed over 6 ticks; states ${JSON.stringify(states)}; rpc per tick ${rpc.join(',')}; heap used ${(mem.heapUsed / 2 ** 20).toFixed(0)} MB; cpu per tick ${cpu.map((x) => x.toFixed(0)).join(',')} ms; ${events} intake events, ${upd.length} store updates`,
     )
+    await manager.stop()
     console.log(
       `scale: services=${n} rpc_requests=${med(rpc)} cpu_ms=${med(cpu).toFixed(0)} rss_mb=${rss.toFixed(0)} intake_events_per_s=${perS.toFixed(0)} store_update_ms=${med(upd).toFixed(2)}`,
     )
@@ -177,7 +182,7 @@ function record(id: string, n: number): ServiceRecord {
     spec: { vcpu: 1, memoryGiB: 2, storageGiB: 10, gpu: { count: 0 }, replicas: 1, minReplicas: 1, maxReplicas: 2, regions: [], spotAllowed: false, highAvailability: false, ports: [8080], tier: 'basic' },
     source: { kind: 'native', url: 'https://artifacts.example/demo', sha256: 'ab'.repeat(32) },
     quote: { provider: 'own', target: 'ssh:rack-1', region: 'eu-home', instanceType: 'ssh:rack-1', placement: 'rack-1', hourlyUsd: '0.05', totalHourlyUsd: '0.05', replicas: 1, source: 'own-targets' },
-    replicas: 1, endpoints: ['http://10.0.0.21:20001'],
+    replicas: 1, endpoints: ['http://10.0.0.21:20001'], costSince: at,
     chain: factsFromOnchain({ ...s, state: 'active' }, fakeHead - 2n),
     health: { failures: 0, restarts: 0, healthy: true, lastCheck: at },
     ledger: { paid: s.balance.toString(), earned: '0', withdrawn: '0', refunded: '0', cloudCostUsd: '0' },

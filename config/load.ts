@@ -52,7 +52,17 @@ export type LoadConfigOptions = { env?: NodeJS.ProcessEnv; file?: string; baseDi
 export function parseConfigWith<S extends z.ZodType>(schema: S, doc: unknown, o: LoadConfigOptions = {}): z.output<S> {
   const file = o.file ?? '<config>'
   const baseDir = o.baseDir ?? (o.file ? dirname(resolve(o.file)) : process.cwd())
-  const r = withLoadContext({ env: o.env ?? process.env, baseDir }, () => schema.safeParse(doc))
+  const env = o.env ?? process.env
+  // container images set these (the listen address and the volume), over whatever the mounted file says
+  if ((env.BPO_HTTP_LISTEN || env.BPO_DATA_DIR) && doc && typeof doc === 'object') {
+    const d = doc as Record<string, Record<string, unknown> | undefined>
+    doc = {
+      ...d,
+      ...(env.BPO_HTTP_LISTEN && { http: { ...d.http, listen: env.BPO_HTTP_LISTEN } }),
+      ...(env.BPO_DATA_DIR && { operator: { ...d.operator, data_dir: env.BPO_DATA_DIR } }),
+    }
+  }
+  const r = withLoadContext({ env, baseDir }, () => schema.safeParse(doc))
   if (!r.success) {
     const problems: ConfigProblem[] = []
     for (const issue of r.error.issues) problems.push(...describe(issue, doc))

@@ -150,9 +150,11 @@ const sections = {
       interval_ms: posInt('interval in ms').default(30_000),
       /** A service the chain stopped knowing (deep reorg, reset chain) is torn down after this long. */
       vanished_after_ms: posInt('duration in ms').default(600_000),
+      /** Services whose payment facts (kept from events) are compared with the escrow per tick, in one read. */
+      verify_per_tick: posInt('services per tick').max(2000).default(500),
     })
-    .default({ interval_ms: 30_000, vanished_after_ms: 600_000 })
-    .transform((l) => ({ intervalMs: l.interval_ms, vanishedAfterMs: l.vanished_after_ms })),
+    .default({ interval_ms: 30_000, vanished_after_ms: 600_000, verify_per_tick: 500 })
+    .transform((l) => ({ intervalMs: l.interval_ms, vanishedAfterMs: l.vanished_after_ms, verifyPerTick: l.verify_per_tick })),
   deploy: z
     .strictObject({
       /** Provisioning attempts before a request is rolled back and refunded. */
@@ -167,9 +169,38 @@ const sections = {
     .default({ attempts: 3, backoff_ms: 2000, health_timeout_ms: 60_000, concurrency: 2, unhealthy_ticks_before_restart: 2 })
     .transform((d) => ({ attempts: d.attempts, backoffMs: d.backoff_ms, healthTimeoutMs: d.health_timeout_ms, concurrency: d.concurrency, unhealthyTicksBeforeRestart: d.unhealthy_ticks_before_restart })),
   http: z
-    .strictObject({ enabled: z.boolean().default(true), listen: listen.default('127.0.0.1:9464') })
+    .strictObject({
+      enabled: z.boolean().default(true),
+      listen: listen.default('127.0.0.1:9464'),
+      /** Bearer token of the operator actions (restart, stop, drain), by reference; without it they are disabled. */
+      admin_token: secretRef.optional(),
+    })
     .default({ enabled: true, listen: '127.0.0.1:9464' })
-    .transform((h) => ({ enabled: h.enabled, host: h.listen.slice(0, h.listen.lastIndexOf(':')), port: Number(h.listen.slice(h.listen.lastIndexOf(':') + 1)) })),
+    .transform((h) => ({
+      enabled: h.enabled,
+      host: h.listen.slice(0, h.listen.lastIndexOf(':')),
+      port: Number(h.listen.slice(h.listen.lastIndexOf(':') + 1)),
+      ...(h.admin_token && { adminToken: h.admin_token }),
+    })),
+  notifications: z
+    .strictObject({
+      /** Each service stage change POSTed as JSON, signed `X-Blueprint-Signature: sha256=<HMAC-SHA256 of the body>`. */
+      webhooks: z
+        .array(
+          z
+            .strictObject({
+              url: z.url({ protocol: /^https?$/, error: 'expected an http(s) URL' }),
+              /** HMAC key, by reference. */
+              secret: secretRef,
+              /** Stages to send (the state a service moved to); empty = every stage change. */
+              events: z.array(z.enum(['requested', 'provisioning', 'active', 'scaled-to-zero', 'terminating', 'closed', 'refunding', 'refunded'])).default([]),
+              timeout_ms: posInt('timeout in ms').default(10_000),
+            })
+            .transform((w) => ({ url: w.url, secret: w.secret, events: [...w.events] as string[], timeoutMs: w.timeout_ms })),
+        )
+        .default([]),
+    })
+    .default({ webhooks: [] }),
   log: z
     .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
     .default({ level: 'info' }),

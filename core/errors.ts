@@ -19,6 +19,7 @@ export const ReasonCodes = [
   'CUSTOMER_TERMINATED',
   'SERVICE_VANISHED',
   'NO_CAPACITY',
+  'OPERATOR_STOPPED',
 ] as const
 export type ReasonCode = (typeof ReasonCodes)[number]
 

@@ -43,8 +43,8 @@ describe('blueprint-operator config check', () => {
 
   test('error: usage', async () => {
     const c = io()
-    expect(await main(['config', 'check'], c.io)).toBe(2)
-    expect(await main(['frobnicate'], c.io)).toBe(2)
+    expect(await main(['config', 'check'], c.io)).toBe(64)
+    expect(await main(['frobnicate'], c.io)).toBe(64)
     expect(c.err()).toMatch(/unknown command: frobnicate/)
   })
 })

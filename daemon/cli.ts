@@ -1,6 +1,6 @@
 /**
  * `blueprint-operator` command line. Exit codes: 0 done, 1 will not succeed on retry (bad config, bad input),
- * 2 usage, 75 try again later (an RPC or target unreachable at start-up).
+ * 64 usage (one line on stderr, never a stack), 75 try again later (an RPC, a target or the daemon unreachable).
  */
 import { createCommon } from '../core/common.js'
 import { BaseError, isRetryable } from '../core/errors.js'
@@ -11,6 +11,13 @@ const USAGE = `usage: blueprint-operator <command>
 
   run [--config FILE]           run the daemon (default FILE: ./operator.toml)
   config check FILE             validate a configuration file; prints every problem with its path
+  status [--url URL] [--config FILE]
+                                the running daemon: chain, services (state, paid until, money), targets
+  services show|restart|stop ID [--url URL] [--config FILE]
+                                one service's timeline, decision and money; restart or stop it (needs the
+                                admin token: $BPO_ADMIN_TOKEN or [http] admin_token)
+  pricing refresh [SOURCE...]   refresh price sources into the cache now
+  pricing import SOURCE FILE    fill a source's cache from a saved file (offline)
   dev                           local anvil chain + contracts + demo blueprint + demo customer + the daemon
   demo <top-up|terminate|tier|status> ...
                                 act as the dev setup's demo customer (see README)
@@ -19,7 +26,7 @@ const USAGE = `usage: blueprint-operator <command>
                                 cheapest offers from the cached catalog
 `
 
-export const EXIT = { ok: 0, fatal: 1, usage: 2, retry: 75 } as const
+export const EXIT = { ok: 0, fatal: 1, usage: 64, retry: 75 } as const
 
 type Io = { stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream }
 
@@ -33,7 +40,7 @@ function flag(argv: string[], name: string): string | undefined {
 /** `config check FILE` */
 export function configCheck(file: string | undefined, io: Io): number {
   if (!file) {
-    io.stderr.write('usage: blueprint-operator config check FILE\n')
+    io.stderr.write('error: config check needs a FILE (blueprint-operator config check operator.toml)\n')
     return EXIT.usage
   }
   try {
@@ -88,13 +95,25 @@ export async function run(file: string, io: Io): Promise<number> {
 
 export async function main(argv: string[], io: Io = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
   const [cmd, sub] = argv
+  const usage = (msg: string) => {
+    io.stderr.write(`error: ${msg} (blueprint-operator help)\n`)
+    return EXIT.usage
+  }
   try {
     switch (cmd) {
       case 'run':
         return await run(flag(argv, '--config') ?? 'operator.toml', io)
       case 'config':
         if (sub === 'check') return configCheck(argv[2], io)
-        break
+        return usage(`unknown command: config ${sub ?? ''}`.trim())
+      case 'status':
+      case 'services': {
+        const { daemonTarget, servicesCommand, statusCommand } = await import('./consoleCli.js')
+        const target = daemonTarget({ url: flag(argv, '--url'), config: flag(argv, '--config') })
+        const pos = argv.filter((a, i) => !a.startsWith('--') && !['--url', '--config'].includes(argv[i - 1] ?? ''))
+        if (cmd === 'status') return await statusCommand(target, io)
+        return await servicesCommand(pos[1], pos[2], target, io)
+      }
       case 'dev': {
         const { runDev } = await import('./dev.js')
         return await runDev(argv.slice(1), io)
@@ -125,13 +144,19 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
       case 'help':
       case '--help':
       case '-h':
-        io.stdout.write(USAGE)
+        ;(cmd ? io.stdout : io.stderr).write(USAGE)
         return cmd ? EXIT.ok : EXIT.usage
     }
-    io.stderr.write(`unknown command: ${argv.join(' ')}\n\n${USAGE}`)
-    return EXIT.usage
+    return usage(`unknown command: ${argv.join(' ')}`)
   } catch (err) {
-    io.stderr.write(`${err instanceof BaseError ? err.message : (err as Error).stack ?? String(err)}\n`)
+    if (err instanceof BaseError && err.code === 'CLI_USAGE') return usage(err.shortMessage)
+    if (err instanceof ConfigError) {
+      io.stderr.write(`${err.shortMessage}\n${err.problems.map((p) => `  ${p.path || '(top level)'}: ${p.message}`).join('\n')}\n`)
+      return EXIT.fatal
+    }
+    // a known error is its message; anything else one line too (the stack only with BPO_DEBUG=1)
+    const text = err instanceof BaseError ? err.message : process.env.BPO_DEBUG ? ((err as Error).stack ?? String(err)) : `error: ${(err as Error)?.message ?? String(err)}`
+    io.stderr.write(`${text}\n`)
     return isRetryable(err) ? EXIT.retry : EXIT.fatal
   }
 }

@@ -1,4 +1,4 @@
-import { copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
+import { copyFileSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { inspect } from 'node:util'
@@ -51,11 +51,11 @@ describe('loadConfig', () => {
 
   test('behavior: operator.example.toml is valid and documents every key it sets', () => {
     const dir = mkdtempSync(join(tmpdir(), 'bpo-config-'))
-    mkdirSync(join(dir, 'keys'))
-    writeFileSync(join(dir, 'keys', 'rack-1'), 'PRIVATE KEY MATERIAL')
     const f = join(dir, 'operator.toml')
     copyFileSync(new URL('../operator.example.toml', import.meta.url), f)
-    const c = loadConfig(f, { env })
+    const c = loadConfig(f, { env: { ...env, BPO_SSH_KEY_RACK1: 'PRIVATE KEY MATERIAL', BPO_ADMIN_TOKEN: 't', BPO_WEBHOOK_SECRET: 's' } })
+    expect(c.http.adminToken?.reveal()).toBe('t')
+    expect(c.notifications.webhooks).toEqual([expect.objectContaining({ url: 'https://hooks.example.com/blueprint-operator', events: ['active', 'scaled-to-zero', 'closed', 'refunded'] })])
     expect(c.providers.ssh?.hosts[0]?.privateKey.reveal()).toBe('PRIVATE KEY MATERIAL')
     expect(c.providers.ssh?.hosts[0]?.name).toBe('rack-1')
     expect(c.providers.kubernetes?.clusters[0]?.name).toBe('edge')
@@ -167,5 +167,23 @@ vcpu = 64
   test('behavior: parseConfig validates an in-memory document', () => {
     const c = parseConfig(parse(minimal), { env })
     expect(c.http).toEqual({ enabled: true, host: '127.0.0.1', port: 9464 })
+  })
+
+  test('error: schema problems and unresolvable secrets are listed together', () => {
+    const text = minimal.replace('[chain]', '[loop]\ninterval_ms = -1\n[http]\nadmin_token = "env:BPO_NOT_SET_ANYWHERE"\n[chain]')
+    try {
+      loadConfig(write(text), { env: {} })
+      expect.unreachable()
+    } catch (err) {
+      const paths = (err as ConfigError).problems.map((p) => p.path)
+      expect(paths).toEqual(expect.arrayContaining(['loop.interval_ms', 'chain.private_key', 'http.admin_token']))
+    }
+  })
+
+  test('args: BPO_HTTP_LISTEN and BPO_DATA_DIR (set by the container image) win over the file', () => {
+    const c = parseConfig(parse(minimal), { env: { ...env, BPO_HTTP_LISTEN: '0.0.0.0:9464', BPO_DATA_DIR: '/var/lib/blueprint-operator' } })
+    expect(c.http).toMatchObject({ host: '0.0.0.0', port: 9464 })
+    expect(c.operator.dataDir).toBe('/var/lib/blueprint-operator')
+    expect(c.pricing.cacheDir).toBe('/var/lib/blueprint-operator/pricing')
   })
 })

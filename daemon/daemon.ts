@@ -11,36 +11,28 @@ import { createEvmPublicClient, createEvmWalletClient } from '../chain/evm/clien
 import { createEscrowClient } from '../chain/evm/escrow.js'
 import { createEvmFollower } from '../chain/evm/follow.js'
 import { archiveTerminal } from './archive.js'
-import { startHttpServer, type HttpServer } from './http.js'
+import { accessSync, constants as fsConstants } from 'node:fs'
+import { eventId } from '../chain/events.js'
+import { createActions, type Actions } from './actions.js'
+import { createEventBus, watchStages, type EventBus } from './events.js'
+import { startHttpServer, type HttpServer } from './http/index.js'
+import { instrumentTargets, registerMoneyGauges, type ObservedTargets } from './observe.js'
+import { startWebhooks } from './webhooks/webhooks.js'
 import { startCatalog } from './pricing.js'
 import { applyEvents, pruneProcessed } from './intake.js'
 import { createServiceManager, type ServiceManager } from './services.js'
 import { createStore, type Store } from './store.js'
 import { createOrphanSweep } from './sweep.js'
 import { createTargets } from './targets.js'
-import type { Target, TargetRegistry } from './ports.js'
-import { createPlacement } from './placement/placement.js'
-
-/** A target as /api/status shows it: its offer (own) or provider (cloud), capacity used and free, health. */
-function targetStatus(t: Target, manager: ServiceManager) {
-  const used = manager.context.book.usedOn(t.name)
-  const own = t.kind === 'own' ? t.offersFor({} as never)[0] : undefined
-  return {
-    name: t.name,
-    kind: t.kind,
-    provider: t.provider,
-    sourceKinds: t.sourceKinds,
-    ...(own && { region: own.region, hourlyUsd: own.hourlyUsd.toFixed() }),
-    ...(t.capacity && { capacity: t.capacity, free: { vcpu: t.capacity.vcpu - used.vcpu, memoryGiB: t.capacity.memoryGiB - used.memoryGiB, storageGiB: t.capacity.storageGiB - used.storageGiB } }),
-    used,
-    ...t.health?.(),
-  }
-}
+import { createPlacement, untilText } from './placement/placement.js'
 
 export type Daemon = {
   store: Store
   manager: ServiceManager
-  targets: TargetRegistry
+  targets: ObservedTargets
+  /** Stage changes and ticks, for observers (SSE, webhooks). */
+  bus: EventBus
+  actions: Actions
   http?: HttpServer
   /** Operator address (lowercase). */
   operator: `0x${string}`
@@ -87,14 +79,18 @@ export async function startDaemon({ config, common: parent }: StartDaemonParamet
   }
 
   const clientParams = { rpcUrl: config.chain.rpcUrl, chainId: config.chain.chainId, requestTimeoutMs: config.chain.requestTimeoutMs, pollingIntervalMs: Math.min(1000, config.chain.pollIntervalMs) }
-  const publicClient = createEvmPublicClient({ ...clientParams, batchSize: config.chain.rpcBatchSize })
-  const walletClient = createEvmWalletClient({ ...clientParams, privateKey: config.chain.privateKey.reveal() as `0x${string}` })
+  const publicClient = createEvmPublicClient({ ...clientParams, batchSize: config.chain.rpcBatchSize, metrics: common.metrics })
+  const walletClient = createEvmWalletClient({ ...clientParams, privateKey: config.chain.privateKey.reveal() as `0x${string}`, metrics: common.metrics })
   const account = walletClient.account
   const operator = account.address.toLowerCase() as `0x${string}`
   log.info({ operator, operatorId: config.operator.id, chainId: config.chain.chainId, rpc: config.chain.rpcUrl.replace(/\/\/[^@/]*@/, '//***@') }, 'starting')
 
-  const store = await step('state store', () =>
-    createStore(common.child('store'), { file: join(config.operator.dataDir, 'state.json'), operatorId: config.operator.id, chainId: config.chain.chainId }),
+  const bus = createEventBus(log.child({ module: 'events' }))
+  const store = watchStages(
+    await step('state store', () =>
+      createStore(common.child('store'), { file: join(config.operator.dataDir, 'state.json'), operatorId: config.operator.id, chainId: config.chain.chainId }),
+    ),
+    bus,
   )
   closers.push(['store', () => store.close()])
 
@@ -102,9 +98,16 @@ export async function startDaemon({ config, common: parent }: StartDaemonParamet
   const catalog = await step('pricing catalog', () => startCatalog(common.child('pricing'), config))
   if (catalog) closers.push(['pricing catalog', () => catalog.close()])
 
-  const targets = await step('targets', () => createTargets(common.child('targets'), config, { catalogOffers: () => catalog?.offers() ?? [] }))
+  const targets = instrumentTargets(common, await step('targets', () => createTargets(common.child('targets'), config, { catalogOffers: () => catalog?.offers() ?? [] })))
   closers.push(['targets', () => targets.close()])
   const placement = createPlacement(common.child('placement'), { settings: config.placement, targets })
+
+  if (config.notifications.webhooks.length) {
+    const hooks = await step('webhooks', () =>
+      startWebhooks(common.child('webhooks'), { hooks: config.notifications.webhooks, dataDir: config.operator.dataDir, bus, operatorId: config.operator.id, chainId: config.chain.chainId }),
+    )
+    closers.push(['webhooks', () => hooks.close()])
+  }
 
   const escrow = createEscrowClient(common.child('escrow'), {
     publicClient,
@@ -131,8 +134,37 @@ export async function startDaemon({ config, common: parent }: StartDaemonParamet
     return lastBlockTime > wall ? lastBlockTime : wall
   }
 
-  const manager = createServiceManager(common.child('services'), { config, store, escrow, targets, placement, now })
-  closers.push(['services', () => manager.stop()])
+  const chainNow = () => {
+    const wall = BigInt(Math.floor(Date.now() / 1000))
+    return lastBlockTime > wall ? lastBlockTime : wall
+  }
+  registerMoneyGauges(common, { store, token: config.token, now: chainNow })
+  const tickSeconds = common.metrics.histogram('bpo_tick_seconds', 'Duration of a whole reconcile pass (until every service of the pass settled), seconds')
+  let manager: ServiceManager | undefined
+  const actions = createActions(common.child('actions'), {
+    store,
+    targets,
+    kick: (id) => manager?.kick(id),
+    dataDir: config.operator.dataDir,
+    configDraining: config.operator.draining,
+    timeoutMs: config.deploy.healthTimeoutMs + 30_000,
+  })
+  manager = createServiceManager(common.child('services'), {
+    config,
+    store,
+    escrow,
+    targets,
+    placement,
+    now,
+    draining: () => actions.draining(),
+    onTick: (seconds) => {
+      tickSeconds.observe(seconds)
+      bus.emit({ type: 'tick', at: new Date().toISOString(), seconds })
+    },
+  })
+  const mgr = manager
+  closers.push(['services', () => mgr.stop()])
+  const applied = common.metrics.counter('bpo_events_applied_total', 'Chain events acted on (first time seen; duplicates are skipped), by type', { labels: ['type'] })
 
   let lastDelivery = Date.now()
   // the follower keeps its cursor in memory; an empty range is persisted at most every 30 s (a restart then re-reads
@@ -170,13 +202,14 @@ export async function startDaemon({ config, common: parent }: StartDaemonParamet
       }
       // events and the cursor past them are one write: each event is acted on exactly once across restarts
       const touched = await store.update((st) => {
-        const t = applyEvents(st, events, { operator, chainId: config.chain.chainId, logger: log.child({ module: 'intake' }) })
+        for (const e of events) if (!st.processed[eventId(e)]) applied.inc({ type: e.type })
+        const t = applyEvents(st, events, { operator, chainId: config.chain.chainId, logger: log.child({ module: 'intake' }), token: config.token })
         st.cursor = { blockNumber: cursor.blockNumber.toString(), blockHash: cursor.blockHash }
         pruneProcessed(st, cursor.blockNumber)
         return t
       })
       persistedAt = Date.now()
-      for (const id of touched) manager.kick(id)
+      for (const id of touched) mgr.kick(id)
     },
   })
   closers.push(['cursor', () => persistCursor()])
@@ -208,36 +241,67 @@ export async function startDaemon({ config, common: parent }: StartDaemonParamet
   archiveTimer.unref()
   closers.push(['archive', () => clearInterval(archiveTimer)])
 
+  const headGauge = common.metrics.gauge('chain_head_block', 'Latest block number reported by the RPC node', { labels: ['chain_id'] })
+  const chainFacts = () => {
+    const c = delivered ?? store.read().cursor
+    const head = headGauge.get({ chain_id: config.chain.chainId })
+    return {
+      chainId: config.chain.chainId,
+      ...(head > 0 && { head: String(head) }),
+      ...(c && { cursor: c.blockNumber, cursorHash: c.blockHash }),
+      ...(head > 0 && c && { lag: Math.max(0, head - Number(c.blockNumber)) }),
+      lastDeliveryAt: new Date(lastDelivery).toISOString(),
+    }
+  }
+  const checks = async () => {
+    const stale = Date.now() - lastDelivery > Math.max(config.chain.pollIntervalMs * 20, 60_000)
+    let writable = true
+    try {
+      accessSync(config.operator.dataDir, fsConstants.W_OK)
+    } catch {
+      writable = false
+    }
+    const health = catalog?.health() ?? []
+    const empty = health.filter((h) => h.source !== 'own-inventory' && !h.offers)
+    return [
+      { name: 'chain-follower', ok: !stale, critical: true, detail: stale ? `no block range delivered since ${new Date(lastDelivery).toISOString()}` : `last delivery ${new Date(lastDelivery).toISOString()}` },
+      { name: 'state-store', ok: writable, critical: true, detail: writable ? `${config.operator.dataDir} is writable` : `${config.operator.dataDir} is not writable` },
+      { name: 'targets', ok: targets.list().length > 0, critical: true, detail: `${targets.list().length} target(s): ${targets.list().map((t) => t.name).join(', ') || 'none configured'}` },
+      { name: 'price-sources', ok: !empty.length, critical: false, detail: empty.length ? `no offers yet from ${empty.map((h) => h.source).join(', ')}` : `${health.length} source(s) serving` },
+      { name: 'accepting-requests', ok: !actions.draining(), critical: false, detail: actions.draining() ? 'draining: new requests are refused' : 'new requests are taken' },
+    ]
+  }
+
   let httpServer: HttpServer | undefined
   if (config.http.enabled) {
     httpServer = await step('http', () =>
-      startHttpServer(common.child('http'), {
+      startHttpServer({
         host: config.http.host,
         port: config.http.port,
+        common: common.child('http'),
+        config,
         store,
-        status: () => {
-          const st = store.read()
-          const stale = Date.now() - lastDelivery > Math.max(config.chain.pollIntervalMs * 20, 60_000)
-          return {
-            ready: !stale,
-            operatorId: config.operator.id,
-            operator,
-            chainId: config.chain.chainId,
-            cursor: delivered ?? st.cursor,
-            draining: config.operator.draining,
-            targets: targets.list().map((t) => targetStatus(t, manager)),
-            placement: { mode: config.placement.mode, blocked: placement.blocks().map((b) => ({ ...b, until: new Date(b.until).toISOString() })) },
-            services: Object.keys(st.services).length,
-            catalog: catalog?.health() ?? [],
-          }
-        },
+        targets,
+        catalog,
+        bus,
+        actions,
+        adminToken: config.http.adminToken,
+        operator,
+        chain: chainFacts,
+        now: chainNow,
+        checks,
+        extra: () => ({
+          placement: { mode: config.placement.mode, blocked: placement.blocks().map((b) => ({ ...b, until: untilText(b.until) })) },
+          catalog: catalog?.health() ?? [],
+        }),
+        usedOn: (name) => mgr.context.book.usedOn(name),
       }),
     )
     closers.push(['http', () => httpServer!.close()])
   }
 
   // resume every service from its last recorded state, then follow the chain
-  manager.start()
+  mgr.start()
   follower.start()
   sweep.start()
   log.info({ http: httpServer?.url, targets: targets.list().map((t) => t.name) }, 'started')
@@ -245,8 +309,10 @@ export async function startDaemon({ config, common: parent }: StartDaemonParamet
   let stopped: Promise<void> | undefined
   return {
     store,
-    manager,
+    manager: mgr,
     targets,
+    bus,
+    actions,
     ...(httpServer && { http: httpServer }),
     operator,
     cursor: () => delivered ?? store.read().cursor,

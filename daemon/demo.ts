@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { mnemonicToAccount } from 'viem/accounts'
 import { createCommon } from '../core/common.js'
+import { BaseError } from '../core/errors.js'
 import { formatBaseUnits, toBaseUnits } from '../core/money.js'
 import { TierNames } from '../core/spec.js'
 import { anvilMnemonic } from '../chain/evm/anvil.js'
@@ -26,10 +27,19 @@ const USAGE = `usage: npm run demo -- <command>
 
 export async function demoCli(argv: string[], io: Io): Promise<number> {
   const [cmd, idArg, arg] = argv
-  if (!cmd || !idArg || !/^\d+$/.test(idArg)) {
-    io.stderr.write(USAGE)
-    return 2
+  const usage = (msg: string) => {
+    io.stderr.write(`error: ${msg} (npm run demo -- help)\n`)
+    return 64
   }
+  if (!cmd || cmd === 'help') {
+    io.stderr.write(USAGE)
+    return cmd ? 0 : 64
+  }
+  if (!['top-up', 'tier', 'terminate', 'status'].includes(cmd)) return usage(`unknown command ${JSON.stringify(cmd)}; one of top-up, tier, terminate, status`)
+  if (!idArg || !/^\d+$/.test(idArg)) return usage(`${cmd} needs a numeric service id${idArg ? `, not ${JSON.stringify(idArg)}` : ''}`)
+  if (cmd === 'top-up' && !(arg && /^\d+(\.\d{1,6})?$/.test(arg) && /[1-9]/.test(arg)))
+    return usage(`top-up needs an amount in USDC such as 0.05${arg ? `, not ${JSON.stringify(arg)}` : ''}`)
+  if (cmd === 'tier' && !TierNames.includes(arg as (typeof TierNames)[number])) return usage(`tier needs one of ${TierNames.join(', ')}${arg ? `, not ${JSON.stringify(arg)}` : ''}`)
   let info: DevInfo
   try {
     info = JSON.parse(readFileSync(join(devDir(), 'dev.json'), 'utf8')) as DevInfo
@@ -45,6 +55,12 @@ export async function demoCli(argv: string[], io: Io): Promise<number> {
   const customer = createCustomerClient(common, { publicClient, walletClient, ...addrs })
   const id = BigInt(idArg)
   try {
+    try {
+      await publicClient.getChainId()
+    } catch {
+      io.stderr.write(`the dev chain at ${info.rpcUrl} does not answer: start \`npm run dev\` first (and keep it running)\n`)
+      return 75
+    }
     switch (cmd) {
       case 'top-up': {
         if (!arg) break
@@ -73,16 +89,25 @@ export async function demoCli(argv: string[], io: Io): Promise<number> {
           return 1
         }
         const until = await escrow.paidUntil(id)
+        const now = (await publicClient.getBlock({ blockTag: 'latest' })).timestamp
+        // "active" on chain only means not ended: a service whose payment ran out is not served
+        const state = s.state === 'active' && until !== undefined && until <= now ? `payment expired (scaled to zero until a top-up)` : s.state
         io.stdout.write(
-          `service ${id}: ${s.state}, tier ${TierNames[s.tier] ?? s.tier}, balance ${formatBaseUnits(s.balance, 6)} USDC, earned ${formatBaseUnits(s.earned, 6)} USDC, ` +
+          `service ${id}: ${state}, tier ${TierNames[s.tier] ?? s.tier}, balance ${formatBaseUnits(s.balance, 6)} USDC, earned ${formatBaseUnits(s.earned, 6)} USDC, ` +
             `paid until ${until ? new Date(Number(until) * 1000).toISOString() : '-'}, ends ${s.endsAt ? new Date(Number(s.endsAt) * 1000).toISOString() : '-'}\n` +
             `customer balance ${formatBaseUnits(await customer.balanceOf(), 6)} USDC\n`,
         )
         return 0
       }
     }
-    io.stderr.write(USAGE)
-    return 2
+    return usage(`${cmd}: missing argument`)
+  } catch (err) {
+    if ((err as BaseError).code === 'RPC_UNAVAILABLE') {
+      io.stderr.write(`the dev chain at ${info.rpcUrl} does not answer: start \`npm run dev\` first (and keep it running)\n`)
+      return 75
+    }
+    io.stderr.write(`${err instanceof BaseError ? err.message : `error: ${(err as Error).message}`}\n`)
+    return 1
   } finally {
     await shutdown(1000)
   }

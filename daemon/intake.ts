@@ -3,6 +3,7 @@
  * changes only — side effects (provisioning, transactions) are driven afterwards from the recorded state.
  */
 import type { Logger } from '../core/common.js'
+import { formatBaseUnits } from '../core/money.js'
 import { eventId, type ChainEvent } from '../chain/events.js'
 import { requestProblems } from '../chain/evm/decode.js'
 import { TierNames } from '../core/spec.js'
@@ -15,6 +16,13 @@ export type IntakeContext = {
   chainId: number
   logger: Logger
   now?: Date
+  /** The payment token, so logged amounts carry their unit (without it: "<n> base units"). */
+  token?: { symbol: string; decimals: number }
+}
+
+/** An amount for a log line, always with its unit. */
+export function amountText(v: bigint, token?: { symbol: string; decimals: number }): string {
+  return token ? `${formatBaseUnits(v, token.decimals)} ${token.symbol}` : `${v} base units`
 }
 
 /** DNS-safe deployment id for a service: every resource is named by it. */
@@ -83,7 +91,7 @@ export function applyEvents(state: State, events: readonly ChainEvent[], ctx: In
       }
       state.services[key] = s
       touched.add(key)
-      log.info({ serviceId: key, blueprintId: s.blueprintId, tier: e.tier, deposit: s.deposit }, 'requested')
+      log.info({ serviceId: key, blueprintId: s.blueprintId, tier: e.tier, deposit: amountText(e.deposit, ctx.token) }, 'requested')
       continue
     }
     const s = state.services[e.serviceId.toString()]
@@ -96,7 +104,7 @@ export function applyEvents(state: State, events: readonly ChainEvent[], ctx: In
         break
       case 'PaymentReceived':
         s.ledger.paid = add(s.ledger.paid, e.amount)
-        log.info({ serviceId: s.serviceId, amount: e.amount.toString(), paidUntil: e.paidUntil.toString() }, 'payment received')
+        log.info({ serviceId: s.serviceId, amount: amountText(e.amount, ctx.token), paidUntil: new Date(Number(e.paidUntil) * 1000).toISOString() }, 'payment received')
         break
       case 'TierChanged':
         s.tierIndex = e.tier

@@ -101,6 +101,17 @@ export function factsFromOnchain(o: OnchainFacts, asOfBlock?: bigint): PaymentFa
   return f
 }
 
+/**
+ * The escrow record as the facts tell it, when they are complete and the chain has started metering (active, or
+ * ended); undefined otherwise (a record from before the facts were kept, or an activation intake has not seen yet):
+ * then read the chain instead.
+ */
+export function viewFromFacts(f: PaymentFacts | undefined): OnchainFacts | undefined {
+  if (!f?.onchainState || !['active', 'terminated', 'closed'].includes(f.onchainState)) return undefined
+  if (f.balance === undefined || f.ratePerHour === undefined || f.settledAt === undefined || f.endsAt === undefined || f.tier === undefined) return undefined
+  return { state: f.onchainState, tier: f.tier, ratePerHour: BigInt(f.ratePerHour), balance: BigInt(f.balance), settledAt: BigInt(f.settledAt), endsAt: BigInt(f.endsAt) }
+}
+
 export type Disagreement = {
   serviceId: string
   /** 'exists' when the chain does not know the service; otherwise the fact that differs. */
@@ -117,11 +128,18 @@ const ended: Compared[] = ['onchainState', 'balance']
 /**
  * Compare the facts of a slice of services with the escrow records read for them (`onchain[i]` belongs to
  * `slice[i]`; undefined when the chain does not know the service). Read the records at the block up to which the
- * facts were applied (the follower's cursor): then every difference is drift, not lag.
+ * facts were applied (the follower's cursor, `atBlock`): then every difference is drift, not lag; facts applied from
+ * a later block are skipped.
  */
-export function verifySlice(slice: ReadonlyArray<{ serviceId: string; facts: PaymentFacts | undefined }>, onchain: ReadonlyArray<OnchainFacts | undefined>): Disagreement[] {
+export function verifySlice(
+  slice: ReadonlyArray<{ serviceId: string; facts: PaymentFacts | undefined }>,
+  onchain: ReadonlyArray<OnchainFacts | undefined>,
+  atBlock?: bigint,
+): Disagreement[] {
   const out: Disagreement[] = []
   slice.forEach(({ serviceId, facts }, i) => {
+    // facts newer than the read (intake went on meanwhile) are not compared with an older record
+    if (atBlock !== undefined && facts?.asOfBlock !== undefined && BigInt(facts.asOfBlock) > atBlock) return
     const o = onchain[i]
     if (!o || o.state === 'none') {
       out.push({ serviceId, field: 'exists', record: facts?.onchainState, chain: undefined })

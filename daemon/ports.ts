@@ -57,6 +57,8 @@ export type Target = {
   offersFor(spec: ResourceSpec): readonly Offer[]
   /** The fixed pool of an own target (undefined for clouds: a VM per replica, limited by the account's quota). */
   capacity?: Capacity
+  /** How long a new replica may take to boot before it can be set up (cloud VMs), ms; added to call timeouts. */
+  bootTimeoutMs?: number
   /** Most replicas (VMs) this target runs at once over all services; undefined = no limit of its own. */
   maxInstances?: number
   /** The live price of an offer with the account's credentials, where the provider's API has one (USD/h). */

@@ -1,6 +1,6 @@
 /**
  * The daemon's view of public prices: the catalog of the sources named in `[pricing] sources`, refreshed on their
- * schedules with last-known-good kept, so operators see fresh market prices (`/api/catalog`, `quote`) beside the
+ * schedules with last-known-good kept, so operators see fresh market prices (`/api/pricing`, `/api/quote`, `quote`) beside the
  * prices of their own targets.
  */
 import { readFileSync } from 'node:fs'
@@ -9,6 +9,8 @@ import type { OperatorConfig } from './config.js'
 import { ConfigError } from './config.js'
 import { createCatalog, type Catalog } from '../pricing/catalog.js'
 import { defaultPricingConfig, SourceIds, type PricingConfig } from '../pricing/config.js'
+import { quoteFromCache, type QuoteFromCacheResult } from '../pricing/quote.js'
+import type { ResourceSpec } from '../core/spec.js'
 
 /** The pricing config derived from the operator's TOML; unknown source names are a ConfigError with their path. */
 export function pricingConfigOf(config: OperatorConfig): PricingConfig {
@@ -43,4 +45,29 @@ export async function startCatalog(common: Common, config: OperatorConfig): Prom
   const catalog = createCatalog(common, pricingConfigOf(config))
   await catalog.start()
   return catalog
+}
+
+export type QuoteQuery = { cpu: number; memory: number; storage?: number; gpu?: { count: number; model?: string }; regions?: string[]; replicas?: number; spot?: boolean; top?: number }
+
+/**
+ * The quote `blueprint-operator quote --config` prints, for a query: the cheapest offers of the operator's cache and
+ * own inventory (pricing/quote.ts).
+ */
+export async function quoteForConfig(config: OperatorConfig, q: QuoteQuery): Promise<QuoteFromCacheResult> {
+  const replicas = q.replicas ?? 1
+  const spec: ResourceSpec = {
+    vcpu: q.cpu,
+    memoryGiB: q.memory,
+    storageGiB: q.storage ?? 0,
+    gpu: q.gpu ?? { count: 0 },
+    replicas,
+    minReplicas: replicas,
+    maxReplicas: replicas,
+    regions: q.regions ?? [],
+    spotAllowed: q.spot ?? false,
+    highAvailability: false,
+    ports: [],
+    tier: 'basic',
+  }
+  return quoteFromCache(spec, pricingConfigOf(config), { top: q.top ?? 3 })
 }

@@ -15,6 +15,12 @@ import { localSection } from '../provisioners/local/config.js'
 import { createLocalProvisioner } from '../provisioners/local/createLocalProvisioner.js'
 import { sshSection } from '../provisioners/ssh/config.js'
 import { createSshProvisionerFromConfig } from '../provisioners/ssh/fromConfig.js'
+import { awsEc2SectionSchema, confirmEc2SpotPrice, createAwsEc2Provisioner } from '../provisioners/aws-ec2/index.js'
+import { confirmHetznerPrice, createHetznerProvisioner, hetznerSectionSchema } from '../provisioners/hetzner/index.js'
+import { resolveSecret } from '../config/secrets.js'
+import { usd } from '../core/money.js'
+import { threefoldSection } from '../provisioners/threefold/config.js'
+import { createThreefoldFromConfig } from '../provisioners/threefold/fromConfig.js'
 import type { Provisioner } from '../provisioners/types.js'
 import type { Target } from './ports.js'
 
@@ -78,6 +84,7 @@ export function cloudTarget(p: {
   regions: readonly string[]
   catalogOffers(): readonly Offer[]
   maxInstances?: number
+  bootTimeoutMs?: number
   confirmPrice?: Target['confirmPrice']
   health?: Target['health']
 }): Target {
@@ -99,6 +106,7 @@ export function cloudTarget(p: {
       return mine
     },
     ...(p.maxInstances !== undefined && { maxInstances: p.maxInstances }),
+    ...(p.bootTimeoutMs !== undefined && { bootTimeoutMs: p.bootTimeoutMs }),
     ...(p.confirmPrice && { confirmPrice: p.confirmPrice }),
     ...(p.health && { health: p.health }),
   }
@@ -158,6 +166,64 @@ export const providers = {
       })
       const targets = k8s.clusters.map((c) => ownTarget({ name: `k8s:${c.name}`, provisioner: prov, placement: c.name, region: c.region, vcpu: c.vcpu, memoryGiB: c.memoryGiB, storageGiB: c.storageGiB, hourlyUsd: c.hourlyUsd }))
       return { targets, provisioners: [prov] }
+    },
+  }),
+  aws: defineProvider({
+    section: awsEc2SectionSchema,
+    create(common, aws, ctx) {
+      const prov = createAwsEc2Provisioner(common.child('aws'), aws, {
+        operatorId: ctx.operatorId,
+        dataDir: ctx.dataDir,
+        ssh: { artifactAllowHosts: [...ctx.artifactAllowHosts], healthTimeoutMs: ctx.healthTimeoutMs, allowTestingSources: ctx.allowTestSources },
+      })
+      const t = cloudTarget({
+        name: 'aws',
+        provider: 'aws',
+        provisioner: prov,
+        regions: aws.regions,
+        catalogOffers: ctx.catalogOffers,
+        maxInstances: aws.max_instances,
+        bootTimeoutMs: aws.boot_timeout_ms,
+        // EC2 has a live price with the account's credentials for spot (on-demand list prices change rarely)
+        async confirmPrice(offer, spot, signal) {
+          if (!spot) return undefined
+          return usd(await confirmEc2SpotPrice({ client: prov.clientFor(offer.region), instanceType: offer.instanceType, signal, timeoutMs: aws.api_timeout_ms }))
+        },
+      })
+      return { targets: [t], provisioners: [prov] }
+    },
+  }),
+  hetzner: defineProvider({
+    section: hetznerSectionSchema,
+    create(common, hz, ctx) {
+      const prov = createHetznerProvisioner(common.child('hetzner'), hz, {
+        operatorId: ctx.operatorId,
+        dataDir: ctx.dataDir,
+        ssh: { artifactAllowHosts: [...ctx.artifactAllowHosts], healthTimeoutMs: ctx.healthTimeoutMs, allowTestingSources: ctx.allowTestSources },
+      })
+      const token = resolveSecret(hz.token)
+      const t = cloudTarget({
+        name: 'hetzner',
+        provider: 'hetzner',
+        provisioner: prov,
+        regions: hz.locations,
+        catalogOffers: ctx.catalogOffers,
+        maxInstances: hz.max_instances,
+        bootTimeoutMs: hz.boot_timeout_ms,
+        async confirmPrice(offer, _spot, signal) {
+          return usd(await confirmHetznerPrice({ token, endpoint: hz.endpoint, serverType: offer.instanceType, location: offer.region, eurUsd: hz.eur_usd, signal, timeoutMs: hz.api_timeout_ms }))
+        },
+      })
+      return { targets: [t], provisioners: [prov] }
+    },
+  }),
+  threefold: defineProvider({
+    section: threefoldSection,
+    create(common, tf, ctx) {
+      const prov = createThreefoldFromConfig(common.child('threefold'), tf, { dataDir: ctx.dataDir, allowTestSources: ctx.allowTestSources, catalogOffers: ctx.catalogOffers })
+      if (!prov) return { targets: [], provisioners: [] }
+      const t = cloudTarget({ name: 'threefold', provider: 'threefold', provisioner: prov, regions: [], catalogOffers: ctx.catalogOffers, maxInstances: tf.maxInstances })
+      return { targets: [t], provisioners: [prov] }
     },
   }),
 } satisfies Record<string, ProviderFactory>

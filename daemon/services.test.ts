@@ -32,4 +32,11 @@ describe('accrueCost', () => {
     accrueCost(r, new Date('2026-01-02T00:00:00.000Z'))
     expect(r.ledger.cloudCostUsd).toBe('0.72')
   })
+  test('behavior: a cloud service at zero accrues its kept disks, not its compute', () => {
+    const r = rec({ replicas: 0, state: 'scaled-to-zero', spec: { replicas: 2 } as ServiceRecord['spec'], costSince: '2026-01-01T00:00:00.000Z' })
+    r.quote!.stoppedHourlyUsd = '0.001'
+    accrueCost(r, new Date('2026-01-01T00:30:00.000Z'))
+    expect(r.ledger.cloudCostUsd).toBe('0.001') // 0.001 × 2 replicas' disks × 0.5 h
+    expect(r.ledger.replicaHours).toBeUndefined()
+  })
 })

@@ -52,6 +52,8 @@ export type QuoteRecord = {
   source: string
   /** Bought at the spot price. */
   spot?: boolean
+  /** What one replica's kept disk costs while the service is at zero (clouds), USD per hour. */
+  stoppedHourlyUsd?: string
   /** The price was confirmed live with the provider's API before buying (else the catalog's). */
   priceConfirmed?: boolean
 }

@@ -83,7 +83,7 @@ describe('createCatalog', () => {
     const file = JSON.parse(await readFile(join(dir, 'skypilot-aws.json'), 'utf8'))
     expect(file).toMatchObject({ format: 'blueprint-operator/pricing-cache', version: 1, source: 'skypilot-aws' })
     expect(file.offers[0]).toMatchObject({ instanceType: 'a1.2xlarge', hourlyUsd: '0.2568', spotHourlyUsd: '0.2568' })
-    expect(common.metrics.render()).toContain('pricing_source_offers{source="skypilot-aws"} 471')
+    expect(await common.metrics.render()).toContain('pricing_source_offers{source="skypilot-aws"} 471')
   })
 
   test('behavior: a source that goes down keeps serving its last-known-good offers', async () => {

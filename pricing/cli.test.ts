@@ -73,10 +73,10 @@ describe('pricing parse', () => {
   })
 
   test('error: usage', async () => {
-    expect((await run(['pricing', 'parse', 'nope', F('do-vms-v6.csv')])).code).toBe(2)
-    expect((await run(['pricing', 'parse', 'skypilot-aws'])).code).toBe(2)
+    expect((await run(['pricing', 'parse', 'nope', F('do-vms-v6.csv')])).code).toBe(64)
+    expect((await run(['pricing', 'parse', 'skypilot-aws'])).code).toBe(64)
     const h = await run(['pricing', 'parse', 'hetzner', F('hetzner-cloud-matrix-row.fixture.html')])
-    expect(h.code).toBe(2)
+    expect(h.code).toBe(64)
     expect(h.err).toContain('--feed')
     expect((await run(['pricing', 'parse', 'skypilot-aws', '/nonexistent.csv'])).code).toBe(1)
     expect((await run(['pricing', 'parse', 'skypilot-aws', F('vultr-plans-api.fixture.json')])).code).toBe(1)
@@ -150,11 +150,11 @@ describe('quote', () => {
   })
 
   test('error: usage', async () => {
-    expect((await run(['quote', '--memory', '4', '--catalog', dir])).code).toBe(2)
-    expect((await run(['quote', '--cpu', 'x', '--memory', '4'])).code).toBe(2)
-    expect((await run(['quote', '--cpu', '1', '--memory', '1', '--max-usd', 'ten', '--catalog', dir])).code).toBe(2)
+    expect((await run(['quote', '--memory', '4', '--catalog', dir])).code).toBe(64)
+    expect((await run(['quote', '--cpu', 'x', '--memory', '4'])).code).toBe(64)
+    expect((await run(['quote', '--cpu', '1', '--memory', '1', '--max-usd', 'ten', '--catalog', dir])).code).toBe(64)
     expect((await run(['quote', '--cpu', '1', '--memory', '1', '--catalog', join(dir, 'missing')])).code).toBe(1)
-    expect((await run(['pricing'])).code).toBe(2)
+    expect((await run(['pricing'])).code).toBe(64)
   })
 
   test.each([
@@ -166,7 +166,7 @@ describe('quote', () => {
     [['--gpu', 'H100:1.5'], '--gpu'],
   ])('error: usage %j', async (args, flag) => {
     const r = await run(['quote', '--cpu', '1', '--memory', '1', '--catalog', dir, ...args])
-    expect(r.code).toBe(2)
+    expect(r.code).toBe(64)
     expect(r.err).toContain(flag)
   })
 
@@ -244,5 +244,72 @@ describe('quote: ThreeFold offers in TFT', () => {
     const p = await run(['quote', '--cpu', '2', '--memory', '4', '--ports', '22', '--catalog', dir])
     expect(p.code).toBe(1)
     expect(p.err).toContain('threefold belgium node-1/2c-4g: ports 22 need a public IPv4: farm 1 has no free public IPv4')
+  })
+})
+
+describe('pricing import / refresh', () => {
+  let dir: string
+  let fake: FakePriceSources
+  beforeAll(async () => {
+    fake = await startFakePriceSources()
+  })
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'bpo-import-'))
+  })
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true })
+  })
+  afterAll(async () => {
+    await fake.close()
+  })
+  const config = () => {
+    const c = defaultPricingConfig(dir)
+    for (const id of SourceIds) c.sources[id].enabled = false
+    c.sources['vultr-plans'].enabled = true
+    c.sources['vultr-plans'].url = `${fake.url}/vultr/v2/plans`
+    c.sources['skypilot-aws'].url = `${fake.url}/skypilot/v8/aws/vms.csv`
+    return c
+  }
+
+  test('default: import fills the cache offline from a saved file; quote then uses it', async () => {
+    const r = await run(['pricing', 'import', 'vultr-plans', F('vultr-plans-api.fixture.json')], config())
+    expect(r.code, r.err).toBe(0)
+    expect(r.out).toMatch(/^vultr-plans: imported \d+ offers \(\d+ rows rejected\) into .*vultr-plans\.json, dated /)
+    const q = await run(['quote', '--cpu', '1', '--memory', '1'], config())
+    expect(q.code, q.err).toBe(0)
+    expect(q.out).toContain('#1 vultr')
+    // a cache file of another machine is accepted as it is, with its date
+    const copy = await run(['pricing', 'import', 'vultr-plans', join(dir, 'vultr-plans.json')], config())
+    expect(copy.code, copy.err).toBe(0)
+  })
+
+  test('error: import of a file that is not the source\'s format imports nothing', async () => {
+    const r = await run(['pricing', 'import', 'vultr-plans', F('aws-vms-v8.part0.csv')], config())
+    expect(r.code).toBe(1)
+    const u = await run(['pricing', 'import', 'nope', F('aws-vms-v8.part0.csv')], config())
+    expect(u.code).toBe(64)
+    expect(u.err.trim().split('\n')).toHaveLength(1)
+    expect(u.err).toMatch(/^error: unknown source "nope"/)
+  })
+
+  test('default: refresh prints one plain line per source when not on a terminal, then a summary', async () => {
+    const r = await run(['pricing', 'refresh'], config())
+    expect(r.code, r.out + r.err).toBe(0)
+    expect(r.lines[0]).toMatch(/^vultr-plans: ok, \d+ offers \(\d+\.\d s\)$/)
+    expect(r.lines.at(-1)).toMatch(/^1\/1 sources refreshed into /)
+    expect(r.out).not.toContain('\r')
+  })
+
+  test('behavior: refresh on a terminal updates one progress line; a failing source exits 1', async () => {
+    fake.route('/skypilot/v8/aws/vms.csv', { status: 503, body: 'down' })
+    let out = ''
+    const stdout = Object.assign(new Writable({ write: (c, _e, cb) => ((out += String(c)), cb()) }), { isTTY: true })
+    const stderr = new Writable({ write: (_c, _e, cb) => cb() })
+    const code = await pricingCliWith(['pricing', 'refresh', 'vultr-plans', 'skypilot-aws'], { stdout, stderr }, config())
+    fake.reset()
+    expect(code).toBe(1)
+    expect(out).toContain('\r\x1b[Krefreshing 0/2 sources…')
+    expect(out).toMatch(/skypilot-aws: failed \(\d+\.\d s\): /)
+    expect(out).toMatch(/1\/2 sources refreshed/)
   })
 })

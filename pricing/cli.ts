@@ -6,25 +6,26 @@
  *         [--top N] [--replicas N] [--ports 22,443] [--provider P]... [--catalog DIR] [--json]
  *       prints the best offers of the cached catalog with their hourly breakdown; ThreeFold offers also in TFT per hour
  *       (the catalog's last TFT/USD rate, plus the configured safety buffer).
- * Exit codes: 0 done, 1 no feasible offer / unreadable input, 2 usage.
+ * Exit codes: 0 done, 1 no feasible offer / unreadable input / a failed refresh, 64 usage (one line on stderr).
  */
 import { readFile } from 'node:fs/promises'
-import { join } from 'node:path'
-import { formatBaseUnits, usd, Usd, type Decimal } from '../core/money.js'
-import type { Offer, ProviderId, Quote } from '../core/offer.js'
+import { basename, dirname, join, resolve } from 'node:path'
+import { CACHE_FORMAT, readCacheFile, writeCacheFile } from './catalog.js'
+import { refreshCommand } from './refreshCommand.js'
+import { refreshProblem, screen } from './sanity.js'
+import { usd, Usd, type Decimal } from '../core/money.js'
+import type { ProviderId, Quote } from '../core/offer.js'
 import type { ResourceSpec } from '../core/spec.js'
-import { readCacheDir, enrichOffers, type CachedSource } from './catalog.js'
 import { defaultPricingConfig, SourceIds, type PricingConfig, type ThreefoldDiscountLevel } from './config.js'
 import { PricingUsageError } from './errors.js'
 import { offerToJson } from './offerJson.js'
-import { cheapest } from './select.js'
+import { quoteFromCache, quoteJson, type TftCost } from './quote.js'
 import { azureSpecsFromOffers, parseAzureRetail } from './sources/azureRetail.js'
 import { parseDigitalOceanPrices } from './sources/digitalocean.js'
 import { parseHetznerList, parseHetznerPlans } from './sources/hetzner.js'
-import { ownOffers } from './sources/own.js'
 import { parseSkypilotCsv, SkypilotClouds, type SkypilotCloud } from './sources/skypilot.js'
-import { discountMultiplier, parseGridNodes, TFT_DECIMALS, usdToTftWithBuffer } from './sources/threefold.js'
-import type { ParseResult, TftUsdInUse } from './sources/types.js'
+import { discountMultiplier, parseGridNodes } from './sources/threefold.js'
+import type { ParseResult } from './sources/types.js'
 import { parseVantageInstances } from './sources/vantage.js'
 import { parseVultrPlans } from './sources/vultr.js'
 
@@ -43,7 +44,11 @@ export const ParseFormats = [
 /** Where `quote` looks for the catalog cache without --catalog: $BLUEPRINT_PRICING_CACHE or ./.blueprint-operator/pricing. */
 export const defaultCacheDir = () => process.env.BLUEPRINT_PRICING_CACHE ?? join(process.cwd(), '.blueprint-operator', 'pricing')
 
-const USAGE = `usage:
+export const USAGE = `usage:
+  pricing refresh [SOURCE...]
+      refresh the cache now (every enabled source, or those named); progress on a terminal, plain lines otherwise
+  pricing import SOURCE FILE [--specs FILE] [--feed FILE] [--eur-usd X] [--discount LEVEL]
+      fill the cache of SOURCE from a saved file (the source's own format, or a cache file): no network needed
   pricing parse <format> <file> [--specs FILE] [--feed FILE] [--eur-usd X] [--discount LEVEL]
       formats: ${ParseFormats.join(', ')}
   quote --cpu N --memory GiB [--storage GiB] [--gpu MODEL:COUNT] [--region R]... [--spot] [--max-usd X]
@@ -95,6 +100,49 @@ function int(f: Flags, name: string, def: number, min: number): number {
 async function parseCommand(f: Flags, config: PricingConfig, io: PricingCliIo): Promise<number> {
   const [format, file] = f.positional
   if (!format || !file) throw new PricingUsageError('pricing parse needs <format> <file>')
+  const result = await parseFile(format, file, f, config)
+  for (const o of result.offers) io.stdout.write(`${JSON.stringify(offerToJson(o))}\n`)
+  for (const r of result.rejected) io.stderr.write(`rejected ${r.line !== undefined ? `line ${r.line}` : r.row}: ${r.why}\n`)
+  io.stdout.write(`offers=${result.offers.length} rejected=${result.rejected.length}\n`)
+  return 0
+}
+
+/** The source a parse format fills (and back). */
+const formatOfSource = (source: string) => (source === 'threefold' ? 'threefold-nodes' : source)
+
+/**
+ * `pricing import SOURCE FILE`: fill the cache of SOURCE from a file (what the source's site serves, saved by hand,
+ * or a cache file of another machine), screened like a refresh: no network needed.
+ */
+async function importCommand(f: Flags, config: PricingConfig, io: PricingCliIo): Promise<number> {
+  const [source, file] = f.positional
+  if (!source || !file) throw new PricingUsageError('pricing import needs <source> <file>')
+  if (!(SourceIds as readonly string[]).includes(source)) throw new PricingUsageError(`unknown source ${JSON.stringify(source)}; one of ${SourceIds.join(', ')}`)
+  const text = await readFile(file, 'utf8')
+  let parsed: ParseResult
+  let fetchedAt = Date.now()
+  if (text.includes(`"format":"${CACHE_FORMAT}"`) || text.includes(`"format": "${CACHE_FORMAT}"`)) {
+    const dir = dirname(resolve(file))
+    const c = await readCacheFile(dir, basename(file, '.json')).catch((err: Error) => {
+      throw new PricingUsageError(`${file}: not a cache file of ${source} (${err.message})`)
+    })
+    if (basename(file, '.json') !== source) throw new PricingUsageError(`${file} is the cache of ${basename(file, '.json')}, not of ${source}`)
+    parsed = { offers: c.offers, rejected: [] }
+    fetchedAt = c.fetchedAt
+  } else parsed = await parseFile(formatOfSource(source), file, f, config)
+  const screened = screen(parsed, config.sanity)
+  const problem = refreshProblem(0, screened.offers.length, config.sanity)
+  if (problem) {
+    io.stderr.write(`${source}: not imported: ${problem}${screened.rejected.length ? ` (${screened.rejected.length} rows rejected, e.g. ${screened.rejected[0]!.why})` : ''}\n`)
+    return 1
+  }
+  await writeCacheFile(config.cacheDir, source, fetchedAt, screened.offers)
+  io.stdout.write(`${source}: imported ${screened.offers.length} offers (${screened.rejected.length} rows rejected) into ${join(config.cacheDir, `${source}.json`)}, dated ${new Date(fetchedAt).toISOString()}\n`)
+  return 0
+}
+
+/** Parse `file` in `format` with the flags of `pricing parse`. */
+async function parseFile(format: string, file: string, f: Flags, config: PricingConfig): Promise<ParseResult> {
   if (!(ParseFormats as readonly string[]).includes(format)) throw new PricingUsageError(`unknown format ${JSON.stringify(format)}; one of ${ParseFormats.join(', ')}`)
   const text = await readFile(file, 'utf8')
   const fetchedAt = Date.now()
@@ -122,30 +170,10 @@ async function parseCommand(f: Flags, config: PricingConfig, io: PricingCliIo): 
     if (!(discount in discountMultiplier)) throw new PricingUsageError(`--discount: one of ${Object.keys(discountMultiplier).join(', ')}`)
     result = parseGridNodes(text, { fetchedAt, limits, policy: config.threefold.policy, discount })
   }
-  for (const o of result.offers) io.stdout.write(`${JSON.stringify(offerToJson(o))}\n`)
-  for (const r of result.rejected) io.stderr.write(`rejected ${r.line !== undefined ? `line ${r.line}` : r.row}: ${r.why}\n`)
-  io.stdout.write(`offers=${result.offers.length} rejected=${result.rejected.length}\n`)
-  return 0
+  return result
 }
 
 const fmt = (d: { toDecimalPlaces(n: number): { toFixed(n: number): string } }, n = 6) => d.toDecimalPlaces(n).toFixed(n)
-
-/** A ThreeFold quote's hourly cost in TFT: what funding the twin takes, at the catalog's rate plus the buffer. */
-type TftCost = { perHour: string; baseUnitsPerHour: string; usdPerTft: string; buffer: number; resolvedAt: number; sources: string[] } | { unavailable: string }
-
-function tftCost(q: Quote, rate: TftUsdInUse | undefined, buffer: number): TftCost | undefined {
-  if (q.offer.provider !== 'threefold') return undefined
-  if (!rate) return { unavailable: 'no TFT/USD rate in the catalog (see the threefold source notes)' }
-  const units = usdToTftWithBuffer(q.breakdown.totalUsd, usd(rate.usdPerTft), buffer)
-  return {
-    perHour: formatBaseUnits(units, TFT_DECIMALS),
-    baseUnitsPerHour: units.toString(),
-    usdPerTft: rate.usdPerTft,
-    buffer,
-    resolvedAt: rate.resolvedAt,
-    sources: rate.used.map((u) => u.source),
-  }
-}
 
 function tftText(t: TftCost): string {
   if ('unavailable' in t) return `   TFT/h unknown: ${t.unavailable}`
@@ -163,24 +191,6 @@ function quoteLine(rank: number, q: Quote, tft: TftCost | undefined): string {
     ...(tft ? [tftText(tft)] : []),
     `   source ${o.source}, fetched ${new Date(o.fetchedAt).toISOString()}`,
   ].join('\n')
-}
-
-function quoteJson(q: Quote, tft: TftCost | undefined) {
-  const b = q.breakdown
-  return {
-    offer: offerToJson(q.offer),
-    spot: q.spot,
-    replicas: q.replicas,
-    breakdown: {
-      hostUsd: b.hostUsd.toString(),
-      gpuUsd: b.gpuUsd.toString(),
-      storageUsd: b.storageUsd.toString(),
-      ipv4Usd: b.ipv4Usd.toString(),
-      perReplicaUsd: b.perReplicaUsd.toString(),
-      totalUsd: b.totalUsd.toString(),
-    },
-    ...(tft && { tft }),
-  }
 }
 
 export type QuoteQuery = { spec: ResourceSpec; maxCostPerHourUsd: Decimal | undefined; providers: ProviderId[] | undefined; top: number; catalogDir: string | undefined; json: boolean }
@@ -234,33 +244,25 @@ export function quoteQueryOf(args: string[]): QuoteQuery {
 
 async function quoteCommand(f: Flags, config: PricingConfig, io: PricingCliIo): Promise<number> {
   const { spec, maxCostPerHourUsd } = quoteQueryOf(f.raw)
-  const dir = one(f, 'catalog') ?? config.cacheDir
-  const cache = await readCacheDir(dir, { sources: SourceIds.filter((id) => config.sources[id].enabled) })
-  for (const p of cache.problems) io.stderr.write(`warning: ${p}\n`)
-  const own = ownOffers(config.own, { fetchedAt: Date.now(), limits: config.sanity }).offers
-  const offers: Offer[] = enrichOffers([...own, ...cache.offers], config)
-  if (!offers.length) {
-    io.stderr.write(`no offers: the catalog at ${dir} is empty and no own machines are configured\n`)
-    return 1
-  }
-  const res = cheapest(spec, offers, {
+  const res = await quoteFromCache(spec, config, {
+    ...(one(f, 'catalog') && { cacheDir: one(f, 'catalog')! }),
     providers: f.values.get('provider') as ProviderId[] | undefined,
     maxCostPerHourUsd,
     top: int(f, 'top', 3, 1),
   })
+  for (const p of res.problems) io.stderr.write(`warning: ${p}\n`)
+  if (!res.offers) {
+    io.stderr.write(`no offers: the catalog at ${res.cacheDir} is empty and no own machines are configured\n`)
+    return 1
+  }
   if (!res.ok) {
-    io.stderr.write(`NO_FEASIBLE_OFFER among ${offers.length} offers; nearest:\n`)
+    io.stderr.write(`NO_FEASIBLE_OFFER among ${res.offers} offers; nearest:\n`)
     for (const n of res.nearest) io.stderr.write(`  ${n.offer.provider} ${n.offer.region} ${n.offer.instanceType}: ${n.why.join('; ')}\n`)
     return 1
   }
-  const quotes = [res.quote, ...res.alternatives]
-  const bySource = new Map<string, CachedSource>(cache.sources.map((s) => [s.source, s]))
-  // fallbacks behind the quoted offers (e.g. the configured ThreeFold policy instead of the chain's)
-  for (const source of new Set(quotes.map((q) => q.offer.source))) for (const n of bySource.get(source)?.notes ?? []) io.stderr.write(`note: ${source}: ${n}\n`)
-  const rate = bySource.get('threefold')?.facts?.tftUsd
-  const tft = quotes.map((q) => tftCost(q, rate, config.tftUsd.buffer))
-  if (f.bools.has('json')) quotes.forEach((q, i) => io.stdout.write(`${JSON.stringify(quoteJson(q, tft[i]))}\n`))
-  else quotes.forEach((q, i) => io.stdout.write(`${quoteLine(i + 1, q, tft[i])}\n`))
+  for (const n of res.notes) io.stderr.write(`note: ${n}\n`)
+  if (f.bools.has('json')) res.quotes.forEach((q) => io.stdout.write(`${JSON.stringify(quoteJson(q.quote, q.tft))}\n`))
+  else res.quotes.forEach((q, i) => io.stdout.write(`${quoteLine(i + 1, q.quote, q.tft)}\n`))
   return 0
 }
 
@@ -269,13 +271,15 @@ export async function pricingCliWith(argv: string[], io: PricingCliIo, config: P
   try {
     const [cmd, sub, ...rest] = argv
     if (cmd === 'pricing' && sub === 'parse') return await parseCommand(parseFlags(rest), config, io)
+    if (cmd === 'pricing' && sub === 'import') return await importCommand(parseFlags(rest), config, io)
+    if (cmd === 'pricing' && sub === 'refresh') return await refreshCommand(parseFlags(rest).positional, config, io)
     if (cmd === 'quote') return await quoteCommand(parseFlags(argv.slice(1)), config, io)
-    io.stderr.write(USAGE)
-    return 2
+    throw new PricingUsageError(sub ? `unknown command: pricing ${sub}` : 'pricing needs a command: parse, import or refresh')
   } catch (err) {
     if (err instanceof PricingUsageError) {
-      io.stderr.write(`${err.shortMessage}\n${USAGE}`)
-      return 2
+      // one line: what was wrong; the full usage only on request (help)
+      io.stderr.write(`error: ${err.shortMessage} (blueprint-operator help)\n`)
+      return 64
     }
     io.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`)
     return 1

@@ -91,6 +91,9 @@ describe('decodeLog', () => {
     ['no topics', log([], '0x')],
     ['truncated data', log(event(serviceEscrowAbi, 'Withdrawn', { serviceId: 5n, operator }), '0x1234')],
     ['missing indexed topic', log(event(serviceEscrowAbi, 'Withdrawn', { serviceId: 5n, operator }).slice(0, 2), encodeAbiParameters([{ type: 'uint256' }], [1n]))],
+    ['a uint8 tier of 300', log(event(serviceEscrowAbi, 'TierChanged', { serviceId: 5n }), encodeAbiParameters([{ type: 'uint256' }, { type: 'uint256' }, { type: 'uint256' }, { type: 'uint64' }], [300n, 1n, 1n, 1n]))],
+    ['a uint64 of 2^64 in a topic', log([event(serviceEscrowAbi, 'ServiceTerminated', { serviceId: 5n, by: customer })[0]!, `0x${(2n ** 64n).toString(16).padStart(64, '0')}`, event(serviceEscrowAbi, 'ServiceTerminated', { serviceId: 5n, by: customer })[2]!], '0x')],
+    ['an address with high bytes set', log([event(serviceEscrowAbi, 'ServiceTerminated', { serviceId: 5n, by: customer })[0]!, event(serviceEscrowAbi, 'ServiceTerminated', { serviceId: 5n, by: customer })[1]!, `0x${'ff'.repeat(32)}`], '0x')],
     ['pending log', { ...serviceInitiated('0x'), blockNumber: null, blockHash: null } as unknown as Log],
     ['removed log', { ...serviceInitiated('0x'), removed: true }],
   ])('error: %s', (_, l) => {

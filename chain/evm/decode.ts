@@ -51,6 +51,8 @@ export function decodeLog(log: Log, chainId: number): ChainEvent {
   } catch (err) {
     throw new MalformedEventError([`topic0 ${log.topics[0] ?? '(none)'} with ${(log.data.length - 2) / 2} data bytes`], identity, err)
   }
+  const wide = widthProblems(decoded.eventName, log.topics, log.data)
+  if (wide.length) throw new MalformedEventError(wide, identity)
   switch (decoded.eventName) {
     case 'BlueprintRegistered':
       return { ...meta, type: 'BlueprintRegistered', blueprintId: decoded.args.blueprintId, developer: decoded.args.developer, name: decoded.args.name }
@@ -91,4 +93,22 @@ export function decodeLog(log: Log, chainId: number): ChainEvent {
       return { ...meta, type: 'Refunded', serviceId: a.serviceId, customer: a.customer, amount: a.amount, reason: bytes32ToReason(a.reason) }
     }
   }
+}
+
+/**
+ * Words wider than their ABI type (a uint8 tier of 300, a uint64 of 2^64, an address with high bytes set): the
+ * contracts never emit them, and viem would pass some through (small uints) or truncate them (addresses).
+ */
+function widthProblems(eventName: string, topics: readonly Hex[], data: Hex): string[] {
+  const item = chainEventAbi.find((x) => x.name === eventName)
+  if (!item) return []
+  const problems: string[] = []
+  let topic = 1
+  let head = 0
+  for (const p of item.inputs) {
+    const word = 'indexed' in p && p.indexed ? topics[topic++] : (`0x${data.slice(2 + 64 * head, 2 + 64 * ++head)}` as Hex)
+    const bits = p.type === 'address' ? 160 : Number(/^uint(\d+)$/.exec(p.type)?.[1] ?? 256)
+    if (bits < 256 && word && word.length > 2 && BigInt(word) >> BigInt(bits) !== 0n) problems.push(`${p.name}: ${BigInt(word)} does not fit ${p.type}`)
+  }
+  return problems
 }

@@ -83,7 +83,7 @@ export function createEscrowClient(common: Common, p: EscrowClientParameters): E
       ),
     )
 
-  const tx = createTxSender(common, { publicClient: p.publicClient, walletClient: p.walletClient, timeoutMs: p.txTimeoutMs })
+  const tx = createTxSender(common, { publicClient: p.publicClient, walletClient: p.walletClient, timeoutMs: p.txTimeoutMs, countTransactions: true })
   const send = (functionName: 'activate' | 'withdraw' | 'refund', args: readonly unknown[], signal?: AbortSignal) =>
     tx.send({ address: p.escrow, abi: serviceEscrowAbi, functionName, args }, signal)
 

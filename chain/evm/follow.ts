@@ -65,15 +65,19 @@ export function createEvmFollower(common: Common, p: EvmFollowerParameters): Evm
   if (bad.length) throw new BaseError('invalid chain follower options', { code: 'INVALID_OPTIONS', details: bad })
   const log = common.logger.child({ chainId: p.chainId })
   const labels = { chain_id: p.chainId }
+  const c = ['chain_id']
   const m = {
-    head: common.metrics.gauge('chain_head_block', 'Latest block number reported by the RPC node'),
-    cursor: common.metrics.gauge('chain_cursor_block', 'Last block fully delivered to the daemon'),
-    lag: common.metrics.gauge('chain_lag_blocks', 'Head minus cursor, blocks'),
-    rpcErrors: common.metrics.counter('chain_rpc_errors_total', 'Failed RPC calls of the chain follower'),
-    deliverErrors: common.metrics.counter('chain_deliver_errors_total', 'Batches whose delivery threw (retried)'),
-    reorgs: common.metrics.counter('chain_reorgs_total', 'Reorgs detected below the cursor'),
-    malformed: common.metrics.counter('chain_malformed_events_total', 'Logs that did not decode and were skipped'),
-    events: common.metrics.counter('chain_events_delivered_total', 'Events delivered to the daemon'),
+    head: common.metrics.gauge('chain_head_block', 'Latest block number reported by the RPC node', { labels: c }),
+    cursor: common.metrics.gauge('chain_cursor_block', 'Last block fully delivered to the daemon', { labels: c }),
+    lag: common.metrics.gauge('chain_lag_blocks', 'Head minus cursor, blocks', { labels: c }),
+    polled: common.metrics.gauge('chain_last_poll_timestamp_seconds', 'When the follower last completed a poll (caught up to the head it read), unix seconds', { labels: c }),
+    rpcErrors: common.metrics.counter('chain_rpc_errors_total', 'Failed RPC calls of the chain follower', { labels: [...c, 'method'] }),
+    deliverErrors: common.metrics.counter('chain_deliver_errors_total', 'Batches whose delivery threw (retried)', { labels: c }),
+    reorgs: common.metrics.counter('chain_reorgs_total', 'Reorgs detected below the cursor', { labels: c }),
+    malformed: common.metrics.counter('chain_malformed_events_total', 'Logs that did not decode and were skipped', { labels: c }),
+    seen: common.metrics.counter('chain_events_seen_total', "Logs of the operator's contracts read from confirmed blocks (decoded or not)", { labels: c }),
+    failed: common.metrics.counter('chain_events_failed_total', 'Events that failed: did not decode (skipped) or whose batch delivery threw (retried)', { labels: [...c, 'stage'] }),
+    events: common.metrics.counter('chain_events_delivered_total', 'Events delivered to the daemon', { labels: c }),
   }
   const maxRange = BigInt(Math.max(1, p.maxBlockRange ?? 500))
   const rpcTimeout = p.rpcTimeoutMs ?? 15_000
@@ -146,6 +150,7 @@ export function createEvmFollower(common: Common, p: EvmFollowerParameters): Evm
         out.push(decodeLog(l, p.chainId))
       } catch (err) {
         m.malformed.inc(labels)
+        m.failed.inc({ ...labels, stage: 'decode' })
         log.error({ err, event: logIdentity(l, p.chainId) }, 'skipping a log that does not decode')
       }
     }
@@ -210,12 +215,14 @@ export function createEvmFollower(common: Common, p: EvmFollowerParameters): Evm
       }
       if (moved.length) throw new ChainMovedError(moved)
       logs.sort((a, b) => (a.blockNumber! === b.blockNumber! ? a.logIndex! - b.logIndex! : a.blockNumber! < b.blockNumber! ? -1 : 1))
+      m.seen.inc(labels, logs.length)
       const events = decodeAll(logs)
       const next: Cursor = { blockNumber: to, blockHash: toBlock.hash! }
       try {
         await p.deliver(events, next)
       } catch (err) {
         m.deliverErrors.inc(labels)
+        m.failed.inc({ ...labels, stage: 'deliver' }, events.length)
         throw err
       }
       if (from !== to) remember({ blockNumber: from, blockHash: fromBlock.hash! })
@@ -229,6 +236,7 @@ export function createEvmFollower(common: Common, p: EvmFollowerParameters): Evm
       if (range < maxRange) range = range * 2n > maxRange ? maxRange : range * 2n
     }
     m.lag.set(Number(head - (cursor?.blockNumber ?? p.startBlock - 1n)), labels)
+    m.polled.set(Date.now() / 1000, labels)
   }
 
   const pollOnce = (signal?: AbortSignal): Promise<void> => {

@@ -13,6 +13,11 @@ export type TxSenderParameters = {
   walletClient: WalletClient<Transport, Chain | undefined, Account>
   /** From simulation to receipt, ms. Default 60_000. */
   timeoutMs?: number
+  /**
+   * Count the transactions in `chain_transactions_total` (the operator's own: the escrow client). Default false, so a
+   * customer's transactions sent from the same process (dev, tests) never inflate the operator's figures.
+   */
+  countTransactions?: boolean
 }
 
 export type ContractCall = { address: Address; abi: Abi; functionName: string; args: readonly unknown[] }
@@ -22,15 +27,24 @@ export type TxSender = {
   send(call: ContractCall, signal?: AbortSignal): Promise<TransactionReceipt>
 }
 
+/** One argument as log text: structs and arrays as JSON (bigints as decimals), never `[object Object]`. */
+export function argText(a: unknown): string {
+  if (a === null || typeof a !== 'object') return String(a)
+  const text = JSON.stringify(a, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))
+  return text.length > 200 ? `${text.slice(0, 197)}...` : text
+}
+
 /** Create a serialized sender for the wallet's account. */
 export function createTxSender(common: Common, p: TxSenderParameters): TxSender {
   const log = common.logger.child({ from: p.walletClient.account.address })
   const timeout = p.timeoutMs ?? 60_000
-  const counter = common.metrics.counter('chain_transactions_total', 'Transactions sent, by function and outcome')
+  const counter = p.countTransactions
+    ? common.metrics.counter('chain_transactions_total', "The operator's transactions, by function and outcome", { labels: ['function', 'outcome'] })
+    : { inc: () => undefined }
   let queue: Promise<unknown> = Promise.resolve()
   return {
     send(call, signal) {
-      const what = `${call.functionName}(${call.args.map(String).join(', ')})`
+      const what = `${call.functionName}(${call.args.map(argText).join(', ')})`
       const run = queue.then(() =>
         withScopedSignal([signal, common.signal], (s) => withTimeout(
           what,

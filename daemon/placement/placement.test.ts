@@ -91,7 +91,7 @@ describe('placement.rank', () => {
     expect(r.rejected.get('margin too low at the tier price')).toBe(3)
   })
 
-  test('behavior: a failed offer is blocked for the cooldown (offer, region or provider scope), then comes back', () => {
+  test('behavior: a failed offer is blocked for the cooldown (offer, region or provider scope), then comes back; auth stays', () => {
     let now = 1_000_000
     const p = createPlacement(common, { settings: settings(), targets: targets(), now: () => now })
     const at = { provider: 'hetzner', target: 'hetzner', region: 'fsn1', instanceType: 'cx22' }
@@ -104,8 +104,9 @@ describe('placement.rank', () => {
     p.block({ ...at, provider: 'aws' }, { kind: 'auth', scope: 'provider' }, 'auth')
     expect(names(p.rank({ spec: spec(), sources, preferences: {} }))).toEqual(['local/local/local'])
     now += 60_001
-    expect(names(p.rank({ spec: spec(), sources, preferences: {} }))[0]).toBe('hetzner/fsn1/cx22')
-    expect(p.blocks()).toEqual([])
+    // the cooldowns ended; an auth error keeps its provider out until the config changes
+    expect(names(p.rank({ spec: spec(), sources, preferences: {} }))).toEqual(['hetzner/fsn1/cx22', 'local/local/local'])
+    expect(p.blocks()).toEqual([expect.objectContaining({ provider: 'aws', kind: 'auth', until: Number.POSITIVE_INFINITY })])
   })
 
   test('behavior: a target that cannot run the source kind is not a candidate', () => {

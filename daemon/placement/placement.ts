@@ -88,6 +88,9 @@ export type Placement = {
   settings: Readonly<PlacementSettings>
 }
 
+/** When a block ends, for humans: an ISO time, or "the config changes" for an auth block. */
+export const untilText = (until: number) => (Number.isFinite(until) ? new Date(until).toISOString() : 'the config changes')
+
 export const viewOf = (c: Candidate): CandidateView => ({
   target: c.target.name,
   provider: c.offer.provider,
@@ -205,7 +208,7 @@ export function createPlacement(common: Common, p: CreatePlacementParameters): P
     for (const c of out) {
       const b = blockedBy({ provider: c.offer.provider, region: c.offer.region, instanceType: c.offer.instanceType })
       if (b) {
-        bump(`blocked after a failed attempt (${b.kind}, until ${new Date(b.until).toISOString()})`)
+        bump(`blocked after a failed attempt (${b.kind}, until ${untilText(b.until)})`)
         continue
       }
       if (input.priceUsd && input.minPriceToCost) {
@@ -223,7 +226,8 @@ export function createPlacement(common: Common, p: CreatePlacementParameters): P
   return {
     rank,
     block(at, f, reason) {
-      const until = now() + p.settings.cooldownMs
+      // an auth error disables the provider until its config changes (a restart with new credentials)
+      const until = f.kind === 'auth' ? Number.POSITIVE_INFINITY : now() + p.settings.cooldownMs
       const b: Block =
         f.scope === 'provider'
           ? { provider: at.provider, until, kind: f.kind, reason }
@@ -231,7 +235,7 @@ export function createPlacement(common: Common, p: CreatePlacementParameters): P
             ? { provider: at.provider, region: at.region, until, kind: f.kind, reason }
             : { provider: at.provider, region: at.region, instanceType: at.instanceType, until, kind: f.kind, reason }
       blocks.push(b)
-      common.logger.warn({ provider: b.provider, region: b.region, instanceType: b.instanceType, kind: f.kind, until: new Date(until).toISOString() }, 'offer blocked after a provisioning error')
+      common.logger.warn({ provider: b.provider, region: b.region, instanceType: b.instanceType, kind: f.kind, until: untilText(until) }, f.kind === 'auth' ? 'provider disabled until its credentials change' : 'offer blocked after a provisioning error')
     },
     blockedBy,
     blocks: () => [...active()],

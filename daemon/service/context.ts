@@ -114,4 +114,8 @@ export function requestOf(ctx: ServiceContext, s: ServiceRecord, replicas: numbe
   }
 }
 
-export const callOpts = (ctx: ServiceContext, signal: AbortSignal = ctx.common.signal): CallOptions => ({ signal, timeoutMs: ctx.config.deploy.healthTimeoutMs + 30_000 })
+/** Options of one provisioner call: the health timeout plus a margin, plus the target's boot time (cloud VMs). */
+export const callOpts = (ctx: ServiceContext, target?: Target, signal: AbortSignal = ctx.common.signal): CallOptions => ({
+  signal,
+  timeoutMs: ctx.config.deploy.healthTimeoutMs + 30_000 + (target?.bootTimeoutMs ?? 0),
+})

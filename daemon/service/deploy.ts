@@ -9,7 +9,7 @@ import { retry } from '../../core/retry.js'
 import type { DeploymentStatus } from '../../provisioners/types.js'
 import { failoverOf } from '../placement/failover.js'
 import { transition } from '../state.js'
-import { get, move, patch, requestOf, targetOf, type ServiceContext } from './context.js'
+import { callOpts, get, move, patch, requestOf, targetOf, type ServiceContext } from './context.js'
 import { accrueCost } from './ledger.js'
 import { missingOnChain } from './vanished.js'
 
@@ -87,7 +87,7 @@ async function provisionHealthy(ctx: ServiceContext, id: string, replicas: numbe
       })
       const cur = get(ctx, id)
       if (!cur || cur.state !== 'provisioning') throw new BaseError('service left provisioning', { code: 'SUPERSEDED' })
-      const st = await target.provisioner.provision(requestOf(ctx, cur, replicas), { signal, timeoutMs: ctx.config.deploy.healthTimeoutMs + 30_000 })
+      const st = await target.provisioner.provision(requestOf(ctx, cur, replicas), callOpts(ctx, target, signal))
       if (!st.healthy) throw new BaseError(`deployment ${cur.deploymentId} is not healthy: ${st.detail ?? `${st.replicasReady}/${st.replicasWanted} ready`}`, { code: 'UNHEALTHY', reason: 'UNHEALTHY', retryable: true })
       return st
     },
@@ -149,7 +149,7 @@ async function failOver(ctx: ServiceContext, id: string, err: unknown): Promise<
   const attempts = [...(s.decision?.attempts ?? []), attempt]
   // nothing of this attempt may keep running (or billing) before another offer is tried
   const t = targetOf(ctx, s)
-  await t.provisioner.destroy(s.deploymentId, { signal: ctx.common.signal, timeoutMs: ctx.config.deploy.healthTimeoutMs + 30_000 })
+  await t.provisioner.destroy(s.deploymentId, callOpts(ctx, t))
   if (attempts.length >= ctx.config.placement.maxAttempts) {
     await move(ctx, id, 'refunding', 'NO_CAPACITY', (r) => {
       r.reason = 'NO_CAPACITY'

@@ -17,7 +17,7 @@ export async function destroyQuietly(ctx: ServiceContext, id: string) {
     return
   }
   try {
-    await retry(() => t.provisioner.destroy(s.deploymentId, callOpts(ctx)), { attempts: 3, baseMs: 500, signal: ctx.common.signal, shouldRetry: (err) => isRetryable(err) })
+    await retry(() => t.provisioner.destroy(s.deploymentId, callOpts(ctx, t)), { attempts: 3, baseMs: 500, signal: ctx.common.signal, shouldRetry: (err) => isRetryable(err) })
   } catch (err) {
     ctx.log.error({ serviceId: id, err }, 'destroy failed; the next tick and the orphan sweep will retry')
     throw err

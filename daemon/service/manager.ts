@@ -15,6 +15,7 @@ import { createServiceMetrics, type ServiceContext } from './context.js'
 import { createDeployQueue } from './deploy.js'
 import { serial, step, type Serial } from './step.js'
 import { tick } from './tick.js'
+import { createPaymentVerifier } from './verify.js'
 
 export type ServiceManager = {
   /** Act on one service now (after an event), without waiting for the next tick. */
@@ -42,6 +43,8 @@ export type CreateServiceManagerParameters = {
   owns?: (serviceId: string) => boolean
   /** Draining at run time (an operator action), beside `[operator] draining`. */
   draining?: () => boolean
+  /** Called when a reconcile pass has settled, with its duration in seconds (metrics, the console's tick events). */
+  onTick?(seconds: number): void
 }
 
 export function createServiceManager(common: Common, p: CreateServiceManagerParameters): ServiceManager {
@@ -69,16 +72,21 @@ export function createServiceManager(common: Common, p: CreateServiceManagerPara
     stopped: () => stopped,
   }
   const owns = p.owns ?? (() => true)
+  const verifier = createPaymentVerifier(ctx, owns)
   const pending = () => [...q.inFlight.values(), ...[...ctx.deploys.running.values()].map((d) => d.promise)]
+  const pass = () => {
+    const t0 = performance.now()
+    return tick(ctx, q, owns, verifier).then(() => p.onTick?.((performance.now() - t0) / 1000))
+  }
   return {
     context: ctx,
     kick: ctx.kick,
-    tick: () => tick(ctx, q, owns),
+    tick: pass,
     start() {
       const loop = () => {
         if (stopped) return
         try {
-          void tick(ctx, q, owns)
+          void pass()
         } catch (err) {
           ctx.log.error({ err }, 'reconcile pass failed')
         }

@@ -161,6 +161,7 @@ async function reserve(ctx: ServiceContext, s: ServiceRecord, spec: ResourceSpec
           replicas: spec.replicas,
           source: c.offer.source,
           ...(c.spot && { spot: true }),
+          ...(t.kind === 'cloud' && c.offer.storageUsdPerGiBMonth && { stoppedHourlyUsd: c.offer.storageUsdPerGiBMonth.mul(Math.max(spec.storageGiB, 1)).div(730).toDecimalPlaces(12).toFixed() }),
           ...(confirmed.has(c) && { priceConfirmed: true }),
         }
         rec.decision = decisionOf(ctx, ranking, c, rec.decision?.attempts ?? [], full)

@@ -1,12 +1,16 @@
 /**
- * active / scaled-to-zero, every tick: payment state → replicas. Read the escrow, end the service at termination or
- * TTL, scale to zero when the payment ran out, back to the tier's replicas on a top-up or a tier change, and heal an
- * unhealthy deployment (restart, then replace, then end it with UNHEALTHY).
+ * active / scaled-to-zero, every tick: payment state → replicas. The payment state is the facts intake keeps from the
+ * escrow's events (daemon/paymentFacts.ts; verified against the chain by a rolling sweep, service/verify.ts), read
+ * from the chain only while they are incomplete (an activation intake has not seen yet, a record from before the
+ * facts were kept). End the service at termination or TTL, scale to zero when the payment ran out, back to the
+ * tier's replicas on a top-up or a tier change, and heal an unhealthy deployment (restart, then replace, then end it
+ * with UNHEALTHY).
  */
-import { paidUntil as paidUntilOf, tokenToUsd, usd } from '../../core/money.js'
+import { tokenToUsd, usd } from '../../core/money.js'
 import { TierNames, type ResourceSpec, type TierName } from '../../core/spec.js'
 import { planTier, replicasPaidFor } from '../../core/tiers.js'
 import type { ServiceView, Target } from '../ports.js'
+import { paidUntilOf, viewFromFacts } from '../paymentFacts.js'
 import type { ServiceRecord } from '../state.js'
 import { callOpts, get, iso, MAX_RESTARTS, move, patch, requestOf, targetOf, type ServiceContext } from './context.js'
 import { accrueCost } from './ledger.js'
@@ -18,14 +22,20 @@ const COST_ACCRUAL_MS = 10 * 60_000
 
 export async function reconcile(ctx: ServiceContext, id: string) {
   const s = get(ctx, id)!
-  const onchain = await ctx.escrow.getService(BigInt(id))
+  let onchain: ServiceView | undefined = viewFromFacts(s.chain)
   if (!onchain) {
-    await missingOnChain(ctx, id)
-    return terminate(ctx, id)
+    onchain = await ctx.escrow.getService(BigInt(id))
+    if (!onchain) {
+      await missingOnChain(ctx, id)
+      return terminate(ctx, id)
+    }
+    if (s.missing)
+      await patch(ctx, id, (r) => {
+        delete r.missing
+      })
   }
   const now = await ctx.now()
-  const paidUntil = onchain.ratePerHour > 0n ? paidUntilOf(onchain.balance, onchain.ratePerHour, onchain.settledAt) : 0n
-  await recordChainFacts(ctx, s, onchain, paidUntil)
+  const paidUntil = onchain.state === 'active' ? paidUntilOf(onchain.balance, onchain.ratePerHour, onchain.settledAt) : 0n
   if (await reachedItsEnd(ctx, id, onchain, now)) return terminate(ctx, id)
   const target = targetOf(ctx, s)
   const tier = TierNames[onchain.tier] ?? s.tier ?? 'basic'
@@ -33,24 +43,6 @@ export async function reconcile(ctx: ServiceContext, id: string) {
   const want = replicasFor(ctx, s, target, tier, onchain.ratePerHour)
   if (s.state === 'scaled-to-zero' || s.replicas !== want || s.tier !== tier) return scaleTo(ctx, s, target, tier, want, paidUntil)
   return checkHealth(ctx, s, target, want)
-}
-
-/** The chain's facts, written only when they moved (every write costs). */
-async function recordChainFacts(ctx: ServiceContext, s: ServiceRecord, onchain: ServiceView, paidUntil: bigint) {
-  const facts = {
-    paidUntil: paidUntil.toString(),
-    endsAt: onchain.endsAt.toString(),
-    ratePerHour: onchain.ratePerHour.toString(),
-    balance: onchain.balance.toString(),
-    onchainState: onchain.state,
-  }
-  if (s.missing || Object.entries(facts).some(([k, v]) => s.chain?.[k as keyof typeof facts] !== v)) {
-    await patch(ctx, s.serviceId, (r) => {
-      accrueCost(r)
-      r.chain = { ...r.chain, ...facts }
-      delete r.missing
-    })
-  }
 }
 
 /** Terminated by the customer or past its TTL: moved to terminating (true). */
@@ -71,11 +63,15 @@ async function reachedItsEnd(ctx: ServiceContext, id: string, onchain: ServiceVi
 }
 
 async function scaleToZero(ctx: ServiceContext, s: ServiceRecord, target: Target, paidUntil: bigint, now: bigint) {
-  if (s.state !== 'active' && s.replicas === 0) return
+  if (s.state !== 'active' && s.replicas === 0) {
+    // at zero: kept cloud disks still cost; bring the ledger up to date now and then (a gap counts one hour at most)
+    if (s.quote?.stoppedHourlyUsd && (!s.costSince || Date.now() - Date.parse(s.costSince) > COST_ACCRUAL_MS)) await patch(ctx, s.serviceId, (r) => accrueCost(r))
+    return
+  }
   await patch(ctx, s.serviceId, (r) => {
     r.intent = { op: 'scale', at: new Date().toISOString(), attempt: 1, detail: '0' }
   })
-  await target.provisioner.scale(s.deploymentId, 0, callOpts(ctx))
+  await target.provisioner.scale(s.deploymentId, 0, callOpts(ctx, target))
   await move(ctx, s.serviceId, 'scaled-to-zero', 'payment expired', (r) => {
     accrueCost(r)
     r.replicas = 0
@@ -124,8 +120,8 @@ async function scaleTo(ctx: ServiceContext, s: ServiceRecord, target: Target, ti
   // the same tier coming back from zero only needs its replicas
   const st =
     s.tier !== tier
-      ? await target.provisioner.provision({ ...requestOf(ctx, s, want), spec }, callOpts(ctx))
-      : await target.provisioner.scale(s.deploymentId, want, callOpts(ctx))
+      ? await target.provisioner.provision({ ...requestOf(ctx, s, want), spec }, callOpts(ctx, target))
+      : await target.provisioner.scale(s.deploymentId, want, callOpts(ctx, target))
   await move(ctx, s.serviceId, 'active', s.state === 'scaled-to-zero' ? 'top-up' : s.tier !== tier ? 'tier changed' : 'replicas', (r) => {
     accrueCost(r)
     r.replicas = want
@@ -140,7 +136,7 @@ async function scaleTo(ctx: ServiceContext, s: ServiceRecord, target: Target, ti
 /** Healthy? Otherwise restart, then replace, then end the service with UNHEALTHY (refunding the rest). */
 async function checkHealth(ctx: ServiceContext, s: ServiceRecord, target: Target, want: number) {
   const id = s.serviceId
-  const st = await target.provisioner.status(s.deploymentId, callOpts(ctx))
+  const st = await target.provisioner.status(s.deploymentId, callOpts(ctx, target))
   const healthy = st.exists && st.healthy && st.replicasReady >= want
   const endpointsMoved = st.endpoints.length !== s.endpoints.length || st.endpoints.some((e, i) => e !== s.endpoints[i])
   // a healthy service with nothing new is not rewritten every tick (10,000 services: 10,000 writes a tick otherwise);
@@ -175,8 +171,8 @@ async function checkHealth(ctx: ServiceContext, s: ServiceRecord, target: Target
   // replace when restarts do not help: provision again (idempotent, adopts what still runs)
   const after =
     !st.exists || restarts >= 3
-      ? await target.provisioner.provision(requestOf(ctx, get(ctx, id)!, want), callOpts(ctx))
-      : await target.provisioner.restart(s.deploymentId, callOpts(ctx))
+      ? await target.provisioner.provision(requestOf(ctx, get(ctx, id)!, want), callOpts(ctx, target))
+      : await target.provisioner.restart(s.deploymentId, callOpts(ctx, target))
   await patch(ctx, id, (r) => {
     r.health.restarts++
     r.health.lastRestartAt = new Date().toISOString()

@@ -4,15 +4,20 @@
  */
 import { TERMINAL, type ServiceContext } from './context.js'
 import { serial, step, type Serial } from './step.js'
+import type { PaymentVerifier } from './verify.js'
 
 const STATES = ['requested', 'provisioning', 'active', 'scaled-to-zero', 'terminating', 'closed', 'refunding', 'refunded'] as const
 
-/** Start one pass; resolves when this pass's steps settle. `owns` filters the services this daemon acts on. */
-export function tick(ctx: ServiceContext, q: Serial, owns: (serviceId: string) => boolean = () => true): Promise<void> {
+/**
+ * Start one pass; resolves when this pass's steps settle. `owns` filters the services this daemon acts on. The
+ * payment state comes from the facts intake recorded; `verify` compares a rolling slice of them with the escrow
+ * (one read), beside the steps rather than before them.
+ */
+export function tick(ctx: ServiceContext, q: Serial, owns: (serviceId: string) => boolean = () => true, verify?: PaymentVerifier): Promise<void> {
   const t0 = performance.now()
   ctx.m.ticks.inc()
   const counts: Record<string, number> = {}
-  const work: Array<Promise<void>> = []
+  const work: Array<Promise<void>> = verify ? [verify.run()] : []
   for (const s of Object.values(ctx.store.read().services)) {
     counts[s.state] = (counts[s.state] ?? 0) + 1
     if (TERMINAL.includes(s.state) || q.inFlight.has(s.serviceId) || !owns(s.serviceId)) continue

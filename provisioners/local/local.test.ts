@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { createTestCommon } from '../../core/common.js'
 import { isRetryable } from '../../core/errors.js'
 import { startArtifactServer, type TestArtifactServer } from '../../test/helpers/artifact-server.js'
-import { crashingArtifact, demoServiceArtifact, demoServicePath, escapingArtifact, markerArtifact, probeDemo, readDemoInfo } from '../../test/helpers/demo-service.js'
+import { crashingArtifact, demoServiceArtifact, demoServicePath, escapingArtifact, runnableDemoServicePath, markerArtifact, probeDemo, readDemoInfo } from '../../test/helpers/demo-service.js'
 import { runProvisionerContract } from '../../test/provisioner-contract/suite.js'
 import type { DeploymentRequest, Provisioner } from '../types.js'
 import { detectCgroups } from './cgroups.js'
@@ -525,7 +525,7 @@ for c in memory pids cpu; do
 done
 mv "$r.tmp" "$r"
 env -i setsid sh -c 'echo $$ > "$1.tmp" && mv "$1.tmp" "$1"; while :; do sleep 1; done' bpo-escapee "$DATA_DIR/escapee.pid" </dev/null >/dev/null 2>&1 &
-exec node '${demoServicePath}'
+exec node '${runnableDemoServicePath()}'
 `
 
   test('behavior: a replica runs as the workload user, can write only its data dir and cannot leave its cgroups; destroy kills everything', async (ctx) => {
@@ -671,16 +671,31 @@ exec node '${demoServicePath}'
 
   test('error: a daemon that is not root cannot switch to a workload user and is refused at construction', async (ctx) => {
     if (!canSwitch) return ctx.skip('needs root and the user nobody (uid 65534) to run a daemon that is not root')
-    const module = fileURLToPath(new URL('./createLocalProvisioner.ts', import.meta.url))
-    const script = `import(${JSON.stringify(module)}).then((m) => {
+    // bundled into one file under /tmp that nobody can read, wherever the checkout lies (a clone under a 0700 folder)
+    const { build } = await import('esbuild')
+    const dir = await mkdtemp(join('/tmp', 'bpo-notroot-'))
+    await chmod(dir, 0o755)
+    const bundle = join(dir, 'local.mjs')
+    await build({
+      entryPoints: [fileURLToPath(new URL('./createLocalProvisioner.ts', import.meta.url))],
+      bundle: true,
+      platform: 'node',
+      format: 'esm',
+      outfile: bundle,
+      logLevel: 'silent',
+      banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
+    })
+    await chmod(bundle, 0o644)
+    const script = `import(${JSON.stringify(bundle)}).then((m) => {
   try { m.createLocalProvisioner({ logger: {}, metrics: {} }, { rootDir: '/nonexistent', operatorId: 'o', workloadUser: 'nobody' }); console.log('CREATED') }
   catch (e) { console.log('REFUSED', e.code, e.message) }
 })`
-    const out = execFileSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--', process.execPath, '--import', 'tsx', '-e', script], {
-      cwd: fileURLToPath(new URL('../..', import.meta.url)),
+    const out = execFileSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--', process.execPath, '--input-type=module', '-e', script], {
+      cwd: '/',
       encoding: 'utf8',
       timeout: 60_000,
     })
+    await rm(dir, { recursive: true, force: true })
     expect(out).toMatch(/^REFUSED CONFIG_INVALID workloadUser nobody needs the daemon to run as root \(it runs as uid 65534\)$/m)
   })
 })

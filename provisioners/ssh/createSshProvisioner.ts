@@ -58,6 +58,11 @@ export type SshProvisionerParameters = {
   artifactAllowHosts?: readonly string[]
   /** Artifact size cap, bytes (daemon download and host download). Default 512 MiB. */
   maxArtifactBytes?: number
+  /**
+   * Added to the REPLICA_INDEX a workload sees (only the env: names and data dirs keep the local index). A cloud
+   * target runs one replica per VM, each VM its own SSH provisioner, and passes the VM's replica number. Default 0.
+   */
+  replicaIndexBase?: number
 }
 
 export type SshProvisioner = Provisioner & {
@@ -65,6 +70,18 @@ export type SshProvisioner = Provisioner & {
   placements(): Placement[]
   /** Total, reserved and free capacity per host. */
   capacity(): HostCapacity[]
+  /**
+   * Hand the provisioner a host at run time (a cloud VM that just booted). A host of the same name is replaced (its
+   * cached connection dropped), e.g. when a stopped VM came back with a new address. Throws TypeError when invalid.
+   */
+  addHost(host: SshHost): void
+  /**
+   * Take a host away at run time (its VM was stopped or deleted): its connection is dropped and the ledger forgets
+   * the deployments placed on it (what they left on the host's disk stays there, to be adopted if it returns).
+   */
+  removeHost(name: string): Promise<void>
+  /** Names of the hosts it knows now. */
+  hostNames(): string[]
 }
 
 const HOST_ENV_VALUE = '0.0.0.0'
@@ -77,10 +94,10 @@ export function createSshProvisioner(commonIn: Common, p: SshProvisionerParamete
   const log = common.logger
   if (!OPERATOR_ID_RE.test(p.operatorId)) throw new TypeError(`operatorId: got ${JSON.stringify(p.operatorId)}, expected ${OPERATOR_ID_RE}`)
   const hosts = new Map<string, SshHost>()
-  for (const h of p.hosts) {
+  /** Problems of one host's settings (empty when it is usable). */
+  const hostProblems = (h: SshHost): string[] => {
     const problems: string[] = []
     if (!HOST_NAME_RE.test(h.name)) problems.push(`name: got ${JSON.stringify(h.name)}`)
-    if (hosts.has(h.name)) problems.push('duplicate name')
     if (!Number.isInteger(h.port) || h.port < 1 || h.port > 65535) problems.push(`port: got ${h.port}`)
     try {
       parsePinnedKey(h.hostKey)
@@ -90,10 +107,16 @@ export function createSshProvisioner(commonIn: Common, p: SshProvisionerParamete
     if (h.workloadUser !== undefined && !/^[a-z_][a-z0-9_-]{0,31}$/.test(h.workloadUser)) problems.push(`workloadUser: got ${JSON.stringify(h.workloadUser)}, expected a POSIX user name`)
     const r = h.ports ?? DEFAULT_PORTS
     if (!Number.isInteger(r.from) || !Number.isInteger(r.to) || r.from < 1024 || r.to > 65535 || r.from > r.to) problems.push(`ports: got ${r.from}..${r.to}`)
+    return problems
+  }
+  for (const h of p.hosts) {
+    const problems = hostProblems(h)
+    if (hosts.has(h.name)) problems.push('duplicate name')
     if (problems.length) throw new TypeError(`ssh host ${JSON.stringify(h.name)}: ${problems.join('; ')}`)
     hosts.set(h.name, h)
   }
   const transfer = p.artifactTransfer ?? 'upload'
+  const replicaIndexBase = p.replicaIndexBase ?? 0
   const addressPolicy = createAddressPolicy(p.artifactAllowHosts)
   const maxArtifactBytes = p.maxArtifactBytes ?? 512 * 1024 * 1024
   const cacheDir = p.artifactCacheDir ?? join(p.stateDir, 'artifacts')
@@ -208,15 +231,17 @@ export function createSshProvisioner(commonIn: Common, p: SshProvisionerParamete
    * Find the deployment: the ledger first, else every host (a daemon that lost its state dir). Throws
    * TargetUnreachableError when some host could not be asked and none had it.
    */
-  async function locate(id: string, signal: AbortSignal): Promise<{ host: SshHost; placement: Placement; remote: RemoteStatus } | undefined> {
+  async function locate(id: string, signal: AbortSignal, pinned?: string): Promise<{ host: SshHost; placement: Placement; remote: RemoteStatus } | undefined> {
     const known = ledger.get(id)
     if (known) {
       const h = hostOf(known)
       return { host: h, placement: known, remote: await agent.status(h, id, { signal }) }
     }
     let unreachable: unknown
+    // a request pinned to a known host is looked for there only (a cloud VM holds exactly its own deployment)
+    const where = pinned !== undefined && hosts.has(pinned) ? [hosts.get(pinned)!] : [...hosts.values()]
     const found = await Promise.all(
-      [...hosts.values()].map(async (h) => {
+      where.map(async (h) => {
         try {
           const remote = await agent.status(h, id, { signal })
           if (!remote.present) return undefined
@@ -313,7 +338,7 @@ export function createSshProvisioner(commonIn: Common, p: SshProvisionerParamete
       ['SERVICE_ID', req.serviceId],
       ['BLUEPRINT_ID', req.blueprintId],
       ['DEPLOYMENT_ID', req.deploymentId],
-      ['REPLICA_INDEX', String(i)],
+      ['REPLICA_INDEX', String(i + replicaIndexBase)],
       ['DATA_DIR', dataDir],
       ['BPO_OWNER', p.operatorId],
       ['BPO_DEPLOYMENT', req.deploymentId],
@@ -346,7 +371,7 @@ export function createSshProvisioner(commonIn: Common, p: SshProvisionerParamete
       ['SERVICE_ID', req.serviceId],
       ['BLUEPRINT_ID', req.blueprintId],
       ['DEPLOYMENT_ID', req.deploymentId],
-      ['REPLICA_INDEX', String(i)],
+      ['REPLICA_INDEX', String(i + replicaIndexBase)],
       ['DATA_DIR', '/data'],
       ['BPO_OWNER', p.operatorId],
       ['BPO_DEPLOYMENT', req.deploymentId],
@@ -560,7 +585,7 @@ export function createSshProvisioner(commonIn: Common, p: SshProvisionerParamete
           if (!sourceKinds.includes(req.source.kind)) throw new ProvisionError(`source kind ${req.source.kind} is not accepted by this operator`, { reason: 'MALFORMED_REQUEST', code: 'SOURCE_KIND_REFUSED' })
           const kind: Placement['kind'] = req.source.kind === 'container' ? 'container' : 'native'
           const id = req.deploymentId
-          let found = await locate(id, signal)
+          let found = await locate(id, signal, req.placement)
           if (found && !ledger.get(id)) await adopt(found.placement)
           if (!found) {
             const pl = await placeAndReserve(req, kind, signal)
@@ -705,6 +730,31 @@ export function createSshProvisioner(commonIn: Common, p: SshProvisionerParamete
     },
 
     placements: () => ledger.all().map((x) => structuredClone(x)),
+
+    addHost(h) {
+      const problems = hostProblems(h)
+      if (problems.length) throw new TypeError(`ssh host ${JSON.stringify(h.name)}: ${problems.join('; ')}`)
+      const old = hosts.get(h.name)
+      if (old && JSON.stringify(old) === JSON.stringify(h)) return
+      if (old) pool.drop(h.name)
+      hosts.set(h.name, h)
+      agent.forget(h.name)
+      agent.layout(h)
+    },
+
+    async removeHost(name) {
+      if (!hosts.has(name)) return
+      hosts.delete(name)
+      pool.drop(name)
+      agent.forget(name)
+      if (ledger.all().some((pl) => pl.host === name)) {
+        await ledger.update((d) => {
+          for (const [id, pl] of Object.entries(d.placements)) if (pl.host === name) delete d.placements[id]
+        })
+      }
+    },
+
+    hostNames: () => [...hosts.keys()],
 
     capacity() {
       const used = usedByHost(ledger.all())

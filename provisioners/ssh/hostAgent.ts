@@ -76,7 +76,7 @@ export type HostAgent = {
   /** TCP ports listening on the host. */
   listeningPorts(host: SshHost, o?: ExecOptions): Promise<Set<number>>
   layout(host: SshHost): HostLayout
-  /** Forget cached facts (after a connection error). */
+  /** Forget cached facts and layout (after a connection error, or when the host goes away). */
   forget(hostName: string): void
 }
 
@@ -120,7 +120,10 @@ export function createHostAgent(common: Common, pool: SshPool, operatorId: strin
     run,
     must,
     layout,
-    forget: (name) => void facts.delete(name),
+    forget: (name) => {
+      facts.delete(name)
+      layouts.delete(name)
+    },
     async facts(host, o) {
       const cached = facts.get(host.name)
       if (cached) return cached

@@ -26,7 +26,8 @@ import type { GridSupervisor } from './createGridSupervisor.js'
 import type { GridContract, GridVmSpec } from './protocol.js'
 
 export type ThreefoldProvisionerParameters = {
-  supervisor: Pick<GridSupervisor, 'call'>
+  /** The supervised grid worker; closed with the provisioner. */
+  supervisor: Pick<GridSupervisor, 'call' | 'close'>
   /** Grid proxy base URL (node and farm records). */
   proxyUrl: string
   /** The catalog's offers (the threefold ones are used). */
@@ -244,7 +245,9 @@ export function createThreefoldProvisioner(common: Common, p: ThreefoldProvision
         return dep ? [{ deploymentId: dep, kind: `${c.kind}-contract`, id: c.contractId, ...(c.nodeId && { placement: `node-${c.nodeId}` }) }] : []
       })
     },
-    async close() {},
+    async close() {
+      await p.supervisor.close()
+    },
   }
 }
 

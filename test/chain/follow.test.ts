@@ -88,7 +88,7 @@ describe('createEvmFollower', () => {
     await f.pollOnce()
     expect(names(st.s.events)).toEqual(['needs-two'])
     expect(st.s.cursor?.blockNumber).toBe(at)
-    expect(common.metrics.render()).toMatch(/chain_lag_blocks\{chain_id="31337"\} 2/)
+    expect(await common.metrics.render()).toMatch(/chain_lag_blocks\{chain_id="31337"\} 2/)
   })
 
   test('behavior: a follower restarted from the saved cursor misses and repeats nothing', async () => {
@@ -128,7 +128,7 @@ describe('createEvmFollower', () => {
     await c.testClient.mine({ blocks: 4 })
     await f.pollOnce()
     expect(names(st.s.events)).toEqual(['kept'])
-    expect(common.metrics.render()).not.toMatch(/chain_reorgs_total\{chain_id="31337"\} [1-9]/)
+    expect(await common.metrics.render()).not.toMatch(/chain_reorgs_total\{chain_id="31337"\} [1-9]/)
   })
 
   test('behavior: a reorg below the cursor is detected by parent hash and the new branch delivered', async () => {
@@ -148,7 +148,7 @@ describe('createEvmFollower', () => {
     await c.registerBlueprint({ name: 'replacement' })
     await c.registerBlueprint({ name: 'after' })
     await f.pollOnce()
-    expect(common.metrics.render()).toMatch(/chain_reorgs_total\{chain_id="31337"\} 1/)
+    expect(await common.metrics.render()).toMatch(/chain_reorgs_total\{chain_id="31337"\} 1/)
     // delivered again from the common ancestor: the new branch, nothing of the old one twice
     expect(names(st.s.events)).toEqual(['base', 'orphaned', 'replacement', 'after'])
     expect(st.s.cursor!.blockNumber).toBe(base.blockNumber + 2n)
@@ -169,7 +169,7 @@ describe('createEvmFollower', () => {
     await c.testClient.revert({ id: snapshot })
     await c.registerBlueprint({ name: 'instead' }) // same height as 'gone'
     await f.pollOnce()
-    expect(common.metrics.render()).toMatch(/chain_reorgs_total\{chain_id="31337"\} 1/)
+    expect(await common.metrics.render()).toMatch(/chain_reorgs_total\{chain_id="31337"\} 1/)
     expect(names(st.s.events)).toEqual(['kept-base', 'gone', 'instead'])
   })
 
@@ -196,7 +196,7 @@ describe('createEvmFollower', () => {
       await until('first event', () => names(st.s.events).includes('before-outage'))
       await relay.down()
       await c.registerBlueprint({ name: 'during-outage' })
-      await until('rpc errors', () => /chain_rpc_errors_total\{[^}]*\} [3-9]/.test(common.metrics.render()))
+      await until('rpc errors', async () => /chain_rpc_errors_total\{[^}]*\} [3-9]/.test(await common.metrics.render()))
       expect(names(st.s.events)).toEqual(['before-outage'])
       await relay.up()
       await c.registerBlueprint({ name: 'after-outage' })
@@ -219,7 +219,7 @@ describe('createEvmFollower', () => {
     expect(st.s.events.map((e) => e.type)).toEqual(['BlueprintRegistered', 'ServiceInitiated'])
     expect(st.s.events[1]).toMatchObject({ serviceId })
     // mint (Transfer), approve (Approval), the deposit's Transfer
-    expect(common.metrics.render()).toMatch(/chain_malformed_events_total\{chain_id="31337"\} 3/)
+    expect(await common.metrics.render()).toMatch(/chain_malformed_events_total\{chain_id="31337"\} 3/)
   })
 
   test('behavior: a node that refuses large block ranges is read in smaller ranges', async () => {

@@ -43,7 +43,8 @@ describe('e2e: npm run dev', () => {
       const dashboard = /dashboard:\s+(http:\/\/\S+)/.exec(out)![1]!
       const html = await (await fetch(dashboard)).text()
       expect(html).toContain('<h1>blueprint-operator</h1>')
-      expect(html).toMatch(/<td class="st active">active<\/td>/)
+      const services = (await (await fetch(`${dashboard}api/services`)).json()) as Array<{ serviceId: string; state: string }>
+      expect(services).toEqual([expect.objectContaining({ serviceId: '1', state: 'active' })])
 
       const demo = (...args: string[]) => spawnSync(process.execPath, [binPath, 'demo', ...args], { env, encoding: 'utf8', timeout: 60_000 })
       const topUp = demo('top-up', '1', '0.05')

@@ -8,10 +8,14 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { startSshd, type Sshd } from '../helpers/sshd.js'
 import { processesOf, startInProcess, startStack, waitFor, type Stack } from '../helpers/stack.js'
+import { sshdMissing } from '../helpers/sshd.js'
+
+const noSshd = sshdMissing()
+if (noSshd) test.skip(`real sshd suites: ${noSshd}`, () => undefined)
 
 const RATE = 1000n
 
-describe('e2e: lifecycle on an SSH host', () => {
+describe.skipIf(!!noSshd)('e2e: lifecycle on an SSH host', () => {
   let stack: Stack
   let sshd: Sshd
   let d: Awaited<ReturnType<typeof startInProcess>>

@@ -43,14 +43,14 @@ export const fakeHead = 1_000_000n
 const none: FakeEscrowService = { customer: zeroAddress, operator: zeroAddress, blueprintId: 0n, tier: 0, ratePerHour: 0n, balance: 0n, earned: 0n, settledAt: 0n, endsAt: 0n, ttl: 0n, state: 0 }
 
 /**
- * The escrow record of service `id` in a fleet of `n` (ids 1..n): all active, rates of tiers 0..2, balances paying
- * for minutes to days. Every 1000th service drifted on chain (its balance is one base unit lower than its events
+ * The escrow record of service `id` in a fleet of `n` (ids 1..n): all active on the basic tier (one replica),
+ * balances paying for hours to days (every 5000th has run out). Every 1000th service drifted on chain (its balance is one base unit lower than its events
  * said), so that a verification sweep has something to find.
  */
 export function fleetService(id: bigint, n: number): { chain: FakeEscrowService; recorded: FakeEscrowService } | undefined {
   if (id < 1n || id > BigInt(n)) return undefined
   const i = Number(id)
-  const tier = i % 3
+  const tier = 0
   const recorded: FakeEscrowService = {
     customer: `0x${'22'.repeat(20)}`,
     operator: `0x${'11'.repeat(20)}`,

@@ -1,11 +1,28 @@
 /**
  * The demo service (daemon/dev/demo-service.mjs) as an artifact for tests, plus artifacts that misbehave on purpose.
  */
-import { readFileSync } from 'node:fs'
+import { chmodSync, copyFileSync, mkdtempSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 /** Absolute path of the shipped demo service. */
 export const demoServicePath = fileURLToPath(new URL('../../daemon/dev/demo-service.mjs', import.meta.url))
+
+let runnable: string | undefined
+/**
+ * A copy of the demo service any user can read (0644 in a 0755 directory under /tmp), for scripts that run it as
+ * another user (workload_user tests): the checkout itself may lie under a folder that user cannot traverse.
+ */
+export function runnableDemoServicePath(): string {
+  if (!runnable) {
+    const dir = mkdtempSync(join('/tmp', 'bpo-demo-service-'))
+    chmodSync(dir, 0o755)
+    runnable = join(dir, 'demo-service.mjs')
+    copyFileSync(demoServicePath, runnable)
+    chmodSync(runnable, 0o644)
+  }
+  return runnable
+}
 
 /** The demo service's bytes (an executable Node script with a shebang). */
 export function demoServiceArtifact(): Buffer {
@@ -62,6 +79,6 @@ export function crashingArtifact(line = 'demo: cannot start, config missing'): B
 export function escapingArtifact(): Buffer {
   return Buffer.from(`#!/bin/sh
 env -i setsid sh -c 'echo $$ > "$1.tmp" && mv "$1.tmp" "$1"; while :; do sleep 1; done' bpo-escapee "$DATA_DIR/escapee.pid" </dev/null >/dev/null 2>&1 &
-exec node '${demoServicePath.replace(/'/g, `'\\''`)}'
+exec node '${runnableDemoServicePath().replace(/'/g, `'\\''`)}'
 `)
 }

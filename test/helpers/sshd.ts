@@ -3,6 +3,7 @@
  * key-only login for the current user. Each server lives in its own temp dir and is killed by `stop()`.
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process'
+import { existsSync } from 'node:fs'
 import { mkdtemp, readFile, writeFile, rm, mkdir } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { tmpdir, userInfo } from 'node:os'
@@ -39,6 +40,16 @@ export type StartSshdOptions = {
   env?: Record<string, string>
   /** Authorize this client key instead of generating one. */
   clientKey?: KeyPair
+}
+
+/**
+ * Why the real-sshd suites cannot run here (a one-line reason naming what to install), or undefined when they can.
+ * `.ci/run` installs these packages; elsewhere the suites skip instead of failing for the machine's sake.
+ */
+export function sshdMissing(): string | undefined {
+  for (const [bin, pkg] of [['/usr/sbin/sshd', 'openssh-server'], ['/usr/bin/ssh-keygen', 'openssh-client']] as const)
+    if (!existsSync(bin)) return `${bin} is missing: apt-get install -y ${pkg}`
+  return undefined
 }
 
 /** Generate an ed25519 key pair with ssh-keygen (no passphrase). */

@@ -5,6 +5,10 @@
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { startSshLab, type SshLab } from './harness.js'
+import { sshdMissing } from '../helpers/sshd.js'
+
+const noSshd = sshdMissing()
+if (noSshd) test.skip(`real sshd suites: ${noSshd}`, () => undefined)
 
 async function rejection(p: Promise<unknown>): Promise<Error & { code?: string; reason?: string; retryable?: boolean; details?: string[] }> {
   try {
@@ -28,7 +32,7 @@ afterAll(async () => {
   await lab?.stop()
 })
 
-describe('ssh capacity and placement', () => {
+describe.skipIf(!!noSshd)('ssh capacity and placement', () => {
   test('behavior: cheapest host that fits; refusal when nothing fits; the ledger survives a restart', async () => {
     const stateDir = join(lab.dir, 'state-capacity')
     const prov = lab.provisioner({ stateDir })

@@ -3,6 +3,7 @@
  * image pulled and run by digest. Skipped with the reason when podman or the registry is not installed.
  */
 import { writeFile } from 'node:fs/promises'
+import { sshdMissing } from '../helpers/sshd.js'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import type { DeploymentRequest } from '../../provisioners/types.js'
@@ -11,7 +12,7 @@ import { registryUnavailable, startLocalRegistry, type LocalRegistry } from '../
 import { freePort } from '../helpers/sshd.js'
 import { spec, startSshLab, type SshLab } from './harness.js'
 
-const missing = registryUnavailable()
+const missing = sshdMissing() ?? registryUnavailable()
 
 function containerRequest(reg: LocalRegistry, deploymentId: string, o: { replicas?: number; digest?: string; placement?: string } = {}): DeploymentRequest {
   return {

@@ -13,6 +13,10 @@ import { HOST_SCRIPT, HOST_SCRIPT_VERSION } from '../../provisioners/ssh/hostScr
 import { demoServicePath } from '../helpers/demo-service.js'
 import { generateKeyPair, freePort } from '../helpers/sshd.js'
 import { destroyAll, startSshLab, type SshLab } from './harness.js'
+import { sshdMissing } from '../helpers/sshd.js'
+
+const noSshd = sshdMissing()
+if (noSshd) test.skip(`real sshd suites: ${noSshd}`, () => undefined)
 
 async function rejection(p: Promise<unknown>): Promise<Error & { code?: string; reason?: string; retryable?: boolean }> {
   try {
@@ -31,7 +35,7 @@ afterAll(async () => {
   await lab?.stop()
 })
 
-describe('ssh security: host keys and authentication', () => {
+describe.skipIf(!!noSshd)('ssh security: host keys and authentication', () => {
   test('error: a host presenting another key than the pinned one is refused, not retried, and nothing runs', async () => {
     const other = await generateKeyPair()
     const prov = lab.provisioner({ hosts: [{ ...lab.hosts[0]!, hostKey: other.publicKey, remoteRoot: join(lab.dir, 'mitm-root') }] })
@@ -85,7 +89,7 @@ describe('ssh security: host keys and authentication', () => {
   })
 })
 
-describe('ssh security: hostile values', () => {
+describe.skipIf(!!noSshd)('ssh security: hostile values', () => {
   const marker = () => join(lab.dir, 'PWNED')
   const hostileValues = () => ({
     A_SUBST: `$(touch ${marker()})`,
@@ -190,7 +194,7 @@ describe('ssh security: hostile values', () => {
   })
 })
 
-describe('ssh security: a workload running as the SSH user', () => {
+describe.skipIf(!!noSshd)('ssh security: a workload running as the SSH user', () => {
   test('error: a workload that rewrites the host agent and its own artifact gets neither run', async () => {
     const agentRan = join(lab.dir, 'AGENT-TAMPERED-RAN')
     const binRan = join(lab.dir, 'BIN-TAMPERED-RAN')
@@ -243,7 +247,7 @@ exec node '${demoServicePath}'
   })
 })
 
-describe('ssh security: artifact URLs', () => {
+describe.skipIf(!!noSshd)('ssh security: artifact URLs', () => {
   test('error: non-public artifact hosts are refused for upload and host download unless allowed', async () => {
     const strict = lab.provisioner({ artifactAllowHosts: [] })
     const hostDl = lab.provisioner({ artifactAllowHosts: [], artifactTransfer: 'host-download' })
@@ -272,7 +276,7 @@ describe('ssh security: artifact URLs', () => {
   })
 })
 
-describe('ssh security: adoption from a host manifest', () => {
+describe.skipIf(!!noSshd)('ssh security: adoption from a host manifest', () => {
   test('error: a manifest rewritten on the host (unit, ports, replicas, kind) is not adopted by a daemon without a ledger', async () => {
     const prov = lab.provisioner()
     const id = 'sec-adopt'

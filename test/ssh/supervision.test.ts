@@ -12,6 +12,10 @@ import { HOST_SCRIPT, HOST_SCRIPT_VERSION } from '../../provisioners/ssh/hostScr
 import { demoServicePath, escapingArtifact, probeDemo, readDemoInfo } from '../helpers/demo-service.js'
 import { generateKeyPair, startSshd } from '../helpers/sshd.js'
 import { destroyAll, startSshLab, type SshLab } from './harness.js'
+import { sshdMissing } from '../helpers/sshd.js'
+
+const noSshd = sshdMissing()
+if (noSshd) test.skip(`real sshd suites: ${noSshd}`, () => undefined)
 
 let lab: SshLab
 const pidfiles: string[] = []
@@ -50,7 +54,7 @@ async function until<T>(what: string, fn: () => Promise<T | undefined> | T | und
   }
 }
 
-describe('ssh supervision', () => {
+describe.skipIf(!!noSshd)('ssh supervision', () => {
   test('behavior: replicas keep serving after the daemon disconnects and sshd itself is gone', async () => {
     const clientKey = await generateKeyPair()
     const sshd = await startSshd({ clientKey })

@@ -1,0 +1,153 @@
+/**
+ * Buying from a cloud, end to end: a real anvil chain, the daemon with the local target AND the AWS EC2 target
+ * (the real @aws-sdk/client-ec2 pointed at the fake EC2 of test/fakes/, whose VMs are real sshd hosts in network
+ * namespaces booted from the user data), and a price catalog in which EC2 is cheaper than the local machine.
+ * ServiceInitiated → placement picks EC2 → RunInstances → SSH → the workload answers HTTP → expiry → StopInstances →
+ * top-up → StartInstances (data kept) → TTL → destroy → the fake holds no VM, volume or security group. Then
+ * failover: the cheapest offer answers InsufficientInstanceCapacity → the next candidate serves; every offer failing
+ * → NO_CAPACITY refunded with the attempts.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import { usd } from '../../core/money.js'
+import type { Offer } from '../../core/offer.js'
+import { writeCacheFile } from '../../pricing/catalog.js'
+import { startFakeEc2, type FakeEc2 } from '../fakes/ec2-api.js'
+import { generateKeyPair } from '../helpers/sshd.js'
+import { startInProcess, startStack, waitFor, type Stack } from '../helpers/stack.js'
+
+const RATE = 1000n
+const canNetns = process.getuid?.() === 0
+const offer = (instanceType: string, vcpu: number, memoryGiB: number, hourly: string): Offer => ({
+  provider: 'aws',
+  region: 'us-east-1',
+  instanceType,
+  vcpu,
+  memoryGiB,
+  gpu: { count: 0 },
+  includedStorageGiB: 0,
+  hourlyUsd: usd(hourly),
+  storageUsdPerGiBMonth: usd('0.08'),
+  source: 'skypilot-aws',
+  fetchedAt: Date.now(),
+})
+
+describe.skipIf(!canNetns)('e2e: buying from a cloud (fake EC2 booting real machines)', () => {
+  let fake: FakeEc2
+  let stack: Stack
+  let d: Awaited<ReturnType<typeof startInProcess>>
+  let dir: string
+  const liveOf = (dep: string) => fake.live().filter((i) => i.tags['bpo-deployment'] === dep)
+
+  beforeAll(async () => {
+    fake = await startFakeEc2({ accessKeyId: 'AKIAFAKEEXAMPLE00001' })
+    dir = mkdtempSync(join(tmpdir(), 'bpo-cloud-e2e-'))
+    const login = await generateKeyPair(dir)
+    writeFileSync(join(dir, 'login_key'), login.privateKey, { mode: 0o600 })
+    process.env.BPO_TEST_AWS_KEY_ID = 'AKIAFAKEEXAMPLE00001'
+    process.env.BPO_TEST_AWS_SECRET = 'fake-secret-access-key-never-logged'
+    // the catalog the daemon buys from: EC2 below the local machine's 0.05 USD/h
+    const cache = join(dir, 'pricing')
+    await writeCacheFile(cache, 'skypilot-aws', Date.now(), [offer('t3.micro', 2, 1, '0.0104'), offer('t3.small', 2, 2, '0.0208'), offer('m5.large', 2, 8, '0.096')])
+    stack = await startStack({ loopMs: 500, attempts: 1 })
+    const local = (stack.doc.providers as Record<string, unknown>).local as Record<string, unknown>
+    local.hourly_usd = '0.05'
+    stack.doc.providers = {
+      ...(stack.doc.providers as object),
+      aws: {
+        access_key_id: 'env:BPO_TEST_AWS_KEY_ID',
+        secret_access_key: 'env:BPO_TEST_AWS_SECRET',
+        regions: ['us-east-1'],
+        endpoint: fake.url,
+        ssh_key: `file:${join(dir, 'login_key')}`,
+        ssh_source_cidr: '10.0.0.0/8',
+        // generous: a loaded 2-core machine boots the fake VMs' sshd slowly
+        boot_timeout_ms: 240_000,
+        api_timeout_ms: 10_000,
+      },
+    }
+    stack.doc.pricing = { sources: ['skypilot-aws'], cache_dir: cache }
+    stack.doc.placement = { max_attempts: 2, cooldown_ms: 60_000 }
+    d = await startInProcess(stack)
+  }, 120_000)
+  afterAll(async () => {
+    await d?.stop()
+    await stack?.stop()
+    await fake?.stop()
+    if (dir) rmSync(dir, { recursive: true, force: true })
+  })
+
+  test('default: placement buys EC2 → active over SSH → zero (stopped) → top-up → back, data kept → TTL → nothing left', { timeout: 900_000 }, async () => {
+    const { chain } = stack
+    const blueprintId = await stack.registerDemo()
+    await chain.customer.mint(10_000_000n)
+    const D = 90n * RATE
+    const t0 = Date.now()
+    const { serviceId } = await chain.customer.requestService({ blueprintId, operator: chain.operatorAddress, tier: 0, ttlSeconds: 900n, deposit: D })
+    const dep = `bp-${chain.chainId}-${serviceId}`
+
+    const active = await waitFor('active on EC2', () => stack.service(serviceId)?.state === 'active' && stack.service(serviceId), 300_000, 200)
+    console.log(`ServiceInitiated → active on the fake EC2: ${((Date.now() - t0) / 1000).toFixed(1)} s`)
+    expect(active.quote).toMatchObject({ provider: 'aws', target: 'aws', region: 'us-east-1', instanceType: 't3.micro' })
+    // the decision, kept with the service: EC2's cheapest offer, then the others and the dearer local machine
+    expect(active.decision!.winner).toMatchObject({ target: 'aws', instanceType: 't3.micro' })
+    expect(active.decision!.next.map((c) => `${c.target}/${c.instanceType}`)).toEqual(['aws/t3.small', 'local/local', 'aws/m5.large'])
+    expect(liveOf(dep)).toHaveLength(1)
+    const vm = liveOf(dep)[0]!
+    expect(vm.instanceType).toBe('t3.micro')
+    const ep = active.endpoints[0]!
+    expect(ep).toBe(`http://${vm.ip}:8080`)
+    const first = (await (await fetch(`${ep}/`)).json()) as { deployment: string; starts: number }
+    expect(first.deployment).toBe(dep)
+
+    // payment expires → the VM is stopped (EBS kept), the bill for compute stops
+    await stack.travel(200n)
+    await waitFor('scaled-to-zero', () => stack.service(serviceId)?.state === 'scaled-to-zero', 120_000, 200)
+    await waitFor('VM stopped', () => liveOf(dep).every((i) => i.state === 'stopped'), 60_000, 200)
+
+    // top-up → started again, the data disk kept
+    await chain.customer.topUp(serviceId, 1_000n * RATE)
+    const back = await waitFor('active again', () => {
+      const s = stack.service(serviceId)
+      return s?.state === 'active' && s.history.some((h) => h.cause === 'top-up') && s
+    }, 300_000, 200)
+    const again = (await (await fetch(`${back.endpoints[0]!}/`)).json()) as { starts: number }
+    expect(again.starts).toBe(first.starts + 1)
+
+    // TTL → destroyed: no VM, volume or security group left; cloud cost recorded
+    await stack.travel(1_000n)
+    const closed = await waitFor('closed', () => stack.service(serviceId)?.state === 'closed' && stack.service(serviceId), 120_000, 200)
+    expect(closed.reason).toBe('TTL_REACHED')
+    expect(Number(closed.ledger.cloudCostUsd)).toBeGreaterThan(0)
+    expect(Number(closed.ledger.replicaHours)).toBeGreaterThan(0)
+    expect(liveOf(dep)).toEqual([])
+    expect(fake.volumes().filter((v) => v.tags['bpo-deployment'] === dep)).toEqual([])
+    expect([...fake.securityGroups.values()].filter((g) => g.tags['bpo-deployment'] === dep)).toEqual([])
+    expect(await d.daemon.targets.byName('aws')!.provisioner.listOwned()).toEqual([])
+  })
+
+  test('behavior: InsufficientInstanceCapacity on the cheapest offer → the next candidate serves; all failing → NO_CAPACITY', { timeout: 900_000 }, async () => {
+    const { chain } = stack
+    const blueprintId = await stack.registerDemo({ name: 'failover' })
+    await chain.customer.mint(10_000_000n)
+    fake.fail('RunInstances', { code: 'InsufficientInstanceCapacity', times: 1, match: (q) => q.get('InstanceType') === 't3.micro' })
+    const { serviceId } = await chain.customer.requestService({ blueprintId, operator: chain.operatorAddress, tier: 0, ttlSeconds: 300n, deposit: 60n * RATE, preferences: { providers: ['aws'] } })
+    const s = await waitFor('active on the next offer', () => stack.service(serviceId)?.state === 'active' && stack.service(serviceId), 300_000, 200)
+    expect(s.quote).toMatchObject({ target: 'aws', instanceType: 't3.small' })
+    expect(s.decision!.attempts).toEqual([expect.objectContaining({ instanceType: 't3.micro', kind: 'capacity' })])
+    expect(s.history.map((h) => h.to)).toEqual(['requested', 'provisioning', 'requested', 'provisioning', 'active'])
+    await chain.customer.terminate(serviceId)
+    await waitFor('closed', () => stack.service(serviceId)?.state === 'closed', 120_000, 200)
+
+    // every aws offer fails (t3.micro is still in its cooldown; t3.small and m5.large fail) → NO_CAPACITY, attempts listed
+    fake.fail('RunInstances', { code: 'InsufficientInstanceCapacity', times: 5 })
+    const { serviceId: id2 } = await chain.customer.requestService({ blueprintId, operator: chain.operatorAddress, tier: 0, ttlSeconds: 300n, deposit: 60n * RATE, preferences: { providers: ['aws'] } })
+    const r = await waitFor('refunded', () => stack.service(id2)?.state === 'refunded' && stack.service(id2), 300_000, 200)
+    expect(r.reason).toBe('NO_CAPACITY')
+    expect(r.problems!.join('\n')).toMatch(/m5\.large.*capacity/)
+    expect(await stack.refunds(id2)).toEqual([{ amount: 60n * RATE, reason: 'NO_CAPACITY' }])
+    expect(liveOf(`bp-${chain.chainId}-${id2}`)).toEqual([])
+  })
+})
