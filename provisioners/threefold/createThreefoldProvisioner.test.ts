@@ -162,3 +162,26 @@ describe('createThreefoldProvisioner (worker → chopsticks TFChain, fake grid p
     expect(await prov.status('bp-1-8')).toMatchObject({ exists: false })
   })
 })
+
+describe('the real grid worker (grid_client 2.9.2) against the chopsticks TFChain and the fake grid proxy', () => {
+  test('behavior: connect gets through TFChain (the twin is found), the proxy and GraphQL checks, and stops at the RMB client', async () => {
+    proxy.requests.length = 0
+    const real = createGridSupervisor(common, {
+      init: async () => ({ mnemonic, network: 'dev', substrateUrl: dev.chain.wsUrl, relayUrl: 'ws://127.0.0.1:9', proxyUrl: proxy.url, graphqlUrl: `${proxy.url}/graphql`, activationUrl: `${proxy.url}/activation/activate`, kycUrl: `${proxy.url}/kyc` }),
+      startTimeoutMs: 60_000,
+    })
+    try {
+      const err = await real.call('ping', {}, { timeoutMs: 70_000 }).catch((e: unknown) => e)
+      // grid_client's TFClient read the twin of the mnemonic (else TwinNotExistError before any proxy request), then
+      // GET /version and POST /graphql passed; rmb_direct_client then reads tfgridModule.twins with its own
+      // @polkadot/api 15.10.2 and no types, which spec 61's metadata v12 cannot decode. The relay and the Zero-OS
+      // node lie beyond this point and are not exercised.
+      expect(proxy.requests).toEqual(['/version', '/graphql'])
+      expect(err).toMatchObject({ code: 'GRID_CONNECT_FAILED', retryable: true })
+      expect((err as Error).message).toMatch(/tfgridModule\.twins.*Cannot construct unknown type Twin/)
+      expect((err as Error).message).not.toContain(mnemonic)
+    } finally {
+      await real.close()
+    }
+  }, 90_000)
+})

@@ -35,6 +35,9 @@ export type GridInitParams = {
   relayUrl: string
   proxyUrl: string
   graphqlUrl?: string
+  /** Activation service (grid_client probes it when URLs are missing); default the network's. */
+  activationUrl?: string
+  kycUrl?: string
   /** Twin id, when known (offline building needs it; connect reads it from the chain). */
   twinId?: number
   /** Connect to the grid (chain + relay) now; false only builds deployments offline. Default true. */

@@ -1,7 +1,8 @@
 /**
  * A fake ThreeFold grid proxy on 127.0.0.1: GET /nodes/{id}, GET /nodes/{id}/status and GET /farms answer with the
  * recorded bodies of ../shared/fixtures/threefold/ (node 1 of mainnet, Freefarm), per node id with the fields a test
- * overrides (status, farm, used resources...). Unknown nodes answer 404 like the real proxy.
+ * overrides (status, farm, used resources...). Unknown nodes answer 404 like the real proxy. It also answers the two
+ * reachability checks of grid_client's `connect` (GET /version, POST /graphql `__typename`).
  */
 import { readFileSync } from 'node:fs'
 import { createServer } from 'node:http'
@@ -38,6 +39,10 @@ export async function startGridProxy(nodes: Record<number, Record<string, unknow
       return send(200, m[2] ? { status: n.status } : n)
     }
     if (url.pathname === '/farms') return send(200, [recordedFarm])
+    // not recorded: grid_client's connect only checks that GET /version answers 2xx, and that GraphQL answers
+    // `query { __typename }` (the root type's name, per the GraphQL spec); served here so it reaches the RMB relay
+    if (url.pathname === '/version') return send(200, { version: 'fake-grid-proxy' })
+    if (url.pathname === '/graphql' && req.method === 'POST') return send(200, { data: { __typename: 'Query' } })
     send(404, { error: 'not found' })
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))

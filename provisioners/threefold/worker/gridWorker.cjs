@@ -67,6 +67,8 @@ const ops = {
         relayURL: p.relayUrl,
         proxyURL: p.proxyUrl,
         ...(p.graphqlUrl && { graphqlURL: p.graphqlUrl }),
+        ...(p.activationUrl && { activationURL: p.activationUrl }),
+        ...(p.kycUrl && { KycURL: p.kycUrl }),
         backendStorageType: g.BackendStorageType ? g.BackendStorageType.tfkvstore : undefined,
         keepReconnectingToChain: false,
       })
