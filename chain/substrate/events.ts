@@ -27,6 +27,8 @@ export type TfchainContract = {
   publicIps?: number
   /** Node contracts: the deployment hash (hex). */
   deploymentHash?: string
+  /** Node contracts: the deployment's name from its deployment data (grid_client writes `{"type","name","projectName"}`). */
+  deploymentName?: string
 }
 
 export type TfchainContractState = 'created' | 'grace-period' | 'deleted'
@@ -35,9 +37,9 @@ export type TfchainEvent = TfchainEventPosition &
   (
     | { type: 'contract-created'; contract: TfchainContract }
     | { type: 'contract-updated'; contract: TfchainContract; state: TfchainContractState }
-    | { type: 'contract-cancelled'; contractId: string; kind: TfchainContractKind; nodeId?: number; name?: string }
+    | { type: 'contract-cancelled'; contractId: string; kind: TfchainContractKind; nodeId?: number; name?: string; deploymentName?: string }
     /** `amountBilled` in units of 10^-7 TFT; `billedAt` the bill's own timestamp, unix ms. */
-    | { type: 'contract-billed'; contractId: string; amountBilled: bigint; billedAt: number; discountLevel: string }
+    | { type: 'contract-billed'; contractId: string; amountBilled: bigint; billedAt: number; discountLevel: string; deploymentName?: string }
     /** The twin's balance could not pay a bill: the contract keeps running for the grace period, then is cancelled. */
     | { type: 'grace-period-started'; contractId: string; nodeId: number; sinceBlock: number }
     /** Funds arrived: billing resumed. */

@@ -33,6 +33,16 @@ const hexToText = (x: unknown): string => {
 const lower = (k: string) => k.charAt(0).toLowerCase() + k.slice(1)
 const field = (o: Obj, snake: string): unknown => o[snake] ?? o[snake.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase())]
 
+/** `{ deploymentName }` from a node contract's deployment data (JSON with a `name`), or nothing. */
+function deploymentNameOf(data: unknown): { deploymentName?: string } {
+  try {
+    const name = (JSON.parse(hexToText(data)) as { name?: unknown }).name
+    return typeof name === 'string' && name ? { deploymentName: name } : {}
+  } catch {
+    return {}
+  }
+}
+
 /** A `Contract` struct (snake_case from a types file, camelCase from v14 metadata) as the watcher keeps it. */
 export function contractFromChain(json: unknown): { contract: TfchainContract; twinId: number; state: TfchainContractState } {
   const c = obj(json)
@@ -49,7 +59,14 @@ export function contractFromChain(json: unknown): { contract: TfchainContract; t
       return {
         twinId,
         state: st,
-        contract: { contractId, kind: 'node', nodeId: num(field(b, 'node_id')), publicIps: num(field(b, 'public_ips') ?? 0), deploymentHash: String(field(b, 'deployment_hash') ?? '') },
+        contract: {
+          contractId,
+          kind: 'node',
+          nodeId: num(field(b, 'node_id')),
+          publicIps: num(field(b, 'public_ips') ?? 0),
+          deploymentHash: String(field(b, 'deployment_hash') ?? ''),
+          ...deploymentNameOf(field(b, 'deployment_data')),
+        },
       }
     case 'nameContract':
       return { twinId, state: st, contract: { contractId, kind: 'name', name: hexToText(b.name) } }
@@ -75,7 +92,15 @@ export function normalizeEvents(raw: readonly RawTfchainEvent[], prev: TfchainCu
     if (!c) return
     cancelledHere.set(id, c)
     delete contracts[id]
-    events.push({ ...pos(i), type: 'contract-cancelled', contractId: id, kind: c.kind, ...(c.nodeId !== undefined && { nodeId: c.nodeId }), ...(c.name !== undefined && { name: c.name }) })
+    events.push({
+      ...pos(i),
+      type: 'contract-cancelled',
+      contractId: id,
+      kind: c.kind,
+      ...(c.nodeId !== undefined && { nodeId: c.nodeId }),
+      ...(c.name !== undefined && { name: c.name }),
+      ...(c.deploymentName !== undefined && { deploymentName: c.deploymentName }),
+    })
   }
 
   raw.forEach((e, i) => {
@@ -103,7 +128,8 @@ export function normalizeEvents(raw: readonly RawTfchainEvent[], prev: TfchainCu
         case 'ContractBilled': {
           const bill = obj(d[0])
           const id = idOf(field(bill, 'contract_id'))
-          if (!contracts[id] && !cancelledHere.has(id)) return
+          const known = contracts[id] ?? cancelledHere.get(id)
+          if (!known) return
           events.push({
             ...pos(i),
             type: 'contract-billed',
@@ -111,6 +137,7 @@ export function normalizeEvents(raw: readonly RawTfchainEvent[], prev: TfchainCu
             amountBilled: BigInt(field(bill, 'amount_billed') as string | number),
             billedAt: num(bill.timestamp) * 1000,
             discountLevel: String(field(bill, 'discount_level')),
+            ...(known.deploymentName !== undefined && { deploymentName: known.deploymentName }),
           })
           return
         }

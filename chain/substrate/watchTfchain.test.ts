@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { createTestCommon } from '../../core/common.js'
 import { tfchainSpec61Types } from '../../test/pricing/chopsticks.js'
 import { setupGrid, startTfchainDev, type TfchainDev } from '../../test/helpers/tfchain.js'
+import { billedTft } from './billedTft.js'
 import type { TfchainEvent } from './events.js'
 import { createTfchainWatcher, type TfchainWatcherParameters } from './watchTfchain.js'
 
@@ -112,6 +113,37 @@ describe('createTfchainWatcher (chopsticks, spec 61)', () => {
     await dev.block([await dev.sign(dev.bob, dev.api.tx.tfgridModule!.reportUptime!(1000))])
     await main().w.pollOnce()
     expect(main().got.map((e) => e.type)).toEqual(['node-down', 'node-up'])
+  })
+
+  test('behavior: a node contract\'s bill and cancellation name its deployment; billedTft converts the bill', async () => {
+    main().got.length = 0
+    const data = JSON.stringify({ type: 'vm', name: 'bp-9-1-r0', projectName: 'bp-9-1' })
+    await dev.block([await dev.sign(dev.alice, tx().createNodeContract!(grid.nodeId, data, 'hash-c', 0))])
+    await main().w.pollOnce()
+    const created = main().got[0] as Extract<TfchainEvent, { type: 'contract-created' }>
+    expect(created.contract).toMatchObject({ kind: 'node', deploymentName: 'bp-9-1-r0' })
+    const id = created.contract.contractId
+    // the node (Bob's twin) reports what the deployment uses; a day later the contract is billed for it
+    const used = { hru: 0, sru: 50 * 1024 ** 3, cru: 2, mru: 4 * 1024 ** 3 }
+    await dev.block([await dev.sign(dev.bob, tx().reportContractResources!([{ contract_id: BigInt(id), used }]))])
+    const head = (await dev.api.rpc.chain.getHeader()).number.toNumber()
+    const key = (i: number) => dev.api.query.smartContractModule!.contractsToBillAt!.key(i)
+    const ids = dev.api.createType('Vec<u64>', [BigInt(id)]).toHex()
+    await dev.chain.rpc('dev_setStorage', [[...new Set([5, 10, 20, 50, 100, 300, 600, 3600].map((f) => (head + 1) % f))].map((i) => [key(i), ids])])
+    await dev.timeTravel((await dev.now()) + 86_400_000)
+    await dev.block()
+    await main().w.pollOnce()
+    const bill = main().got.find((e) => e.type === 'contract-billed') as Extract<TfchainEvent, { type: 'contract-billed' }>
+    expect(bill).toMatchObject({ contractId: id, deploymentName: 'bp-9-1-r0' })
+    expect(bill.amountBilled).toBeGreaterThan(0n)
+    const b = billedTft(bill, '0.0325')
+    expect(b.deploymentId).toBe('bp-9-1')
+    expect(b.tft.mul(10_000_000).toString()).toBe(bill.amountBilled.toString())
+    expect(b.usd.toString()).toBe(b.tft.mul('0.0325').toString())
+    main().got.length = 0
+    await dev.block([await dev.sign(dev.alice, tx().cancelContract!(BigInt(id)))])
+    await main().w.pollOnce()
+    expect(main().got.find((e) => e.type === 'contract-cancelled')).toMatchObject({ contractId: id, kind: 'node', deploymentName: 'bp-9-1-r0' })
   })
 
   test('behavior: a bill the twin cannot pay starts the grace period', async () => {
