@@ -152,7 +152,13 @@ export function createGridSupervisor(common: Common, p: GridSupervisorParameters
           reject(new GridWorkerError('grid worker exited before it was ready', { code: 'GRID_WORKER_CRASHED', retryable: true, op: 'start' }))
         })
       })
-      await send(c, 'init', await p.init(), startTimeout)
+      try {
+        await send(c, 'init', await p.init(), startTimeout)
+      } catch (err) {
+        // a child that cannot initialize is replaced (the exit handler restarts it with backoff)
+        c.kill('SIGKILL')
+        throw err
+      }
       failures = 0
       return c
     })()

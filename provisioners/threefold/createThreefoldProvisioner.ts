@@ -12,7 +12,7 @@ import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Decimal } from 'decimal.js'
 import type { Common } from '../../core/common.js'
-import { BaseError } from '../../core/errors.js'
+import { AbortedError, BaseError } from '../../core/errors.js'
 import { Usd } from '../../core/money.js'
 import type { Offer } from '../../core/offer.js'
 import { withTimeout } from '../../core/retry.js'
@@ -76,6 +76,19 @@ export function createThreefoldProvisioner(common: Common, p: ThreefoldProvision
     writeFileSync(`${statePath}.tmp`, JSON.stringify(state), { mode: 0o600 })
     renameSync(`${statePath}.tmp`, statePath)
   }
+  /** One operation per deployment at a time: a timed-out call's cleanup finishes before a retry starts. */
+  const locks = new Map<string, Promise<unknown>>()
+  const locked = <T>(id: string, fn: () => Promise<T>): Promise<T> => {
+    const run = (locks.get(id) ?? Promise.resolve()).catch(() => {}).then(fn)
+    locks.set(id, run.catch(() => {}))
+    return run
+  }
+  /** The caller's signal and timeout around one call: ABORTED before any side effect, TIMEOUT (retryable) after `timeoutMs`. */
+  const run = async <T>(what: string, o: CallOptions, fn: (signal: AbortSignal | undefined) => Promise<T>): Promise<T> => {
+    if (o.signal?.aborted) throw new AbortedError(`threefold ${what}`, o.signal.reason)
+    return o.timeoutMs !== undefined ? withTimeout(`threefold ${what}`, o.timeoutMs, (s) => fn(s), o.signal) : fn(o.signal)
+  }
+  const sig = (signal: AbortSignal | undefined) => (signal ? { signal } : {})
   const sourceKinds: SourceKind[] = p.allowTestingSources ? ['native', 'testing'] : ['native']
 
   const proxyGet = async <T>(path: string, signal?: AbortSignal): Promise<T> => {
@@ -110,10 +123,20 @@ export function createThreefoldProvisioner(common: Common, p: ThreefoldProvision
     }
   }
 
-  const statusOf = (id: string): DeploymentStatus => {
+  /** Status from the state, with `live` (the twin's contract ids now on the grid) deciding which replicas are ready. */
+  const statusOf = (id: string, live?: ReadonlySet<string>): DeploymentStatus => {
     const e = state[id]
-    if (!e) return { deploymentId: id, exists: false, replicasWanted: 0, replicasReady: 0, endpoints: [], healthy: true }
-    const ready = e.replicas.filter((r) => r.contracts.length > 0)
+    if (e && live) {
+      // replicas whose contracts are gone (cancelled by the grid, out of funds, or by another daemon) are forgotten
+      const kept = e.replicas.filter((r) => r.contracts.every((c) => live.has(c)))
+      if (kept.length !== e.replicas.length) {
+        e.replicas = kept
+        if (!kept.length && e.wanted > 0) delete state[id]
+        save()
+      }
+    }
+    if (!e || !state[id]) return { deploymentId: id, exists: false, replicasWanted: 0, replicasReady: 0, endpoints: [], healthy: true }
+    const ready = e.replicas.filter((r) => r.contracts.length > 0 && (!live || r.contracts.every((c) => live.has(c))))
     const port = e.request.spec.ports[0]
     const endpoints = port ? ready.flatMap((r) => (r.publicIp ? [`http://${r.publicIp}:${port}`] : [])) : []
     return {
@@ -162,6 +185,7 @@ export function createThreefoldProvisioner(common: Common, p: ThreefoldProvision
   const cancelReplica = async (r: Replica, o: CallOptions) => {
     await p.supervisor.call('deleteVm', { name: r.name }, { ...(o.signal && { signal: o.signal }) })
   }
+  const liveContracts = async (signal: AbortSignal | undefined) => new Set((await p.supervisor.call('listContracts', {}, sig(signal))).contracts.map((c) => c.contractId))
 
   const deployUpTo = async (id: string, o: CallOptions) => {
     const e = state[id]!
@@ -184,67 +208,74 @@ export function createThreefoldProvisioner(common: Common, p: ThreefoldProvision
   return {
     id: 'threefold',
     sourceKinds,
-    async provision(req, o = {}) {
-      const fresh = !state[req.deploymentId]
-      if (fresh) {
-        state[req.deploymentId] = { request: req, wanted: req.spec.replicas, hourlyUsd: '0', replicas: [] }
-        // adopt what a crashed daemon deployed under these names
-        const { contracts } = await p.supervisor.call('listContracts', {}, { ...(o.signal && { signal: o.signal }) })
-        for (const [name, cs] of groupByName(contracts)) if (deploymentIdOfName(name) === req.deploymentId) state[req.deploymentId]!.replicas.push({ name, nodeId: cs[0]!.nodeId ?? 0, contracts: cs.map((c) => c.contractId) })
-        save()
-      }
-      const before = new Set(state[req.deploymentId]!.replicas.map((r) => r.name))
-      try {
-        await deployUpTo(req.deploymentId, o)
-      } catch (err) {
-        // nothing half-made stays behind: every replica of this attempt is cancelled, then the error goes up
-        const e = state[req.deploymentId]!
-        const created = fresh ? e.replicas : e.replicas.filter((r) => !before.has(r.name))
-        for (const r of created) await cancelReplica(r, {}).catch((e2: unknown) => log.error({ err: e2, name: r.name }, 'cancel after a failed provision failed'))
-        if (fresh) delete state[req.deploymentId]
-        else e.replicas = e.replicas.filter((r) => before.has(r.name))
-        save()
-        throw err instanceof BaseError ? err : new ProvisionError('grid deployment failed', { cause: err, retryable: true })
-      }
-      return statusOf(req.deploymentId)
-    },
-    async status(id) {
-      return statusOf(id)
-    },
-    async scale(id, replicas, o = {}) {
-      const e = state[id]
-      if (!e) return statusOf(id)
-      e.wanted = replicas
-      while (e.replicas.length > replicas) {
-        const r = e.replicas.at(-1)!
-        await cancelReplica(r, o)
-        e.replicas.pop()
-        save()
-      }
-      if (e.replicas.length < replicas) await deployUpTo(id, o)
-      save()
-      return statusOf(id)
-    },
-    async restart(id) {
-      return statusOf(id)
-    },
-    async destroy(id, o = {}) {
-      const e = state[id]
-      for (const r of e?.replicas ?? []) await cancelReplica(r, o)
-      // contracts this state does not know of (a crash between deploy and save) are found by name
-      const { contracts } = await p.supervisor.call('listContracts', {}, { ...(o.signal && { signal: o.signal }) })
-      const left = contracts.filter((c) => deploymentIdOfName(c.deploymentName ?? c.name) === id).map((c) => c.contractId)
-      if (left.length) await p.supervisor.call('cancelContracts', { contractIds: left }, { ...(o.signal && { signal: o.signal }) })
-      delete state[id]
-      save()
-    },
-    async listOwned(o = {}) {
-      const { contracts } = await p.supervisor.call('listContracts', {}, { ...(o.signal && { signal: o.signal }) })
-      return contracts.flatMap((c): OwnedResource[] => {
-        const dep = deploymentIdOfName(c.deploymentName ?? c.name)
-        return dep ? [{ deploymentId: dep, kind: `${c.kind}-contract`, id: c.contractId, ...(c.nodeId && { placement: `node-${c.nodeId}` }) }] : []
-      })
-    },
+    provision: (req, o = {}) =>
+      run('provision', o, (signal) =>
+        locked(req.deploymentId, async () => {
+          const fresh = !state[req.deploymentId]
+          if (fresh) {
+            const { contracts } = await p.supervisor.call('listContracts', {}, sig(signal))
+            state[req.deploymentId] = { request: req, wanted: req.spec.replicas, hourlyUsd: '0', replicas: [] }
+            // adopt what a crashed daemon deployed under these names
+            for (const [name, cs] of groupByName(contracts)) if (deploymentIdOfName(name) === req.deploymentId) state[req.deploymentId]!.replicas.push({ name, nodeId: cs[0]!.nodeId ?? 0, contracts: cs.map((c) => c.contractId) })
+            save()
+          }
+          const before = new Set(state[req.deploymentId]!.replicas.map((r) => r.name))
+          try {
+            await deployUpTo(req.deploymentId, sig(signal))
+          } catch (err) {
+            // nothing half-made stays behind: every replica of this attempt is cancelled, then the error goes up
+            const e = state[req.deploymentId]!
+            const created = fresh ? e.replicas : e.replicas.filter((r) => !before.has(r.name))
+            for (const r of created) await cancelReplica(r, {}).catch((e2: unknown) => log.error({ err: e2, name: r.name }, 'cancel after a failed provision failed'))
+            if (fresh) delete state[req.deploymentId]
+            else e.replicas = e.replicas.filter((r) => before.has(r.name))
+            save()
+            if (signal?.aborted) throw new AbortedError('threefold provision', signal.reason)
+            throw err instanceof BaseError ? err : new ProvisionError('grid deployment failed', { cause: err, retryable: true })
+          }
+          return statusOf(req.deploymentId, await liveContracts(signal))
+        }),
+      ),
+    status: (id, o = {}) => run('status', o, async (signal) => statusOf(id, await liveContracts(signal))),
+    scale: (id, replicas, o = {}) =>
+      run('scale', o, (signal) =>
+        locked(id, async () => {
+          const live = await liveContracts(signal)
+          statusOf(id, live)
+          const e = state[id]
+          if (!e) return statusOf(id)
+          e.wanted = replicas
+          while (e.replicas.length > replicas) {
+            await cancelReplica(e.replicas.at(-1)!, sig(signal))
+            e.replicas.pop()
+            save()
+          }
+          if (e.replicas.length < replicas) await deployUpTo(id, sig(signal))
+          save()
+          return statusOf(id, await liveContracts(signal))
+        }),
+      ),
+    restart: (id, o = {}) => run('restart', o, async (signal) => statusOf(id, await liveContracts(signal))),
+    destroy: (id, o = {}) =>
+      run('destroy', o, (signal) =>
+        locked(id, async () => {
+          for (const r of state[id]?.replicas ?? []) await cancelReplica(r, sig(signal))
+          // contracts this state does not know of (a crash between deploy and save) are found by name
+          const { contracts } = await p.supervisor.call('listContracts', {}, sig(signal))
+          const left = contracts.filter((c) => deploymentIdOfName(c.deploymentName ?? c.name) === id).map((c) => c.contractId)
+          if (left.length) await p.supervisor.call('cancelContracts', { contractIds: left }, sig(signal))
+          delete state[id]
+          save()
+        }),
+      ),
+    listOwned: (o = {}) =>
+      run('listOwned', o, async (signal) => {
+        const { contracts } = await p.supervisor.call('listContracts', {}, sig(signal))
+        return contracts.flatMap((c): OwnedResource[] => {
+          const dep = deploymentIdOfName(c.deploymentName ?? c.name)
+          return dep ? [{ deploymentId: dep, kind: `${c.kind}-contract`, id: c.contractId, ...(c.nodeId && { placement: `node-${c.nodeId}` }) }] : []
+        })
+      }),
     async close() {
       await p.supervisor.close()
     },

@@ -64,7 +64,14 @@ const ops = {
     grid = require('@threefold/grid_client')
     await cryptoWaitReady()
     pair = new Keyring({ type: 'sr25519' }).addFromUri(p.mnemonic)
-    api = await ApiPromise.create({ provider: new WsProvider(p.substrateUrl), types, noInitWarn: true, throwOnConnect: true })
+    const provider = new WsProvider(p.substrateUrl, false)
+    try {
+      await provider.connect()
+      api = await ApiPromise.create({ provider, types, noInitWarn: true, throwOnConnect: true })
+    } catch (err) {
+      await provider.disconnect().catch(() => {})
+      throw fail('GRID_CONNECT_FAILED', `TFChain unreachable: ${err.message}`, true)
+    }
     const twin = (await api.query.tfgridModule.twinIdByAccountID(pair.address)).toNumber()
     if (!twin) throw fail('GRID_CONNECT_FAILED', 'the mnemonic has no twin on this chain', false)
     opts = { ...p, twinId: twin }
@@ -74,11 +81,15 @@ const ops = {
     const { deployment, meta } = buildVmDeployment(grid, p, opts.twinId)
     const hash = deployment.challenge_hash()
     await deployment.sign(opts.twinId, opts.mnemonic, 'sr25519', hash)
-    const r = await submit([api.tx.smartContractModule.createNodeContract(p.nodeId, meta, hash, 0)])
+    const r = await submit([api.tx.smartContractModule.createNodeContract(p.nodeId, meta, hash, p.publicIp ? 1 : 0)])
     const created = r.events.find((e) => e.name === 'smartContractModule.ContractCreated')
     if (!created) throw fail('GRID_DEPLOY_FAILED', `node ${p.nodeId} refused the contract`, false, { kind: 'capacity', scope: 'offer' })
+    // TFChain reserves one of the farm's public IPv4 addresses with the contract (spec 61: in the created contract's
+    // public_ips_list): the VM's address, known before it boots
+    const list = created.data[0].contract_type.nodeContract.public_ips_list
+    const ip = list && list[0] ? text(list[0].ip).split('/')[0] : undefined
     // the edge: grid_client would now send `deployment` to the node over RMB (zos.deployment.deploy) and poll it
-    return { contracts: [{ contractId: String(created.data[0].contract_id), kind: 'node', nodeId: p.nodeId, deploymentName: p.name }] }
+    return { contracts: [{ contractId: String(created.data[0].contract_id), kind: 'node', nodeId: p.nodeId, deploymentName: p.name }], ...(ip && { publicIp: ip }) }
   },
   async deleteVm(p) {
     const ids = (await myContracts()).filter((c) => c.deploymentName === p.name).map((c) => c.contractId)

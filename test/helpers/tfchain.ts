@@ -88,7 +88,7 @@ export async function startTfchainDev(): Promise<TfchainDev> {
   return dev
 }
 
-/** Twins for Alice (1) and Bob (2), a farm (1) owned by Alice and a node (1) of Bob's in it; TFT price set. */
+/** Twins for Alice (1) and Bob (2), a farm (1) owned by Alice with six public IPv4 addresses and a node (1) of Bob's in it; TFT price set. */
 export async function setupGrid(dev: TfchainDev): Promise<{ aliceTwin: number; bobTwin: number; farmId: number; nodeId: number }> {
   const { api, alice, bob } = dev
   await dev.fund(bob.address, 10_000_000_000n)
@@ -96,6 +96,9 @@ export async function setupGrid(dev: TfchainDev): Promise<{ aliceTwin: number; b
   await dev.block([await dev.sign(alice, api.tx.tfgridModule!.userAcceptTc!('l', 'h')), await dev.sign(bob, api.tx.tfgridModule!.userAcceptTc!('l', 'h'))])
   await dev.block([await dev.sign(alice, api.tx.tfgridModule!.createTwin!('::1')), await dev.sign(bob, api.tx.tfgridModule!.createTwin!('::2'))])
   await dev.block([await dev.sign(alice, api.tx.tfgridModule!.createFarm!('farm1', []))])
+  // public IPv4 addresses a node contract can reserve (IPsReserved), as a farmer adds them
+  const ips = await Promise.all([33, 34, 35, 36, 37, 38].map(async (n) => dev.sign(alice, api.tx.tfgridModule!.addFarmIp!(1, `185.206.122.${n}/24`, '185.206.122.1'))))
+  await dev.block(ips)
   const r = await dev.block([
     await dev.sign(bob, api.tx.tfgridModule!.createNode!(1, { hru: 1e12, sru: 1e12, cru: 8, mru: 16e9 }, { longitude: '1', latitude: '2' }, 'BE', 'Gent', [], false, false, 'x')),
   ])
