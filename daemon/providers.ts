@@ -19,6 +19,8 @@ import { awsEc2SectionSchema, confirmEc2SpotPrice, createAwsEc2Provisioner } fro
 import { confirmHetznerPrice, createHetznerProvisioner, hetznerSectionSchema } from '../provisioners/hetzner/index.js'
 import { resolveSecret } from '../config/secrets.js'
 import { usd } from '../core/money.js'
+import { threefoldSection } from '../provisioners/threefold/config.js'
+import { createThreefoldFromConfig } from '../provisioners/threefold/fromConfig.js'
 import type { Provisioner } from '../provisioners/types.js'
 import type { Target } from './ports.js'
 
@@ -217,6 +219,15 @@ export const providers = {
           return usd(await confirmHetznerPrice({ token, endpoint: hz.endpoint, serverType: offer.instanceType, location: offer.region, eurUsd: hz.eur_usd, signal, timeoutMs: hz.api_timeout_ms }))
         },
       })
+      return { targets: [t], provisioners: [prov] }
+    },
+  }),
+  threefold: defineProvider({
+    section: threefoldSection,
+    create(common, tf, ctx) {
+      const prov = createThreefoldFromConfig(common.child('threefold'), tf, { dataDir: ctx.dataDir, allowTestSources: ctx.allowTestSources, catalogOffers: ctx.catalogOffers })
+      if (!prov) return { targets: [], provisioners: [] }
+      const t = cloudTarget({ name: 'threefold', provider: 'threefold', provisioner: prov, regions: [], catalogOffers: ctx.catalogOffers, maxInstances: tf.maxInstances })
       return { targets: [t], provisioners: [prov] }
     },
   }),
