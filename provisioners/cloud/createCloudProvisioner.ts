@@ -17,7 +17,7 @@ import type { Secret } from '../../config/secrets.js'
 import { ProvisionError, TargetUnreachableError } from '../errors.js'
 import { createSshProvisioner, type SshProvisioner, type SshProvisionerParameters } from '../ssh/index.js'
 import { assertDeploymentId, assertReplicas, assertRequest } from '../ssh/validate.js'
-import type { CallOptions, DeploymentRequest, DeploymentStatus, OwnedResource, Provisioner, SourceKind } from '../types.js'
+import type { CallOptions, DeploymentRequest, DeploymentStatus, OwnedResource, Provisioner, ReplicaUsage, SourceKind } from '../types.js'
 import { openDeploymentStore, type CloudDeployment } from './deploymentStore.js'
 import { failoverError } from './errors.js'
 import { deriveHostKey } from './hostKey.js'
@@ -341,6 +341,8 @@ export function createCloudProvisioner(commonIn: Common, p: CloudProvisionerPara
     }
     const endpoints: string[] = []
     const notes: string[] = []
+    const usage: ReplicaUsage[] = []
+    let usageAt = 0
     await Promise.all(
       Array.from({ length: wanted }, async (_, i) => {
         const vm = vms.get(i)
@@ -348,6 +350,9 @@ export function createCloudProvisioner(commonIn: Common, p: CloudProvisionerPara
         if (vm.state !== 'running' || !vm.publicIp) return void notes.push(`replica ${i}: VM ${vm.id} is ${vm.state}`)
         try {
           const st = await handToSsh(rec, vm).status(id, { signal })
+          // each VM's SSH provisioner numbers its replica from the VM's index: their CPU counters add up unchanged
+          if (st.usage) usage.push(...st.usage.replicas)
+          if (st.usage) usageAt = Math.max(usageAt, st.usage.at)
           if (st.replicasReady >= 1) endpoints.push(...st.endpoints)
           else notes.push(`replica ${i}: ${st.detail ?? 'not ready'}`)
         } catch (err) {
@@ -366,6 +371,7 @@ export function createCloudProvisioner(commonIn: Common, p: CloudProvisionerPara
       healthy: endpoints.length === wanted,
       placement: `${d.provider}/${region}/${rec.request.offer!.instanceType}${rec.request.offer!.spot ? '/spot' : ''}`,
       ...(notes.length ? { detail: notes.sort().join('; ') } : {}),
+      ...(usage.length && { usage: { at: usageAt, replicas: usage.sort((a, b) => a.index - b.index) } }),
     }
   }
 

@@ -142,7 +142,7 @@ describe.skipIf(!canNetns)('e2e: buying from a cloud (fake EC2 booting real mach
     await waitFor('closed', () => stack.service(serviceId)?.state === 'closed', 120_000, 200)
 
     // every aws offer fails (t3.micro is still in its cooldown; t3.small and m5.large fail) → NO_CAPACITY, attempts listed
-    fake.fail('RunInstances', { code: 'InsufficientInstanceCapacity', times: 5 })
+    fake.fail('RunInstances', { code: 'InsufficientInstanceCapacity', times: 2 }) // max_attempts: two offers tried, both refused
     const { serviceId: id2 } = await chain.customer.requestService({ blueprintId, operator: chain.operatorAddress, tier: 0, ttlSeconds: 300n, deposit: 60n * RATE, preferences: { providers: ['aws'] } })
     const r = await waitFor('refunded', () => stack.service(id2)?.state === 'refunded' && stack.service(id2), 300_000, 200)
     expect(r.reason).toBe('NO_CAPACITY')
