@@ -101,6 +101,9 @@ describe.skipIf(!canNetns)('e2e: buying from a cloud (fake EC2 booting real mach
     expect(ep).toBe(`http://${vm.ip}:8080`)
     const first = (await (await fetch(`${ep}/`)).json()) as { deployment: string; starts: number }
     expect(first.deployment).toBe(dep)
+    // CPU counters of the VM's replica reach the daemon through the host agent (what autoscaling reads)
+    const st = await d.daemon.targets.byName('aws')!.provisioner.status(dep)
+    expect(st.usage?.replicas.map((r) => r.index)).toEqual([0])
 
     // payment expires → the VM is stopped (EBS kept), the bill for compute stops
     await stack.travel(200n)
