@@ -1,5 +1,6 @@
 /** The per-service ledger's capacity cost: what running the service's replicas costs the operator, accrued as it happens. */
 import { usd } from '../../core/money.js'
+import type { Payout } from '../../chain/evm/payouts.js'
 import type { ServiceRecord } from '../state.js'
 
 /**
@@ -20,4 +21,10 @@ export function accrueCost(r: ServiceRecord, at = new Date()): void {
     r.ledger.cloudCostUsd = usd(r.ledger.cloudCostUsd).plus(usd(r.quote.stoppedHourlyUsd).mul(hours)).toDecimalPlaces(12).toFixed()
   }
   r.costSince = at.toISOString()
+}
+
+/** The payouts an escrow write's receipt carried (withdraw / refund results), none for 'nothing' or 'already'. */
+export function payoutsOf(res: unknown): Payout[] {
+  const p = (res as { payouts?: unknown } | undefined)?.payouts
+  return Array.isArray(p) ? (p as Payout[]) : []
 }

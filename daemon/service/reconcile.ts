@@ -227,15 +227,19 @@ async function checkHealth(ctx: ServiceContext, s: ServiceRecord, target: Target
     return undefined
   }
   ctx.log.warn({ serviceId: id, failures, restarts, detail: st.detail }, 'unhealthy; restarting')
+  // counted before the attempt: a replacement that throws (a replica that runs but never answers) still moves the
+  // service towards the UNHEALTHY give-up instead of retrying for ever
+  await patch(ctx, id, (r) => {
+    r.health.restarts++
+    r.health.lastRestartAt = new Date().toISOString()
+    r.health.failures = 0
+  })
   // replace when restarts do not help: provision again (idempotent, adopts what still runs)
   const after =
     !st.exists || restarts >= 3
       ? await target.provisioner.provision(requestOf(ctx, get(ctx, id)!, want), callOpts(ctx, target))
       : await target.provisioner.restart(s.deploymentId, callOpts(ctx, target))
   await patch(ctx, id, (r) => {
-    r.health.restarts++
-    r.health.lastRestartAt = new Date().toISOString()
-    r.health.failures = 0
     r.health.healthy = after.healthy
     r.endpoints = after.endpoints
   })

@@ -2,7 +2,8 @@
 import { get, move, patch, type ServiceContext } from './context.js'
 import { cancelDeploy } from './deploy.js'
 import { destroyQuietly } from './destroy.js'
-import { accrueCost } from './ledger.js'
+import { accrueCost, payoutsOf } from './ledger.js'
+import { recordPayouts } from '../payouts.js'
 import { closeVanished, onChain } from './vanished.js'
 
 export async function refund(ctx: ServiceContext, id: string) {
@@ -23,6 +24,7 @@ export async function refund(ctx: ServiceContext, id: string) {
   if (res === 'vanished') return closeVanished(ctx, id)
   ctx.m.refunds.inc({ reason })
   await move(ctx, id, 'refunded', reason, (r) => {
+    recordPayouts(r, ctx.config.chain.chainId, payoutsOf(res))
     delete r.intent
   }, res === 'already' ? 'already refunded on chain' : undefined)
 }

@@ -3,7 +3,8 @@ import type { ReasonCode } from '../../core/errors.js'
 import { get, move, patch, type ServiceContext } from './context.js'
 import { cancelDeploy } from './deploy.js'
 import { destroyQuietly } from './destroy.js'
-import { accrueCost } from './ledger.js'
+import { accrueCost, payoutsOf } from './ledger.js'
+import { recordPayouts } from '../payouts.js'
 import { closeVanished, onChain } from './vanished.js'
 
 export async function terminate(ctx: ServiceContext, id: string) {
@@ -19,14 +20,18 @@ export async function terminate(ctx: ServiceContext, id: string) {
     r.endpoints = []
     r.intent = { op: 'withdraw', at: new Date().toISOString(), attempt: 1 }
   })
-  if ((await onChain(ctx, id, () => ctx.escrow.withdraw(BigInt(id)))) === 'vanished') return closeVanished(ctx, id)
+  const withdrawn = await onChain(ctx, id, () => ctx.escrow.withdraw(BigInt(id)))
+  if (withdrawn === 'vanished') return closeVanished(ctx, id)
   const reason: ReasonCode = get(ctx, id)!.reason ?? 'TTL_REACHED'
   await patch(ctx, id, (r) => {
     r.intent = { op: 'refund', at: new Date().toISOString(), attempt: 1, detail: reason }
   })
-  if ((await onChain(ctx, id, () => ctx.escrow.refund(BigInt(id), reason))) === 'vanished') return closeVanished(ctx, id)
+  const refunded = await onChain(ctx, id, () => ctx.escrow.refund(BigInt(id), reason))
+  if (refunded === 'vanished') return closeVanished(ctx, id)
   ctx.m.refunds.inc({ reason })
   await move(ctx, id, 'closed', reason, (r) => {
+    // the ledger at closed is what the chain paid out (from the receipts; the follower's events count once more never)
+    recordPayouts(r, ctx.config.chain.chainId, [...payoutsOf(withdrawn), ...payoutsOf(refunded)])
     delete r.intent
   })
 }

@@ -72,7 +72,8 @@ describe('e2e: lifecycle', () => {
     expect(await chain.customer.balanceOf()).toBe(customer0 - D - T + refunded)
     expect(await chain.customer.balanceOf(chain.addresses.escrow)).toBe(escrowBefore)
     expect(await stack.refunds(serviceId)).toEqual([{ amount: refunded, reason: 'TTL_REACHED' }])
-    // the daemon's ledger reconciles with the chain
+    // the daemon's ledger reconciles with the chain, already at closed (counted from the receipts, once)
+    expect(closed.ledger).toMatchObject({ withdrawn: earned.toString(), refunded: refunded.toString() })
     await waitFor('ledger', () => stack.service(serviceId)?.ledger.refunded === refunded.toString())
     expect(stack.service(serviceId)!.ledger).toMatchObject({ paid: (D + T).toString(), withdrawn: earned.toString(), refunded: refunded.toString() })
     expect(stack.service(serviceId)!.ledger.cloudCostUsd).toMatch(/^0\.0*[1-9]\d*$/) // the capacity's cost, accrued while it ran
@@ -108,7 +109,7 @@ describe('e2e: lifecycle', () => {
     const healed = await waitFor('restarted', () => {
       const s = stack.service(serviceId)
       const pids = processesOf(dep, stack.operatorId)
-      return s && s.health.restarts > 0 && pids.length === 1 && pids[0] !== pid && s
+      return s && s.health.restarts > 0 && s.health.healthy && s.endpoints.length > 0 && pids.length === 1 && pids[0] !== pid && s
     }, 30_000)
     expect((await fetch(healed.endpoints[0]!)).status).toBe(200)
     expect(healed.state).toBe('active')
