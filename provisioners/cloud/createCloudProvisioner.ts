@@ -23,6 +23,7 @@ import { failoverError } from './errors.js'
 import { deriveHostKey } from './hostKey.js'
 import { ownershipTags, resourceName } from './ownership.js'
 import type { CloudDriver, CloudVm } from './types.js'
+import { faultPoint } from '../../core/faults.js'
 import { buildUserData } from './userData.js'
 
 export type CloudProvisionerParameters = {
@@ -251,6 +252,8 @@ export function createCloudProvisioner(commonIn: Common, p: CloudProvisionerPara
         },
         { signal },
       )
+      // the fault suite kills the daemon here: the VM exists, nothing of it is recorded beyond the intent
+      faultPoint('cloud.vm-created')
     } else if (vm.state === 'stopped' || vm.state === 'stopping') {
       if (vm.state === 'stopping') await waitSettled(vm, region, signal)
       log.info({ deploymentId: id, replica: i, vm: vm.id }, 'starting a stopped VM')

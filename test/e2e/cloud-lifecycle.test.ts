@@ -7,76 +7,32 @@
  * failover: the cheapest offer answers InsufficientInstanceCapacity → the next candidate serves; every offer failing
  * → NO_CAPACITY refunded with the attempts.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { usd } from '../../core/money.js'
-import type { Offer } from '../../core/offer.js'
-import { writeCacheFile } from '../../pricing/catalog.js'
-import { startFakeEc2, type FakeEc2 } from '../fakes/ec2-api.js'
-import { generateKeyPair } from '../helpers/sshd.js'
-import { startInProcess, startStack, waitFor, type Stack } from '../helpers/stack.js'
+import type { FakeEc2 } from '../fakes/ec2-api.js'
+import { awsOffer as offer, canNetns, startCloudStack, type CloudStack } from '../helpers/cloudStack.js'
+import { startInProcess, waitFor, type Stack } from '../helpers/stack.js'
 
 const RATE = 1000n
-const canNetns = process.getuid?.() === 0
-const offer = (instanceType: string, vcpu: number, memoryGiB: number, hourly: string): Offer => ({
-  provider: 'aws',
-  region: 'us-east-1',
-  instanceType,
-  vcpu,
-  memoryGiB,
-  gpu: { count: 0 },
-  includedStorageGiB: 0,
-  hourlyUsd: usd(hourly),
-  storageUsdPerGiBMonth: usd('0.08'),
-  source: 'skypilot-aws',
-  fetchedAt: Date.now(),
-})
 
 describe.skipIf(!canNetns)('e2e: buying from a cloud (fake EC2 booting real machines)', () => {
   let fake: FakeEc2
   let stack: Stack
+  let cloud: CloudStack
   let d: Awaited<ReturnType<typeof startInProcess>>
-  let dir: string
   const liveOf = (dep: string) => fake.live().filter((i) => i.tags['bpo-deployment'] === dep)
 
   beforeAll(async () => {
-    fake = await startFakeEc2({ accessKeyId: 'AKIAFAKEEXAMPLE00001' })
-    dir = mkdtempSync(join(tmpdir(), 'bpo-cloud-e2e-'))
-    const login = await generateKeyPair(dir)
-    writeFileSync(join(dir, 'login_key'), login.privateKey, { mode: 0o600 })
-    process.env.BPO_TEST_AWS_KEY_ID = 'AKIAFAKEEXAMPLE00001'
-    process.env.BPO_TEST_AWS_SECRET = 'fake-secret-access-key-never-logged'
-    // the catalog the daemon buys from: EC2 below the local machine's 0.05 USD/h
-    const cache = join(dir, 'pricing')
-    await writeCacheFile(cache, 'skypilot-aws', Date.now(), [{ ...offer('t3.micro', 2, 1, '0.0104'), spotHourlyUsd: usd('0.0040') }, offer('t3.small', 2, 2, '0.0208'), offer('m5.large', 2, 8, '0.096')])
-    stack = await startStack({ loopMs: 500, attempts: 1 })
-    const local = (stack.doc.providers as Record<string, unknown>).local as Record<string, unknown>
-    local.hourly_usd = '0.05'
-    stack.doc.providers = {
-      ...(stack.doc.providers as object),
-      aws: {
-        access_key_id: 'env:BPO_TEST_AWS_KEY_ID',
-        secret_access_key: 'env:BPO_TEST_AWS_SECRET',
-        regions: ['us-east-1'],
-        endpoint: fake.url,
-        ssh_key: `file:${join(dir, 'login_key')}`,
-        ssh_source_cidr: '10.0.0.0/8',
-        // generous: a loaded 2-core machine boots the fake VMs' sshd slowly
-        boot_timeout_ms: 240_000,
-        api_timeout_ms: 10_000,
-      },
-    }
-    stack.doc.pricing = { sources: ['skypilot-aws'], cache_dir: cache }
-    stack.doc.placement = { max_attempts: 2, cooldown_ms: 15_000, confirm_price_older_than_ms: 3_600_000 }
+    cloud = await startCloudStack({
+      offers: [{ ...offer('t3.micro', 2, 1, '0.0104'), spotHourlyUsd: usd('0.0040') }, offer('t3.small', 2, 2, '0.0208'), offer('m5.large', 2, 8, '0.096')],
+      placement: { max_attempts: 2, cooldown_ms: 15_000, confirm_price_older_than_ms: 3_600_000 },
+    })
+    ;({ stack, fake } = cloud)
     d = await startInProcess(stack)
   }, 120_000)
   afterAll(async () => {
     await d?.stop()
-    await stack?.stop()
-    await fake?.stop()
-    if (dir) rmSync(dir, { recursive: true, force: true })
+    await cloud?.stop()
   })
 
   test('default: placement buys EC2 → active over SSH → zero (stopped) → top-up → back, data kept → TTL → nothing left', { timeout: 900_000 }, async () => {
