@@ -48,7 +48,7 @@ describe('blueprint-operator status / services', () => {
     expect(denied.err()).toMatch(/401 UNAUTHORIZED: .*set BPO_ADMIN_TOKEN/)
     // the token by reference from the TOML file, as the daemon reads it
     const dir = mkdtempSync(join(tmpdir(), 'bpo-cli-'))
-    writeFileSync(join(dir, 'token'), TOKEN)
+    writeFileSync(join(dir, 'token'), TOKEN, { mode: 0o600 }) // a key file others can read is refused
     writeFileSync(join(dir, 'operator.toml'), `[http]\nlisten = "${new URL(c.url).host}"\nadmin_token = "file:token"\n`)
     const ok = io()
     expect(await main(['services', 'stop', '4', '--config', join(dir, 'operator.toml')], ok.io)).toBe(0)

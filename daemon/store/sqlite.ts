@@ -6,7 +6,7 @@
  * `[store] sqlite_synchronous = "normal"` trades that for updates ~40x cheaper on a slow disk, for operators who
  * accept re-checking the chain after a power cut.
  */
-import { mkdirSync } from 'node:fs'
+import { chmodSync, closeSync, mkdirSync, openSync } from 'node:fs'
 import { dirname } from 'node:path'
 import Database from 'better-sqlite3'
 import type { Common } from '../../core/common.js'
@@ -32,6 +32,10 @@ const isCorrupt = (err: unknown) => CORRUPT.has((err as { code?: string }).code 
 /** Open (creating and migrating as needed) the SQLite database at `file`; `seeded` says whether `seed` was written. */
 export async function openSqlite(common: Common, p: OpenSqliteParameters): Promise<{ engine: Engine; seeded: boolean }> {
   mkdirSync(dirname(p.file), { recursive: true, mode: 0o700 })
+  // the state is the operator's (ledgers, intents, the customers' services): readable by the daemon's user only;
+  // SQLite gives the -wal and -shm files the database file's mode
+  closeSync(openSync(p.file, 'a', 0o600))
+  chmodSync(p.file, 0o600)
   let db: Database.Database
   try {
     db = new Database(p.file)

@@ -23,7 +23,7 @@ d=$(cd "$DATA_DIR/../../../.." && pwd)
 pre=\${DEPLOYMENT_ID%-*}
 try environ 'cat /proc/$PPID/environ'
 try toml 'cat "$d/operator.toml"'
-try state 'cat "$d/state.json"'
+try state 'cat "$d/state.sqlite"'
 try state-dir 'ls "$d"'
 for n in 1 2 3; do [ "$pre-$n" = "$DEPLOYMENT_ID" ] && continue; [ -d "$d/local/deployments/$pre-$n" ] || continue; try other-data 'ls "$d/local/deployments/$pre-$n/data"'; try other-file 'cat "$d/local/deployments/$pre-$n/data/mine"'; done
 try own-data 'echo mine > "$DATA_DIR/mine"'

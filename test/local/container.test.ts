@@ -77,7 +77,7 @@ describe.skipIf(!!missing)('local target, container sources (podman + local regi
 
       const owned = await prov.listOwned()
       const name = owned.find((r) => r.deploymentId === id && r.kind === 'container')!.id
-      expect(owned.filter((r) => r.deploymentId === id).map((r) => r.kind).sort()).toEqual(['container', 'container-manifest', 'volume'])
+      expect(owned.filter((r) => r.deploymentId === id).map((r) => r.kind).sort()).toEqual(['container', 'container-manifest', 'endpoint', 'volume']) // the stable endpoint's record too
       const inspect = JSON.parse((await reg.podman(['inspect', name])).stdout)[0]
       expect(inspect.ImageName).toBe(`${reg.image}@${reg.digest}`)
       expect(inspect.HostConfig.Memory).toBe(0.125 * 1024 ** 3)
@@ -97,7 +97,7 @@ describe.skipIf(!!missing)('local target, container sources (podman + local regi
       const zero = await prov.scale(id, 0)
       expect({ wanted: zero.replicasWanted, ready: zero.replicasReady, exists: zero.exists, healthy: zero.healthy }).toEqual({ wanted: 0, ready: 0, exists: true, healthy: true })
       expect((await reg.podman(['ps', '-a', '--format', '{{.Names}}'])).stdout).not.toContain(name)
-      expect((await prov.listOwned()).filter((r) => r.deploymentId === id).map((r) => r.kind).sort()).toEqual(['container-manifest', 'volume'])
+      expect((await prov.listOwned()).filter((r) => r.deploymentId === id).map((r) => r.kind).sort()).toEqual(['container-manifest', 'endpoint', 'volume']) // at zero the endpoint's port stays reserved
       const back = await prov.scale(id, 1)
       expect(back.endpoints).toEqual([endpoint]) // the same port again
       expect(await get(`${back.endpoints[0]}/starts`)).toEqual({ ok: true, text: '2' })
