@@ -32,17 +32,11 @@ async function rejection(p: Promise<unknown>): Promise<ProvisionError> {
 describe('aws-ec2', () => {
   test('error: RunInstances failures carry the failover class placement uses', async () => {
     const prov = lab.provisioner()
-    const cases: [string, unknown][] = [
-      ['InsufficientInstanceCapacity', { kind: 'capacity', scope: 'offer' }],
-      ['VcpuLimitExceeded', { kind: 'quota', scope: 'region' }],
-      ['UnauthorizedOperation', { kind: 'auth', scope: 'provider' }],
-      ['OptInRequired', { kind: 'region-unavailable', scope: 'region' }],
-    ]
-    for (const [code, failover] of cases) {
+    const expectFailover = async (code: string, ours: string, failover: unknown) => {
       const id = `ec2-${tag}-fo-${code.toLowerCase().slice(0, 12)}`
       lab.fake.fail('RunInstances', { code })
       const err = await rejection(prov.provision(lab.request(id)))
-      expect({ code, failover: failoverOf(err), retryable: isRetryable(err) }).toEqual({ code, failover, retryable: false })
+      expect({ code: err.code, failover: failoverOf(err), retryable: isRetryable(err) }).toEqual({ code: ours, failover, retryable: false })
       expect(err.meta.providerCode).toBe(code)
       // credentials never reach an error
       expect(`${err.message} ${JSON.stringify(err.meta)}`).not.toContain('fake-secret-access-key')
@@ -50,6 +44,38 @@ describe('aws-ec2', () => {
       await prov.destroy(id)
       expect([...lab.fake.securityGroups.values()].filter((g) => g.tags['bpo-deployment'] === id)).toEqual([])
     }
+    await expectFailover('InsufficientInstanceCapacity', 'CLOUD_CAPACITY', { kind: 'capacity', scope: 'offer' })
+    await expectFailover('VcpuLimitExceeded', 'CLOUD_QUOTA', { kind: 'quota', scope: 'region' })
+    await expectFailover('UnauthorizedOperation', 'CLOUD_AUTH', { kind: 'auth', scope: 'provider' })
+    await expectFailover('OptInRequired', 'CLOUD_REGION_UNAVAILABLE', { kind: 'region-unavailable', scope: 'region' })
+    await expectFailover('SpotMaxPriceTooLow', 'CLOUD_PRICE_CHANGED', { kind: 'price-changed', scope: 'offer' })
+  })
+
+  test('error: any other EC2 error answer is CLOUD_API_ERROR, not retried, with nothing left behind', async () => {
+    const prov = lab.provisioner()
+    const id = `ec2-${tag}-apierr`
+    lab.fake.fail('RunInstances', { code: 'InvalidParameterValue' })
+    const runs = lab.fake.calls.filter((c) => c.action === 'RunInstances').length
+    const err = await rejection(prov.provision(lab.request(id)))
+    expect({ code: err.code, retryable: isRetryable(err), providerCode: err.meta.providerCode }).toEqual({ code: 'CLOUD_API_ERROR', retryable: false, providerCode: 'InvalidParameterValue' })
+    expect(lab.fake.calls.filter((c) => c.action === 'RunInstances').length - runs).toBe(1)
+    expect(liveOf(id)).toEqual([])
+    await prov.destroy(id)
+  })
+
+  test('error: no Debian 12 AMI of the Debian account in the region → CLOUD_IMAGE_NOT_FOUND (an image of another owner is never used)', async () => {
+    const prov = lab.provisioner()
+    const id = `ec2-${tag}-noimage`
+    // only the impostor's image is left (owner 999999999999, newest of all)
+    const saved = lab.fake.images.splice(0, lab.fake.images.length, ...lab.fake.images.filter((im) => im.owner !== '136693071363'))
+    try {
+      const err = await rejection(prov.provision(lab.request(id)))
+      expect({ code: err.code, retryable: isRetryable(err) }).toEqual({ code: 'CLOUD_IMAGE_NOT_FOUND', retryable: false })
+      expect(liveOf(id)).toEqual([])
+    } finally {
+      lab.fake.images.splice(0, lab.fake.images.length, ...saved)
+    }
+    await prov.destroy(id)
   })
 
   test('behavior: RequestLimitExceeded is retried with backoff and the call succeeds', async () => {

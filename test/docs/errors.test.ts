@@ -57,13 +57,6 @@ const NOT_YET_PROVOKED: string[] = [
   'SSH_REMOTE_COMMAND_FAILED',
   'SSH_SFTP_FAILED',
   // merged from the clouds branch without a test asserting them (yet)
-  'CLOUD_QUOTA',
-  'CLOUD_AUTH',
-  'CLOUD_REGION_UNAVAILABLE',
-  'CLOUD_PRICE_CHANGED',
-  'CLOUD_RATE_LIMITED',
-  'CLOUD_API_ERROR',
-  'CLOUD_IMAGE_NOT_FOUND',
   'CLOUD_BOOT_TIMEOUT',
   'CLOUD_VM_LOST',
   // merged from the containers / http branches without a test asserting them (yet)

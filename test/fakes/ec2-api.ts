@@ -56,6 +56,8 @@ export type FakeEc2 = {
   interrupt(instanceId: string): Promise<void>
   /** Spot price history served per instance type: [zone, price][]. */
   spotPrices: Map<string, [string, string][]>
+  /** The public images DescribeImages searches (a test may remove some). */
+  images: { id: string; name: string; created: string; arch: string; owner: string }[]
   /** Instances not terminated. */
   live(): FakeInstance[]
   /** Volumes not deleted. */
@@ -354,6 +356,7 @@ export async function startFakeEc2(p: StartFakeEc2Parameters): Promise<FakeEc2> 
     securityGroups,
     calls,
     spotPrices,
+    images,
     fail(action, f) {
       const q = faults.get(action) ?? []
       q.push({ times: 1, ...f })
