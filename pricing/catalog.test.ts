@@ -303,6 +303,7 @@ describe('createCatalog', () => {
       }
     })()
     expect(err).toBeInstanceOf(PricingConfigError)
+    expect(err!.code).toBe('PRICING_CONFIG')
     expect(err!.details).toEqual([
       'pricing.sources.skypilot-aws.refresh: got "every day", expected a cron expression such as "5 3 * * *"',
       'pricing.own: own[0] x: hourlyUsd "free" is not a decimal amount',

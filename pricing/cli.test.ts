@@ -73,7 +73,9 @@ describe('pricing parse', () => {
   })
 
   test('error: usage', async () => {
-    expect((await run(['pricing', 'parse', 'nope', F('do-vms-v6.csv')])).code).toBe(64)
+    // PRICING_USAGE (a bad command line) is one line on stderr and exit 64
+    const bad = await run(['pricing', 'parse', 'nope', F('do-vms-v6.csv')])
+    expect({ code: bad.code, lines: bad.err.trim().split('\n').length }).toEqual({ code: 64, lines: 1 })
     expect((await run(['pricing', 'parse', 'skypilot-aws'])).code).toBe(64)
     const h = await run(['pricing', 'parse', 'hetzner', F('hetzner-cloud-matrix-row.fixture.html')])
     expect(h.code).toBe(64)

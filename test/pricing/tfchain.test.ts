@@ -103,7 +103,7 @@ describe('fetchTfchain (chopsticks, spec 61)', () => {
     await setStorage([[TFT_PRICE, '0x00000000']])
     const err = await read().catch((e) => e)
     expect(err).toBeInstanceOf(PriceSourceParseError)
-    expect(err.retryable).toBe(false)
+    expect({ code: err.code, retryable: err.retryable }).toEqual({ code: 'PRICE_SOURCE_PARSE', retryable: false })
     expect(err.shortMessage).toContain('tftPriceModule.tftPrice is 0')
     // the configured value stands in, under its own name
     const fallback = await resolveTftUsd(tftUsd({ tfchainPriceMusd: 33, extraUsd: ['0.033'] }))
@@ -111,6 +111,7 @@ describe('fetchTfchain (chopsticks, spec 61)', () => {
     // without one, the rate is unavailable and says why
     const none = await resolveTftUsd(tftUsd({ extraUsd: ['0.033'] })).catch((e) => e)
     expect(none).toBeInstanceOf(TftRateError)
+    expect(none.code).toBe('TFT_RATE_UNAVAILABLE')
     expect(none.details.join('\n')).toContain('tftPrice is 0')
   })
 
@@ -179,7 +180,7 @@ describe('fetchTfchain: node unreachable', () => {
     await new Promise((resolve) => closed.close(resolve))
     const err = await fetchTfchain({ url: `ws://127.0.0.1:${port}`, timeoutMs: 20_000 }).catch((e) => e)
     expect(err).toBeInstanceOf(PriceSourceFetchError)
-    expect(err.retryable).toBe(true)
+    expect({ code: err.code, retryable: err.retryable }).toEqual({ code: 'PRICE_SOURCE_FETCH', retryable: true })
     expect(err.shortMessage).toContain('ECONNREFUSED')
   })
 
