@@ -44,6 +44,7 @@ describe('blueprint-operator status / services', () => {
     expect(await main(['services', 'show', '4', '--url', c.url], show.io)).toBe(0)
     expect(show.out()).toMatch(/timeline\n {2}\S+ {2}- +-> requested +ServiceInitiated/)
     const denied = io()
+    // API_ERROR: the daemon's error answer (status and its code) is the CLI's one line, exit 1
     expect(await main(['services', 'stop', '4', '--url', c.url], denied.io)).toBe(1)
     expect(denied.err()).toMatch(/401 UNAUTHORIZED: .*set BPO_ADMIN_TOKEN/)
     // the token by reference from the TOML file, as the daemon reads it
@@ -59,12 +60,14 @@ describe('blueprint-operator status / services', () => {
   test('error: usage errors are one line and exit 64; a daemon that is not running exits 75 saying so', async () => {
     for (const argv of [['services'], ['services', 'show'], ['services', 'show', 'abc'], ['services', 'frob', '1'], ['frobnicate'], ['config'], ['pricing', 'import', 'nope', 'x'], ['quote', '--cpu', 'x', '--memory', '1']]) {
       const x = io()
+      // CLI_USAGE: one line on stderr, exit 64
       expect(await main([...argv, '--url', c.url], x.io), argv.join(' ')).toBe(64)
       expect(x.err().trim().split('\n'), argv.join(' ')).toHaveLength(1)
       expect(x.err()).toMatch(/^error: /)
       expect(x.err()).not.toMatch(/\n\s+at /)
     }
     const down = io()
+    // DAEMON_UNREACHABLE: exit 75 (EX_TEMPFAIL), saying how to start it
     expect(await main(['status', '--url', 'http://127.0.0.1:1'], down.io)).toBe(75)
     expect(down.err()).toMatch(/^cannot reach the daemon at http:\/\/127\.0\.0\.1:1: is it running/)
   })
