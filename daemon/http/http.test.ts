@@ -68,6 +68,14 @@ describe('http API', () => {
     await ctx?.targets.close()
     await shutdown(1000)
   })
+  const waitUntil = async <T>(fn: () => Promise<T | undefined>): Promise<T> => {
+    for (let i = 0; i < 100; i++) {
+      const v = await fn()
+      if (v) return v
+      await new Promise((r) => setTimeout(r, 50))
+    }
+    throw new Error('timed out')
+  }
   const get = (path: string, init?: RequestInit) => fetch(`${http.url}${path}`, init)
   const post = (path: string, token?: string, body: unknown = {}) =>
     get(path, { method: 'POST', headers: { 'content-type': 'application/json', ...(token && { authorization: `Bearer ${token}` }) }, body: JSON.stringify(body) })
@@ -181,6 +189,33 @@ describe('http API', () => {
     expect(page.headers.get('content-security-policy')).toContain("script-src 'self'")
     expect(await page.text()).toContain('<script src="/dashboard.js" defer></script>')
     expect(await (await get('/dashboard.js')).text()).toContain("new EventSource('/api/events')")
+  })
+
+  test('error: event streams are bounded — the 65th at once is refused with 503 TOO_MANY_CLIENTS; a closed one frees its slot', async () => {
+    const other = await startHttpServer({ ...ctx, host: '127.0.0.1', port: 0 })
+    const streams: AbortController[] = []
+    try {
+      for (let i = 0; i < 64; i++) {
+        const ac = new AbortController()
+        const r = await fetch(`${other.url}/api/events`, { signal: ac.signal })
+        expect(r.status).toBe(200)
+        streams.push(ac)
+      }
+      const refused = await fetch(`${other.url}/api/events`)
+      expect(refused.status).toBe(503)
+      expect(((await refused.json()) as { error: { code: string } }).error.code).toBe('TOO_MANY_CLIENTS')
+      streams.pop()!.abort()
+      const again = await waitUntil(async () => {
+        const r = await fetch(`${other.url}/api/events`)
+        if (r.status === 200) return r
+        await r.body?.cancel()
+      })
+      expect(again.status).toBe(200)
+      await again.body!.cancel()
+    } finally {
+      for (const ac of streams) ac.abort()
+      await other.close()
+    }
   })
 
   test('error: without an admin token the actions are disabled (403); a busy address names http.listen', async () => {

@@ -56,7 +56,6 @@ const NOT_YET_PROVOKED: string[] = [
   'CLOUD_VM_LOST',
   // merged from the containers / http branches without a test asserting them (yet)
   'TARGET_ERROR',
-  'TOO_MANY_CLIENTS',
   'INTERNAL_ERROR',
   'CONTAINER_RUNTIME_FAILED',
 ]
