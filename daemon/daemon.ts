@@ -6,6 +6,7 @@ import { setMaxListeners } from 'node:events'
 import { join } from 'node:path'
 import type { Common } from '../core/common.js'
 import { BaseError } from '../core/errors.js'
+import { faultPoint } from '../core/faults.js'
 import { redactUrl } from '../core/redact.js'
 import type { OperatorConfig } from './config.js'
 import { createEvmPublicClient, createEvmWalletClient } from '../chain/evm/clients.js'
@@ -226,6 +227,7 @@ export async function startDaemon({ config, common: parent }: StartDaemonParamet
         return t
       })
       persistedAt = Date.now()
+      faultPoint('intake.committed')
       for (const id of touched) mgr.kick(id)
     },
   })

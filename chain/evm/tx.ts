@@ -4,6 +4,7 @@
  */
 import type { Abi, Account, Address, Chain, PublicClient, TransactionReceipt, Transport, WalletClient } from 'viem'
 import type { Common } from '../../core/common.js'
+import { faultPoint } from '../../core/faults.js'
 import { withTimeout } from '../../core/retry.js'
 import { TxFailedError, classifyRpcError } from './errors.js'
 import { withScopedSignal } from './signal.js'
@@ -63,6 +64,7 @@ export function createTxSender(common: Common, p: TxSenderParameters): TxSender 
               const gas = await p.publicClient.estimateContractGas({ ...call, account: p.walletClient.account } as Parameters<PublicClient['estimateContractGas']>[0])
               const hash = await p.walletClient.writeContract({ ...(request as object), gas: (gas * 13n) / 10n + 20_000n } as Parameters<typeof p.walletClient.writeContract>[0])
               log.info({ tx: hash, call: what }, 'transaction sent')
+              faultPoint(`tx.${call.functionName}.sent`)
               const receipt = await p.publicClient.waitForTransactionReceipt({ hash, timeout })
               if (receipt.status !== 'success') throw new TxFailedError(what, hash)
               counter.inc({ function: call.functionName, outcome: 'success' })

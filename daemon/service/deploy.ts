@@ -7,6 +7,7 @@
 import { AbortedError, BaseError, isRetryable, reasonOf } from '../../core/errors.js'
 import { retry } from '../../core/retry.js'
 import type { DeploymentStatus } from '../../provisioners/types.js'
+import { faultPoint } from '../../core/faults.js'
 import { failoverOf } from '../placement/failover.js'
 import { transition } from '../state.js'
 import { callOpts, get, move, patch, requestOf, targetOf, type ServiceContext } from './context.js'
@@ -87,6 +88,7 @@ async function provisionHealthy(ctx: ServiceContext, id: string, replicas: numbe
       })
       const cur = get(ctx, id)
       if (!cur || cur.state !== 'provisioning') throw new BaseError('service left provisioning', { code: 'SUPERSEDED' })
+      faultPoint('deploy.intent-recorded')
       const st = await target.provisioner.provision(requestOf(ctx, cur, replicas), callOpts(ctx, target, signal))
       if (!st.healthy) throw new BaseError(`deployment ${cur.deploymentId} is not healthy: ${st.detail ?? `${st.replicasReady}/${st.replicasWanted} ready`}`, { code: 'UNHEALTHY', reason: 'UNHEALTHY', retryable: true })
       return st
@@ -126,10 +128,12 @@ export async function deploy(ctx: ServiceContext, id: string, signal: AbortSigna
       s.problems = [...(s.decision?.attempts.map((a) => `${a.target} ${a.region}/${a.instanceType}: ${a.error}`) ?? []), (err as BaseError).shortMessage ?? String(err)]
       delete s.intent
     }, (err as BaseError).shortMessage)
+    faultPoint('deploy.rollback-recorded')
     return
   } finally {
     releaseSlot(ctx.deploys)
   }
+  faultPoint('deploy.healthy')
   await activate(ctx, id, replicas, status, signal)
 }
 
@@ -173,6 +177,7 @@ async function activate(ctx: ServiceContext, id: string, replicas: number, statu
     if (s.state === 'provisioning') s.intent = { op: 'activate', at: new Date().toISOString(), attempt: 1 }
   })
   if (get(ctx, id)?.state !== 'provisioning') return
+  faultPoint('activate.intent-recorded')
   try {
     await retry(() => ctx.escrow.activate(BigInt(id), signal), { attempts: 5, baseMs: 500, signal })
   } catch (err) {
@@ -200,6 +205,7 @@ async function activate(ctx: ServiceContext, id: string, replicas: number, statu
     }
     throw err
   }
+  faultPoint('activate.confirmed')
   await ctx.store.update((st) => {
     const rec = st.services[id]
     if (!rec || rec.state !== 'provisioning') return

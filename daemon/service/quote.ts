@@ -3,6 +3,7 @@
  * offer, confirm a stale price with the provider, and reserve the first candidate that has room and leaves the
  * operator's margin — in one state update, so concurrent quotes never promise the same capacity twice.
  */
+import { faultPoint } from '../../core/faults.js'
 import type { Decimal } from '../../core/money.js'
 import { tokenToUsd } from '../../core/money.js'
 import { reduce, TierNames, type ResourceSpec } from '../../core/spec.js'
@@ -179,6 +180,7 @@ async function reserve(ctx: ServiceContext, s: ServiceRecord, spec: ResourceSpec
   if (chosen) {
     ctx.m.transitions.inc({ to: 'provisioning' })
     ctx.log.info({ serviceId: s.serviceId, to: 'provisioning', cause: 'quoted', target: chosen.c.target.name, region: chosen.c.offer.region, instanceType: chosen.c.offer.instanceType, usdPerHour: chosen.total.toFixed(), replicas: spec.replicas, decisionMs: Math.round(ranking.ms * 100) / 100 }, 'provisioning')
+    faultPoint('quote.decided')
   }
 }
 

@@ -6,6 +6,7 @@
  * tier's replicas on a top-up or a tier change, and heal an unhealthy deployment (restart, then replace, then end it
  * with UNHEALTHY).
  */
+import { faultPoint } from '../../core/faults.js'
 import { tokenToUsd, usd } from '../../core/money.js'
 import { TierNames, type ResourceSpec, type TierName } from '../../core/spec.js'
 import { planTier, replicasPaidFor } from '../../core/tiers.js'
@@ -126,7 +127,9 @@ async function scaleToZero(ctx: ServiceContext, s: ServiceRecord, target: Target
   await patch(ctx, s.serviceId, (r) => {
     r.intent = { op: 'scale', at: new Date().toISOString(), attempt: 1, detail: '0' }
   })
+  faultPoint('scale.zero-intent')
   await target.provisioner.scale(s.deploymentId, 0, callOpts(ctx, target))
+  faultPoint('scale.zero-done')
   await move(ctx, s.serviceId, 'scaled-to-zero', 'payment expired', (r) => {
     accrueCost(r)
     r.replicas = 0
@@ -170,6 +173,7 @@ async function scaleTo(ctx: ServiceContext, s: ServiceRecord, target: Target, ti
   await patch(ctx, s.serviceId, (r) => {
     r.intent = { op: 'scale', at: new Date().toISOString(), attempt: 1, detail: String(want) }
   })
+  faultPoint('scale.up-intent')
   const plan = planTier({ tier, tiers: config.tiers, maxReplicas: config.ceilings.replicas, highAvailability: s.spec?.highAvailability ?? false })
   const spec: ResourceSpec = { ...s.spec!, tier, replicas: want, minReplicas: want, maxReplicas: Math.max(want, plan.maxReplicas) }
   // a new tier changes more than the count (autoscaling bounds): provision the new spec (idempotent, adopts);
@@ -178,6 +182,7 @@ async function scaleTo(ctx: ServiceContext, s: ServiceRecord, target: Target, ti
     s.tier !== tier
       ? await target.provisioner.provision({ ...requestOf(ctx, s, want), spec }, callOpts(ctx, target))
       : await target.provisioner.scale(s.deploymentId, want, callOpts(ctx, target))
+  faultPoint('scale.up-done')
   await move(ctx, s.serviceId, 'active', s.state === 'scaled-to-zero' ? 'top-up' : s.tier !== tier ? 'tier changed' : 'replicas', (r) => {
     accrueCost(r)
     r.replicas = want

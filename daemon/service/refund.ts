@@ -1,4 +1,5 @@
 /** refunding → refunded: make sure nothing runs, then refund the whole unserved balance on chain with the reason. */
+import { faultPoint } from '../../core/faults.js'
 import { get, move, patch, type ServiceContext } from './context.js'
 import { cancelDeploy } from './deploy.js'
 import { destroyQuietly } from './destroy.js'
@@ -15,13 +16,17 @@ export async function refund(ctx: ServiceContext, id: string) {
     r.endpoints = []
     r.intent = { op: 'destroy', at: new Date().toISOString(), attempt: (r.intent?.attempt ?? 0) + 1, detail: 'rollback' }
   })
+  faultPoint('refund.destroy-intent')
   await destroyQuietly(ctx, id)
+  faultPoint('refund.destroyed')
   const reason = get(ctx, id)!.reason ?? 'PROVISION_FAILED'
   await patch(ctx, id, (r) => {
     r.intent = { op: 'refund', at: new Date().toISOString(), attempt: (r.intent?.attempt ?? 0) + 1, detail: reason }
   })
+  faultPoint('refund.refund-intent')
   const res = await onChain(ctx, id, () => ctx.escrow.refund(BigInt(id), reason))
   if (res === 'vanished') return closeVanished(ctx, id)
+  faultPoint('refund.refunded')
   ctx.m.refunds.inc({ reason })
   await move(ctx, id, 'refunded', reason, (r) => {
     recordPayouts(r, ctx.config.chain.chainId, payoutsOf(res))

@@ -10,6 +10,7 @@ import { chmodSync, closeSync, mkdirSync, openSync } from 'node:fs'
 import { dirname } from 'node:path'
 import Database from 'better-sqlite3'
 import type { Common } from '../../core/common.js'
+import { faultPoint } from '../../core/faults.js'
 import { emptyState, type ServiceRecord, type State } from '../state.js'
 import { emptyChanges, type Changes } from './draft.js'
 import { stateCorrupt, stateMismatch } from './errors.js'
@@ -157,6 +158,8 @@ function writeChanges(db: Database.Database, c: Changes): void {
       if (rec) st.upsert.run(id, rec.state ?? '', JSON.stringify(rec), rec.updatedAt ?? '')
       else st.del.run(id)
     }
+    // a crash inside the transaction: the rows above are written, the rest not, nothing committed
+    faultPoint('store.mid-write')
     for (const [id, b] of c.processed) {
       if (b === null) st.delProcessed.run(id)
       else st.addProcessed.run(id, BigInt(b))
