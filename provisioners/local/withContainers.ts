@@ -1,7 +1,7 @@
 /**
  * The local target's dispatch on source kind: container sources go to podman (containers.ts), native and testing
- * sources to the process runner (createLocalProvisioner.ts). Podman is checked once at start-up by running a
- * container; `container` joins `sourceKinds` only when that check passes, and `capabilities()` says why not.
+ * sources to the process runner (createLocalProvisioner.ts, steps in native/). Podman is checked once at start-up by
+ * running a container; `container` joins `sourceKinds` only when that check passes, and `capabilities()` says why not.
  */
 import { hostname } from 'node:os'
 import { join } from 'node:path'
