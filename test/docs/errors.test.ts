@@ -45,12 +45,7 @@ const NOT_YET_PROVOKED: string[] = [
   'PROVISIONER_CLOSED',
   'ARTIFACT_MISSING',
   'ARTIFACT_MODIFIED',
-  'ARTIFACT_NAME_INVALID',
-  'ARTIFACT_NOT_SERVED',
   'SSH_HOST_UNKNOWN',
-  'SSH_POOL_CLOSED',
-  'SSH_REMOTE_COMMAND_FAILED',
-  'SSH_SFTP_FAILED',
   // merged from the clouds branch without a test asserting them (yet)
   'CLOUD_BOOT_TIMEOUT',
   'CLOUD_VM_LOST',
