@@ -39,13 +39,9 @@ const NOT_YET_PROVOKED: string[] = [
   'SERVICE_MISSING',
   'SUPERSEDED',
   'PRICE_REFRESH_REJECTED',
-  'SOURCE_KIND_REFUSED',
-  'NO_FREE_PORT',
   'STOP_FAILED',
-  'PROVISIONER_CLOSED',
   'ARTIFACT_MISSING',
   'ARTIFACT_MODIFIED',
-  'SSH_HOST_UNKNOWN',
   // merged from the clouds branch without a test asserting them (yet)
   'CLOUD_BOOT_TIMEOUT',
   'CLOUD_VM_LOST',
