@@ -114,7 +114,13 @@ describe('createCatalog', () => {
     const [r] = await c.refresh('skypilot-aws')
     expect(r!.ok).toBe(false)
     expect(r!.error).toContain('shrank the source from 471 to 99 offers')
+    expect(r!.error).toContain('refresh of skypilot-aws rejected, last-known-good kept')
     expect(count(c, 'skypilot-aws')).toBe(471)
+    // the outcome carries no code: the refresh ended with PriceRefreshRejectedError (PRICE_REFRESH_REJECTED), which
+    // the metric counts as "rejected", apart from a fetch that failed
+    const metrics = await common.metrics.render()
+    expect(metrics).toContain('pricing_refresh_total{result="rejected",source="skypilot-aws"} 1')
+    expect(metrics).not.toContain('pricing_refresh_total{result="failed",source="skypilot-aws"}')
   })
 
   test('behavior: garbage (an HTML page, all-placeholder prices) never replaces a good catalog', async () => {

@@ -9,6 +9,15 @@ import { startArtifactServer } from './artifact-server.js'
 const { common, shutdown } = createTestCommon()
 afterAll(() => shutdown())
 const hex = (b: string | Buffer) => createHash('sha256').update(b).digest('hex')
+/** The error `f` throws (fails the test when it returns). */
+function thrown(f: () => unknown): unknown {
+  try {
+    f()
+  } catch (err) {
+    return err
+  }
+  throw new Error('expected a throw')
+}
 
 describe('startArtifactServer', () => {
   test('default: serves files from a directory and from memory with their sha256', async () => {
@@ -36,11 +45,17 @@ describe('startArtifactServer', () => {
     try {
       expect((await fetch(`${s.url}/nope`)).status).toBe(404)
       expect((await fetch(`${s.url}/..%2Fetc%2Fpasswd`)).status).toBe(404)
-      expect(() => s.sha256('nope')).toThrow(/no artifact/)
-      expect(() => s.put('../x', 'y')).toThrow(/invalid artifact name/)
+      expect(thrown(() => s.sha256('nope'))).toMatchObject({ code: 'ARTIFACT_NOT_SERVED', message: expect.stringMatching(/no artifact/) })
+      expect(thrown(() => s.put('../x', 'y'))).toMatchObject({ code: 'ARTIFACT_NAME_INVALID', message: expect.stringMatching(/invalid artifact name/) })
+      // a refused name is not served afterwards either
+      expect((await fetch(`${s.url}/..%2Fx`)).status).toBe(404)
     } finally {
       await s.stop()
     }
+  })
+
+  test('error: an invalid name among the served files refuses to start (ARTIFACT_NAME_INVALID)', async () => {
+    await expect(startArtifactServer(common, { files: { '.hidden': 'x' } })).rejects.toMatchObject({ code: 'ARTIFACT_NAME_INVALID' })
   })
 
   test('behavior: intercept answers instead of the file', async () => {

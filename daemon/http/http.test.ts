@@ -2,6 +2,7 @@ import { existsSync, mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
+import Database from 'better-sqlite3'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { pino } from 'pino'
 import { createCommon } from '../../core/common.js'
@@ -215,6 +216,24 @@ describe('http API', () => {
     } finally {
       for (const ac of streams) ac.abort()
       await other.close()
+    }
+  })
+
+  test('error: an action whose state write fails answers 500 INTERNAL_ERROR with nothing of the cause; the state is unchanged', async () => {
+    // the disk refuses every write of a service row (as a full disk or a read-only file system would)
+    const db = new Database(join(dataDir, 'state.sqlite'))
+    db.exec("CREATE TRIGGER refuse_service_write BEFORE INSERT ON services BEGIN SELECT RAISE(ABORT, 'disk refused the write'); END")
+    try {
+      logs = ''
+      const res = await post('/api/services/4/stop', TOKEN)
+      expect(res.status).toBe(500)
+      expect(await res.json()).toEqual({ error: { code: 'INTERNAL_ERROR', message: 'internal error (see the daemon log)' } })
+      expect(store.read().services['4']!.state).toBe('requested')
+      // the cause is in the daemon log, not in the answer
+      expect(logs).toContain('STATE_WRITE_FAILED')
+    } finally {
+      db.exec('DROP TRIGGER refuse_service_write')
+      db.close()
     }
   })
 

@@ -3,7 +3,9 @@
  * what runs without the grid, and a worker speaking the same protocol (test/fakes/grid-worker.cjs) for crashes,
  * hangs and restarts.
  */
-import { readFileSync } from 'node:fs'
+import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Keyring } from '@polkadot/keyring'
 import { hexToU8a } from '@polkadot/util'
@@ -87,6 +89,23 @@ describe('createGridSupervisor (real worker, real grid_client)', () => {
     await expect(s.call('buildVm', vm({ flist: 'http://insecure/x.flist' }))).rejects.toMatchObject({ code: 'GRID_BAD_REQUEST', retryable: false })
     await expect(s.call('nope' as 'ping', {})).rejects.toMatchObject({ code: 'GRID_UNKNOWN_OP' })
     await expect(s.call('balance', {})).rejects.toMatchObject({ code: 'GRID_NOT_INITIALIZED' })
+  })
+
+  test('error: the real worker installed where @threefold/grid_client does not resolve is GRID_CLIENT_UNAVAILABLE (not retryable)', async () => {
+    // the shipped worker files, copied outside the repository: nothing above them holds node_modules
+    const dir = mkdtempSync(join(tmpdir(), 'bpo-gridworker-'))
+    try {
+      for (const f of ['gridWorker.cjs', 'buildVm.cjs']) copyFileSync(fileURLToPath(new URL(`./worker/${f}`, import.meta.url)), join(dir, f))
+      const s = supervise({ workerPath: join(dir, 'gridWorker.cjs') })
+      expect((await s.call('ping', {})).initialized).toBe(true)
+      const err = await s.call('buildVm', vm()).catch((e: unknown) => e)
+      expect(err).toMatchObject({ code: 'GRID_CLIENT_UNAVAILABLE', retryable: false })
+      expect(String((err as Error).message)).toContain('@threefold/grid_client does not load')
+      // the worker itself keeps answering
+      expect((await s.call('ping', {})).initialized).toBe(true)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 
   test('error: connecting to an unreachable grid is GRID_CONNECT_FAILED (retryable); the daemon gains no signal handlers', async () => {

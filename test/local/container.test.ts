@@ -121,6 +121,22 @@ describe.skipIf(!!missing)('local target, container sources (podman + local regi
     expect((await prov.listOwned()).filter((r) => r.deploymentId === id)).toEqual([])
   })
 
+  test('error: a container podman refuses to start (a memory limit below its minimum) is CONTAINER_RUNTIME_FAILED with podman\'s words', async () => {
+    const id = `c-${run}-tiny`
+    const req = containerRequest(reg, id)
+    // 1 MiB: a valid spec, but below the smallest memory limit podman accepts
+    req.spec = { ...req.spec, memoryGiB: 1 / 1024 }
+    try {
+      const err = (await prov.provision(req).catch((e: unknown) => e)) as { code?: string; retryable?: boolean; message?: string; details?: string[] }
+      expect({ code: err.code, retryable: err.retryable }).toEqual({ code: 'CONTAINER_RUNTIME_FAILED', retryable: true })
+      expect(err.message).toMatch(/replica 0 of .* could not be started/)
+      expect(String(err.details)).toMatch(/memory/i)
+    } finally {
+      await prov.destroy(id)
+    }
+    expect((await prov.listOwned()).filter((r) => r.deploymentId === id)).toEqual([])
+  })
+
   test('error: a tag is refused before anything runs (MALFORMED_REQUEST)', async () => {
     const id = `c-${run}-tag`
     const err = (await prov.provision(containerRequest(reg, id, { image: `${reg.image}:v1` })).catch((e: unknown) => e)) as { reason?: string; details?: string[] }

@@ -61,7 +61,8 @@ describe.skipIf(postgresMissing)(`store: postgres${postgresMissing ? ` (skipped:
     const shared = await createStore(common, { file: '/nonexistent/unused.sqlite', url: secret, operatorId: 'op', chainId: 1, coordinate: false })
     expect(JSON.parse(JSON.stringify(shared.read()))).toEqual(before)
     await shared.close()
-    await expect(importStore(common, { owner: { operatorId: 'op', chainId: 1 }, dataDir, url: secret })).rejects.toThrow(/already holds state/)
+    // a database that already holds state is never imported into
+    await expect(importStore(common, { owner: { operatorId: 'op', chainId: 1 }, dataDir, url: secret })).rejects.toMatchObject({ code: 'STATE_MISMATCH', message: expect.stringMatching(/already holds state/) })
     // the old JSON state file imports the same way
     const json = join(dataDir, 'state.json')
     copyFileSync(legacyStateFile, json)
