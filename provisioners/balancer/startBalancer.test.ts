@@ -97,10 +97,23 @@ describe('startBalancer', () => {
     expect(await ask(lb.port)).toBe('closed')
   })
 
-  test('behavior: every backend down closes the connection', async () => {
+  test('behavior: every backend down closes the connection once the hold is over', async () => {
     const lb = await balancer({ host: '127.0.0.1', port: 0, backends: [{ host: '127.0.0.1', port: await deadPort() }, { host: '127.0.0.1', port: await deadPort() }] })
     expect(await ask(lb.port)).toBe('closed')
     expect(lb.stats()).toMatchObject({ rejected: 1, forwarded: 0 })
+  })
+
+  test('behavior: a client arriving while its only replica restarts is held and served once it listens again', async () => {
+    const port = await deadPort()
+    const lb = await balancer({ host: '127.0.0.1', port: 0, backends: [{ host: '127.0.0.1', port }], holdMs: 5_000, retryEveryMs: 50 })
+    const answer = ask(lb.port)
+    // the replica comes back a moment after the client arrived, on the same port
+    await new Promise((r) => setTimeout(r, 300))
+    const back = createServer((s) => s.end('back\n'))
+    await new Promise<void>((r) => back.listen({ host: '127.0.0.1', port }, () => r()))
+    closers.push(() => new Promise((r) => back.close(() => r())))
+    expect(await answer).toBe('back')
+    expect(lb.stats()).toMatchObject({ accepted: 1, forwarded: 1, rejected: 0 })
   })
 
   test('behavior: replacing the backends moves new connections', async () => {

@@ -1,8 +1,10 @@
 /**
  * A TCP balancer: one listening port in front of a deployment's replicas. Each new connection goes to the next
  * backend in round-robin order; a backend that refuses or does not connect in time is skipped for the next one
- * (and avoided for `downMs`); with no backend left the client's connection is closed at once. Backends can be
- * replaced at any time; connections already piped keep their backend.
+ * (and avoided for `downMs`). When every backend refused (a replica restarting, a scale-up not yet listening), the
+ * client is held and the backends are tried again every `retryEveryMs` for up to `holdMs`, so a connection that
+ * arrives during a restart is served late rather than dropped; with no backend at all (scaled to zero) it is closed
+ * at once. Backends can be replaced at any time; connections already piped keep their backend.
  */
 import { connect, createServer, type Server, type Socket } from 'node:net'
 import { ProvisionError } from '../errors.js'
@@ -18,6 +20,10 @@ export type StartBalancerParameters = {
   backends?: readonly Backend[]
   /** How long one backend may take to accept a connection before the next is tried, ms. Default 3_000. */
   connectTimeoutMs?: number
+  /** How long a client is held, trying the backends again, when all of them refused, ms. Default 3_000. */
+  holdMs?: number
+  /** Pause between two rounds over the backends while a client is held, ms. Default 200. */
+  retryEveryMs?: number
   /** How long a backend that failed is tried only after the others, ms. Default 2_000. */
   downMs?: number
 }
@@ -41,6 +47,8 @@ const keyOf = (b: Backend) => `${b.host}:${b.port}`
 export async function startBalancer(p: StartBalancerParameters): Promise<Balancer> {
   const connectTimeoutMs = p.connectTimeoutMs ?? 3_000
   const downMs = p.downMs ?? 2_000
+  const holdMs = p.holdMs ?? 3_000
+  const retryEveryMs = p.retryEveryMs ?? 200
   let list: Backend[] = [...(p.backends ?? [])]
   let next = 0
   const downUntil = new Map<string, number>()
@@ -62,13 +70,26 @@ export async function startBalancer(p: StartBalancerParameters): Promise<Balance
     open.add(client)
     client.on('close', () => open.delete(client))
     client.on('error', () => client.destroy())
-    const candidates = order()
+    const heldUntil = Date.now() + holdMs
+    let candidates = order()
     let upstream: Socket | undefined
-    client.once('close', () => upstream?.destroy())
+    let retry: NodeJS.Timeout | undefined
+    client.once('close', () => {
+      upstream?.destroy()
+      clearTimeout(retry)
+    })
     const attempt = (i: number): void => {
       if (client.destroyed) return
       const b = candidates[i]
       if (!b) {
+        // every backend refused: hold the client for another round while there are backends and time left
+        if (list.length && Date.now() + retryEveryMs < heldUntil) {
+          retry = setTimeout(() => {
+            candidates = order()
+            attempt(0)
+          }, retryEveryMs)
+          return
+        }
         stats.rejected++
         client.destroy()
         return
