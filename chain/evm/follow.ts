@@ -52,6 +52,9 @@ export type EvmFollower = {
   pollOnce(signal?: AbortSignal): Promise<void>
 }
 
+/** How often a healthy follower asks the node for its chain id again, ms. */
+const chainRecheckMs = 60_000
+
 /** Delivered block points kept in memory to find the common ancestor after a reorg. */
 const windowSize = 64
 
@@ -93,6 +96,9 @@ export function createEvmFollower(common: Common, p: EvmFollowerParameters): Evm
   let lock: Promise<unknown> = Promise.resolve()
   let controller: AbortController | undefined
   let loop: Promise<void> | undefined
+  /** When the node last proved it serves `chainId` (0: never, or a poll failed since — a node behind a load balancer
+   * may have been swapped during an outage). */
+  let chainCheckedAt = 0
 
   const rpc = async <T>(what: string, fn: () => Promise<T>, signal: AbortSignal): Promise<T> => {
     try {
@@ -157,12 +163,29 @@ export function createEvmFollower(common: Common, p: EvmFollowerParameters): Evm
     return out
   }
 
+  /**
+   * Nothing is delivered from a node on another chain (a wrong `rpc_url`, a provider's node swapped): checked on the
+   * first poll, after any failed poll and at least every minute. CHAIN_ID_MISMATCH fails the poll (retried).
+   */
+  const checkChain = async (signal: AbortSignal) => {
+    if (chainCheckedAt && Date.now() - chainCheckedAt < chainRecheckMs) return
+    const id = await rpc('eth_chainId', () => p.publicClient.getChainId(), signal)
+    if (id !== p.chainId)
+      throw new BaseError(`the RPC node serves chain ${id}, not chain ${p.chainId}: nothing is read from it`, {
+        code: 'CHAIN_ID_MISMATCH',
+        retryable: true,
+        details: [`expected chain id ${p.chainId} ([chain] chain_id), the node at [chain] rpc_url answers ${id}`],
+      })
+    chainCheckedAt = Date.now()
+  }
+
   const pollUnlocked = async (signal: AbortSignal) => {
     if (!loaded) {
       cursor = await p.loadCursor()
       loaded = true
       recent = cursor ? [cursor] : []
     }
+    await checkChain(signal)
     const head = await rpc('eth_blockNumber', () => p.publicClient.getBlockNumber({ cacheTime: 0 }), signal)
     m.head.set(Number(head), labels)
     const safe = head - confirmations
@@ -240,7 +263,14 @@ export function createEvmFollower(common: Common, p: EvmFollowerParameters): Evm
   }
 
   const pollOnce = (signal?: AbortSignal): Promise<void> => {
-    const run = lock.then(() => withScopedSignal([signal, common.signal], (s) => pollUnlocked(s)))
+    const run = lock.then(() =>
+      withScopedSignal([signal, common.signal], (s) =>
+        pollUnlocked(s).catch((err) => {
+          chainCheckedAt = 0
+          throw err
+        }),
+      ),
+    )
     lock = run.catch(() => undefined)
     return run
   }

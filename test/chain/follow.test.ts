@@ -283,6 +283,36 @@ describe('createEvmFollower', () => {
     }
   })
 
+  test('error: CHAIN_ID_MISMATCH — a node on another chain delivers nothing; once it serves the right chain again, everything arrives once', async () => {
+    let wrong = true
+    const relay = await startRewritingRelay(c.rpcUrl, (method, answer) => (method === 'eth_chainId' && wrong ? { result: '0x1' } : answer))
+    try {
+      const { common } = createTestCommon()
+      const st = store()
+      const start = (await head()) + 1n
+      for (const n of ['w1', 'w2']) await c.registerBlueprint({ name: n })
+      const f = createEvmFollower(common, {
+        publicClient: createEvmPublicClient({ rpcUrl: relay.url, chainId: c.chainId, pollingIntervalMs: 50 }),
+        chainId: c.chainId,
+        addresses: [c.addresses.registry],
+        confirmations: 0,
+        pollIntervalMs: 50,
+        startBlock: start,
+        loadCursor: st.loadCursor,
+        deliver: st.deliver,
+      })
+      await expect(f.pollOnce()).rejects.toMatchObject({ code: 'CHAIN_ID_MISMATCH', retryable: true, details: [expect.stringMatching(/answers 1$/)] })
+      await expect(f.pollOnce()).rejects.toMatchObject({ code: 'CHAIN_ID_MISMATCH' })
+      expect(st.s.events).toEqual([])
+      expect(st.s.cursor).toBeUndefined()
+      wrong = false
+      await f.pollOnce()
+      expect(names(st.s.events)).toEqual(['w1', 'w2'])
+    } finally {
+      await relay.close()
+    }
+  })
+
   test('error: bad options are refused at construction', () => {
     const st = store()
     expect(() => follower(createTestCommon().common, st, { startBlock: 0n, addresses: [], confirmations: -1 })).toThrow(/addresses: empty[\s\S]*confirmations: got -1/)
