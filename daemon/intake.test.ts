@@ -41,6 +41,22 @@ describe('applyEvents', () => {
     expect(Object.keys(st.processed)).toHaveLength(2)
   })
 
+  test('behavior: an id the chain gives again after it forgot the request (deep reorg) is a new service; a live id is never taken over', () => {
+    const st = emptyState('op', 31337)
+    applyEvents(st, [initiated(1, 7n), initiated(2, 8n)], { operator, chainId: 31337, logger })
+    // 7 vanished and was torn down; 8 still runs
+    const gone = st.services['7']!
+    for (const to of ['provisioning', 'active', 'terminating', 'closed'] as const) transition(gone, to, 'test')
+    gone.reason = 'SERVICE_VANISHED'
+    transition(st.services['8']!, 'provisioning', 'test')
+    const again = { ...initiated(3, 7n), deposit: 2_000_000n }
+    const touched = applyEvents(st, [again, initiated(4, 8n)], { operator, chainId: 31337, logger })
+    expect([...touched]).toEqual(['7'])
+    expect(st.services['7']).toMatchObject({ state: 'requested', deposit: '2000000', ledger: { paid: '2000000' } })
+    expect(st.services['7']!.history).toHaveLength(1)
+    expect(st.services['8']!.state).toBe('provisioning')
+  })
+
   test('behavior: other operators’ requests are ignored', () => {
     const st = emptyState('op', 31337)
     applyEvents(st, [initiated(1, 8n, '0x' + '33'.repeat(20))], { operator, chainId: 31337, logger })

@@ -61,10 +61,14 @@ export function applyEvents(state: State, events: readonly ChainEvent[], ctx: In
     if (e.type === 'ServiceInitiated') {
       if (e.operator.toLowerCase() !== ctx.operator) continue
       const key = e.serviceId.toString()
-      if (state.services[key]) {
+      const known = state.services[key]
+      if (known && !(known.state === 'closed' && known.reason === 'SERVICE_VANISHED')) {
         log.warn({ serviceId: key }, 'service already known; event ignored')
         continue
       }
+      // the chain forgot the earlier request (a reorg deeper than the confirmations) and gave its id to a new one:
+      // the earlier record was torn down and closed; this request is a service of its own
+      if (known) log.warn({ serviceId: key, vanished: { createdAt: known.createdAt, closedAt: known.updatedAt, requestedBy: known.customer } }, 'service id given again after the chain forgot its earlier request; the vanished record is replaced')
       const at = now.toISOString()
       const s: ServiceRecord = {
         serviceId: key,
