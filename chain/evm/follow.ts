@@ -52,9 +52,6 @@ export type EvmFollower = {
   pollOnce(signal?: AbortSignal): Promise<void>
 }
 
-/** How often a healthy follower asks the node for its chain id again, ms. */
-const chainRecheckMs = 60_000
-
 /** Delivered block points kept in memory to find the common ancestor after a reorg. */
 const windowSize = 64
 
@@ -96,9 +93,6 @@ export function createEvmFollower(common: Common, p: EvmFollowerParameters): Evm
   let lock: Promise<unknown> = Promise.resolve()
   let controller: AbortController | undefined
   let loop: Promise<void> | undefined
-  /** When the node last proved it serves `chainId` (0: never, or a poll failed since — a node behind a load balancer
-   * may have been swapped during an outage). */
-  let chainCheckedAt = 0
 
   const rpc = async <T>(what: string, fn: () => Promise<T>, signal: AbortSignal): Promise<T> => {
     try {
@@ -164,11 +158,11 @@ export function createEvmFollower(common: Common, p: EvmFollowerParameters): Evm
   }
 
   /**
-   * Nothing is delivered from a node on another chain (a wrong `rpc_url`, a provider's node swapped): checked on the
-   * first poll, after any failed poll and at least every minute. CHAIN_ID_MISMATCH fails the poll (retried).
+   * Nothing is delivered from a node on another chain (a wrong `rpc_url`, a node behind a load balancer swapped for
+   * one on another network): asked on every poll, in the same JSON-RPC batch as the head. CHAIN_ID_MISMATCH fails
+   * the poll (retried).
    */
   const checkChain = async (signal: AbortSignal) => {
-    if (chainCheckedAt && Date.now() - chainCheckedAt < chainRecheckMs) return
     const id = await rpc('eth_chainId', () => p.publicClient.getChainId(), signal)
     if (id !== p.chainId)
       throw new BaseError(`the RPC node serves chain ${id}, not chain ${p.chainId}: nothing is read from it`, {
@@ -176,7 +170,6 @@ export function createEvmFollower(common: Common, p: EvmFollowerParameters): Evm
         retryable: true,
         details: [`expected chain id ${p.chainId} ([chain] chain_id), the node at [chain] rpc_url answers ${id}`],
       })
-    chainCheckedAt = Date.now()
   }
 
   const pollUnlocked = async (signal: AbortSignal) => {
@@ -185,8 +178,7 @@ export function createEvmFollower(common: Common, p: EvmFollowerParameters): Evm
       loaded = true
       recent = cursor ? [cursor] : []
     }
-    await checkChain(signal)
-    const head = await rpc('eth_blockNumber', () => p.publicClient.getBlockNumber({ cacheTime: 0 }), signal)
+    const [head] = await Promise.all([rpc('eth_blockNumber', () => p.publicClient.getBlockNumber({ cacheTime: 0 }), signal), checkChain(signal)])
     m.head.set(Number(head), labels)
     const safe = head - confirmations
     let progressed = false
@@ -263,14 +255,7 @@ export function createEvmFollower(common: Common, p: EvmFollowerParameters): Evm
   }
 
   const pollOnce = (signal?: AbortSignal): Promise<void> => {
-    const run = lock.then(() =>
-      withScopedSignal([signal, common.signal], (s) =>
-        pollUnlocked(s).catch((err) => {
-          chainCheckedAt = 0
-          throw err
-        }),
-      ),
-    )
+    const run = lock.then(() => withScopedSignal([signal, common.signal], (s) => pollUnlocked(s)))
     lock = run.catch(() => undefined)
     return run
   }
