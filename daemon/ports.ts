@@ -65,8 +65,6 @@ export type Target = {
   maxInstances?: number
   /** The live price of an offer with the account's credentials, where the provider's API has one (USD/h). */
   confirmPrice?(offer: Offer, spot: boolean, signal: AbortSignal): Promise<Decimal | undefined>
-  /** What this target could not do lately (shown in /api/status). */
-  health?(): { disabled?: string; lastError?: string }
 }
 
 export type TargetRegistry = {

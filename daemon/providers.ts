@@ -87,7 +87,6 @@ export function cloudTarget(p: {
   maxInstances?: number
   bootTimeoutMs?: number
   confirmPrice?: Target['confirmPrice']
-  health?: Target['health']
 }): Target {
   let seen: readonly Offer[] | undefined
   let mine: Offer[] = []
@@ -109,7 +108,6 @@ export function cloudTarget(p: {
     ...(p.maxInstances !== undefined && { maxInstances: p.maxInstances }),
     ...(p.bootTimeoutMs !== undefined && { bootTimeoutMs: p.bootTimeoutMs }),
     ...(p.confirmPrice && { confirmPrice: p.confirmPrice }),
-    ...(p.health && { health: p.health }),
   }
 }
 

@@ -73,7 +73,6 @@ export function targetView(t: ObservedTarget, st: Readonly<State>, usedOn?: (nam
   used ??= own
   const offer = t.kind === 'own' ? t.offersFor({} as never)[0] : undefined
   const cap = t.capacity ?? null
-  const health = t.health?.() ?? {}
   return {
     name: t.name,
     kind: t.kind,
@@ -90,8 +89,7 @@ export function targetView(t: ObservedTarget, st: Readonly<State>, usedOn?: (nam
     replicas: t.provisioner.replicas(),
     // what the machine allows (the local target: whether podman runs containers, or why not)
     ...(t.provisioner.capabilities && { capabilities: t.provisioner.capabilities() }),
-    ...(health.disabled && { disabled: health.disabled }),
-    lastError: t.provisioner.lastError() ?? (health.lastError ? { op: 'target', code: 'TARGET_ERROR', message: health.lastError, at: new Date().toISOString() } : null),
+    lastError: t.provisioner.lastError() ?? null,
   }
 }
 

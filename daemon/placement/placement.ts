@@ -171,7 +171,6 @@ export function createPlacement(common: Common, p: CreatePlacementParameters): P
     return list.filter((t) => {
       if (allow?.length && !allow.includes(t.provider)) return bump("provider not in the customer's providers"), false
       if (deny?.includes(t.provider)) return bump('provider excluded by the customer'), false
-      if (t.health?.().disabled) return bump(`provider disabled: ${t.health!().disabled}`), false
       return true
     })
   }

@@ -41,8 +41,6 @@ const NOT_YET_PROVOKED: string[] = [
   'ARTIFACT_MISSING',
   // needs the cache rewritten between verification and copy on two attempts in a row: a race no test can force
   'ARTIFACT_MODIFIED',
-  // dead: daemon/http/views.ts builds it from Target.health().lastError, which no shipped target implements
-  'TARGET_ERROR',
 ]
 
 function testFiles(dir: string): string[] {
