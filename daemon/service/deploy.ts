@@ -78,6 +78,13 @@ export async function cancelDeploy(ctx: ServiceContext, id: string): Promise<voi
   await d.promise
 }
 
+/** Not an error: the service left provisioning (terminated, stopped) between two attempts; the deploy just ends. */
+class LeftProvisioning extends Error {
+  constructor() {
+    super('service left provisioning')
+  }
+}
+
 /** Create or adopt, retried by error class; a failover-class error is thrown at once (another offer may serve). */
 async function provisionHealthy(ctx: ServiceContext, id: string, replicas: number, signal: AbortSignal): Promise<DeploymentStatus> {
   const target = targetOf(ctx, get(ctx, id)!)
@@ -87,7 +94,7 @@ async function provisionHealthy(ctx: ServiceContext, id: string, replicas: numbe
         if (s.state === 'provisioning') s.intent = { op: 'provision', at: new Date().toISOString(), attempt }
       })
       const cur = get(ctx, id)
-      if (!cur || cur.state !== 'provisioning') throw new BaseError('service left provisioning', { code: 'SUPERSEDED' })
+      if (!cur || cur.state !== 'provisioning') throw new LeftProvisioning()
       faultPoint('deploy.intent-recorded')
       const st = await target.provisioner.provision(requestOf(ctx, cur, replicas), callOpts(ctx, target, signal))
       if (!st.healthy) throw new BaseError(`deployment ${cur.deploymentId} is not healthy: ${st.detail ?? `${st.replicasReady}/${st.replicasWanted} ready`}`, { code: 'UNHEALTHY', reason: 'UNHEALTHY', retryable: true })
@@ -118,7 +125,7 @@ export async function deploy(ctx: ServiceContext, id: string, signal: AbortSigna
     status = await provisionHealthy(ctx, id, replicas, signal)
   } catch (err) {
     // stopping or superseded (terminated meanwhile): nothing is decided here; the recorded state drives what follows
-    if (signal.aborted || (err as BaseError).code === 'SUPERSEDED') return
+    if (signal.aborted || err instanceof LeftProvisioning) return
     if (await failOver(ctx, id, err)) return
     const reason = reasonOf(err, 'PROVISION_FAILED')
     ctx.log.error({ serviceId: id, reason, err }, 'provisioning failed for good; rolling back and refunding')

@@ -12,6 +12,8 @@ import { demoServiceArtifact } from '../../test/helpers/demo-service.js'
 import { resourceSpec } from '../../test/helpers/spec.js'
 import type { DeploymentRequest } from '../types.js'
 import { createLocalProvisioner, type LocalProvisionerParameters } from './createLocalProvisioner.js'
+import { createLocalContext } from './native/context.js'
+import { startReplica } from './native/startReplica.js'
 import { scanMarkedProcesses } from './proc.js'
 
 const { common, shutdown } = createTestCommon()
@@ -88,6 +90,16 @@ describe('createLocalProvisioner: refusals', () => {
     await expect(prov.provision(request('closed-1'))).rejects.toMatchObject({ code: 'PROVISIONER_CLOSED' })
     await expect(prov.destroy('closed-1')).rejects.toMatchObject({ code: 'PROVISIONER_CLOSED' })
     expect(await readdir(join(root, 'deployments')).catch(() => [])).not.toContain('closed-1')
+    expect(await scanMarkedProcesses({ ownerKey: 'BPO_OWNER', owner, deploymentKey: 'BPO_DEPLOYMENT' })).toEqual([])
+  })
+})
+
+describe('startReplica: the artifact guard', () => {
+  test('error: ARTIFACT_MISSING — a manifest without a verified artifact never starts a replica', async () => {
+    const ctx = createLocalContext(common, params())
+    const at = new Date().toISOString()
+    const manifest = { version: 1 as const, deploymentId: `${owner}-noartifact`, operatorId: owner, request: request(`${owner}-noartifact`), replicas: 1, replicaRecords: [], createdAt: at, updatedAt: at }
+    await expect(startReplica(ctx, manifest, 0, new AbortController().signal)).rejects.toMatchObject({ code: 'ARTIFACT_MISSING', retryable: true })
     expect(await scanMarkedProcesses({ ownerKey: 'BPO_OWNER', owner, deploymentKey: 'BPO_DEPLOYMENT' })).toEqual([])
   })
 })

@@ -33,12 +33,8 @@ function codesInCode(): Map<string, string> {
 const NOT_YET_PROVOKED: string[] = [
   // the shipped worker raises it only around a connected GridClient's cancel (RMB relay and a live grid: not here)
   'GRID_CANCEL_FAILED',
-  // internal sentinel: thrown and caught inside deploy() (daemon/service/deploy.ts); no caller, log or record sees it
-  'SUPERSEDED',
   // needs a process that survives SIGKILL (uninterruptible sleep); a test cannot make one without kernel help
   'STOP_FAILED',
-  // unreachable guard: every converge that starts replicas runs ensureArtifact first, which sets the artifact or throws
-  'ARTIFACT_MISSING',
   // needs the cache rewritten between verification and copy on two attempts in a row: a race no test can force
   'ARTIFACT_MODIFIED',
 ]
