@@ -130,6 +130,13 @@ hourly_usd = "0.1"
     expect(loadConfig(write(minimal.replace('chain_id = 31337', 'chain_id = 31337\nrpc_batch_size = 0')), { env }).chain.rpcBatchSize).toBe(0)
   })
 
+  test('error: an SSH endpoint listening on every address needs public_host; with one it is kept', () => {
+    const host = `[[providers.ssh.hosts]]\nname = "r1"\naddress = "10.0.0.2"\nuser = "deploy"\nprivate_key = "env:OPERATOR_PRIVATE_KEY"\nhost_key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"\nvcpu = 2\nmemory_gib = 2\nstorage_gib = 10\nhourly_usd = "0.01"\n`
+    expect(problems(`${minimal}\n[providers.ssh.endpoint]\nlisten = "0.0.0.0"\n${host}`)).toEqual([expect.stringMatching(/^providers\.ssh\.endpoint\.public_host: .*listen = "0\.0\.0\.0" needs public_host/)])
+    const ok = loadConfig(write(`${minimal}\n[providers.ssh.endpoint]\nlisten = "0.0.0.0"\npublic_host = "ops.example.net"\n${host}`), { env })
+    expect(ok.providers.ssh?.endpoint).toEqual({ listen: '0.0.0.0', public_host: 'ops.example.net', port_range: [30000, 30999] })
+  })
+
   test('error: cross-field problems and unresolvable secrets are reported together', () => {
     const p = problems(
       minimal +

@@ -3,6 +3,7 @@
  * (schema, defaults and units live beside its provisioner) and a factory that builds its targets. Adding a target
  * is one folder under provisioners/ plus one entry below.
  */
+import { withStableEndpoints } from '../provisioners/balancer/withStableEndpoints.js'
 import { join } from 'node:path'
 import type { z } from 'zod'
 import type { Common } from '../core/common.js'
@@ -144,8 +145,13 @@ export const providers = {
         artifactAllowHosts: [...ctx.artifactAllowHosts],
       })
       if (!prov) return { targets: [], provisioners: [] }
-      const targets = ssh.hosts.map((h) => ownTarget({ name: `ssh:${h.name}`, provisioner: prov, placement: h.name, region: h.region, vcpu: h.vcpu, memoryGiB: h.memoryGiB, storageGiB: h.storageGiB, hourlyUsd: h.hourlyUsd }))
-      return { targets, provisioners: [prov] }
+      // [providers.ssh.endpoint]: a stable endpoint per service, balanced in the daemon over its replicas on the host
+      const ep = ssh.endpoint
+      const served = ep
+        ? withStableEndpoints(common.child('ssh'), prov, { stateDir: join(ctx.dataDir, 'ssh', 'endpoints', `op-${ctx.operatorId}`), operatorId: ctx.operatorId, listenHost: ep.listen, urlHost: ep.public_host ?? ep.listen, portRange: [...ep.port_range] })
+        : prov
+      const targets = ssh.hosts.map((h) => ownTarget({ name: `ssh:${h.name}`, provisioner: served, placement: h.name, region: h.region, vcpu: h.vcpu, memoryGiB: h.memoryGiB, storageGiB: h.storageGiB, hourlyUsd: h.hourlyUsd }))
+      return { targets, provisioners: [served] }
     },
   }),
   kubernetes: defineProvider({

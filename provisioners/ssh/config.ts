@@ -51,7 +51,25 @@ const host = z
     ...(h.workload_uids && { workloadUids: h.workload_uids }),
   }))
 
-export const sshSection = z.strictObject({ hosts: z.array(host) }).superRefine((s, ctx) => {
+/**
+ * `[providers.ssh.endpoint]`: one stable endpoint per service, a TCP balancer in the daemon over the service's
+ * replicas on its host. Without it, a service's endpoints are its replicas' own (they move when replicas change).
+ */
+const endpoint = z
+  .strictObject({
+    /** Address the balancers listen on (0.0.0.0 to be reached from outside). */
+    listen: z.string().min(1).default('127.0.0.1'),
+    /** Host name or address customers use to reach this daemon's machine; default the listen address. */
+    public_host: z.string().min(1).optional(),
+    /** The daemon machine's ports for the balancers, inclusive; keep it apart from the hosts' `port_range`. */
+    port_range: portRange.default([30000, 30999]),
+  })
+  .superRefine((e, ctx) => {
+    if (e.port_range[0] > e.port_range[1]) ctx.addIssue({ code: 'custom', path: ['port_range'], message: `got [${e.port_range.join(', ')}], expected [low, high]` })
+    if (!e.public_host && (e.listen === '0.0.0.0' || e.listen === '::')) ctx.addIssue({ code: 'custom', path: ['public_host'], message: `listen = ${JSON.stringify(e.listen)} needs public_host: the address customers connect to` })
+  })
+
+export const sshSection = z.strictObject({ hosts: z.array(host), endpoint: endpoint.optional() }).superRefine((s, ctx) => {
   const seen = new Set<string>()
   for (const [i, h] of s.hosts.entries()) {
     if (seen.has(h.name)) ctx.addIssue({ code: 'custom', path: ['hosts', i, 'name'], message: `duplicate host name ${JSON.stringify(h.name)}` })
