@@ -173,6 +173,8 @@ export async function startDaemon({ config, common: parent }: StartDaemonParamet
     placement,
     now,
     draining: () => actions.draining(),
+    // read at tick time, once the follower below exists (the follower logs the mismatch itself)
+    chainTrusted: () => !follower.chainIdMismatch(),
     ...(coord && { owns: coord.holds }),
     onTick: (seconds) => {
       tickSeconds.observe(seconds)

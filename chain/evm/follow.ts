@@ -50,6 +50,8 @@ export type EvmFollower = {
   stop(): Promise<void>
   /** Deliver everything confirmed up to the current head; throws on failure (the loop retries). */
   pollOnce(signal?: AbortSignal): Promise<void>
+  /** True since the node last answered eth_chainId with another chain (until it answers the right one again). */
+  chainIdMismatch(): boolean
 }
 
 /** Delivered block points kept in memory to find the common ancestor after a reorg. */
@@ -93,6 +95,7 @@ export function createEvmFollower(common: Common, p: EvmFollowerParameters): Evm
   let lock: Promise<unknown> = Promise.resolve()
   let controller: AbortController | undefined
   let loop: Promise<void> | undefined
+  let mismatch = false
 
   const rpc = async <T>(what: string, fn: () => Promise<T>, signal: AbortSignal): Promise<T> => {
     try {
@@ -164,7 +167,8 @@ export function createEvmFollower(common: Common, p: EvmFollowerParameters): Evm
    */
   const checkChain = async (signal: AbortSignal) => {
     const id = await rpc('eth_chainId', () => p.publicClient.getChainId(), signal)
-    if (id !== p.chainId)
+    mismatch = id !== p.chainId
+    if (mismatch)
       throw new BaseError(`the RPC node serves chain ${id}, not chain ${p.chainId}: nothing is read from it`, {
         code: 'CHAIN_ID_MISMATCH',
         retryable: true,
@@ -280,6 +284,7 @@ export function createEvmFollower(common: Common, p: EvmFollowerParameters): Evm
 
   return {
     pollOnce,
+    chainIdMismatch: () => mismatch,
     start() {
       if (loop) return
       controller = new AbortController()

@@ -33,6 +33,8 @@ export type ServiceContext = {
   draining?: () => boolean
   /** Current chain time, unix seconds. */
   now(): Promise<bigint>
+  /** False while the RPC node answers for another chain (CHAIN_ID_MISMATCH): no pass decides anything from its reads. */
+  chainTrusted?: () => boolean
   m: ServiceMetrics
   deploys: DeployQueue
   /** Queue one step of `id`'s state machine (no-op once stopping). */

@@ -43,6 +43,8 @@ export type CreateServiceManagerParameters = {
   owns?: (serviceId: string) => boolean
   /** Draining at run time (an operator action), beside `[operator] draining`. */
   draining?: () => boolean
+  /** False while the RPC node answers for another chain: reconcile passes wait (the chain follower knows). */
+  chainTrusted?: () => boolean
   /** Called when a reconcile pass has settled, with its duration in seconds (metrics, the console's tick events). */
   onTick?(seconds: number): void
 }
@@ -64,6 +66,7 @@ export function createServiceManager(common: Common, p: CreateServiceManagerPara
     book,
     load: new Map(),
     ...(p.draining && { draining: p.draining }),
+    ...(p.chainTrusted && { chainTrusted: p.chainTrusted }),
     now: p.now,
     m: createServiceMetrics(common),
     deploys: createDeployQueue(p.config.deploy.concurrency),
