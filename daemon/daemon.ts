@@ -26,7 +26,7 @@ import { createServiceManager, type ServiceManager } from './services.js'
 import { createStore, type Store } from './store.js'
 import { createOrphanSweep } from './sweep.js'
 import { createTargets } from './targets.js'
-import { tfchainFollowFromConfig } from './tfchainFollow.js'
+import { tfchainCheck, tfchainFollowFromConfig } from './tfchainFollow.js'
 import { createPlacement, untilText } from './placement/placement.js'
 
 export type Daemon = {
@@ -299,6 +299,7 @@ export async function startDaemon({ config, common: parent }: StartDaemonParamet
       { name: 'targets', ok: targets.list().length > 0, critical: true, detail: `${targets.list().length} target(s): ${targets.list().map((t) => t.name).join(', ') || 'none configured'}` },
       { name: 'price-sources', ok: !empty.length, critical: false, detail: empty.length ? `no offers yet from ${empty.map((h) => h.source).join(', ')}` : `${health.length} source(s) serving` },
       { name: 'accepting-requests', ok: !actions.draining(), critical: false, detail: actions.draining() ? 'draining: new requests are refused' : 'new requests are taken' },
+      ...(tfchain ? [tfchainCheck({ leading: leading(), lastDeliveryAt: tfchain.lastDeliveryAt(), now: Date.now() })] : []),
     ]
   }
 

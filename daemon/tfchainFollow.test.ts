@@ -19,7 +19,7 @@ import { setupGrid, startTfchainDev, type TfchainDev } from '../test/helpers/tfc
 import { applyEvents } from './intake.js'
 import { transition } from './state.js'
 import { createStore, type Store } from './store.js'
-import { createTfchainFollow } from './tfchainFollow.js'
+import { createTfchainFollow, TFCHAIN_STALE_MS, tfchainCheck } from './tfchainFollow.js'
 import { GRID_DEPLOYMENT_LOST } from './tfchainIntake.js'
 
 const operator = `0x${'11'.repeat(20)}` as const
@@ -90,6 +90,7 @@ afterAll(async () => {
 describe('createTfchainFollow (chopsticks, spec 61, real store)', () => {
   test('default: a node contract\'s bill goes into its service\'s ledger in TFT and in USD at the chain\'s rate', async () => {
     const w = follow()
+    expect(w.lastDeliveryAt()).toBeUndefined()
     await w.pollOnce() // no cursor: starts at the head
     const vm = (name: string) => JSON.stringify({ type: 'vm', name, projectName: name.replace(/-r\d+$/, '') })
     await dev.block([
@@ -120,6 +121,7 @@ describe('createTfchainFollow (chopsticks, spec 61, real store)', () => {
     expect(s.ledger.cloudCostUsd).toBe(tft.mul('0.032501220703125').toDecimalPlaces(12).toFixed())
     expect(s.state).toBe('active')
     expect(kicked).toEqual(['1'])
+    expect(tfchainCheck({ leading: true, lastDeliveryAt: w.lastDeliveryAt(), now: Date.now() })).toMatchObject({ name: 'tfchain-watcher', ok: true, critical: false })
     expect(store.read().services['2']!.ledger.gridTft).toBeUndefined()
     await w.stop()
 
@@ -164,5 +166,15 @@ describe('createTfchainFollow (chopsticks, spec 61, real store)', () => {
     // already moved: the node-down does not move service 2 again
     expect(store.read().services['2']!.history.filter((h) => h.cause === GRID_DEPLOYMENT_LOST)).toHaveLength(1)
     await w.stop()
+  })
+})
+
+describe('tfchainCheck', () => {
+  test('behavior: not read yet or silent too long is not ready (not critical); a follower that does not lead is fine', () => {
+    const now = Date.parse('2026-12-01T00:00:00Z')
+    expect(tfchainCheck({ leading: true, lastDeliveryAt: undefined, now })).toMatchObject({ ok: false, critical: false, detail: expect.stringContaining('not been read yet') })
+    expect(tfchainCheck({ leading: true, lastDeliveryAt: now - TFCHAIN_STALE_MS - 1, now })).toMatchObject({ ok: false, detail: expect.stringContaining('no TFChain block delivered since') })
+    expect(tfchainCheck({ leading: true, lastDeliveryAt: now - TFCHAIN_STALE_MS, now })).toMatchObject({ ok: true })
+    expect(tfchainCheck({ leading: false, lastDeliveryAt: undefined, now })).toMatchObject({ ok: true, detail: expect.stringContaining('another daemon leads') })
   })
 })

@@ -25,13 +25,19 @@ export type TfchainFollowParameters = {
   kick(serviceId: string): void
 } & Partial<Pick<TfchainWatcherParameters, 'types' | 'pollIntervalMs' | 'startBlock' | 'nodeDownAfterMs'>>
 
+export type TfchainFollow = TfchainWatcher & {
+  /** When a block was last delivered and applied (Date.now() ms), undefined before the first. */
+  lastDeliveryAt(): number | undefined
+}
+
 /** A watcher whose delivery applies the events to the store; nothing connects until `start()` or `pollOnce()`. */
-export function createTfchainFollow(common: Common, p: TfchainFollowParameters): TfchainWatcher {
+export function createTfchainFollow(common: Common, p: TfchainFollowParameters): TfchainFollow {
   const log = common.logger
   const { url, twinId, dataDir, store, usdPerTft, kick, ...rest } = p
   // contracts cancelled in a block are gone from the cursor after it: events of that block find them in the one before
   let before: TfchainCursor['contracts'] = {}
-  return createTfchainWatcher(common, {
+  let lastDelivery: number | undefined
+  const watcher = createTfchainWatcher(common, {
     ...rest,
     url,
     twinId,
@@ -45,12 +51,27 @@ export function createTfchainFollow(common: Common, p: TfchainFollowParameters):
         for (const id of touched) kick(id)
       }
       before = cursor.contracts
+      lastDelivery = Date.now()
     },
   })
+  return { ...watcher, lastDeliveryAt: () => lastDelivery }
+}
+
+/** A TFChain watcher silent this long is reported by the readiness check (blocks come every 6 s, empty ones too). */
+export const TFCHAIN_STALE_MS = 300_000
+
+/** The readiness check of the TFChain follow (not critical: the escrow side works without it). */
+export function tfchainCheck(p: { leading: boolean; lastDeliveryAt: number | undefined; now: number }): { name: string; ok: boolean; critical: false; detail: string } {
+  const c = { name: 'tfchain-watcher', critical: false as const }
+  if (!p.leading) return { ...c, ok: true, detail: 'another daemon leads and follows TFChain' }
+  if (p.lastDeliveryAt === undefined) return { ...c, ok: false, detail: 'TFChain has not been read yet (is [providers.threefold] substrate_url reachable?): grid bills and lost deployments wait' }
+  const at = new Date(p.lastDeliveryAt).toISOString()
+  if (p.now - p.lastDeliveryAt > TFCHAIN_STALE_MS) return { ...c, ok: false, detail: `no TFChain block delivered since ${at}: grid bills and lost deployments wait` }
+  return { ...c, ok: true, detail: `last TFChain block delivered ${at}` }
 }
 
 /** The follow for `[providers.threefold]`, or undefined when the section is not enabled. */
-export function tfchainFollowFromConfig(common: Common, config: OperatorConfig, p: { store: Store; kick(serviceId: string): void }): TfchainWatcher | undefined {
+export function tfchainFollowFromConfig(common: Common, config: OperatorConfig, p: { store: Store; kick(serviceId: string): void }): TfchainFollow | undefined {
   const tf = config.providers.threefold
   if (!tf?.enabled || tf.twinId === undefined) return undefined
   return createTfchainFollow(common, { url: tf.substrateUrl, twinId: tf.twinId, dataDir: config.operator.dataDir, store: p.store, kick: p.kick, usdPerTft: cachedTftUsd(tf.substrateUrl) })
