@@ -1,6 +1,6 @@
 /**
  * The composition root: wires config, store, chain follower, escrow client, targets, the service manager, the orphan
- * sweep and HTTP. Starts in order and closes in reverse; a part that fails to start unwinds the ones before it.
+ * sweep, the TFChain watcher of the grid's twin (when `[providers.threefold]` is enabled) and HTTP. Starts in order and closes in reverse; a part that fails to start unwinds the ones before it.
  */
 import { setMaxListeners } from 'node:events'
 import { join } from 'node:path'
@@ -26,6 +26,7 @@ import { createServiceManager, type ServiceManager } from './services.js'
 import { createStore, type Store } from './store.js'
 import { createOrphanSweep } from './sweep.js'
 import { createTargets } from './targets.js'
+import { tfchainCheck, tfchainFollowFromConfig } from './tfchainFollow.js'
 import { createPlacement, untilText } from './placement/placement.js'
 
 export type Daemon = {
@@ -237,6 +238,10 @@ export async function startDaemon({ config, common: parent }: StartDaemonParamet
   closers.push(['cursor', () => persistCursor()])
   closers.push(['follower', () => follower.stop()])
 
+  // the grid: the twin's TFChain events (bills into the ledger; a lost deployment is destroyed and placed again)
+  const tfchain = await step('tfchain watcher', () => tfchainFollowFromConfig(common.child('tfchain'), config, { store, kick: (id) => mgr.kick(id) }))
+  if (tfchain) closers.push(['tfchain watcher', () => tfchain.stop()])
+
   const sweep = createOrphanSweep(common.child('sweep'), {
     store,
     targets,
@@ -296,6 +301,7 @@ export async function startDaemon({ config, common: parent }: StartDaemonParamet
       { name: 'targets', ok: targets.list().length > 0, critical: true, detail: `${targets.list().length} target(s): ${targets.list().map((t) => t.name).join(', ') || 'none configured'}` },
       { name: 'price-sources', ok: !empty.length, critical: false, detail: empty.length ? `no offers yet from ${empty.map((h) => h.source).join(', ')}` : `${health.length} source(s) serving` },
       { name: 'accepting-requests', ok: !actions.draining(), critical: false, detail: actions.draining() ? 'draining: new requests are refused' : 'new requests are taken' },
+      ...(tfchain ? [tfchainCheck({ leading: leading(), lastDeliveryAt: tfchain.lastDeliveryAt(), now: Date.now() })] : []),
     ]
   }
 
@@ -329,28 +335,35 @@ export async function startDaemon({ config, common: parent }: StartDaemonParamet
 
   // resume every service from its last recorded state, then follow the chain
   mgr.start()
-  if (!coord) follower.start()
-  else {
+  if (!coord) {
+    follower.start()
+    tfchain?.start()
+  } else {
     // leadership moves between daemons: the new leader follows from the persisted cursor (reloaded on election)
     let handover = Promise.resolve()
     coord.onLeadership((lead) => {
       handover = handover.then(async () => {
         await follower.stop()
+        await tfchain?.stop()
         if (!lead || stopping.signal.aborted) return
         // a fresh follower: it starts from the cursor the previous leader persisted
         delivered = undefined
         follower = makeFollower()
         follower.start()
+        tfchain?.start()
       })
     })
-    if (coord.isLeader()) follower.start()
+    if (coord.isLeader()) {
+      follower.start()
+      tfchain?.start()
+    }
     // services adopted from a daemon that stopped renewing: resume them now, not at the next tick
     coord.onAcquired((ids) => {
       for (const id of ids) mgr.kick(id)
     })
   }
   sweep.start()
-  log.info({ http: httpServer?.url, targets: targets.list().map((t) => t.name) }, 'started')
+  log.info({ http: httpServer?.url, targets: targets.list().map((t) => t.name), ...(tfchain && { tfchainTwin: config.providers.threefold?.twinId }) }, 'started')
 
   let stopped: Promise<void> | undefined
   return {

@@ -22,7 +22,9 @@ export const transitions: Record<ServiceState, readonly ServiceState[]> = {
   requested: ['provisioning', 'refunding', 'terminating'],
   // back to requested: the offer failed with a capacity/quota/region/price/auth error and placement tries the next
   provisioning: ['active', 'refunding', 'terminating', 'requested'],
-  active: ['scaled-to-zero', 'terminating', 'active'],
+  // back to requested: its grid deployment was lost (contract in grace period or cancelled outside the daemon, node
+  // down); the old deployment is destroyed first (a destroy intent), then placement chooses again (GRID_DEPLOYMENT_LOST)
+  active: ['scaled-to-zero', 'terminating', 'active', 'requested'],
   'scaled-to-zero': ['active', 'terminating'],
   terminating: ['closed'],
   closed: [],
@@ -99,16 +101,31 @@ export type ServiceRecord = {
     asOfBlock?: string
   }
   health: { failures: number; restarts: number; lastCheck?: string; healthy?: boolean; lastRestartAt?: string }
-  ledger: { paid: string; earned: string; withdrawn: string; refunded: string; cloudCostUsd: string; /** Replicas × hours run so far (autoscaling included). */ replicaHours?: string }
+  ledger: { paid: string; earned: string; withdrawn: string; refunded: string; cloudCostUsd: string; /** Replicas × hours run so far (autoscaling included). */ replicaHours?: string; /** TFT billed by TFChain for the service's grid contracts (their USD value at billing time is in cloudCostUsd). */ gridTft?: string }
   /** Event ids (chainId:txHash:logIndex) of the payouts counted in the ledger (from a receipt or the follower). */
   paidOut?: string[]
   /** The chain did not know the service at the last reads: since when, and how many reads in a row. */
   missing?: { since: string; checks: number }
+  /** What TFChain reported of the service's grid contracts (daemon/tfchainIntake.ts). */
+  grid?: GridFacts
   /** Since when the capacity cost has not been added to the ledger yet (ISO time). */
   costSince?: string
   createdAt: string
   updatedAt: string
   history: Transition[]
+}
+
+export type GridFacts = {
+  /** The last TFChain event applied to this service, `<blockNumber>:<eventIndex>`: events at or before it are skipped. */
+  lastEvent?: string
+  /** A contract of the service is in its grace period (the twin's TFT could not pay a bill). */
+  gracePeriod?: { contractId: string; sinceBlock: number; at: string }
+  /** The last grace period that ended (the twin was topped up). */
+  graceEnded?: { contractId: string; at: string }
+  /** Bills counted in the ledger. */
+  bills?: number
+  /** The last loss of the deployment that sent the service back to placement. */
+  lost?: { at: string; why: string }
 }
 
 export type Cursor = { blockNumber: string; blockHash: string }

@@ -1,5 +1,5 @@
 /** One step of a service's state machine, never two at once for the same service. */
-import { get, move, Rejection, TERMINAL, type ServiceContext } from './context.js'
+import { callOpts, get, move, patch, Rejection, targetOf, TERMINAL, type ServiceContext } from './context.js'
 import { kickDeploy } from './deploy.js'
 import { quote } from './quote.js'
 import { reconcile } from './reconcile.js'
@@ -27,6 +27,9 @@ export async function step(ctx: ServiceContext, id: string): Promise<void> {
 
 /** requested: quote; a rejection is refunded at once, anything else (RPC down, a race) is retried next tick. */
 async function requested(ctx: ServiceContext, id: string) {
+  // a service sent back to placement (its grid deployment was lost): nothing of the old deployment may keep running,
+  // or be adopted by the next provision under the same name, before placement chooses again
+  if (get(ctx, id)!.intent?.op === 'destroy') await destroyBeforeReplacing(ctx, id)
   const s = get(ctx, id)!
   try {
     await quote(ctx, s)
@@ -44,6 +47,20 @@ async function requested(ctx: ServiceContext, id: string) {
     return
   }
   if (get(ctx, id)?.state === 'provisioning') kickDeploy(ctx, id)
+}
+
+/** Destroy the deployment of the service's last placement (its quote's target), then clear the destroy intent. */
+async function destroyBeforeReplacing(ctx: ServiceContext, id: string) {
+  const s = get(ctx, id)!
+  const t = targetOf(ctx, s)
+  await t.provisioner.destroy(s.deploymentId, callOpts(ctx, t))
+  await patch(ctx, id, (r) => {
+    if (r.state !== 'requested' || r.intent?.op !== 'destroy') return
+    delete r.intent
+    r.replicas = 0
+    r.endpoints = []
+  })
+  ctx.log.info({ serviceId: id, target: t.name, deploymentId: s.deploymentId }, 'old deployment destroyed; placing the service again')
 }
 
 /** Per-service serialisation: a service's steps run one at a time; a kick during a step runs one more after it. */

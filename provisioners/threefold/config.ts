@@ -10,6 +10,11 @@ export const threefoldSection = z
     enabled: z.boolean().default(false),
     /** The twin's mnemonic: `env:NAME` or `file:PATH`, never a literal. */
     mnemonic: secretRef.optional(),
+    /**
+     * The twin's id on TFChain (the dashboard shows it beside the twin's account): the daemon follows this twin's
+     * contracts, bills and grace periods (chain/substrate/watchTfchain.ts). Required when enabled.
+     */
+    twin_id: posInt('twin id').optional(),
     network: z.enum(['dev', 'qa', 'test', 'main']).default('main'),
     substrate_url: wsUrl.default('wss://tfchain.grid.tf/ws'),
     relay_url: wsUrl.default('wss://relay.grid.tf'),
@@ -30,11 +35,13 @@ export const threefoldSection = z
   })
   .superRefine((s, ctx) => {
     if (s.enabled && !s.mnemonic) ctx.addIssue({ code: 'custom', path: ['mnemonic'], message: 'required when enabled: a secret reference such as "env:TF_MNEMONIC"' })
+    if (s.enabled && s.twin_id === undefined) ctx.addIssue({ code: 'custom', path: ['twin_id'], message: "required when enabled: the twin's id on TFChain, whose contracts the daemon follows" })
     if (Number(s.tft_buffer) > 1) ctx.addIssue({ code: 'custom', path: ['tft_buffer'], message: `got ${s.tft_buffer}, expected a fraction <= 1 (0.02 = 2 %)` })
   })
   .transform((s) => ({
     enabled: s.enabled,
     mnemonic: s.mnemonic,
+    ...(s.twin_id !== undefined && { twinId: s.twin_id }),
     network: s.network,
     substrateUrl: s.substrate_url,
     relayUrl: s.relay_url,

@@ -39,8 +39,8 @@ afterAll(async () => {
 
 describe('[providers.threefold]', () => {
   test('default: an enabled section is a "threefold" cloud target over the catalog\'s threefold offers only', async () => {
-    const c = config('enabled = true\nmnemonic = "env:TF_MNEMONIC"\nmin_runway_hours = 48\nfarms = [1]')
-    expect(c.providers.threefold).toMatchObject({ enabled: true, minRunwayHours: 48, tftBuffer: '0.02', farms: [1], maxInstances: 20, network: 'main' })
+    const c = config('enabled = true\nmnemonic = "env:TF_MNEMONIC"\ntwin_id = 42\nmin_runway_hours = 48\nfarms = [1]')
+    expect(c.providers.threefold).toMatchObject({ enabled: true, twinId: 42, minRunwayHours: 48, tftBuffer: '0.02', farms: [1], maxInstances: 20, network: 'main' })
     expect(JSON.stringify(c.providers.threefold)).not.toContain('secret all the same')
     const offers = [offer('threefold', 'node-1/2c-4g'), offer('aws', 't3.medium')]
     const targets = await createTargets(common, c, { catalogOffers: () => offers })
@@ -57,11 +57,11 @@ describe('[providers.threefold]', () => {
     await targets.close()
   })
 
-  test('error: a literal mnemonic, a missing one, a buffer above 1 are config problems with their paths', () => {
-    expect(() => config('enabled = true\nmnemonic = "word word word"')).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID', problems: [expect.objectContaining({ path: 'providers.threefold.mnemonic' })] }))
+  test('error: a literal mnemonic, a missing one, a missing twin id, a buffer above 1 are config problems with their paths', () => {
+    expect(() => config('enabled = true\nmnemonic = "word word word"\ntwin_id = 42')).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID', problems: [expect.objectContaining({ path: 'providers.threefold.mnemonic' })] }))
     expect(() => config('enabled = true\ntft_buffer = "2"')).toThrow(
       expect.objectContaining({
-        problems: expect.arrayContaining([expect.objectContaining({ path: 'providers.threefold.mnemonic' }), expect.objectContaining({ path: 'providers.threefold.tft_buffer' })]),
+        problems: expect.arrayContaining([expect.objectContaining({ path: 'providers.threefold.mnemonic' }), expect.objectContaining({ path: 'providers.threefold.tft_buffer' }), expect.objectContaining({ path: 'providers.threefold.twin_id' })]),
       }),
     )
   })

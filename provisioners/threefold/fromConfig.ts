@@ -29,15 +29,11 @@ export function createThreefoldFromConfig(common: Common, s: ThreefoldSection, c
       ...(s.graphqlUrl && { graphqlUrl: s.graphqlUrl }),
     }),
   })
-  let rate: { at: number; value: Decimal } | undefined
   return createThreefoldProvisioner(common, {
     supervisor,
     proxyUrl: s.proxyUrl,
     catalogOffers: ctx.catalogOffers,
-    async tftUsd() {
-      if (!rate || Date.now() - rate.at > 600_000) rate = { at: Date.now(), value: (await fetchTfchain({ url: s.substrateUrl, timeoutMs: 15_000 })).usdPerTft }
-      return rate.value
-    },
+    tftUsd: cachedTftUsd(s.substrateUrl),
     minRunwayHours: s.minRunwayHours,
     tftBuffer: s.tftBuffer,
     farms: s.farms,
@@ -46,4 +42,13 @@ export function createThreefoldFromConfig(common: Common, s: ThreefoldSection, c
     stateDir: join(ctx.dataDir, 'threefold'),
     allowTestingSources: ctx.allowTestSources,
   })
+}
+
+/** USD per TFT as TFChain itself bills (`tftPriceModule`), read from `url` and kept 10 minutes. */
+export function cachedTftUsd(url: string, read: () => Promise<Decimal> = async () => (await fetchTfchain({ url, timeoutMs: 15_000 })).usdPerTft): () => Promise<Decimal> {
+  let rate: { at: number; value: Decimal } | undefined
+  return async () => {
+    if (!rate || Date.now() - rate.at > 600_000) rate = { at: Date.now(), value: await read() }
+    return rate.value
+  }
 }
