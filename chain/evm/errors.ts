@@ -6,6 +6,7 @@
 import {
   BaseError as ViemBaseError,
   BlockNotFoundError,
+  ChainMismatchError,
   ContractFunctionRevertedError,
   HttpRequestError,
   InternalRpcError,
@@ -139,6 +140,10 @@ export function classifyRpcError(what: string, err: unknown): BaseError {
   const revert = revertOf(err)
   if (revert) return new TxRevertedError(what, revert.errorName, revert.args, err)
   if (isTransientRpcError(err)) return new RpcUnavailableError(what, err)
+  // the node answers for another chain (swapped behind a load balancer, a wrong URL): nothing was signed for it, and
+  // a later attempt may reach the right chain — never a reason to roll a service back
+  if (walk(err, (e) => e instanceof ChainMismatchError))
+    return new BaseError(`${what}: the RPC node serves another chain; nothing was sent`, { code: 'CHAIN_ID_MISMATCH', retryable: true, cause: err })
   if (err instanceof ViemBaseError) return new RpcRejectedError(what, err)
   if (err instanceof Error && err.name === 'AbortError') return new AbortedError(what, err)
   // unknown shapes (a TypeError from fetch, a socket reset) are treated as transport trouble

@@ -4,6 +4,7 @@
  */
 import type { Abi, Account, Address, Chain, PublicClient, TransactionReceipt, Transport, WalletClient } from 'viem'
 import type { Common } from '../../core/common.js'
+import { BaseError } from '../../core/errors.js'
 import { faultPoint } from '../../core/faults.js'
 import { withTimeout } from '../../core/retry.js'
 import { TxFailedError, classifyRpcError } from './errors.js'
@@ -58,6 +59,11 @@ export function createTxSender(common: Common, p: TxSenderParameters): TxSender 
           timeout,
           async () => {
             try {
+              // nothing is simulated, signed or sent against a node that answers for another chain
+              const chainId = await p.publicClient.getChainId()
+              const want = p.walletClient.chain?.id
+              if (want !== undefined && chainId !== want)
+                throw new BaseError(`${what}: the RPC node serves chain ${chainId}, not chain ${want}; nothing was sent`, { code: 'CHAIN_ID_MISMATCH', retryable: true })
               const { request } = await p.publicClient.simulateContract({ ...call, account: p.walletClient.account } as Parameters<PublicClient['simulateContract']>[0])
               // the estimate is taken against the pending block; the mined block may take a costlier path (a settle
               // that accrues where the estimate accrued nothing), so leave headroom rather than run out of gas

@@ -54,6 +54,20 @@ describe('chain failure codes on the wire', () => {
     }
   })
 
+  test('error: CHAIN_ID_MISMATCH — a node answering for another chain gets nothing signed for it (retryable)', async () => {
+    const { relay, publicClient, walletClient } = await through((method, a) => (method === 'eth_chainId' ? { result: '0x1' } : a), 1)
+    try {
+      const sent = await c.publicClient.getTransactionCount({ address: c.anvil.accounts[1]!.address })
+      const tx = createTxSender(c.common, { publicClient, walletClient, timeoutMs: 20_000 })
+      const bp = await c.registerBlueprint({ name: 'mismatch' })
+      const { serviceId } = await c.requestService({ blueprintId: bp, deposit: 1_000n })
+      await expect(tx.send({ address: c.addresses.escrow, abi: serviceEscrowAbi, functionName: 'activate', args: [serviceId] })).rejects.toMatchObject({ code: 'CHAIN_ID_MISMATCH', retryable: true })
+      expect(await c.publicClient.getTransactionCount({ address: c.anvil.accounts[1]!.address })).toBe(sent)
+    } finally {
+      await relay.close()
+    }
+  })
+
   test('error: EVENT_MISSING — a receipt without the event the call must emit', async () => {
     const { relay, publicClient, walletClient } = await through((method, a) => (method === 'eth_getTransactionReceipt' && a.result ? { result: { ...(a.result as object), logs: [] } } : a), 2)
     try {
