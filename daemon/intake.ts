@@ -9,8 +9,9 @@ import { requestProblems } from '../chain/evm/decode.js'
 import { TierNames } from '../core/spec.js'
 import { applyEventToFacts } from './paymentFacts.js'
 import { countPayout } from './payouts.js'
-import { transition, type ServiceRecord, type State } from './state.js'
+import { transition, type Cursor, type ServiceRecord, type State } from './state.js'
 import { idsBelow, type ProcessedWithIndex } from './store/draft.js'
+import type { Store } from './store/types.js'
 
 export type IntakeContext = {
   /** This operator's address (lowercase); requests for other operators are ignored. */
@@ -154,4 +155,55 @@ export function pruneProcessed(state: State, cursorBlock: bigint, keepBlocks = 1
     n++
   }
   return n
+}
+
+/**
+ * Deliveries the chain follower keeps in flight: it reads the next range while earlier deliveries commit, and the
+ * deliveries queued meanwhile commit together (one transaction, one fsync) instead of one after the other.
+ */
+export const deliveriesInFlight = 16
+
+/** Raised inside a delivery's write when the cursor it extends was not saved (an earlier delivery failed). */
+export class CursorMovedError extends Error {
+  constructor(expected: Cursor | undefined, found: Cursor | undefined) {
+    super(`the saved cursor is at ${found?.blockNumber ?? 'none'}, not at ${expected?.blockNumber ?? 'none'} which this delivery extends; the range is read again`)
+  }
+}
+
+const sameCursor = (a: Cursor | undefined, b: Cursor | undefined) => a?.blockNumber === b?.blockNumber && a?.blockHash === b?.blockHash
+
+/**
+ * Writes that move the saved chain cursor, in the order they are queued. Deliveries overlap (the follower reads on
+ * while a commit is in flight), so each write saves its changes and its cursor only if the store holds the cursor
+ * the write queued before it saves; when that one failed, every write queued after it is refused too. The cursor
+ * saved therefore never passes events that were not saved with it or before it.
+ */
+export function createCursorWriter(store: Store) {
+  // the cursor the writes queued so far leave; undefined + !known = the one the store holds
+  let queued: Cursor | undefined
+  let known = false
+  return {
+    /** Apply `fn` and save `cursor` in one write; resolves once durable. */
+    write<T>(cursor: Cursor, fn: (draft: State) => T): Promise<T> {
+      const after = known ? queued : store.read().cursor
+      const next = { blockNumber: cursor.blockNumber, blockHash: cursor.blockHash }
+      queued = next
+      known = true
+      return store
+        .update((st) => {
+          if (!sameCursor(st.cursor, after)) throw new CursorMovedError(after, st.cursor)
+          const out = fn(st)
+          st.cursor = next
+          return out
+        })
+        .catch((err: unknown) => {
+          known = false
+          throw err
+        })
+    },
+    /** Forget what was queued (a new follower starts from the cursor the store holds). */
+    reset() {
+      known = false
+    },
+  }
 }
