@@ -38,6 +38,12 @@ const add = (a: string, b: bigint) => (BigInt(a) + b).toString()
 /** Unix seconds for the log: ISO time where a Date can hold it (paid-until saturates at 2^64-1 on chain). */
 const isoSeconds = (sec: bigint) => (sec >= 0n && sec <= 8_640_000_000_000n ? new Date(Number(sec) * 1000).toISOString() : `${sec} (unix s)`)
 
+/** Log lines of one event, carrying its identity: merged into each line (a child logger per event cost more than the event's write). */
+const eventLog = (logger: Logger, bound: Record<string, string>) => ({
+  info: (o: Record<string, unknown>, msg: string) => logger.info({ ...bound, ...o }, msg),
+  warn: (o: Record<string, unknown>, msg: string) => logger.warn({ ...bound, ...o }, msg),
+})
+
 /**
  * Apply events in order; returns the ids of services whose state changed. Every escrow event also updates the
  * service's payment facts (`chain`), from which paid-until is computed without reading the chain. A request whose
@@ -54,7 +60,7 @@ export function applyEvents(state: State, events: readonly ChainEvent[], ctx: In
       continue
     }
     state.processed[id] = e.blockNumber.toString()
-    const log = ctx.logger.child({ eventId: id, type: e.type, block: e.blockNumber.toString() })
+    const log = eventLog(ctx.logger, { eventId: id, type: e.type, block: e.blockNumber.toString() })
     if (e.type === 'BlueprintRegistered') {
       log.info({ blueprintId: e.blueprintId.toString(), name: e.name }, 'blueprint registered')
       continue
