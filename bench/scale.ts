@@ -6,7 +6,12 @@
  *   `verify_per_tick` (500) at the cursor block, disagreements healed) with one own target whose replicas answer
  *   healthy at once — JSON-RPC HTTP requests counted by a fake node in a child process (test/fakes/escrow-rpc.ts,
  *   real wire format, viem and the escrow client unmodified), CPU ms (process.cpuUsage, median of 5 ticks), RSS MB;
- * - intake: events decoded from real logs, applied and durably recorded, one event per delivery (events/s);
+ * - intake: events decoded from real logs, applied and durably recorded, one event per delivery (events/s): each
+ *   delivery is the daemon's write (daemon/intake.ts createCursorWriter: the events, their processed ids and the
+ *   cursor past them in one transaction, synchronous = FULL), and deliveries are made as the chain follower makes
+ *   them: up to `deliveriesInFlight` in flight, the next one decoded while earlier ones commit, each awaited, in
+ *   order, until durable. Writes queued while a commit is in flight commit together (group commit); an event counts
+ *   only once its delivery resolved;
  * - one service change written to the store (ms, median).
  * Ends with one line per size:
  * `scale: services=N rpc_requests=N cpu_ms=N rss_mb=N intake_events_per_s=N store_update_ms=N`.
@@ -22,7 +27,7 @@ import { encodeAbiParameters, encodeEventTopics, type Hex, type Log } from 'viem
 import { createTestCommon } from '../core/common.js'
 import { serviceEscrowAbi } from '../chain/contracts/abi.js'
 import { decodeLog } from '../chain/evm/decode.js'
-import { applyEvents } from '../daemon/intake.js'
+import { applyEvents, createCursorWriter, deliveriesInFlight, pruneProcessed } from '../daemon/intake.js'
 import { defaultVerifyPerTick } from '../daemon/paymentFacts.js'
 import { fakeChainId, fakeEscrowAddress, fakeHead } from '../test/fakes/escrow-rpc.js'
 import { startFleet } from '../test/helpers/fleet.js'
@@ -86,14 +91,31 @@ async function measure(n: number): Promise<void> {
     const mem = process.memoryUsage()
     const rss = mem.rss / 2 ** 20
 
-    // intake: one PaymentReceived per delivery, decoded from a real log, applied and durably recorded
+    // intake: one PaymentReceived per delivery, decoded from a real log, applied and durably recorded with the cursor
+    // past it; deliveries pipelined as the follower does (at most deliveriesInFlight in flight, awaited in order)
     const ctx = { operator: `0x${'11'.repeat(20)}`, chainId: fakeChainId, logger: common.logger }
+    const writer = createCursorWriter(store)
+    const inflight: Promise<unknown>[] = []
     let events = 0
+    let issued = 0
     const t0 = performance.now()
-    while ((performance.now() - t0 < 2_000 || events < 5) && events < 5_000) {
-      const id = BigInt((events % n) + 1)
-      const e = decodeLog(paymentLog(id, events), fakeChainId)
-      await store.update((st) => applyEvents(st, [e], ctx))
+    while ((performance.now() - t0 < 2_000 || issued < 5) && issued < 5_000) {
+      const id = BigInt((issued % n) + 1)
+      const e = decodeLog(paymentLog(id, issued), fakeChainId)
+      inflight.push(
+        writer.write({ blockNumber: e.blockNumber.toString(), blockHash: e.blockHash }, (st) => {
+          applyEvents(st, [e], ctx)
+          pruneProcessed(st, e.blockNumber)
+        }),
+      )
+      issued++
+      if (inflight.length >= deliveriesInFlight) {
+        await inflight.shift()
+        events++
+      }
+    }
+    for (const d of inflight) {
+      await d
       events++
     }
     const perS = events / ((performance.now() - t0) / 1000)

@@ -40,12 +40,20 @@ export function formatBaseUnits(value: bigint, decimals: number): string {
 
 /** Convert base units of a token to USD with a configured token→USD rate. */
 export function tokenToUsd(value: bigint, decimals: number, usdPerToken: Decimal): Decimal {
-  return new Usd(value.toString()).div(new Usd(10).pow(decimals)).mul(usdPerToken)
+  return new Usd(value.toString()).div(tenTo(decimals)).mul(usdPerToken)
+}
+
+// 10^decimals, computed once per token (Decimal's pow allocated a few KB per call, per service per tick)
+const tens = new Map<number, Decimal>()
+const tenTo = (decimals: number): Decimal => {
+  let t = tens.get(decimals)
+  if (!t) tens.set(decimals, (t = new Usd(10).pow(decimals)))
+  return t
 }
 
 /** Convert USD to token base units, rounding up (what the operator must charge to cover a cost). */
 export function usdToTokenCeil(value: Decimal, decimals: number, usdPerToken: Decimal): bigint {
-  const units = value.div(usdPerToken).mul(new Usd(10).pow(decimals)).toDecimalPlaces(0, Decimal.ROUND_CEIL)
+  const units = value.div(usdPerToken).mul(tenTo(decimals)).toDecimalPlaces(0, Decimal.ROUND_CEIL)
   return BigInt(units.toFixed(0))
 }
 

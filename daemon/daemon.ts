@@ -21,7 +21,7 @@ import { startHttpServer, type HttpServer } from './http/index.js'
 import { instrumentTargets, registerMoneyGauges, type ObservedTargets } from './observe.js'
 import { startWebhooks } from './webhooks/webhooks.js'
 import { startCatalog } from './pricing.js'
-import { applyEvents, pruneProcessed } from './intake.js'
+import { applyEvents, createCursorWriter, deliveriesInFlight, pruneProcessed } from './intake.js'
 import { createServiceManager, type ServiceManager } from './services.js'
 import { createStore, type Store } from './store.js'
 import { createOrphanSweep } from './sweep.js'
@@ -191,15 +191,14 @@ export async function startDaemon({ config, common: parent }: StartDaemonParamet
   // a few empty blocks), so an idle daemon does not rewrite its state file at every poll
   let delivered: { blockNumber: string; blockHash: string } | undefined
   let persistedAt = 0
+  // deliveries overlap (deliveriesInFlight): every write of the cursor extends the one queued before it
+  const cursorWriter = createCursorWriter(store)
   const persistCursor = async () => {
     if (!leading()) return
     const c = delivered
     const saved = store.read().cursor
     if (!c || (saved?.blockNumber === c.blockNumber && saved.blockHash === c.blockHash)) return
-    await store.update((st) => {
-      st.cursor = c
-      pruneProcessed(st, BigInt(c.blockNumber))
-    })
+    await cursorWriter.write(c, (st) => void pruneProcessed(st, BigInt(c.blockNumber)))
     persistedAt = Date.now()
   }
   const makeFollower = () => createEvmFollower(common.child('follower'), {
@@ -210,6 +209,7 @@ export async function startDaemon({ config, common: parent }: StartDaemonParamet
     pollIntervalMs: config.chain.pollIntervalMs,
     startBlock: config.chain.startBlock,
     maxBlockRange: config.chain.maxBlockRange,
+    maxInFlight: deliveriesInFlight,
     loadCursor: async () => {
       const c = store.read().cursor
       return c ? { blockNumber: BigInt(c.blockNumber), blockHash: c.blockHash as `0x${string}` } : undefined
@@ -222,10 +222,9 @@ export async function startDaemon({ config, common: parent }: StartDaemonParamet
         return
       }
       // events and the cursor past them are one write: each event is acted on exactly once across restarts
-      const touched = await store.update((st) => {
+      const touched = await cursorWriter.write({ blockNumber: cursor.blockNumber.toString(), blockHash: cursor.blockHash }, (st) => {
         for (const e of events) if (!st.processed[eventId(e)]) applied.inc({ type: e.type })
         const t = applyEvents(st, events, { operator, chainId: config.chain.chainId, logger: log.child({ module: 'intake' }), token: config.token })
-        st.cursor = { blockNumber: cursor.blockNumber.toString(), blockHash: cursor.blockHash }
         pruneProcessed(st, cursor.blockNumber)
         return t
       })
@@ -347,6 +346,7 @@ export async function startDaemon({ config, common: parent }: StartDaemonParamet
         await tfchain?.stop()
         if (!lead || stopping.signal.aborted) return
         // a fresh follower: it starts from the cursor the previous leader persisted
+        cursorWriter.reset()
         delivered = undefined
         follower = makeFollower()
         follower.start()

@@ -1,7 +1,12 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { describe, expect, test } from 'vitest'
 import { pino } from 'pino'
+import { createTestCommon } from '../core/common.js'
 import type { ChainEvent } from '../chain/events.js'
-import { applyEvents, deploymentIdOf, pruneProcessed } from './intake.js'
+import { applyEvents, createCursorWriter, CursorMovedError, deploymentIdOf, pruneProcessed } from './intake.js'
+import { createStore } from './store.js'
 import { emptyState, transition } from './state.js'
 
 const logger = pino({ level: 'silent' })
@@ -170,5 +175,44 @@ describe('applyEvents', () => {
     reads = 0
     expect(pruneProcessed(st, 40_006n)).toBe(1)
     expect(reads).toBe(2)
+  })
+})
+
+describe('createCursorWriter', () => {
+  const at = (n: number) => ({ blockNumber: String(n), blockHash: `0x${n.toString(16).padStart(64, '0')}` })
+
+  test('behavior: writes queued together commit in order with their cursors; one that fails takes every write queued after it down, and the next extends the saved cursor', async () => {
+    const { common } = createTestCommon()
+    const dir = mkdtempSync(join(tmpdir(), 'bpo-intake-'))
+    const store = await createStore(common, { file: join(dir, 'state.sqlite'), operatorId: 'op', chainId: 31337 })
+    try {
+      const w = createCursorWriter(store)
+      const ctx = { operator, chainId: 31337, logger }
+      // three deliveries in flight at once: all three commit, the cursor is the last one's
+      await Promise.all([1, 2, 3].map((n) => w.write(at(n), (st) => applyEvents(st, [initiated(n, BigInt(n))], ctx))))
+      expect(store.read().cursor).toEqual(at(3))
+      expect(Object.keys(store.read().services).sort()).toEqual(['1', '2', '3'])
+
+      // the second of three fails: the third extends it and is refused; nothing after block 4 is saved
+      const results = await Promise.allSettled([
+        w.write(at(4), (st) => applyEvents(st, [initiated(4, 4n)], ctx)),
+        w.write(at(5), () => {
+          throw new Error('disk full')
+        }),
+        w.write(at(6), (st) => applyEvents(st, [initiated(6, 6n)], ctx)),
+      ])
+      expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'rejected'])
+      expect((results[2] as PromiseRejectedResult).reason).toBeInstanceOf(CursorMovedError)
+      expect(store.read().cursor).toEqual(at(4))
+      expect(store.read().services['6']).toBeUndefined()
+
+      // the follower reads again from block 4: the next write extends the saved cursor
+      await w.write(at(6), (st) => applyEvents(st, [initiated(6, 6n)], ctx))
+      expect(store.read().cursor).toEqual(at(6))
+      expect(store.read().services['6']).toBeDefined()
+    } finally {
+      await store.close()
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 })

@@ -9,8 +9,9 @@ import { requestProblems } from '../chain/evm/decode.js'
 import { TierNames } from '../core/spec.js'
 import { applyEventToFacts } from './paymentFacts.js'
 import { countPayout } from './payouts.js'
-import { transition, type ServiceRecord, type State } from './state.js'
+import { transition, type Cursor, type ServiceRecord, type State } from './state.js'
 import { idsBelow, type ProcessedWithIndex } from './store/draft.js'
+import type { Store } from './store/types.js'
 
 export type IntakeContext = {
   /** This operator's address (lowercase); requests for other operators are ignored. */
@@ -37,6 +38,12 @@ const add = (a: string, b: bigint) => (BigInt(a) + b).toString()
 /** Unix seconds for the log: ISO time where a Date can hold it (paid-until saturates at 2^64-1 on chain). */
 const isoSeconds = (sec: bigint) => (sec >= 0n && sec <= 8_640_000_000_000n ? new Date(Number(sec) * 1000).toISOString() : `${sec} (unix s)`)
 
+/** Log lines of one event, carrying its identity: merged into each line (a child logger per event cost more than the event's write). */
+const eventLog = (logger: Logger, bound: Record<string, string>) => ({
+  info: (o: Record<string, unknown>, msg: string) => logger.info({ ...bound, ...o }, msg),
+  warn: (o: Record<string, unknown>, msg: string) => logger.warn({ ...bound, ...o }, msg),
+})
+
 /**
  * Apply events in order; returns the ids of services whose state changed. Every escrow event also updates the
  * service's payment facts (`chain`), from which paid-until is computed without reading the chain. A request whose
@@ -53,7 +60,7 @@ export function applyEvents(state: State, events: readonly ChainEvent[], ctx: In
       continue
     }
     state.processed[id] = e.blockNumber.toString()
-    const log = ctx.logger.child({ eventId: id, type: e.type, block: e.blockNumber.toString() })
+    const log = eventLog(ctx.logger, { eventId: id, type: e.type, block: e.blockNumber.toString() })
     if (e.type === 'BlueprintRegistered') {
       log.info({ blueprintId: e.blueprintId.toString(), name: e.name }, 'blueprint registered')
       continue
@@ -158,4 +165,55 @@ export function pruneProcessed(state: State, cursorBlock: bigint, keepBlocks = 1
     n++
   }
   return n
+}
+
+/**
+ * Deliveries the chain follower keeps in flight: it reads the next range while earlier deliveries commit, and the
+ * deliveries queued meanwhile commit together (one transaction, one fsync) instead of one after the other.
+ */
+export const deliveriesInFlight = 16
+
+/** Raised inside a delivery's write when the cursor it extends was not saved (an earlier delivery failed). */
+export class CursorMovedError extends Error {
+  constructor(expected: Cursor | undefined, found: Cursor | undefined) {
+    super(`the saved cursor is at ${found?.blockNumber ?? 'none'}, not at ${expected?.blockNumber ?? 'none'} which this delivery extends; the range is read again`)
+  }
+}
+
+const sameCursor = (a: Cursor | undefined, b: Cursor | undefined) => a?.blockNumber === b?.blockNumber && a?.blockHash === b?.blockHash
+
+/**
+ * Writes that move the saved chain cursor, in the order they are queued. Deliveries overlap (the follower reads on
+ * while a commit is in flight), so each write saves its changes and its cursor only if the store holds the cursor
+ * the write queued before it saves; when that one failed, every write queued after it is refused too. The cursor
+ * saved therefore never passes events that were not saved with it or before it.
+ */
+export function createCursorWriter(store: Store) {
+  // the cursor the writes queued so far leave; undefined + !known = the one the store holds
+  let queued: Cursor | undefined
+  let known = false
+  return {
+    /** Apply `fn` and save `cursor` in one write; resolves once durable. */
+    write<T>(cursor: Cursor, fn: (draft: State) => T): Promise<T> {
+      const after = known ? queued : store.read().cursor
+      const next = { blockNumber: cursor.blockNumber, blockHash: cursor.blockHash }
+      queued = next
+      known = true
+      return store
+        .update((st) => {
+          if (!sameCursor(st.cursor, after)) throw new CursorMovedError(after, st.cursor)
+          const out = fn(st)
+          st.cursor = next
+          return out
+        })
+        .catch((err: unknown) => {
+          known = false
+          throw err
+        })
+    },
+    /** Forget what was queued (a new follower starts from the cursor the store holds). */
+    reset() {
+      known = false
+    },
+  }
 }

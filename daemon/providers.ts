@@ -1,7 +1,10 @@
 /**
  * The provider factory table: every place the daemon can buy capacity registers here once, with its TOML section
  * (schema, defaults and units live beside its provisioner) and a factory that builds its targets. Adding a target
- * is one folder under provisioners/ plus one entry below.
+ * is one folder under provisioners/ plus one entry below. The sections are loaded with the table; a provisioner that
+ * pulls in a large SDK (Kubernetes, AWS, Hetzner, ThreeFold) is imported only when its provider is configured:
+ * loaded together they held ~160 MB of the daemon's memory (module sources, an SDK's wasm heap) that a daemon
+ * selling from its own machines never uses.
  */
 import { withStableEndpoints } from '../provisioners/balancer/withStableEndpoints.js'
 import { join } from 'node:path'
@@ -11,17 +14,15 @@ import type { Decimal } from '../core/money.js'
 import type { Offer, ProviderId } from '../core/offer.js'
 import type { TierName, TierPolicy } from '../core/spec.js'
 import { kubernetesSection } from '../provisioners/kubernetes/config.js'
-import { createKubernetesProvisioner } from '../provisioners/kubernetes/createKubernetesProvisioner.js'
 import { localSection } from '../provisioners/local/config.js'
 import { createLocalProvisioner } from '../provisioners/local/createLocalProvisioner.js'
 import { sshSection } from '../provisioners/ssh/config.js'
 import { createSshProvisionerFromConfig } from '../provisioners/ssh/fromConfig.js'
-import { awsEc2SectionSchema, confirmEc2SpotPrice, createAwsEc2Provisioner } from '../provisioners/aws-ec2/index.js'
-import { confirmHetznerPrice, createHetznerProvisioner, hetznerSectionSchema } from '../provisioners/hetzner/index.js'
+import { awsEc2SectionSchema } from '../provisioners/aws-ec2/config.js'
+import { hetznerSectionSchema } from '../provisioners/hetzner/config.js'
 import { resolveSecret } from '../config/secrets.js'
 import { usd } from '../core/money.js'
 import { threefoldSection } from '../provisioners/threefold/config.js'
-import { createThreefoldFromConfig } from '../provisioners/threefold/fromConfig.js'
 import type { Provisioner } from '../provisioners/types.js'
 import type { Target } from './ports.js'
 
@@ -156,8 +157,9 @@ export const providers = {
   }),
   kubernetes: defineProvider({
     section: kubernetesSection,
-    create(common, k8s, ctx) {
+    async create(common, k8s, ctx) {
       if (!k8s.clusters.length) return { targets: [], provisioners: [] }
+      const { createKubernetesProvisioner } = await import('../provisioners/kubernetes/createKubernetesProvisioner.js')
       const prov = createKubernetesProvisioner(common.child('kubernetes'), {
         operatorId: ctx.operatorId,
         tiers: ctx.tiers,
@@ -179,7 +181,8 @@ export const providers = {
   }),
   aws: defineProvider({
     section: awsEc2SectionSchema,
-    create(common, aws, ctx) {
+    async create(common, aws, ctx) {
+      const { confirmEc2SpotPrice, createAwsEc2Provisioner } = await import('../provisioners/aws-ec2/index.js')
       const prov = createAwsEc2Provisioner(common.child('aws'), aws, {
         operatorId: ctx.operatorId,
         dataDir: ctx.dataDir,
@@ -204,7 +207,8 @@ export const providers = {
   }),
   hetzner: defineProvider({
     section: hetznerSectionSchema,
-    create(common, hz, ctx) {
+    async create(common, hz, ctx) {
+      const { confirmHetznerPrice, createHetznerProvisioner } = await import('../provisioners/hetzner/index.js')
       const prov = createHetznerProvisioner(common.child('hetzner'), hz, {
         operatorId: ctx.operatorId,
         dataDir: ctx.dataDir,
@@ -228,7 +232,8 @@ export const providers = {
   }),
   threefold: defineProvider({
     section: threefoldSection,
-    create(common, tf, ctx) {
+    async create(common, tf, ctx) {
+      const { createThreefoldFromConfig } = await import('../provisioners/threefold/fromConfig.js')
       const prov = createThreefoldFromConfig(common.child('threefold'), tf, { dataDir: ctx.dataDir, allowTestSources: ctx.allowTestSources, catalogOffers: ctx.catalogOffers })
       if (!prov) return { targets: [], provisioners: [] }
       const t = cloudTarget({ name: 'threefold', provider: 'threefold', provisioner: prov, regions: [], catalogOffers: ctx.catalogOffers, maxInstances: tf.maxInstances })

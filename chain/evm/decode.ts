@@ -2,7 +2,7 @@
  * Decode a log of BlueprintRegistry or ServiceEscrow into the normalized ChainEvent. Also re-exports the decoders of
  * the values carried inside events and views (preferences, blueprints, reasons).
  */
-import { decodeEventLog, type Hex, type Log } from 'viem'
+import { decodeEventLog, toEventSelector, type Hex, type Log } from 'viem'
 import { blueprintRegistryAbi, serviceEscrowAbi } from '../contracts/abi.js'
 import type { ChainEvent, EventMeta } from '../events.js'
 import { MalformedEventError } from './errors.js'
@@ -20,6 +20,12 @@ export const chainEventAbi = [
   ...blueprintRegistryAbi.filter((x) => x.type === 'event'),
   ...serviceEscrowAbi.filter((x) => x.type === 'event'),
 ] as const
+
+/**
+ * Each event of `chainEventAbi` by its topic0: `decodeEventLog` over the whole ABI formats and hashes every event's
+ * signature until one matches (most of a decode's cost); over the one matching event it decodes at once.
+ */
+const bySelector = new Map<Hex, readonly [(typeof chainEventAbi)[number]]>(chainEventAbi.map((item) => [toEventSelector(item), [item]] as const))
 
 /** The identity and position of a log, for error messages (works on logs that do not decode). */
 export function logIdentity(log: Pick<Log, 'blockNumber' | 'transactionHash' | 'logIndex' | 'address'>, chainId: number) {
@@ -47,7 +53,7 @@ export function decodeLog(log: Log, chainId: number): ChainEvent {
   }
   let decoded
   try {
-    decoded = decodeEventLog({ abi: chainEventAbi, data: log.data, topics: log.topics as [Hex, ...Hex[]], strict: true })
+    decoded = decodeEventLog({ abi: (log.topics[0] && bySelector.get(log.topics[0])) || chainEventAbi, data: log.data, topics: log.topics as [Hex, ...Hex[]], strict: true })
   } catch (err) {
     throw new MalformedEventError([`topic0 ${log.topics[0] ?? '(none)'} with ${(log.data.length - 2) / 2} data bytes`], identity, err)
   }

@@ -4,6 +4,11 @@
  * extending past the cursor the next block's parent hash must equal the cursor's hash; otherwise the follower rewinds
  * to the deepest block it delivered that is still canonical and delivers again from there (the daemon dedupes by
  * event identity). RPC failures are retried with backoff; the loop never throws.
+ *
+ * With `maxInFlight` > 1 the follower reads the next range while earlier deliveries are still being made durable
+ * (their commits then group together). Deliveries are still made one after the other, in block order, each with
+ * the cursor it extends; the follower awaits every one of them in order before it counts a block delivered, and a
+ * failed delivery sends it back to the last block whose delivery (and every one before it) succeeded.
  */
 import { BlockNotFoundError, LimitExceededRpcError, type Address, type Hex, type Log, type PublicClient } from 'viem'
 import type { Common } from '../../core/common.js'
@@ -36,12 +41,18 @@ export type EvmFollowerParameters = {
   maxBackoffMs?: number
   /** How far back to restart when no delivered block in memory is still canonical. Default 128. */
   maxReorgDepth?: number
+  /**
+   * Deliveries that may be in flight at once (default 1: each is awaited before the next range is read). Above 1,
+   * `deliver` must not let a delivery's effects become durable unless the one before it (`after`) did.
+   */
+  maxInFlight?: number
   loadCursor(): Promise<Cursor | undefined>
   /**
    * Persist the batch's effects together with `cursor`; throwing makes the follower retry from the same block.
-   * Called for every range read, also without events, so that the cursor advances.
+   * Called for every range read, also without events, so that the cursor advances. `after` is the cursor this
+   * delivery extends (the previous delivery's, or the loaded one; undefined when starting from `startBlock`).
    */
-  deliver(events: ChainEvent[], cursor: Cursor): Promise<void>
+  deliver(events: ChainEvent[], cursor: Cursor, after: Cursor | undefined): Promise<void>
 }
 
 export type EvmFollower = {
@@ -63,6 +74,7 @@ export function createEvmFollower(common: Common, p: EvmFollowerParameters): Evm
   if (p.addresses.length === 0) bad.push('addresses: empty, expected the registry and escrow addresses')
   if (!Number.isInteger(p.confirmations) || p.confirmations < 0) bad.push(`confirmations: got ${p.confirmations}, expected an integer >= 0`)
   if (!(p.pollIntervalMs > 0)) bad.push(`pollIntervalMs: got ${p.pollIntervalMs}, expected > 0`)
+  if (p.maxInFlight !== undefined && (!Number.isInteger(p.maxInFlight) || p.maxInFlight < 1)) bad.push(`maxInFlight: got ${p.maxInFlight}, expected an integer >= 1`)
   if (p.startBlock < 0n) bad.push(`startBlock: got ${p.startBlock}, expected >= 0`)
   if (bad.length) throw new BaseError('invalid chain follower options', { code: 'INVALID_OPTIONS', details: bad })
   const log = common.logger.child({ chainId: p.chainId })
@@ -86,6 +98,7 @@ export function createEvmFollower(common: Common, p: EvmFollowerParameters): Evm
   const maxBackoff = p.maxBackoffMs ?? 30_000
   const maxReorgDepth = BigInt(p.maxReorgDepth ?? 128)
   const confirmations = BigInt(p.confirmations)
+  const maxInFlight = p.maxInFlight ?? 1
 
   let loaded = false
   let cursor: Cursor | undefined
@@ -176,7 +189,40 @@ export function createEvmFollower(common: Common, p: EvmFollowerParameters): Evm
       })
   }
 
+  // deliveries made but not yet settled, oldest first (polls never overlap: they run under `lock`)
+  type InFlight = { done: Promise<void>; after: Cursor | undefined; cursor: Cursor; events: number; head: bigint }
+  let inflight: InFlight[] = []
+  const settleOldest = async () => {
+    const d = inflight.shift()!
+    try {
+      await d.done
+    } catch (err) {
+      // the deliveries after it extend it (and are refused): let them settle, then read again from the block it
+      // extended, the last one whose delivery and every one before it succeeded
+      await Promise.allSettled(inflight.map((x) => x.done))
+      inflight = []
+      cursor = d.after
+      recent = d.after ? recent.filter((r) => r.blockNumber <= d.after!.blockNumber) : []
+      throw err
+    }
+    m.events.inc(labels, d.events)
+    m.cursor.set(Number(d.cursor.blockNumber), labels)
+    m.lag.set(Number(d.head - d.cursor.blockNumber), labels)
+  }
+  const drain = async () => {
+    while (inflight.length) await settleOldest()
+  }
+
   const pollUnlocked = async (signal: AbortSignal) => {
+    try {
+      await extend(signal)
+    } finally {
+      // a failed read or an abort with deliveries in flight: they settle before the poll ends
+      await drain().catch(() => undefined)
+    }
+  }
+
+  const extend = async (signal: AbortSignal) => {
     if (!loaded) {
       cursor = await p.loadCursor()
       loaded = true
@@ -190,6 +236,7 @@ export function createEvmFollower(common: Common, p: EvmFollowerParameters): Evm
       if (signal.aborted) return
       const from = cursor ? cursor.blockNumber + 1n : p.startBlock
       if (from > safe) {
+        await drain()
         if (cursor && cursor.blockNumber > head && !warnedAhead) {
           warnedAhead = true
           log.warn({ cursor: fmt(cursor), head: head.toString() }, 'the saved cursor is ahead of the node: a lagging node, or a chain reset under the same addresses')
@@ -208,6 +255,7 @@ export function createEvmFollower(common: Common, p: EvmFollowerParameters): Evm
       const to = from + range - 1n < safe ? from + range - 1n : safe
       const fromBlock = await getBlock(from, signal)
       if (cursor && fromBlock.parentHash !== cursor.blockHash) {
+        await drain()
         await rewind(signal, { block: from.toString(), parentHash: fromBlock.parentHash })
         continue
       }
@@ -237,23 +285,27 @@ export function createEvmFollower(common: Common, p: EvmFollowerParameters): Evm
       m.seen.inc(labels, logs.length)
       const events = decodeAll(logs)
       const next: Cursor = { blockNumber: to, blockHash: toBlock.hash! }
-      try {
-        await p.deliver(events, next)
-      } catch (err) {
-        m.deliverErrors.inc(labels)
-        m.failed.inc({ ...labels, stage: 'deliver' }, events.length)
-        throw err
-      }
+      const after = cursor
+      const done = (async () => p.deliver(events, next, after))().then(
+        () => {
+          if (events.length) log.debug({ from: from.toString(), to: to.toString(), events: events.length }, 'delivered')
+        },
+        (err) => {
+          m.deliverErrors.inc(labels)
+          m.failed.inc({ ...labels, stage: 'deliver' }, events.length)
+          throw err
+        },
+      )
+      done.catch(() => undefined) // awaited in order by settleOldest
+      inflight.push({ done, after, cursor: next, events: events.length, head })
       if (from !== to) remember({ blockNumber: from, blockHash: fromBlock.hash! })
       remember(next)
       cursor = next
       progressed = true
-      m.events.inc(labels, events.length)
-      m.cursor.set(Number(to), labels)
-      m.lag.set(Number(head - to), labels)
-      if (events.length) log.debug({ from: from.toString(), to: to.toString(), events: events.length }, 'delivered')
       if (range < maxRange) range = range * 2n > maxRange ? maxRange : range * 2n
+      if (inflight.length >= maxInFlight) await settleOldest()
     }
+    await drain()
     m.lag.set(Number(head - (cursor?.blockNumber ?? p.startBlock - 1n)), labels)
     m.polled.set(Date.now() / 1000, labels)
   }

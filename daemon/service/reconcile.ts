@@ -143,6 +143,23 @@ async function scaleToZero(ctx: ServiceContext, s: ServiceRecord, target: Target
  * autoscaling maximum — clamped by the room its own target has and by what the on-chain rate pays for at the
  * operator's margin.
  */
+// replicas a rate pays for, per (rate, price): thousands of services share a few pairs, and the Decimal arithmetic
+// allocated several KB per service per tick
+const paidFor = new WeakMap<ServiceContext['config'], Map<string, number>>()
+function paidForOf(config: ServiceContext['config'], ratePerHour: bigint, quote: NonNullable<ServiceRecord['quote']>): number {
+  let memo = paidFor.get(config)
+  if (!memo) paidFor.set(config, (memo = new Map()))
+  const key = `${ratePerHour}:${quote.totalHourlyUsd}:${quote.replicas}`
+  let n = memo.get(key)
+  if (n === undefined) {
+    const perReplica = usd(quote.totalHourlyUsd).div(Math.max(1, quote.replicas))
+    n = replicasPaidFor(tokenToUsd(ratePerHour, config.token.decimals, config.token.usdPerToken), perReplica, config.margin.minPriceToCost)
+    if (memo.size >= 4096) memo.clear()
+    memo.set(key, n)
+  }
+  return n
+}
+
 function boundsFor(ctx: ServiceContext, s: ServiceRecord, target: Target, tier: TierName, ratePerHour: bigint): { min: number; max: number } {
   const { config } = ctx
   const spec = s.spec
@@ -157,8 +174,7 @@ function boundsFor(ctx: ServiceContext, s: ServiceRecord, target: Target, tier: 
   }
   let paysFor: number | undefined
   if (s.quote) {
-    const perReplica = usd(s.quote.totalHourlyUsd).div(Math.max(1, s.quote.replicas))
-    const n = replicasPaidFor(tokenToUsd(ratePerHour, config.token.decimals, config.token.usdPerToken), perReplica, config.margin.minPriceToCost)
+    const n = paidForOf(config, ratePerHour, s.quote)
     if (Number.isFinite(n)) paysFor = n
   }
   const plan = planTier({ tier, tiers: config.tiers, maxReplicas: config.ceilings.replicas, highAvailability: spec?.highAvailability ?? false, fits, paysFor })

@@ -151,13 +151,31 @@ const META: unique symbol = Symbol('draft view')
 type Target = { [META]: NodeMeta }
 const metaOf = (t: object): NodeMeta => (t as Target)[META]
 
+/**
+ * A deep copy of a record (plain JSON-like data: objects, arrays, strings, numbers, booleans), several times faster
+ * than structuredClone, which every first write to a record paid; anything else is left to structuredClone.
+ */
+export function clonePlain<T>(v: T): T {
+  if (v === null || typeof v !== 'object') return v
+  if (Array.isArray(v)) {
+    const out = new Array<unknown>(v.length)
+    for (let i = 0; i < v.length; i++) out[i] = clonePlain(v[i])
+    return out as T
+  }
+  const proto = Object.getPrototypeOf(v)
+  if (proto !== Object.prototype && proto !== null) return structuredClone(v)
+  const out: Record<string, unknown> = {}
+  for (const k of Object.keys(v)) out[k] = clonePlain((v as Record<string, unknown>)[k])
+  return out as T
+}
+
 const recordCurrent = (r: RecordCtx): ServiceRecord => r.changes.services.get(r.id) ?? r.orig
 const recordCopied = (r: RecordCtx): boolean => !!r.changes.services.get(r.id)
 function recordWritable(r: RecordCtx): ServiceRecord {
   const c = r.changes.services.get(r.id)
   if (c) return c
-  if (c === null) return (r.detached ??= structuredClone(r.orig)) // deleted meanwhile: writes reach nothing
-  const copy = structuredClone(r.orig)
+  if (c === null) return (r.detached ??= clonePlain(r.orig)) // deleted meanwhile: writes reach nothing
+  const copy = clonePlain(r.orig)
   r.changes.services.set(r.id, copy)
   return copy
 }
@@ -235,7 +253,7 @@ const nodeHandler: ProxyHandler<object> = {
 function detach<T>(v: T, depth = 0): T {
   if (v === null || typeof v !== 'object') return v
   const meta = (v as Partial<Target>)[META]
-  if (meta) return structuredClone(at(meta)) as T
+  if (meta) return clonePlain(at(meta)) as T
   if (depth > 32) return v
   const proto = Object.getPrototypeOf(v)
   if (Array.isArray(v)) {

@@ -117,8 +117,10 @@ export async function openStore(common: Common, engine: Engine): Promise<OpenedS
   }
   // an update that arrives after the flush loop saw an empty queue, but before the flush settled, starts another
   const kick = (): void => {
-    // started on the next microtask: updates issued together (a tick's worth) join one batch
-    flushing ??= Promise.resolve().then(flush).finally(() => {
+    // started once the promise chains of this turn of the event loop have run (setImmediate, not the next
+    // microtask): updates issued together join one batch, also those issued one per settled write (the follower's
+    // deliveries in flight, each queued as the one before it resolves), so they share one commit and one fsync
+    flushing ??= new Promise<void>((resolve) => setImmediate(resolve)).then(flush).finally(() => {
       flushing = undefined
       if (pending.length || syncs.length) kick()
     })

@@ -115,6 +115,55 @@ describe('createEvmFollower', () => {
     expect(delivered).toEqual(all.map((l) => eventId({ chainId: c.chainId, txHash: l.transactionHash!, logIndex: l.logIndex! })))
   })
 
+  test('behavior: with deliveries in flight the next ranges are read while earlier ones commit; a failed one sends the follower back to the block it extended, and none after it is kept', async () => {
+    const { common } = createTestCommon()
+    const start = (await head()) + 1n
+    for (const n of ['p1', 'p2', 'p3', 'p4', 'p5', 'p6']) await c.registerBlueprint({ name: n })
+    const s = { cursor: undefined as Cursor | undefined, events: [] as ChainEvent[], calls: 0, inFlight: 0, mostInFlight: 0, refused: 0 }
+    const held: Array<() => void> = []
+    const f = createEvmFollower(common, {
+      publicClient: c.publicClient,
+      chainId: c.chainId,
+      addresses: [c.addresses.registry],
+      confirmations: 0,
+      pollIntervalMs: 50,
+      maxBlockRange: 1,
+      maxInFlight: 4,
+      startBlock: start,
+      loadCursor: async () => s.cursor,
+      deliver: async (events, cursor, after) => {
+        const call = ++s.calls
+        s.inFlight++
+        s.mostInFlight = Math.max(s.mostInFlight, s.inFlight)
+        // each delivery commits once the one two after it was made (or, when none comes, shortly), in order
+        await new Promise<void>((resolve) => {
+          held.push(resolve)
+          if (held.length > 2) held.shift()!()
+          setTimeout(resolve, 200)
+        })
+        try {
+          if (call === 2) throw new Error('disk full')
+          // as the daemon's write: kept only on top of the delivery it extends
+          if (s.cursor?.blockNumber !== after?.blockNumber || s.cursor?.blockHash !== after?.blockHash) {
+            s.refused++
+            throw new Error('out of order')
+          }
+          s.events.push(...events)
+          s.cursor = cursor
+        } finally {
+          s.inFlight--
+        }
+      },
+    })
+    await expect(f.pollOnce()).rejects.toThrow('disk full')
+    expect(s.mostInFlight).toBeGreaterThan(1)
+    expect(s.refused).toBeGreaterThan(0) // made while the failed one was in flight, and refused
+    await f.pollOnce()
+    expect(names(s.events)).toEqual(['p1', 'p2', 'p3', 'p4', 'p5', 'p6'])
+    expect(new Set(ids(s.events)).size).toBe(s.events.length)
+    expect(s.cursor?.blockNumber).toBe(await head())
+  })
+
   test('behavior: an event reorged out before its confirmations is never delivered', async () => {
     const { common } = createTestCommon()
     const st = store()
