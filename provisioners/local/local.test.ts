@@ -210,9 +210,10 @@ wait
   test('error: a replica that exits at once fails with the tail of its log', async () => {
     const err = await prov.provision(request('crash-1', 1, 'crash')).then(
       () => undefined,
-      (e: unknown) => e as { code: string; details: string[] },
+      (e: unknown) => e as { code: string; details: string[]; retryable: boolean },
     )
     expect(err?.code).toBe('PROVISION_FAILED')
+    expect(err?.retryable).toBe(true) // tried again (a port taken at the bind, memory short) before a refund
     expect(err?.details.join('\n')).toContain('demo: cannot start, config missing')
     await prov.destroy('crash-1')
     expect((await prov.status('crash-1')).exists).toBe(false)

@@ -98,9 +98,12 @@ export async function converge(ctx: LocalContext, m: Manifest, signal: AbortSign
       details.push(`replica ${r.index} (pid ${r.pid}) exited; last lines of its log:`)
       for (const line of await logTail(ctx, id, r.index)) details.push(`  ${line}`)
     }
+    // retried (up to [deploy] attempts) before the request is refunded: a start-up can fail for a passing reason — its
+    // port taken between the check and the bind (another daemon on this machine), memory short for a moment
     throw new ProvisionError(`${exited.length} replica(s) of ${id} exited during start-up`, {
       code: 'PROVISION_FAILED',
       reason: 'PROVISION_FAILED',
+      retryable: true,
       details,
       meta: { deploymentId: id },
     })
