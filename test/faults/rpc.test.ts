@@ -42,10 +42,7 @@ describe('faults: RPC failures around every lifecycle action', () => {
     await proxy.set(fault)
     try {
       // a wrong chain is known at the follower's next poll (every poll asks): act once the daemon has been told
-      if (fault === 'wrong-chain') {
-        await waitFor('the node seen on another chain', () => proxy.spoiled > before, 10_000)
-        await new Promise((r) => setTimeout(r, 300))
-      }
+      if (fault === 'wrong-chain') await waitFor('the daemon sees the node on another chain', () => proxy.spoiled > before && d!.daemon.manager.context.chainTrusted?.() === false, 10_000, 20)
       await act()
       await new Promise((r) => setTimeout(r, HOLD_MS))
       during()
