@@ -53,7 +53,8 @@ describe.skipIf(!!noSshd)('e2e: stable endpoint (SSH target)', () => {
   let d: Awaited<ReturnType<typeof startInProcess>>
   beforeAll(async () => {
     sshd = await startSshd()
-    const base = 31_000 + Math.floor(Math.random() * 90) * 100
+    // below the ephemeral ports (32768+) and apart from the local stacks' ranges (22000-31499)
+    const base = 12_000 + Math.floor(Math.random() * 80) * 100
     stack = await startStack({
       extra: {
         providers: {
