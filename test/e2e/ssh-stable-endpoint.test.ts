@@ -10,7 +10,7 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { sshdMissing, startSshd, type Sshd } from '../helpers/sshd.js'
-import { processesOf, startInProcess, startStack, waitFor, type Stack } from '../helpers/stack.js'
+import { exited, processesOf, startInProcess, startStack, waitFor, type Stack } from '../helpers/stack.js'
 
 const noSshd = sshdMissing()
 if (noSshd) test.skip(`real sshd suites: ${noSshd}`, () => undefined)
@@ -116,6 +116,7 @@ describe.skipIf(!!noSshd)('e2e: stable endpoint (SSH target)', () => {
     // a killed replica: the endpoint keeps answering (failover), the loop restarts it, both serve again
     const [victim] = processesOf(dep, stack.operatorId)
     process.kill(victim!, 'SIGKILL')
+    await exited(victim!) // a connection that lands on it while it dies is lost with it
     for (let i = 0; i < 4; i++) expect((await info(ep)).pid).not.toBe(victim)
     await waitFor(
       'replica restarted',

@@ -6,7 +6,7 @@
 import { get } from 'node:http'
 import { createServer } from 'node:net'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { processesOf, startInProcess, startStack, waitFor, type Stack } from '../helpers/stack.js'
+import { exited, processesOf, startInProcess, startStack, waitFor, type Stack } from '../helpers/stack.js'
 
 const RATE = 1000n // tier 0: base units per second
 
@@ -73,6 +73,7 @@ describe('e2e: stable endpoint (local target)', () => {
     // a killed replica: the endpoint keeps answering (failover), the loop restarts it, both serve again
     const [victim] = processesOf(dep, stack.operatorId)
     process.kill(victim!, 'SIGKILL')
+    await exited(victim!) // a connection that lands on it while it dies is lost with it
     for (let i = 0; i < 4; i++) expect((await info(ep)).pid).not.toBe(victim)
     await waitFor(
       'replica restarted',

@@ -41,6 +41,25 @@ export async function waitFor<T>(what: string, fn: () => Promise<T> | T, timeout
 }
 
 /** Pids of live processes whose environment carries BPO_DEPLOYMENT=`deploymentId` (and BPO_OWNER=`owner`). */
+/**
+ * Resolves once `pid` has died (gone, or a zombie waiting to be reaped). A signal is delivered when the process is
+ * next scheduled: until then a connection can still land on it and be dropped with it, which no balancer can undo.
+ */
+export async function exited(pid: number, timeoutMs = 10_000): Promise<void> {
+  const until = Date.now() + timeoutMs
+  for (;;) {
+    let stat: string
+    try {
+      stat = readFileSync(`/proc/${pid}/stat`, 'latin1')
+    } catch {
+      return
+    }
+    if (/\) Z /.test(stat)) return
+    if (Date.now() > until) throw new Error(`process ${pid} still alive after ${timeoutMs} ms`)
+    await new Promise((r) => setTimeout(r, 20))
+  }
+}
+
 export function processesOf(deploymentId: string, owner?: string): number[] {
   const pids: number[] = []
   for (const d of readdirSync('/proc')) {
