@@ -234,7 +234,13 @@ export const providers = {
     section: threefoldSection,
     async create(common, tf, ctx) {
       const { createThreefoldFromConfig } = await import('../provisioners/threefold/fromConfig.js')
-      const prov = createThreefoldFromConfig(common.child('threefold'), tf, { dataDir: ctx.dataDir, allowTestSources: ctx.allowTestSources, catalogOffers: ctx.catalogOffers })
+      const { cachedTftUsd } = await import('./tftUsd.js')
+      const prov = createThreefoldFromConfig(common.child('threefold'), tf, {
+        dataDir: ctx.dataDir,
+        allowTestSources: ctx.allowTestSources,
+        catalogOffers: ctx.catalogOffers,
+        tftUsd: cachedTftUsd(tf.substrateUrl),
+      })
       if (!prov) return { targets: [], provisioners: [] }
       const t = cloudTarget({ name: 'threefold', provider: 'threefold', provisioner: prov, regions: [], catalogOffers: ctx.catalogOffers, maxInstances: tf.maxInstances })
       return { targets: [t], provisioners: [prov] }

@@ -17,11 +17,15 @@
 import { Decimal } from 'decimal.js'
 import { Usd, usd } from '../../core/money.js'
 import type { Offer } from '../../core/offer.js'
+import { parseGridFarmList, type FarmIpv4, type GridFarm } from '../../core/gridFarms.js'
 import type { ThreefoldDiscountLevel, ThreefoldPricingPolicy, TftUsdConfig } from '../config.js'
 import { PriceSourceParseError, TftRateError } from '../errors.js'
 import { fetchJson, fetchText, type FetchParameters } from '../http.js'
 import { defaultSanityLimits, screen } from '../sanity.js'
 import type { OfferWithGpuPart, ParseOptions, ParseResult, Rejected } from './types.js'
+
+/** Re-exported: the rule is shared with the grid target (core/gridFarms.ts). */
+export { parseGridFarmList, type FarmIpv4, type GridFarm, type GridPublicIp } from '../../core/gridFarms.js'
 
 const GIB = 2 ** 30
 const UNITS_PER_USD = new Usd(10_000_000)
@@ -226,29 +230,6 @@ export async function fetchGridNodes(p: FetchParameters & { minFreeMemoryGiB: nu
   return out
 }
 
-export type GridPublicIp = {
-  id?: string
-  ip?: string
-  /** Contract holding the address; 0 = free. Older proxies spell it `contractId`. */
-  contract_id?: number
-  contractId?: number
-  gateway?: string
-}
-
-export type GridFarm = {
-  name?: string
-  farmId?: number
-  pricingPolicyId?: number
-  dedicated?: boolean
-  publicIps?: GridPublicIp[]
-}
-
-export type FarmIpv4 = {
-  /** Free public IPv4 addresses per farm id, for every farm read. */
-  freeIpv4: Map<number, number>
-  rejected: Rejected[]
-}
-
 /** Free public IPv4 addresses per farm from a grid proxy `/farms` answer (JSON array). */
 export function parseGridFarms(text: string): FarmIpv4 {
   let farms: unknown
@@ -259,21 +240,6 @@ export function parseGridFarms(text: string): FarmIpv4 {
   }
   if (!Array.isArray(farms)) throw new PriceSourceParseError('threefold', 'farms: not an array of farms')
   return parseGridFarmList(farms as GridFarm[])
-}
-
-/** Free public IPv4 addresses per farm: an address is free when no contract holds it (contract id 0). */
-export function parseGridFarmList(farms: readonly GridFarm[]): FarmIpv4 {
-  const freeIpv4 = new Map<number, number>()
-  const rejected: Rejected[] = []
-  farms.forEach((f, i) => {
-    const row = `farms[${i}] ${f?.name ?? '?'}`
-    if (typeof f?.farmId !== 'number') return void rejected.push({ row, why: 'no farmId' })
-    if (!Array.isArray(f.publicIps)) return void rejected.push({ row, why: 'no publicIps list' })
-    // an address whose contract is unknown is not counted as free
-    const free = f.publicIps.filter((ip) => (ip?.contract_id ?? ip?.contractId) === 0).length
-    freeIpv4.set(f.farmId, (freeIpv4.get(f.farmId) ?? 0) + free)
-  })
-  return { freeIpv4, rejected }
 }
 
 /** Fetch the farms that have at least one free public IPv4 (`free_ips=1`), page by page; `complete` is false when `maxPages` cut the list. */

@@ -12,7 +12,7 @@ import { hexToU8a } from '@polkadot/util'
 import { cryptoWaitReady, mnemonicGenerate, signatureVerify } from '@polkadot/util-crypto'
 import { afterEach, describe, expect, test } from 'vitest'
 import { createTestCommon } from '../../core/common.js'
-import { failoverOf } from '../../daemon/placement/failover.js'
+import { failoverOf } from '../errors.js'
 import { createGridSupervisor, type GridSupervisor, type GridSupervisorParameters } from './createGridSupervisor.js'
 import type { GridVmSpec } from './protocol.js'
 
