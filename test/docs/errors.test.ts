@@ -33,8 +33,6 @@ function codesInCode(): Map<string, string> {
 const NOT_YET_PROVOKED: string[] = [
   // the shipped worker raises it only around a connected GridClient's cancel (RMB relay and a live grid: not here)
   'GRID_CANCEL_FAILED',
-  // needs a process that survives SIGKILL (uninterruptible sleep); a test cannot make one without kernel help
-  'STOP_FAILED',
   // needs the cache rewritten between verification and copy on two attempts in a row: a race no test can force
   'ARTIFACT_MODIFIED',
 ]
