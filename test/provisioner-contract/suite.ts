@@ -31,6 +31,11 @@ export type ContractHarness = {
    * readDemoInfo). A workload of its own (a container image) says how it counts; scale(0) and back must add one.
    */
   readStarts?(endpoint: string): Promise<number>
+  /**
+   * True when status reports every running replica's CPU counters (`usage`, what the daemon's load autoscaler reads:
+   * cgroup counters on the machine, through the host agent on SSH hosts and cloud VMs); enables the usage checks.
+   */
+  reportsUsage?: boolean
   /** A provisioner pointed at a dead target (refused connections); enables the unreachable test. */
   unreachable?: () => Promise<Provisioner>
   /** Close the provisioners and stop whatever setup started. */
@@ -156,6 +161,30 @@ export function runProvisionerContract(name: string, setup: () => Promise<Contra
       expectReady(down, id, 1)
       expectReady(await h.provisioner.status(id), id, 1)
       if (h.probe) expect(await probeAll(down.endpoints)).toEqual(down.endpoints.map(() => true))
+      await h.provisioner.destroy(id)
+    })
+
+    test('behavior: status reports CPU counters for each running replica, one reading per index', async (ctx) => {
+      if (!h.reportsUsage) return ctx.skip('harness does not report CPU counters')
+      const id = newId()
+      expectReady(await h.provisioner.provision(h.makeRequest(id)), id, 1)
+      const counters = async () => {
+        const u = (await h.provisioner.status(id)).usage
+        expect(u, 'status().usage').toBeDefined()
+        for (const r of u!.replicas) {
+          expect(r.cpuSeconds).toBeGreaterThanOrEqual(0)
+          expect(r.id).not.toBe('')
+        }
+        return u!.replicas
+      }
+      expect((await counters()).map((r) => r.index)).toEqual([0])
+      expectReady(await h.provisioner.scale(id, 3), id, 3)
+      const three = await counters()
+      expect(three.map((r) => r.index)).toEqual([0, 1, 2])
+      // each replica its own incarnation: the autoscaler compares readings per (index, id)
+      expect(new Set(three.map((r) => r.id)).size).toBe(3)
+      expectReady(await h.provisioner.scale(id, 1), id, 1)
+      expect((await counters()).map((r) => r.index)).toEqual([0])
       await h.provisioner.destroy(id)
     })
 

@@ -115,6 +115,7 @@ if (!missing) {
       // a data dir per replica bind-mounted at /data: the image counts its starts there (GET /starts)
       supportsDataKeep: true,
       readStarts: async (endpoint) => Number((await get(`${endpoint}/starts`)).text),
+      reportsUsage: true,
       unreachable: async () => lab.provisioner({ hosts: [{ ...lab.hosts[0]!, port: await freePort() }], connectTimeoutMs: 5_000 }),
       async teardown() {
         await lab.stop()
