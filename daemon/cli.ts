@@ -64,7 +64,7 @@ export async function configCheck(file: string | undefined, io: Io): Promise<num
     io.stdout.write(`${file}: ok (operator ${c.operator.id}, chain ${c.chain.chainId}, ${[c.providers.local?.enabled ? 'local' : undefined, ...(c.providers.ssh?.hosts ?? []).map((h) => `ssh:${h.name}`), ...(c.providers.kubernetes?.clusters ?? []).map((k) => `k8s:${k.name}`)].filter(Boolean).join(', ') || 'no targets'})\n`)
     if (c.providers.local?.enabled) {
       // the same start-up check the daemon runs (a real container, nothing pulled); informative, never an error
-      const cap = await detectPodman(createPodman(), { timeoutMs: 30_000 })
+      const cap = c.providers.local.containers === 'off' ? { ok: false as const, reason: 'containers are off in the configuration' } : await detectPodman(createPodman(), { timeoutMs: 30_000 })
       io.stdout.write(cap.ok ? `local: container sources: yes (podman ${cap.version}${cap.runArgs.length ? `, ${cap.runArgs.join(' ')}` : ''})\n` : `local: container sources: no (${cap.reason})\n`)
     }
     return EXIT.ok

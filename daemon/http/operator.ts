@@ -3,6 +3,7 @@
  * taking new requests at run time; behind the admin token).
  */
 import type { FastifyInstance } from 'fastify'
+import type { Capabilities } from '../../provisioners/types.js'
 import { requireAdmin } from './auth.js'
 import type { HttpContext } from './context.js'
 import { errors } from './errors.js'
@@ -22,10 +23,19 @@ export function statusOf(ctx: HttpContext) {
     services: services.length,
     byState,
     targets: ctx.targets.list().map((t) => t.name),
+    // what each target's machine allows, by target (the local target: whether podman runs containers, or why not)
+    capabilities: capabilitiesOf(ctx),
     loopIntervalMs: ctx.config.loop.intervalMs,
     now: new Date(Number(ctx.now()) * 1000).toISOString(),
     ...ctx.extra?.(),
   }
+}
+
+/** Each target's capabilities (provisioners that check what their machine allows), by target name. */
+function capabilitiesOf(ctx: HttpContext): Record<string, Capabilities> {
+  const out: Record<string, Capabilities> = {}
+  for (const t of ctx.targets.list()) if (t.provisioner.capabilities) out[t.name] = t.provisioner.capabilities()
+  return out
 }
 
 export function operatorRoutes(app: FastifyInstance, ctx: HttpContext): void {
@@ -43,6 +53,7 @@ export function operatorRoutes(app: FastifyInstance, ctx: HttpContext): void {
             chain: { type: 'object', additionalProperties: true, properties: { chainId: { type: 'integer' }, head: { type: 'string' }, cursor: { type: 'string' }, lag: { type: 'integer' } } },
             draining: { type: 'boolean' },
             services: { type: 'integer' },
+            capabilities: { type: 'object', additionalProperties: true, description: 'By target: what its machine allows, e.g. local.container {ok, detail} or {ok: false, reason}' },
           },
         },
       },

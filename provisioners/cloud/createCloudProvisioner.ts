@@ -353,8 +353,9 @@ export function createCloudProvisioner(commonIn: Common, p: CloudProvisionerPara
         if (vm.state !== 'running' || !vm.publicIp) return void notes.push(`replica ${i}: VM ${vm.id} is ${vm.state}`)
         try {
           const st = await handToSsh(rec, vm).status(id, { signal })
-          // each VM's SSH provisioner numbers its replica from the VM's index: their CPU counters add up unchanged
-          if (st.usage) usage.push(...st.usage.replicas)
+          // a VM runs one replica, numbered 0 by its own SSH provisioner: its counter is replica i's, and the VM's id
+          // keeps the incarnation unique across VMs (pid:starttime repeats on VMs booted alike)
+          for (const r of st.usage?.replicas ?? []) if (r.index === 0) usage.push({ index: i, id: `${vm.id}/${r.id}`, cpuSeconds: r.cpuSeconds })
           if (st.usage) usageAt = Math.max(usageAt, st.usage.at)
           if (st.replicasReady >= 1) endpoints.push(...st.endpoints)
           else notes.push(`replica ${i}: ${st.detail ?? 'not ready'}`)

@@ -92,6 +92,7 @@ runProvisionerContract('local', async () => {
     makeRequest: (id, o) => request(id, o?.replicas ?? 1),
     probe: (endpoint) => probeDemo(endpoint),
     supportsDataKeep: true,
+    reportsUsage: true,
     async teardown() {
       await provisioner.close()
       await otherOperator.close()

@@ -16,6 +16,7 @@ runProvisionerContract('hetzner (fake Hetzner Cloud, real sshd VMs)', async () =
     makeRequest: (id, o) => lab.request(id, { replicas: o?.replicas ?? 1 }),
     probe: (endpoint) => probeDemo(endpoint),
     supportsDataKeep: true,
+    reportsUsage: true,
     unreachable: async () => lab.provisioner({ endpoint: `http://127.0.0.1:${await freePort()}` }),
     async teardown() {
       await lab.stop()

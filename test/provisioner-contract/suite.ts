@@ -26,6 +26,16 @@ export type ContractHarness = {
    * (test/helpers/demo-service.ts): its `starts` counter, kept in DATA_DIR, proves the data survived.
    */
   supportsDataKeep: boolean
+  /**
+   * How many times a replica started on the data behind `endpoint` (default: the demo service's `starts`, see
+   * readDemoInfo). A workload of its own (a container image) says how it counts; scale(0) and back must add one.
+   */
+  readStarts?(endpoint: string): Promise<number>
+  /**
+   * True when status reports every running replica's CPU counters (`usage`, what the daemon's load autoscaler reads:
+   * cgroup counters on the machine, through the host agent on SSH hosts and cloud VMs); enables the usage checks.
+   */
+  reportsUsage?: boolean
   /** A provisioner pointed at a dead target (refused connections); enables the unreachable test. */
   unreachable?: () => Promise<Provisioner>
   /** Close the provisioners and stop whatever setup started. */
@@ -154,12 +164,38 @@ export function runProvisionerContract(name: string, setup: () => Promise<Contra
       await h.provisioner.destroy(id)
     })
 
+    test('behavior: status reports CPU counters for each running replica, one reading per index', async (ctx) => {
+      if (!h.reportsUsage) return ctx.skip('harness does not report CPU counters')
+      const id = newId()
+      expectReady(await h.provisioner.provision(h.makeRequest(id)), id, 1)
+      const counters = async () => {
+        const u = (await h.provisioner.status(id)).usage
+        expect(u, 'status().usage').toBeDefined()
+        for (const r of u!.replicas) {
+          expect(r.cpuSeconds).toBeGreaterThanOrEqual(0)
+          expect(r.id).not.toBe('')
+        }
+        return u!.replicas
+      }
+      expect((await counters()).map((r) => r.index)).toEqual([0])
+      expectReady(await h.provisioner.scale(id, 3), id, 3)
+      const three = await counters()
+      expect(three.map((r) => r.index)).toEqual([0, 1, 2])
+      // each replica its own incarnation: the autoscaler compares readings per (index, id)
+      expect(new Set(three.map((r) => r.id)).size).toBe(3)
+      expectReady(await h.provisioner.scale(id, 1), id, 1)
+      expect((await counters()).map((r) => r.index)).toEqual([0])
+      await h.provisioner.destroy(id)
+    })
+
     test('behavior: scale(0) stops every replica and keeps the data; scaling back restores it', async () => {
       const id = newId()
       const st = await h.provisioner.provision(h.makeRequest(id))
       expectReady(st, id, 1)
       const checkData = h.supportsDataKeep && !!h.probe
-      const startsBefore = checkData ? (await readDemoInfo(st.endpoints[0]!)).starts : 0
+      const starts = async (endpoint: string) => (h.readStarts ? h.readStarts(endpoint) : (await readDemoInfo(endpoint)).starts)
+      const startsBefore = checkData ? await starts(st.endpoints[0]!) : 0
+      if (checkData) expect(startsBefore).toBeGreaterThanOrEqual(1)
       const zero = await h.provisioner.scale(id, 0)
       expect(zero.replicasWanted).toBe(0)
       expect(zero.replicasReady).toBe(0)
@@ -173,10 +209,9 @@ export function runProvisionerContract(name: string, setup: () => Promise<Contra
       const back = await h.provisioner.scale(id, 1)
       expectReady(back, id, 1)
       if (checkData) {
-        const info = await readDemoInfo(back.endpoints[0]!)
-        expect(info.deployment).toBe(id)
+        if (!h.readStarts) expect((await readDemoInfo(back.endpoints[0]!)).deployment).toBe(id)
         // a fresh data directory would count 1 again
-        expect(info.starts).toBe(startsBefore + 1)
+        expect(await starts(back.endpoints[0]!)).toBe(startsBefore + 1)
       }
       await h.provisioner.destroy(id)
     })

@@ -112,8 +112,10 @@ if (!missing) {
       reopen: async () => lab.provisioner({ stateDir, stopGraceSeconds: 2 }),
       makeRequest: (id, o) => containerRequest(r, id, { replicas: o?.replicas ?? 1 }),
       probe: async (endpoint) => (await get(`${endpoint}/healthz`)).ok,
-      // data is kept (a bind-mounted dir, see the test above), but the suite's data check reads the demo service
-      supportsDataKeep: false,
+      // a data dir per replica bind-mounted at /data: the image counts its starts there (GET /starts)
+      supportsDataKeep: true,
+      readStarts: async (endpoint) => Number((await get(`${endpoint}/starts`)).text),
+      reportsUsage: true,
       unreachable: async () => lab.provisioner({ hosts: [{ ...lab.hosts[0]!, port: await freePort() }], connectTimeoutMs: 5_000 }),
       async teardown() {
         await lab.stop()

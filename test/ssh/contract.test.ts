@@ -19,6 +19,7 @@ else runProvisionerContract('ssh', async () => {
     makeRequest: (id, o) => lab.request(id, { replicas: o?.replicas ?? 1 }),
     probe: (endpoint) => probeDemo(endpoint),
     supportsDataKeep: true,
+    reportsUsage: true,
     unreachable: async () => {
       const port = await freePort()
       return lab.provisioner({ hosts: [{ ...lab.hosts[0]!, port }], connectTimeoutMs: 5_000 })
