@@ -5,6 +5,8 @@
 # The image listens on 0.0.0.0:9464 and keeps its state on the volume (BPO_HTTP_LISTEN and BPO_DATA_DIR override
 # [http] listen and [operator] data_dir of the mounted operator.toml). It runs as the unprivileged `node` user, so
 # [providers.local] workload_user (which needs root) is not available in it.
+# With podman, build with `--format docker` (an OCI image config drops the HEALTHCHECK); without Docker Hub,
+# scripts/build-image.sh makes a stand-in for the node base from Debian's mirror and builds this file on it.
 ARG NODE_IMAGE=node:20-bookworm-slim
 
 FROM ${NODE_IMAGE} AS build
