@@ -7,15 +7,22 @@
  * scale(0) cancels the VM contracts: on the grid a VM's disks (zmount) live in its node contract, so **the data is
  * lost** at scale 0 (the grid keeps nothing without a contract that pays for it); scaling up again deploys fresh VMs.
  * destroy cancels every contract of the deployment (node contracts, which hold the public IPs, and any name contract).
+ * Every contract is recorded as the daemon's own cancellation before it is cancelled (ownCancels.ts), so the TFChain
+ * intake does not take it for a lost deployment.
+ *
+ * A VM with a public IP is ready once its first port accepts TCP: provision waits for it (`bootTimeoutMs`, UNHEALTHY
+ * after that, and what the attempt created is cancelled), and status probes it.
  */
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { connect } from 'node:net'
 import { join } from 'node:path'
 import type { Decimal } from 'decimal.js'
 import type { Common } from '../../core/common.js'
 import { AbortedError, BaseError } from '../../core/errors.js'
 import { Usd } from '../../core/money.js'
 import type { Offer } from '../../core/offer.js'
-import { withTimeout } from '../../core/retry.js'
+import { sleep, withTimeout } from '../../core/retry.js'
+import { assertEnvAllowed } from '../envPolicy.js'
 import { failoverOf } from '../../daemon/placement/failover.js'
 import { parseGridFarmList, type GridFarm } from '../../pricing/sources/threefold.js'
 import { ProvisionError, TargetUnreachableError } from '../errors.js'
@@ -23,6 +30,7 @@ import type { CallOptions, DeploymentRequest, DeploymentStatus, OwnedResource, P
 import { checkRunway } from './checkRunway.js'
 import { chooseNode, nodeIdOfOffer, type GridProxyNode } from './chooseNode.js'
 import type { GridSupervisor } from './createGridSupervisor.js'
+import { recordOwnCancels } from './ownCancels.js'
 import type { GridContract, GridVmSpec } from './protocol.js'
 
 export type ThreefoldProvisionerParameters = {
@@ -49,6 +57,10 @@ export type ThreefoldProvisionerParameters = {
   maxNodeAttempts?: number
   /** Grid proxy request timeout, ms. Default 10 000. */
   proxyTimeoutMs?: number
+  /** A new VM's first port must accept TCP connections within this long, ms. Default 600 000. */
+  bootTimeoutMs?: number
+  /** One TCP probe of a VM's port, ms. Default 3 000. */
+  probeTimeoutMs?: number
   now?: () => number
 }
 
@@ -116,7 +128,19 @@ export function createThreefoldProvisioner(common: Common, p: ThreefoldProvision
       flist: p.runnerFlist,
       // fixed script; the artifact's URL and digest arrive as environment values, never spliced into the command
       entrypoint: '/bin/sh -c \'wget -q -O /bp "$BP_URL" && echo "$BP_SHA256  /bp" | sha256sum -c - && chmod 0755 /bp && exec /bp\'',
-      env: { ...(req.env ?? {}), BP_URL: src.url, BP_SHA256: src.sha256, PORT: String(req.spec.ports[0] ?? 8080), SERVICE_ID: req.serviceId, BLUEPRINT_ID: req.blueprintId },
+      // what every target sets (provisioners/envPolicy.ts): the VM is the replica's host, so it listens on every address
+      env: {
+        ...(req.env ?? {}),
+        BP_URL: src.url,
+        BP_SHA256: src.sha256,
+        PORT: String(req.spec.ports[0] ?? 8080),
+        HOST: '0.0.0.0',
+        SERVICE_ID: req.serviceId,
+        BLUEPRINT_ID: req.blueprintId,
+        DEPLOYMENT_ID: req.deploymentId,
+        REPLICA_INDEX: String(i),
+        ...(req.spec.storageGiB > 0 && { DATA_DIR: '/data' }),
+      },
       publicIp: req.spec.ports.length > 0,
       networkName: `n${req.deploymentId.replace(/[^a-z0-9]/g, '').slice(-14)}`,
       deploymentId: req.deploymentId,
@@ -124,7 +148,7 @@ export function createThreefoldProvisioner(common: Common, p: ThreefoldProvision
   }
 
   /** Status from the state, with `live` (the twin's contract ids now on the grid) deciding which replicas are ready. */
-  const statusOf = (id: string, live?: ReadonlySet<string>): DeploymentStatus => {
+  const statusOf = (id: string, live?: ReadonlySet<string>, answering?: ReadonlySet<string>): DeploymentStatus => {
     const e = state[id]
     if (e && live) {
       // replicas whose contracts are gone (cancelled by the grid, out of funds, or by another daemon) are forgotten
@@ -136,8 +160,9 @@ export function createThreefoldProvisioner(common: Common, p: ThreefoldProvision
       }
     }
     if (!e || !state[id]) return { deploymentId: id, exists: false, replicasWanted: 0, replicasReady: 0, endpoints: [], healthy: true }
-    const ready = e.replicas.filter((r) => r.contracts.length > 0 && (!live || r.contracts.every((c) => live.has(c))))
     const port = e.request.spec.ports[0]
+    const ready = e.replicas.filter((r) => r.contracts.length > 0 && (!live || r.contracts.every((c) => live.has(c))) && (!answering || answering.has(r.name)))
+    const silent = answering ? e.replicas.filter((r) => !answering.has(r.name)).map((r) => `${r.name} (${r.publicIp}:${port}) does not answer`) : []
     const endpoints = port ? ready.flatMap((r) => (r.publicIp ? [`http://${r.publicIp}:${port}`] : [])) : []
     return {
       deploymentId: id,
@@ -147,7 +172,34 @@ export function createThreefoldProvisioner(common: Common, p: ThreefoldProvision
       endpoints,
       healthy: ready.length === e.wanted,
       placement: [...new Set(e.replicas.map((r) => `node-${r.nodeId}`))].join(','),
+      ...(silent.length && { detail: silent.join('; ') }),
     }
+  }
+
+  /** Names of the replicas whose VM accepts TCP on the first port (all of them when the spec has no ports or no public IP). */
+  const answering = async (id: string): Promise<Set<string>> => {
+    const e = state[id]
+    const port = e?.request.spec.ports[0]
+    const out = new Set<string>()
+    await Promise.all(
+      (e?.replicas ?? []).map(async (r) => {
+        if (!port || !r.publicIp || (await tcpAnswers(r.publicIp, port, p.probeTimeoutMs ?? 3_000))) out.add(r.name)
+      }),
+    )
+    return out
+  }
+
+  /** Wait until a new VM answers on its first port (its flist is fetched and it boots); UNHEALTHY after bootTimeoutMs. */
+  const waitBooted = async (req: DeploymentRequest, r: Replica, signal: AbortSignal | undefined) => {
+    const port = req.spec.ports[0]
+    if (!port || !r.publicIp) return
+    const deadline = now() + (p.bootTimeoutMs ?? 600_000)
+    while (!(await tcpAnswers(r.publicIp, port, p.probeTimeoutMs ?? 3_000))) {
+      if (signal?.aborted) throw new AbortedError('threefold boot wait', signal.reason)
+      if (now() > deadline) throw new ProvisionError(`grid VM ${r.name} did not answer on ${r.publicIp}:${port} within ${p.bootTimeoutMs ?? 600_000} ms`, { code: 'UNHEALTHY', reason: 'UNHEALTHY', retryable: true, meta: { nodeId: r.nodeId } })
+      await sleep(1_000, signal).catch(() => {})
+    }
+    log.info({ name: r.name, nodeId: r.nodeId, address: `${r.publicIp}:${port}` }, 'grid VM answers')
   }
 
   /** Rank the nodes placement may use for this request (its own offer's node first when eligible). */
@@ -182,7 +234,11 @@ export function createThreefoldProvisioner(common: Common, p: ThreefoldProvision
     throw new ProvisionError('no grid node could take the replica', { code: 'NO_CAPACITY', reason: 'NO_CAPACITY', retryable: false, details: tries, meta: { failover: { kind: 'capacity', scope: 'provider' } } })
   }
 
+  /** Every contract of a replica's deployment is recorded as the daemon's own cancellation before it is cancelled. */
   const cancelReplica = async (r: Replica, o: CallOptions) => {
+    const { contracts } = await p.supervisor.call('listContracts', {}, sig(o.signal))
+    const ids = new Set([...r.contracts, ...contracts.filter((c) => (c.deploymentName ?? c.name) === r.name).map((c) => c.contractId)])
+    recordOwnCancels(p.stateDir, deploymentIdOfName(r.name) ?? r.name, [...ids])
     await p.supervisor.call('deleteVm', { name: r.name }, { ...(o.signal && { signal: o.signal }) })
   }
   const liveContracts = async (signal: AbortSignal | undefined) => new Set((await p.supervisor.call('listContracts', {}, sig(signal))).contracts.map((c) => c.contractId))
@@ -200,8 +256,10 @@ export function createThreefoldProvisioner(common: Common, p: ThreefoldProvision
     e.hourlyUsd = ranked[0]!.hourlyUsd.toString()
     for (let i = 0; i < e.wanted; i++) {
       if (e.replicas.some((r) => r.name === replicaName(id, i))) continue
-      e.replicas.push(await deployReplica(req, i, ranked, o))
+      const r = await deployReplica(req, i, ranked, o)
+      e.replicas.push(r)
       save()
+      await waitBooted(req, r, o.signal)
     }
   }
 
@@ -211,6 +269,7 @@ export function createThreefoldProvisioner(common: Common, p: ThreefoldProvision
     provision: (req, o = {}) =>
       run('provision', o, (signal) =>
         locked(req.deploymentId, async () => {
+          assertEnvAllowed(req.env)
           const fresh = !state[req.deploymentId]
           if (fresh) {
             const { contracts } = await p.supervisor.call('listContracts', {}, sig(signal))
@@ -233,10 +292,10 @@ export function createThreefoldProvisioner(common: Common, p: ThreefoldProvision
             if (signal?.aborted) throw new AbortedError('threefold provision', signal.reason)
             throw err instanceof BaseError ? err : new ProvisionError('grid deployment failed', { cause: err, retryable: true })
           }
-          return statusOf(req.deploymentId, await liveContracts(signal))
+          return statusOf(req.deploymentId, await liveContracts(signal), await answering(req.deploymentId))
         }),
       ),
-    status: (id, o = {}) => run('status', o, async (signal) => statusOf(id, await liveContracts(signal))),
+    status: (id, o = {}) => run('status', o, async (signal) => statusOf(id, await liveContracts(signal), await answering(id))),
     scale: (id, replicas, o = {}) =>
       run('scale', o, (signal) =>
         locked(id, async () => {
@@ -252,10 +311,10 @@ export function createThreefoldProvisioner(common: Common, p: ThreefoldProvision
           }
           if (e.replicas.length < replicas) await deployUpTo(id, sig(signal))
           save()
-          return statusOf(id, await liveContracts(signal))
+          return statusOf(id, await liveContracts(signal), await answering(id))
         }),
       ),
-    restart: (id, o = {}) => run('restart', o, async (signal) => statusOf(id, await liveContracts(signal))),
+    restart: (id, o = {}) => run('restart', o, async (signal) => statusOf(id, await liveContracts(signal), await answering(id))),
     destroy: (id, o = {}) =>
       run('destroy', o, (signal) =>
         locked(id, async () => {
@@ -263,7 +322,10 @@ export function createThreefoldProvisioner(common: Common, p: ThreefoldProvision
           // contracts this state does not know of (a crash between deploy and save) are found by name
           const { contracts } = await p.supervisor.call('listContracts', {}, sig(signal))
           const left = contracts.filter((c) => deploymentIdOfName(c.deploymentName ?? c.name) === id).map((c) => c.contractId)
-          if (left.length) await p.supervisor.call('cancelContracts', { contractIds: left }, sig(signal))
+          if (left.length) {
+            recordOwnCancels(p.stateDir, id, left)
+            await p.supervisor.call('cancelContracts', { contractIds: left }, sig(signal))
+          }
           delete state[id]
           save()
         }),
@@ -290,4 +352,18 @@ function groupByName(contracts: readonly GridContract[]): Map<string, GridContra
     m.set(n, [...(m.get(n) ?? []), c])
   }
   return m
+}
+
+/** Whether `host:port` accepts a TCP connection within `timeoutMs`. */
+function tcpAnswers(host: string, port: number, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = connect({ host, port })
+    const done = (ok: boolean) => {
+      sock.destroy()
+      resolve(ok)
+    }
+    sock.setTimeout(timeoutMs, () => done(false))
+    sock.once('connect', () => done(true))
+    sock.once('error', () => done(false))
+  })
 }

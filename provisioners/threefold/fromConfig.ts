@@ -3,9 +3,11 @@
  * reference at every worker start and sent over IPC), the provisioner, and a cloud target over the catalog's
  * threefold offers. The TFT/USD rate for the runway check is the chain's own (`tftPriceModule`), cached 10 minutes.
  */
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Decimal } from 'decimal.js'
 import type { Common } from '../../core/common.js'
+import { BaseError } from '../../core/errors.js'
 import type { Offer } from '../../core/offer.js'
 import { fetchTfchain } from '../../pricing/sources/tfchain.js'
 import type { Provisioner } from '../types.js'
@@ -13,13 +15,21 @@ import type { ThreefoldSection } from './config.js'
 import { createGridSupervisor } from './createGridSupervisor.js'
 import { createThreefoldProvisioner } from './createThreefoldProvisioner.js'
 
-export type ThreefoldFromConfigContext = { dataDir: string; allowTestSources: boolean; catalogOffers(): readonly Offer[] }
+export type ThreefoldFromConfigContext = {
+  dataDir: string
+  allowTestSources: boolean
+  catalogOffers(): readonly Offer[]
+  /** The worker the supervisor forks; default the shipped worker/gridWorker.cjs (tests give a fake one). */
+  workerPath?: string
+}
 
 /** The provisioner of an enabled section, or undefined when the section is disabled. */
 export function createThreefoldFromConfig(common: Common, s: ThreefoldSection, ctx: ThreefoldFromConfigContext): Provisioner | undefined {
   if (!s.enabled || !s.mnemonic) return undefined
   const mnemonic = s.mnemonic
+  const types = tfchainTypesOf(s)
   const supervisor = createGridSupervisor(common.child('grid-worker'), {
+    ...(ctx.workerPath && { workerPath: ctx.workerPath }),
     init: async () => ({
       mnemonic: mnemonic.reveal(),
       network: s.network,
@@ -27,13 +37,15 @@ export function createThreefoldFromConfig(common: Common, s: ThreefoldSection, c
       relayUrl: s.relayUrl,
       proxyUrl: s.proxyUrl,
       ...(s.graphqlUrl && { graphqlUrl: s.graphqlUrl }),
+      // the twin the daemon follows: a worker whose mnemonic is another twin's is refused (GRID_TWIN_MISMATCH)
+      ...(s.twinId !== undefined && { twinId: s.twinId }),
     }),
   })
   return createThreefoldProvisioner(common, {
     supervisor,
     proxyUrl: s.proxyUrl,
     catalogOffers: ctx.catalogOffers,
-    tftUsd: cachedTftUsd(s.substrateUrl),
+    tftUsd: cachedTftUsd(s.substrateUrl, tftUsdReader(s.substrateUrl, types)),
     minRunwayHours: s.minRunwayHours,
     tftBuffer: s.tftBuffer,
     farms: s.farms,
@@ -41,11 +53,25 @@ export function createThreefoldFromConfig(common: Common, s: ThreefoldSection, c
     runnerFlist: s.runnerFlist,
     stateDir: join(ctx.dataDir, 'threefold'),
     allowTestingSources: ctx.allowTestSources,
+    bootTimeoutMs: s.bootTimeoutMs,
   })
 }
 
+/** The section's `tfchain_types` file, parsed (undefined when not set). */
+export function tfchainTypesOf(s: Pick<ThreefoldSection, 'tfchainTypes'>): Record<string, unknown> | undefined {
+  if (!s.tfchainTypes) return undefined
+  try {
+    return JSON.parse(readFileSync(s.tfchainTypes, 'utf8')) as Record<string, unknown>
+  } catch (err) {
+    throw new BaseError('[providers.threefold] tfchain_types is not a readable JSON types file', { code: 'CONFIG_INVALID', cause: err, meta: { path: s.tfchainTypes } })
+  }
+}
+
+/** Read USD per TFT from TFChain's `tftPriceModule` at `url`. */
+export const tftUsdReader = (url: string, types?: Record<string, unknown>) => async (): Promise<Decimal> => (await fetchTfchain({ url, timeoutMs: 15_000, ...(types && { types }) })).usdPerTft
+
 /** USD per TFT as TFChain itself bills (`tftPriceModule`), read from `url` and kept 10 minutes. */
-export function cachedTftUsd(url: string, read: () => Promise<Decimal> = async () => (await fetchTfchain({ url, timeoutMs: 15_000 })).usdPerTft): () => Promise<Decimal> {
+export function cachedTftUsd(url: string, read: () => Promise<Decimal> = tftUsdReader(url)): () => Promise<Decimal> {
   let rate: { at: number; value: Decimal } | undefined
   return async () => {
     if (!rate || Date.now() - rate.at > 600_000) rate = { at: Date.now(), value: await read() }

@@ -1,0 +1,108 @@
+/**
+ * A ThreeFold farm whose VMs this machine can reach, for tests that boot grid VMs with the fake Zero-OS node
+ * (test/fakes/zos-node.cjs): a TFChain runtime under chopsticks with the grid of setupGrid, its farm's public IPv4
+ * addresses in a private /24 of this test process, the farm's gateway address on this machine's loopback (the VMs'
+ * default route), an artifact server on the gateway address (what a VM's entrypoint downloads), the fake grid proxy,
+ * and the operator's twin for a fresh mnemonic. Root only (network namespaces, addresses).
+ */
+import { execFileSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { mnemonicGenerate } from '@polkadot/util-crypto'
+import { createTestCommon } from '../../core/common.js'
+import { startArtifactServer, type ArtifactServer } from '../../daemon/dev/artifact-server.js'
+import { startGridProxy, type FakeGridProxy } from '../fakes/grid-proxy.js'
+import { tfchainSpec61 } from '../pricing/chopsticks.js'
+import { demoServicePath } from './stack.js'
+import { createTwinFor, setupGrid, startTfchainDev, type TfchainDev } from './tfchain.js'
+
+/** The protocol worker whose deployments boot as local VMs (node contracts real on chopsticks). */
+export const zosWorkerPath = fileURLToPath(new URL('../fakes/grid-worker-zos.cjs', import.meta.url))
+/** polkadot.js types of the spec 61 runtime (its metadata v12 has none), as a file for `tfchain_types`. */
+export const tfchainSpec61TypesFile = tfchainSpec61.replace(/\.json$/, '-types.json')
+
+export const canBootGridVms = process.getuid?.() === 0
+
+export type GridFarm = {
+  dev: TfchainDev
+  proxy: FakeGridProxy
+  /** Serves `demo-service` on the farm's gateway address. */
+  artifacts: ArtifactServer
+  gateway: string
+  /** The farm's public IPv4 addresses (without prefix). */
+  ips: string[]
+  nodeId: number
+  mnemonic: string
+  twinId: number
+  /** A twin of another mnemonic. */
+  otherTwinId: number
+  /** The node contracts (id → state: "created", "deleted"...) of `twinId` on chain now. */
+  contractsOf(twinId: number): Promise<Map<string, string>>
+  /** Farm public IPs held by a contract: ip → contract id. */
+  reservedIps(): Promise<Map<string, string>>
+  stop(): Promise<void>
+}
+
+const text = (hex: string) => Buffer.from(hex.replace(/^0x/, ''), 'hex').toString('utf8')
+
+export async function startGridFarm(): Promise<GridFarm> {
+  // a /24 of its own per test process, away from fake-vm.ts's 10.100-199 blocks
+  const net = `10.247.${(process.pid % 250) + 1}`
+  const gateway = `${net}.1`
+  const ips = [10, 11, 12, 13].map((n) => `${net}.${n}`)
+  const delGateway = () => {
+    try {
+      execFileSync('ip', ['addr', 'del', `${gateway}/32`, 'dev', 'lo'], { stdio: 'ignore' })
+    } catch {
+      // already gone
+    }
+  }
+  execFileSync('ip', ['addr', 'replace', `${gateway}/32`, 'dev', 'lo'])
+  const { common } = createTestCommon()
+  const started: Array<() => Promise<void>> = []
+  let dev: TfchainDev, nodeId: number, mnemonic: string, twinId: number, otherTwinId: number, proxy: FakeGridProxy, artifacts: ArtifactServer
+  try {
+    dev = await startTfchainDev()
+    started.push(() => dev.stop())
+    ;({ nodeId } = await setupGrid(dev, { farmIps: ips.map((ip) => ({ ip: `${ip}/24`, gateway })) }))
+    mnemonic = mnemonicGenerate()
+    twinId = await createTwinFor(dev, mnemonic)
+    otherTwinId = await createTwinFor(dev, mnemonicGenerate())
+    proxy = await startGridProxy({ [nodeId]: { used_resources: { cru: 0, sru: 0, hru: 0, mru: 0 } } })
+    started.push(() => proxy.close())
+    artifacts = await startArtifactServer(common, { files: { 'demo-service': readFileSync(demoServicePath) }, host: gateway })
+  } catch (err) {
+    for (const stop of started.reverse()) await stop().catch(() => undefined)
+    delGateway()
+    throw err
+  }
+  return {
+    dev,
+    proxy,
+    artifacts,
+    gateway,
+    ips,
+    nodeId,
+    mnemonic,
+    twinId,
+    otherTwinId,
+    async contractsOf(twin) {
+      const out = new Map<string, string>()
+      for (const [, v] of await dev.api.query.smartContractModule!.contracts!.entries()) {
+        const c = v.toJSON() as { contract_id: number; twin_id: number; state: Record<string, unknown> } | null
+        if (c && c.twin_id === twin) out.set(String(c.contract_id), Object.keys(c.state)[0]!)
+      }
+      return out
+    },
+    async reservedIps() {
+      const farm = (await dev.api.query.tfgridModule!.farms!(1)).toJSON() as { public_ips: Array<{ ip: string; contract_id: number }> }
+      return new Map(farm.public_ips.filter((p) => p.contract_id !== 0).map((p) => [text(p.ip).split('/')[0]!, String(p.contract_id)]))
+    },
+    async stop() {
+      await artifacts.stop()
+      await proxy.close()
+      await dev.stop()
+      delGateway()
+    },
+  }
+}
