@@ -34,8 +34,9 @@ export type GridFarm = {
   nodeId: number
   mnemonic: string
   twinId: number
-  /** A twin of another mnemonic. */
+  /** Another operator's twin, and its mnemonic. */
   otherTwinId: number
+  otherMnemonic: string
   /** The node contracts (id → state: "created", "deleted"...) of `twinId` on chain now. */
   contractsOf(twinId: number): Promise<Map<string, string>>
   /** Farm public IPs held by a contract: ip → contract id. */
@@ -49,7 +50,7 @@ export async function startGridFarm(): Promise<GridFarm> {
   // a /24 of its own per test process, away from fake-vm.ts's 10.100-199 blocks
   const net = `10.247.${(process.pid % 250) + 1}`
   const gateway = `${net}.1`
-  const ips = [10, 11, 12, 13].map((n) => `${net}.${n}`)
+  const ips = Array.from({ length: 12 }, (_, i) => `${net}.${10 + i}`)
   const delGateway = () => {
     try {
       execFileSync('ip', ['addr', 'del', `${gateway}/32`, 'dev', 'lo'], { stdio: 'ignore' })
@@ -60,14 +61,15 @@ export async function startGridFarm(): Promise<GridFarm> {
   execFileSync('ip', ['addr', 'replace', `${gateway}/32`, 'dev', 'lo'])
   const { common } = createTestCommon()
   const started: Array<() => Promise<void>> = []
-  let dev: TfchainDev, nodeId: number, mnemonic: string, twinId: number, otherTwinId: number, proxy: FakeGridProxy, artifacts: ArtifactServer
+  let dev: TfchainDev, nodeId: number, mnemonic: string, twinId: number, otherTwinId: number, otherMnemonic: string, proxy: FakeGridProxy, artifacts: ArtifactServer
   try {
     dev = await startTfchainDev()
     started.push(() => dev.stop())
     ;({ nodeId } = await setupGrid(dev, { farmIps: ips.map((ip) => ({ ip: `${ip}/24`, gateway })) }))
     mnemonic = mnemonicGenerate()
     twinId = await createTwinFor(dev, mnemonic)
-    otherTwinId = await createTwinFor(dev, mnemonicGenerate())
+    otherMnemonic = mnemonicGenerate()
+    otherTwinId = await createTwinFor(dev, otherMnemonic)
     proxy = await startGridProxy({ [nodeId]: { used_resources: { cru: 0, sru: 0, hru: 0, mru: 0 } } })
     started.push(() => proxy.close())
     artifacts = await startArtifactServer(common, { files: { 'demo-service': readFileSync(demoServicePath) }, host: gateway })
@@ -86,6 +88,7 @@ export async function startGridFarm(): Promise<GridFarm> {
     mnemonic,
     twinId,
     otherTwinId,
+    otherMnemonic,
     async contractsOf(twin) {
       const out = new Map<string, string>()
       for (const [, v] of await dev.api.query.smartContractModule!.contracts!.entries()) {
