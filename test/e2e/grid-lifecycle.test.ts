@@ -17,7 +17,9 @@
  * ServiceInitiated → placement picks the grid (the local machine is dearer) → node contract with a public IP →
  * the VM answers → a bill from TFChain lands in the ledger → expiry: the contract cancelled, the VM gone (data lost,
  * as documented) → top-up: a new contract and VM → TTL: every contract of the twin cancelled and the farm's IPs
- * free again on chain; the watcher saw the cancellations as the daemon's own (no re-placement).
+ * free again on chain; the watcher saw the cancellations as the daemon's own (no re-placement). Then a contract
+ * cancelled by hand (not in the daemon's record of its own cancels) sends its service back to placement
+ * (GRID_DEPLOYMENT_LOST), and the service is served again on a new contract.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -169,6 +171,41 @@ describe.skipIf(!canBootGridVms)('e2e: buying from the ThreeFold Grid (TFChain u
     const [billBlock] = billEvent.split(':').map(Number)
     expect(Number(stack.service(serviceId)!.grid!.lastEvent!.split(':')[0])).toBeGreaterThan(billBlock!)
     expect(stack.service(serviceId)!.history.map((h) => h.cause)).not.toContain(GRID_DEPLOYMENT_LOST)
+  })
+
+  test('behavior: a contract cancelled outside the daemon (not in its record) sends the service back to placement; it is served again on a new contract', { timeout: 900_000 }, async () => {
+    const { chain } = stack
+    const blueprintId = await stack.registerDemo({ name: 'lost', url: farm.artifacts.urlOf('demo-service'), sha256: farm.artifacts.sha256('demo-service') })
+    await chain.customer.mint(10_000_000n)
+    const { serviceId } = await chain.customer.requestService({ blueprintId, operator: chain.operatorAddress, tier: 0, ttlSeconds: 600n, deposit: 600n * RATE })
+    const active = await waitFor('active on the grid', () => stack.service(serviceId)?.state === 'active' && stack.service(serviceId), 300_000, 200)
+    expect(active.quote).toMatchObject({ target: 'threefold' })
+    const [contract] = [...(await farm.contractsOf(farm.twinId))].filter(([, st]) => st === 'created').map(([id]) => id)
+    expect(loadOwnCancels(join(stack.dataDir, 'threefold')).has(contract!)).toBe(false)
+
+    // the twin's owner cancels the contract by hand (the dashboard, another tool): TFChain says so, the daemon did not
+    const owner = farm.dev.keyring.addFromUri(farm.mnemonic)
+    const nonce = ((await farm.dev.api.query.system!.account!(owner.address)) as unknown as { nonce: { toNumber(): number } }).nonce.toNumber()
+    const cancel = await farm.dev.api.tx.smartContractModule!.cancelContract!(BigInt(contract!)).signAsync(owner, { nonce, era: 0 })
+    expect((await farm.dev.block([cancel.toHex()])).events.map((e) => e.name)).toContain('smartContractModule.NodeContractCanceled')
+
+    // the watcher reports it → GRID_DEPLOYMENT_LOST → the old deployment destroyed, placement again → a new contract
+    const back = await waitFor('served again', () => {
+      const s = stack.service(serviceId)
+      return s?.state === 'active' && s.history.some((h) => h.cause === GRID_DEPLOYMENT_LOST) && s
+    }, 300_000, 200)
+    expect(back.history.filter((h) => h.cause === GRID_DEPLOYMENT_LOST)).toEqual([expect.objectContaining({ from: 'active', to: 'requested', detail: `contract ${contract} cancelled outside the daemon` })])
+    expect(back.grid?.lost?.why).toBe(`contract ${contract} cancelled outside the daemon`)
+    const live = [...(await farm.contractsOf(farm.twinId))].filter(([, st]) => st === 'created').map(([id]) => id)
+    expect(live).toHaveLength(1)
+    expect(live[0]).not.toBe(contract)
+    const hello = (await (await fetch(`${back.endpoints[0]!}/`)).json()) as { deployment: string }
+    expect(hello.deployment).toBe(`bp-${chain.chainId}-${serviceId}`)
+
+    await chain.customer.terminate(serviceId)
+    await waitFor('closed', () => stack.service(serviceId)?.state === 'closed', 120_000, 200)
+    expect([...(await farm.contractsOf(farm.twinId)).values()].filter((st) => st === 'created')).toEqual([])
+    expect((await farm.reservedIps()).size).toBe(0)
   })
 })
 
