@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { createTestCommon } from '../../core/common.js'
 import { usd } from '../../core/money.js'
 import { TierNames } from '../../core/spec.js'
-import { canBootGridVms, startGridFarm, zosWorkerPath, type GridFarm } from '../../test/helpers/gridFarm.js'
+import { canBootGridVms, demoHello, startGridFarm, zosWorkerPath, type GridFarm } from '../../test/helpers/gridFarm.js'
 import type { DeploymentRequest, Provisioner } from '../types.js'
 import { createGridSupervisor } from './createGridSupervisor.js'
 import { createThreefoldProvisioner } from './createThreefoldProvisioner.js'
@@ -62,7 +62,7 @@ describe.skipIf(!canBootGridVms)('threefold: booting grid VMs (fake Zero-OS node
     expect(st).toMatchObject({ healthy: true, replicasReady: 1 })
     const [ip] = [...(await farm.reservedIps()).keys()]
     expect(st.endpoints).toEqual([`http://${ip}:8080`])
-    const hello = (await (await fetch(`${st.endpoints[0]!}/`)).json()) as Record<string, unknown>
+    const hello = await demoHello(st.endpoints[0]!)
     expect(hello).toMatchObject({ service: '9', blueprint: '4', deployment: 'bp-boot-1', replica: 0, starts: 1 })
     await prov.destroy('bp-boot-1')
     expect([...(await farm.contractsOf(farm.twinId)).values()].filter((s) => s === 'created')).toEqual([])

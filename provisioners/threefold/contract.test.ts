@@ -14,8 +14,7 @@ import { describe, test } from 'vitest'
 import { createTestCommon } from '../../core/common.js'
 import { usd } from '../../core/money.js'
 import { TierNames } from '../../core/spec.js'
-import { probeDemo } from '../../test/helpers/demo-service.js'
-import { canBootGridVms, startGridFarm, zosWorkerPath } from '../../test/helpers/gridFarm.js'
+import { canBootGridVms, demoAnswers, startGridFarm, zosWorkerPath } from '../../test/helpers/gridFarm.js'
 import { runProvisionerContract } from '../../test/provisioner-contract/suite.js'
 import type { DeploymentRequest } from '../types.js'
 import { createGridSupervisor } from './createGridSupervisor.js'
@@ -65,7 +64,8 @@ else
           spec: { vcpu: 1, memoryGiB: 1, storageGiB: 1, gpu: { count: 0 }, replicas, minReplicas: replicas, maxReplicas: replicas, regions: [], spotAllowed: false, highAvailability: false, ports: [8080], tier: TierNames[0] },
         }
       },
-      probe: (endpoint) => probeDemo(endpoint),
+      // a fresh connection per probe: scale(0) and back gives the public IP to a new VM
+      probe: (endpoint) => demoAnswers(endpoint),
       supportsDataKeep: false,
       unreachable: async () => make(farm.mnemonic, farm.twinId, mkdtempSync(join(tmpdir(), 'tf-ct-')), 'ws://127.0.0.1:9'),
       async teardown() {

@@ -32,7 +32,7 @@ import { startDaemon, type Daemon } from '../../daemon/daemon.js'
 import { GRID_DEPLOYMENT_LOST } from '../../daemon/tfchainIntake.js'
 import { writeCacheFile } from '../../pricing/catalog.js'
 import { loadOwnCancels } from '../../provisioners/threefold/ownCancels.js'
-import { canBootGridVms, startGridFarm, tfchainSpec61TypesFile, zosWorkerPath, type GridFarm } from '../helpers/gridFarm.js'
+import { canBootGridVms, demoAnswers as answers, demoHello, startGridFarm, tfchainSpec61TypesFile, zosWorkerPath, type GridFarm } from '../helpers/gridFarm.js'
 import { startStack, waitFor, type Stack } from '../helpers/stack.js'
 
 const RATE = 1000n
@@ -51,14 +51,6 @@ const gridOffer = (nodeId: number, hourly: string): Offer => ({
   source: 'threefold',
   fetchedAt: Date.now(),
 })
-
-async function answers(url: string): Promise<boolean> {
-  try {
-    return (await fetch(url, { signal: AbortSignal.timeout(3_000) })).ok
-  } catch {
-    return false
-  }
-}
 
 describe.skipIf(!canBootGridVms)('e2e: buying from the ThreeFold Grid (TFChain under chopsticks, a fake Zero-OS node booting real workloads)', () => {
   let farm: GridFarm
@@ -128,7 +120,7 @@ describe.skipIf(!canBootGridVms)('e2e: buying from the ThreeFold Grid (TFChain u
     expect([...reserved.values()]).toEqual([contract1])
     const [ip1] = [...reserved.keys()]
     expect(active.endpoints).toEqual([`http://${ip1}:8080`])
-    const hello = (await (await fetch(`${active.endpoints[0]!}/`)).json()) as { deployment: string; replica: string | number }
+    const hello = await demoHello(active.endpoints[0]!)
     expect(hello.deployment).toBe(dep)
 
     // TFChain bills the contract (an hour of its public IP): the watcher puts the TFT and its USD value in the ledger
@@ -153,7 +145,7 @@ describe.skipIf(!canBootGridVms)('e2e: buying from the ThreeFold Grid (TFChain u
     const live = [...(await farm.contractsOf(farm.twinId))].filter(([, st]) => st === 'created').map(([id]) => id)
     expect(live).toHaveLength(1)
     expect(live[0]).not.toBe(contract1)
-    expect(await answers(`${back.endpoints[0]!}/`)).toBe(true)
+    expect(await answers(back.endpoints[0]!)).toBe(true)
 
     // TTL → destroyed: no contract of the twin is live on chain and every public IP of the farm is free again
     await stack.travel(1_000n)
@@ -162,7 +154,7 @@ describe.skipIf(!canBootGridVms)('e2e: buying from the ThreeFold Grid (TFChain u
     const after = await farm.contractsOf(farm.twinId)
     expect([...after.values()].filter((st) => st === 'created' || st === 'gracePeriod')).toEqual([])
     expect((await farm.reservedIps()).size).toBe(0)
-    expect(await answers(`${back.endpoints[0]!}/`)).toBe(false)
+    expect(await answers(back.endpoints[0]!)).toBe(false)
     expect(await d!.daemon.targets.byName('threefold')!.provisioner.listOwned()).toEqual([])
     // both contracts were recorded as the daemon's own before their cancels; the watcher saw the cancellations (its
     // cursor holds none of the twin's contracts) and took them for the daemon's own, whenever their blocks came
@@ -199,7 +191,7 @@ describe.skipIf(!canBootGridVms)('e2e: buying from the ThreeFold Grid (TFChain u
     const live = [...(await farm.contractsOf(farm.twinId))].filter(([, st]) => st === 'created').map(([id]) => id)
     expect(live).toHaveLength(1)
     expect(live[0]).not.toBe(contract)
-    const hello = (await (await fetch(`${back.endpoints[0]!}/`)).json()) as { deployment: string }
+    const hello = await demoHello(back.endpoints[0]!)
     expect(hello.deployment).toBe(`bp-${chain.chainId}-${serviceId}`)
 
     await chain.customer.terminate(serviceId)

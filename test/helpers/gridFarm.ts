@@ -6,6 +6,7 @@
  * and the operator's twin for a fresh mnemonic. Root only (network namespaces, addresses).
  */
 import { execFileSync } from 'node:child_process'
+import { get } from 'node:http'
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { mnemonicGenerate } from '@polkadot/util-crypto'
@@ -108,4 +109,33 @@ export async function startGridFarm(): Promise<GridFarm> {
       delGateway()
     },
   }
+}
+
+/**
+ * GET `url` on a connection of its own (no keep-alive pool): a grid VM's public IP moves to a new VM when a contract
+ * is cancelled and another created, and a pooled connection to the old one would reach the new VM mid-stream.
+ * Resolves undefined when nothing answers within `timeoutMs`.
+ */
+export function freshGet(url: string, timeoutMs = 5_000): Promise<{ status: number; body: string } | undefined> {
+  return new Promise((resolve) => {
+    const req = get(url, { agent: false, timeout: timeoutMs }, (res) => {
+      let body = ''
+      res.setEncoding('utf8')
+      res.on('data', (d: string) => (body += d))
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }))
+      res.on('error', () => resolve(undefined))
+    })
+    req.on('timeout', () => req.destroy())
+    req.on('error', () => resolve(undefined))
+  })
+}
+
+/** Whether the demo service answers at `endpoint` (GET /healthz 200, on a fresh connection). */
+export const demoAnswers = async (endpoint: string) => (await freshGet(`${endpoint}/healthz`))?.status === 200
+
+/** The demo service's GET / (its identity and counters), on a fresh connection. */
+export async function demoHello(endpoint: string): Promise<Record<string, unknown>> {
+  const r = await freshGet(`${endpoint}/`)
+  if (r?.status !== 200) throw new Error(`GET ${endpoint}/: ${r ? `HTTP ${r.status}` : 'no answer'}`)
+  return JSON.parse(r.body) as Record<string, unknown>
 }
