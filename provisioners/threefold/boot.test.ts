@@ -3,9 +3,10 @@
  * fake Zero-OS node of test/fakes/zos-node.cjs running each zmachine for real on its contract's public IP: the VM gets
  * the environment every target sets (HOST, DEPLOYMENT_ID, REPLICA_INDEX, DATA_DIR on its disk); a VM whose workload
  * never answers (the artifact fails its sha256 check inside the VM) fails the provision as UNHEALTHY after
- * `bootTimeoutMs`, its contract cancelled — and recorded as the daemon's own before the cancel.
+ * `bootTimeoutMs`, its contract cancelled — and recorded as the daemon's own before the cancel; a VM whose workload
+ * dies is replaced by restart.
  */
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
@@ -31,6 +32,17 @@ const request = (deploymentId: string, o: { sha256?: string; env?: Record<string
   spec: { vcpu: 1, memoryGiB: 1, storageGiB: 1, gpu: { count: 0 }, replicas: 1, minReplicas: 1, maxReplicas: 1, regions: [], spotAllowed: false, highAvailability: false, ports: [8080], tier: TierNames[0] },
   ...(o.env && { env: o.env }),
 })
+
+/** Pids of the processes whose environment says DEPLOYMENT_ID=`id` (a grid VM's workload, seen from this machine; not the fake node's unshare). */
+function workloadPids(id: string): number[] {
+  return readdirSync('/proc').filter((d) => /^\d+$/.test(d)).flatMap((d) => {
+    try {
+      return readFileSync(`/proc/${d}/environ`, 'latin1').split('\0').includes(`DEPLOYMENT_ID=${id}`) && !/\) Z /.test(readFileSync(`/proc/${d}/stat`, 'latin1')) && readFileSync(`/proc/${d}/comm`, 'latin1').trim() !== 'unshare' ? [Number(d)] : []
+    } catch {
+      return []
+    }
+  })
+}
 
 describe.skipIf(!canBootGridVms)('threefold: booting grid VMs (fake Zero-OS node, real contracts)', () => {
   beforeAll(async () => {
@@ -80,6 +92,27 @@ describe.skipIf(!canBootGridVms)('threefold: booting grid VMs (fake Zero-OS node
     expect(loadOwnCancels(stateDir).has(created)).toBe(true)
     expect((await farm.reservedIps()).size).toBe(0)
     expect((await prov.status('bp-boot-2')).exists).toBe(false)
+  }, 120_000)
+
+  test('behavior: a VM whose workload died is unhealthy; restart replaces it on a new contract (the old one cancelled as the daemon\'s own)', async () => {
+    const lastId = async () => Number((await farm.dev.api.query.smartContractModule!.contractID!()).toString())
+    const st = await prov.provision(request('bp-boot-4'))
+    expect(st.healthy).toBe(true)
+    const first = String(await lastId())
+    const pids = workloadPids('bp-boot-4')
+    expect(pids).toHaveLength(1)
+    process.kill(pids[0]!, 'SIGKILL')
+    const sick = await prov.status('bp-boot-4')
+    expect(sick).toMatchObject({ healthy: false, replicasReady: 0, endpoints: [] })
+    expect(sick.detail).toContain('bp-boot-4-r0')
+    const healed = await prov.restart('bp-boot-4')
+    expect(healed).toMatchObject({ healthy: true, replicasReady: 1 })
+    expect(await lastId()).toBe(Number(first) + 1)
+    const live = [...(await farm.contractsOf(farm.twinId))].filter(([, s]) => s === 'created').map(([id]) => id)
+    expect(live).toEqual([String(Number(first) + 1)])
+    expect(loadOwnCancels(stateDir).has(first)).toBe(true)
+    expect(await demoHello(healed.endpoints[0]!)).toMatchObject({ deployment: 'bp-boot-4', starts: 1 })
+    await prov.destroy('bp-boot-4')
   }, 120_000)
 
   test('error: a request that sets an env key the target sets itself is refused before anything is created (ENV_REFUSED)', async () => {

@@ -11,10 +11,11 @@
  * intake does not take it for a lost deployment.
  *
  * A VM with a public IP is ready once its first port accepts TCP: provision waits for it (`bootTimeoutMs`, UNHEALTHY
- * after that, and what the attempt created is cancelled), and status probes it.
+ * after that, and what the attempt created is cancelled), and status probes it. restart replaces the VMs that do not
+ * answer (Zero-OS cannot restart a VM from outside).
  *
  * The steps are module-level functions over a ThreefoldContext (context.ts): rankNodes, deployReplicas, probeVm,
- * statusOf, cancelContracts, provisionDeployment; this factory serializes them per deployment and applies the
+ * statusOf, cancelContracts, provisionDeployment, replaceSilent; this factory serializes them per deployment and applies the
  * caller's signal and timeout.
  */
 import type { Common } from '../../core/common.js'
@@ -26,6 +27,7 @@ import { createThreefoldContext, deploymentIdOfName, sig, type ThreefoldProvisio
 import { deployMissing } from './deployReplicas.js'
 import { answeringReplicas } from './probeVm.js'
 import { provisionDeployment } from './provisionDeployment.js'
+import { replaceSilent } from './replaceSilent.js'
 import { liveContracts, statusOf } from './statusOf.js'
 
 export { deploymentIdOfName, type ThreefoldProvisionerParameters } from './context.js'
@@ -70,7 +72,7 @@ export function createThreefoldProvisioner(common: Common, p: ThreefoldProvision
           return current(id, signal)
         }),
       ),
-    restart: (id, o = {}) => run('restart', o, (signal) => current(id, signal)),
+    restart: (id, o = {}) => run('restart', o, (signal) => locked(id, () => replaceSilent(ctx, id, signal))),
     destroy: (id, o = {}) =>
       run('destroy', o, (signal) =>
         locked(id, async () => {
