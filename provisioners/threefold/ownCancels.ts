@@ -4,11 +4,11 @@
  * unrecorded), and the TFChain intake reads it to tell the daemon's own cancellations (scale to zero, scale down,
  * destroy, rollback) from the grid's or someone else's (which send the service back to placement). Kept in
  * `<data_dir>/threefold/own-cancels.json`; entries older than `OWN_CANCELS_KEEP_MS` are dropped at each write (the
- * watcher has long seen their blocks).
+ * watcher has long seen their blocks). A damaged record reads as empty and is moved aside (`.corrupt-<ms>`) at the next
+ * write.
  */
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { BaseError } from '../../core/errors.js'
 
 /** How long a recorded cancellation is kept, ms (30 days: a watcher that far behind is re-bootstrapped). */
 export const OWN_CANCELS_KEEP_MS = 30 * 86_400_000
@@ -17,29 +17,42 @@ type OwnCancelsFile = { v: 1; contracts: Record<string, { at: string; deployment
 
 export const ownCancelsPath = (stateDir: string) => join(stateDir, 'own-cancels.json')
 
-function read(stateDir: string): OwnCancelsFile {
+/** The record, or undefined when the file is not a record (unreadable JSON or another shape). */
+function read(stateDir: string): OwnCancelsFile | undefined {
+  let text: string
   try {
-    const f = JSON.parse(readFileSync(ownCancelsPath(stateDir), 'utf8')) as OwnCancelsFile
-    return f && f.v === 1 && typeof f.contracts === 'object' ? f : { v: 1, contracts: {} }
+    text = readFileSync(ownCancelsPath(stateDir), 'utf8')
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { v: 1, contracts: {} }
-    throw new BaseError('the record of own grid cancellations is not valid JSON', { code: 'STATE_CORRUPT', cause: err, meta: { path: ownCancelsPath(stateDir) } })
+    throw err
+  }
+  try {
+    const f = JSON.parse(text) as OwnCancelsFile
+    return f && f.v === 1 && typeof f.contracts === 'object' && f.contracts !== null ? f : undefined
+  } catch {
+    return undefined
   }
 }
 
 /** Record `contractIds` as about to be cancelled by this daemon for `deploymentId` (call before the cancel). */
 export function recordOwnCancels(stateDir: string, deploymentId: string, contractIds: readonly string[], now = Date.now()): void {
   if (!contractIds.length) return
-  const f = read(stateDir)
+  const path = ownCancelsPath(stateDir)
+  let f = read(stateDir)
+  if (!f) {
+    // a damaged record is kept aside and a fresh one started: cancelling must not stop (contracts nobody pays for
+    // would keep running), and the worst a lost id does is re-place a service whose cancel the watcher has not seen
+    renameSync(path, `${path}.corrupt-${now}`)
+    f = { v: 1, contracts: {} }
+  }
   for (const [id, e] of Object.entries(f.contracts)) if (now - Date.parse(e.at) > OWN_CANCELS_KEEP_MS) delete f.contracts[id]
   for (const id of contractIds) f.contracts[id] = { at: new Date(now).toISOString(), deploymentId }
   mkdirSync(stateDir, { recursive: true })
-  const path = ownCancelsPath(stateDir)
   writeFileSync(`${path}.tmp`, JSON.stringify(f), { mode: 0o600 })
   renameSync(`${path}.tmp`, path)
 }
 
-/** The contract ids this daemon recorded as its own cancellations. */
+/** The contract ids this daemon recorded as its own cancellations (none while the record is damaged: see above). */
 export function loadOwnCancels(stateDir: string): Set<string> {
-  return new Set(Object.keys(read(stateDir).contracts))
+  return new Set(Object.keys(read(stateDir)?.contracts ?? {}))
 }
