@@ -7,7 +7,9 @@
  */
 import { execFileSync } from 'node:child_process'
 import { get } from 'node:http'
-import { readFileSync } from 'node:fs'
+import { readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { mnemonicGenerate } from '@polkadot/util-crypto'
 import { createTestCommon } from '../../core/common.js'
@@ -45,11 +47,41 @@ export type GridFarm = {
   stop(): Promise<void>
 }
 
+/**
+ * Claim one of the 10.247.<n>.0/24 blocks for this farm (a lock file per block, created exclusively; a lock whose
+ * process is gone is taken over), so farms of test files running side by side never share addresses.
+ */
+function claimBlock(): { n: number; release(): void } {
+  for (let i = 0; i < 250; i++) {
+    const n = ((process.pid + i) % 250) + 1
+    const lock = join(tmpdir(), `bpo-gridfarm-10.247.${n}.lock`)
+    try {
+      writeFileSync(lock, String(process.pid), { flag: 'wx' })
+    } catch {
+      const owner = Number(readFileSync(lock, 'utf8').trim() || 0)
+      if (owner && isAlive(owner)) continue
+      writeFileSync(lock, String(process.pid))
+    }
+    return { n, release: () => rmSync(lock, { force: true }) }
+  }
+  throw new Error('no free 10.247.<n>.0/24 block for a grid farm')
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
 const text = (hex: string) => Buffer.from(hex.replace(/^0x/, ''), 'hex').toString('utf8')
 
 export async function startGridFarm(): Promise<GridFarm> {
-  // a /24 of its own per test process, away from fake-vm.ts's 10.100-199 blocks
-  const net = `10.247.${(process.pid % 250) + 1}`
+  // a /24 of its own per farm, away from fake-vm.ts's 10.100-199 blocks
+  const block = claimBlock()
+  const net = `10.247.${block.n}`
   const gateway = `${net}.1`
   const ips = Array.from({ length: 12 }, (_, i) => `${net}.${10 + i}`)
   const delGateway = () => {
@@ -58,6 +90,7 @@ export async function startGridFarm(): Promise<GridFarm> {
     } catch {
       // already gone
     }
+    block.release()
   }
   execFileSync('ip', ['addr', 'replace', `${gateway}/32`, 'dev', 'lo'])
   const { common } = createTestCommon()
