@@ -45,7 +45,12 @@ export type Daemon = {
   stop(): Promise<void>
 }
 
-export type StartDaemonParameters = { config: OperatorConfig; common: Common }
+export type StartDaemonParameters = {
+  config: OperatorConfig
+  common: Common
+  /** The grid worker the threefold target forks instead of the shipped one (tests: a fake that speaks its protocol). */
+  gridWorkerPath?: string
+}
 
 export class StartupError extends BaseError {
   override name = 'StartupError'
@@ -54,7 +59,7 @@ export class StartupError extends BaseError {
   }
 }
 
-export async function startDaemon({ config, common: parent }: StartDaemonParameters): Promise<Daemon> {
+export async function startDaemon({ config, common: parent, gridWorkerPath }: StartDaemonParameters): Promise<Daemon> {
   // the daemon's own stop signal: stop() aborts the work in flight first, then closes the parts in reverse order
   const stopping = new AbortController()
   const signal = AbortSignal.any([parent.signal, stopping.signal])
@@ -110,7 +115,7 @@ export async function startDaemon({ config, common: parent }: StartDaemonParamet
   const catalog = await step('pricing catalog', () => startCatalog(common.child('pricing'), config))
   if (catalog) closers.push(['pricing catalog', () => catalog.close()])
 
-  const targets = instrumentTargets(common, await step('targets', () => createTargets(common.child('targets'), config, { catalogOffers: () => catalog?.offers() ?? [] })))
+  const targets = instrumentTargets(common, await step('targets', () => createTargets(common.child('targets'), config, { catalogOffers: () => catalog?.offers() ?? [], ...(gridWorkerPath && { gridWorkerPath }) })))
   closers.push(['targets', () => targets.close()])
   const placement = createPlacement(common.child('placement'), { settings: config.placement, targets })
 

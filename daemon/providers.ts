@@ -22,7 +22,8 @@ import { awsEc2SectionSchema } from '../provisioners/aws-ec2/config.js'
 import { hetznerSectionSchema } from '../provisioners/hetzner/config.js'
 import { resolveSecret } from '../config/secrets.js'
 import { usd } from '../core/money.js'
-import { threefoldSection } from '../provisioners/threefold/config.js'
+import { threefoldSection, type ThreefoldSection } from '../provisioners/threefold/config.js'
+import { BaseError } from '../core/errors.js'
 import type { Provisioner } from '../provisioners/types.js'
 import type { Target } from './ports.js'
 
@@ -36,6 +37,8 @@ export type ProviderContext = {
   allowTestSources: boolean
   /** The catalog's offers served now (clouds sell from them); empty without a catalog. */
   catalogOffers(): readonly Offer[]
+  /** The grid worker the threefold target forks instead of the shipped one (tests: a fake speaking its protocol). */
+  gridWorkerPath?: string
 }
 
 export type ProviderFactory<S extends z.ZodType = z.ZodType> = {
@@ -234,12 +237,16 @@ export const providers = {
     section: threefoldSection,
     async create(common, tf, ctx) {
       const { createThreefoldFromConfig } = await import('../provisioners/threefold/fromConfig.js')
-      const { cachedTftUsd } = await import('./tftUsd.js')
+      if (!tf.enabled) return { targets: [], provisioners: [] }
+      await startupTwinCheck(common.child('threefold'), tf)
+      const { cachedTftUsd, tftUsdReader } = await import('./tftUsd.js')
+      const { tfchainTypesOf } = await import('../provisioners/threefold/fromConfig.js')
       const prov = createThreefoldFromConfig(common.child('threefold'), tf, {
         dataDir: ctx.dataDir,
         allowTestSources: ctx.allowTestSources,
         catalogOffers: ctx.catalogOffers,
-        tftUsd: cachedTftUsd(tf.substrateUrl),
+        tftUsd: cachedTftUsd(tf.substrateUrl, tftUsdReader(tf.substrateUrl, tfchainTypesOf(tf))),
+        ...(ctx.gridWorkerPath && { workerPath: ctx.gridWorkerPath }),
       })
       if (!prov) return { targets: [], provisioners: [] }
       const t = cloudTarget({ name: 'threefold', provider: 'threefold', provisioner: prov, regions: [], catalogOffers: ctx.catalogOffers, maxInstances: tf.maxInstances })
@@ -247,6 +254,23 @@ export const providers = {
     },
   }),
 } satisfies Record<string, ProviderFactory>
+
+/**
+ * `twin_id` against the mnemonic's twin on TFChain before the grid is offered: a mismatch stops the start-up
+ * (GRID_TWIN_MISMATCH); a TFChain that does not answer now is logged, and the grid worker's own init checks again.
+ */
+async function startupTwinCheck(common: Common, tf: ThreefoldSection): Promise<void> {
+  if (!tf.mnemonic || tf.twinId === undefined) return
+  const [{ checkTwin }, { tfchainTypesOf }] = await Promise.all([import('../provisioners/threefold/checkTwin.js'), import('../provisioners/threefold/fromConfig.js')])
+  const types = tfchainTypesOf(tf)
+  try {
+    const r = await checkTwin({ url: tf.substrateUrl, mnemonic: tf.mnemonic.reveal(), twinId: tf.twinId, signal: common.signal, ...(types && { types }) })
+    common.logger.info({ twinId: r.twinId, account: r.address }, 'the mnemonic is the configured twin')
+  } catch (err) {
+    if (!(err instanceof BaseError) || !err.retryable) throw err
+    common.logger.warn({ err, twinId: tf.twinId }, 'TFChain did not answer the twin check at start-up; the grid worker checks at its init')
+  }
+}
 
 /** Each provider's section schema, keyed like the table (what `createConfigSchema` composes). */
 export const providerSections = Object.fromEntries(Object.entries(providers).map(([k, f]) => [k, f.section])) as { [K in keyof typeof providers]: (typeof providers)[K]['section'] }

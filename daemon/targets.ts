@@ -9,7 +9,7 @@ import type { OperatorConfig } from './config.js'
 import type { Target, TargetRegistry } from './ports.js'
 import { providers, type ProviderContext, type ProviderFactory } from './providers.js'
 
-export type CreateTargetsOptions = { catalogOffers?: () => readonly Offer[] }
+export type CreateTargetsOptions = { catalogOffers?: () => readonly Offer[]; gridWorkerPath?: string }
 
 export async function createTargets(common: Common, config: OperatorConfig, o: CreateTargetsOptions = {}): Promise<TargetRegistry> {
   const targets: Target[] = []
@@ -22,6 +22,7 @@ export async function createTargets(common: Common, config: OperatorConfig, o: C
     artifactAllowHosts: config.providers.artifactAllowHosts,
     allowTestSources: config.providers.local?.allowTestSources ?? false,
     catalogOffers: o.catalogOffers ?? (() => []),
+    ...(o.gridWorkerPath && { gridWorkerPath: o.gridWorkerPath }),
   }
   const sections = config.providers as unknown as Record<string, unknown>
   try {

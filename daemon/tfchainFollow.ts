@@ -8,7 +8,9 @@ import type { Common } from '../core/common.js'
 import type { Decimal } from '../core/money.js'
 import type { TfchainCursor } from '../chain/substrate/cursor.js'
 import { createTfchainWatcher, type TfchainWatcher, type TfchainWatcherParameters } from '../chain/substrate/watchTfchain.js'
-import { cachedTftUsd } from './tftUsd.js'
+import { tfchainTypesOf } from '../provisioners/threefold/fromConfig.js'
+import { loadOwnCancels } from '../provisioners/threefold/ownCancels.js'
+import { cachedTftUsd, tftUsdReader } from './tftUsd.js'
 import type { OperatorConfig } from './config.js'
 import type { Store } from './store.js'
 import { applyTfchainEvents } from './tfchainIntake.js'
@@ -23,6 +25,8 @@ export type TfchainFollowParameters = {
   usdPerTft(): Promise<Decimal>
   /** Queue a step of a service whose record changed. */
   kick(serviceId: string): void
+  /** The contract ids the daemon cancelled itself (read at each block with events). Default none. */
+  ownCancels?(): ReadonlySet<string>
 } & Partial<Pick<TfchainWatcherParameters, 'types' | 'pollIntervalMs' | 'startBlock' | 'nodeDownAfterMs'>>
 
 export type TfchainFollow = TfchainWatcher & {
@@ -33,7 +37,7 @@ export type TfchainFollow = TfchainWatcher & {
 /** A watcher whose delivery applies the events to the store; nothing connects until `start()` or `pollOnce()`. */
 export function createTfchainFollow(common: Common, p: TfchainFollowParameters): TfchainFollow {
   const log = common.logger
-  const { url, twinId, dataDir, store, usdPerTft, kick, ...rest } = p
+  const { url, twinId, dataDir, store, usdPerTft, kick, ownCancels, ...rest } = p
   // contracts cancelled in a block are gone from the cursor after it: events of that block find them in the one before
   let before: TfchainCursor['contracts'] = {}
   let lastDelivery: number | undefined
@@ -47,7 +51,8 @@ export function createTfchainFollow(common: Common, p: TfchainFollowParameters):
       if (events.length) {
         // a bill's USD value is taken at the rate of its delivery; without a rate the block is retried, not half-counted
         const rate = events.some((e) => e.type === 'contract-billed') ? await usdPerTft() : '0'
-        const touched = await store.update((st) => applyTfchainEvents(st, events, { usdPerTft: rate, contracts, logger: log.child({ module: 'tfchain-intake' }) }))
+        const own = ownCancels?.()
+        const touched = await store.update((st) => applyTfchainEvents(st, events, { usdPerTft: rate, contracts, ...(own && { ownCancels: own }), logger: log.child({ module: 'tfchain-intake' }) }))
         for (const id of touched) kick(id)
       }
       before = cursor.contracts
@@ -74,5 +79,16 @@ export function tfchainCheck(p: { leading: boolean; lastDeliveryAt: number | und
 export function tfchainFollowFromConfig(common: Common, config: OperatorConfig, p: { store: Store; kick(serviceId: string): void }): TfchainFollow | undefined {
   const tf = config.providers.threefold
   if (!tf?.enabled || tf.twinId === undefined) return undefined
-  return createTfchainFollow(common, { url: tf.substrateUrl, twinId: tf.twinId, dataDir: config.operator.dataDir, store: p.store, kick: p.kick, usdPerTft: cachedTftUsd(tf.substrateUrl) })
+  const types = tfchainTypesOf(tf)
+  return createTfchainFollow(common, {
+    url: tf.substrateUrl,
+    twinId: tf.twinId,
+    dataDir: config.operator.dataDir,
+    store: p.store,
+    kick: p.kick,
+    usdPerTft: cachedTftUsd(tf.substrateUrl, tftUsdReader(tf.substrateUrl, types)),
+    // the grid target's record, in the same place createThreefoldFromConfig keeps its state
+    ownCancels: () => loadOwnCancels(join(config.operator.dataDir, 'threefold')),
+    ...(types && { types }),
+  })
 }

@@ -3,7 +3,7 @@ import { pino } from 'pino'
 import type { TfchainContract, TfchainEvent } from '../chain/substrate/events.js'
 import { applyEvents } from './intake.js'
 import { emptyState, transition, transitions, type ServiceState, type State } from './state.js'
-import { applyTfchainEvents, GRID_DEPLOYMENT_LOST, OWN_CANCEL_SLACK_MS, replicaOf } from './tfchainIntake.js'
+import { applyTfchainEvents, GRID_DEPLOYMENT_LOST, replicaOf } from './tfchainIntake.js'
 
 const logger = pino({ level: 'silent' })
 const operator = '0x' + '11'.repeat(20)
@@ -134,17 +134,23 @@ describe('applyTfchainEvents', () => {
     inFlight.services['7']!.intent = { op: 'scale', at: new Date(T0 + HOUR).toISOString(), attempt: 1, detail: '1' }
     applyTfchainEvents(inFlight, [cancel('40')], ctx())
     expect(inFlight.services['7']!.state).toBe('active')
-    // a replica the daemon scaled away (the intent already cleared when the finalized event arrives)
+    // a replica the daemon scaled away, recorded before its cancel; the event arrives when the service is at rest again,
+    // hours of chain time later (the record does not depend on clocks)
     const scaledDown = stateWith()
     scaledDown.services['7']!.replicas = 1
-    applyTfchainEvents(scaledDown, [cancel('41')], ctx())
+    applyTfchainEvents(scaledDown, [cancel('41', T0 + 30 * HOUR)], { ...ctx(), ownCancels: new Set(['41']) })
     expect(scaledDown.services['7']!.state).toBe('active')
-    // cancelled before the service's last recorded change settled (the old deployment of a re-placement)
-    const replaced = stateWith()
-    transition(replaced.services['7']!, 'active', 'autoscale down', { now: new Date(T0 + 2 * HOUR) })
-    applyTfchainEvents(replaced, [cancel('40', T0 + 2 * HOUR + OWN_CANCEL_SLACK_MS - 1)], ctx())
-    expect(replaced.services['7']!.state).toBe('active')
-    expect(replaced.services['7']!.grid?.lastEvent).toMatch(/^100:/)
+    expect(scaledDown.services['7']!.grid?.lastEvent).toMatch(/^100:/)
+    // the same replica gone without a record: the grid (or someone else) cancelled it
+    const notRecorded = stateWith()
+    notRecorded.services['7']!.replicas = 1
+    applyTfchainEvents(notRecorded, [cancel('41')], { ...ctx(), ownCancels: new Set(['40']) })
+    expect(notRecorded.services['7']!.history.at(-1)).toMatchObject({ to: 'requested', cause: GRID_DEPLOYMENT_LOST, detail: 'contract 41 cancelled outside the daemon' })
+    // a service not at rest (scaled to zero) is never moved by a cancellation
+    const zero = stateWith()
+    transition(zero.services['7']!, 'scaled-to-zero', 'payment expired', { now: new Date(T0 + HOUR) })
+    applyTfchainEvents(zero, [cancel('40')], ctx())
+    expect(zero.services['7']!.state).toBe('scaled-to-zero')
   })
 
   test('behavior: a grace period that ends is recorded; a service already moved stays moved', () => {

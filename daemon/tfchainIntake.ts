@@ -17,17 +17,16 @@ import { transition, type ServiceRecord, type State } from './state.js'
 /** The transition cause (and `grid.lost.why` prefix) of a service whose grid deployment was lost. */
 export const GRID_DEPLOYMENT_LOST = 'GRID_DEPLOYMENT_LOST'
 
-/**
- * A cancellation at most this long after the service's last recorded change is taken for the daemon's own (a scale,
- * a destroy before re-placement): the daemon records its change after the cancel's block, and clocks differ a little.
- */
-export const OWN_CANCEL_SLACK_MS = 120_000
-
 export type TfchainIntakeContext = {
   /** USD per TFT now (TFChain's own `tftPriceModule` rate): a bill's USD value is taken at delivery. */
   usdPerTft: Decimal.Value
   /** The twin's live contracts after the block (the watcher's cursor): grace periods and nodes name contracts by id. */
   contracts: Readonly<Record<string, TfchainContract>>
+  /**
+   * Contract ids the daemon cancelled itself, each recorded before its cancel (provisioners/threefold/ownCancels.ts):
+   * their cancellations never move a service.
+   */
+  ownCancels?: ReadonlySet<string>
   logger: Logger
   now?: Date
 }
@@ -95,7 +94,7 @@ export function applyTfchainEvents(state: State, events: readonly TfchainEvent[]
       default:
         continue // contract-created/updated, node-up: nothing to act on
     }
-    for (const { s, index, contractId } of targets) {
+    for (const { s, contractId } of targets) {
       if (!after(e, s.grid?.lastEvent)) {
         ctx.logger.debug({ serviceId: s.serviceId, type: e.type, at: position(e) }, 'TFChain event already applied; skipped')
         continue
@@ -125,7 +124,7 @@ export function applyTfchainEvents(state: State, events: readonly TfchainEvent[]
           log.info({ nodeId: e.nodeId, state: s.state }, 'grid contract out of its grace period: the twin was topped up')
           break
         case 'contract-cancelled': {
-          const own = ownCancel(s, index, e.at)
+          const own = ownCancel(s, e.contractId, ctx.ownCancels)
           if (own) {
             log.debug({ why: own }, 'grid contract cancelled by the daemon')
             break
@@ -145,12 +144,10 @@ export function applyTfchainEvents(state: State, events: readonly TfchainEvent[]
 }
 
 /** Why a cancellation is the daemon's own (undefined: it is not). */
-function ownCancel(s: ServiceRecord, index: number, at: number): string | undefined {
+function ownCancel(s: ServiceRecord, contractId: string, own: ReadonlySet<string> | undefined): string | undefined {
+  if (own?.has(contractId)) return 'recorded as the daemon\'s own before the cancel'
   if (s.state !== 'active') return `the service is ${s.state}`
   if (s.intent) return `a ${s.intent.op} is in flight`
-  if (index >= s.replicas) return `replica ${index} is beyond the ${s.replicas} asked`
-  const last = s.history.at(-1)
-  if (last && at <= Date.parse(last.at) + OWN_CANCEL_SLACK_MS) return `cancelled before the service's last change settled (${last.cause} at ${last.at})`
   return undefined
 }
 

@@ -1,6 +1,6 @@
 /** `[providers.threefold]`: the ThreeFold Grid, paid in TFT from the operator's twin (its mnemonic by reference). */
 import { z } from 'zod'
-import { decimalString, nonNeg, posInt, secretRef } from '../../config/fields.js'
+import { decimalString, filePath, nonNeg, posInt, secretRef } from '../../config/fields.js'
 
 const wsUrl = z.string().regex(/^wss?:\/\/\S+$/, { error: 'expected a ws:// or wss:// URL' })
 const httpUrl = z.string().regex(/^https?:\/\/\S+$/, { error: 'expected an http(s):// URL' })
@@ -20,6 +20,12 @@ export const threefoldSection = z
     relay_url: wsUrl.default('wss://relay.grid.tf'),
     proxy_url: httpUrl.default('https://gridproxy.grid.tf'),
     graphql_url: httpUrl.optional(),
+    /**
+     * polkadot.js type definitions (a JSON file) for a TFChain runtime whose metadata carries none (v12, e.g. the
+     * spec 61 test runtime); today's mainnet (metadata v14) needs none. Used by the watcher, the twin check and the
+     * TFT/USD rate of the runway check.
+     */
+    tfchain_types: filePath.optional(),
     /** Refuse to deploy when the TFT balance cannot pay this many hours of all the twin's grid contracts. */
     min_runway_hours: nonNeg('hours').default(72),
     /** Added to every USD→TFT conversion, as a fraction ("0.02" = 2 %). */
@@ -32,6 +38,8 @@ export const threefoldSection = z
     node_cooldown_ms: posInt('ms').default(30 * 60_000),
     /** Zero-OS flist that runs native artifacts (downloads, sha256-verifies and starts the blueprint's binary). */
     runner_flist: httpUrl.default('https://hub.grid.tf/tf-official-apps/base:latest.flist'),
+    /** A new VM's first port must accept TCP connections within this long (flist download and boot), ms. */
+    boot_timeout_ms: posInt('ms').default(600_000),
   })
   .superRefine((s, ctx) => {
     if (s.enabled && !s.mnemonic) ctx.addIssue({ code: 'custom', path: ['mnemonic'], message: 'required when enabled: a secret reference such as "env:TF_MNEMONIC"' })
@@ -47,12 +55,14 @@ export const threefoldSection = z
     relayUrl: s.relay_url,
     proxyUrl: s.proxy_url,
     ...(s.graphql_url && { graphqlUrl: s.graphql_url }),
+    ...(s.tfchain_types && { tfchainTypes: s.tfchain_types }),
     minRunwayHours: s.min_runway_hours,
     tftBuffer: s.tft_buffer,
     farms: s.farms,
     maxInstances: s.max_instances,
     nodeCooldownMs: s.node_cooldown_ms,
     runnerFlist: s.runner_flist,
+    bootTimeoutMs: s.boot_timeout_ms,
   }))
 
 export type ThreefoldSection = z.output<typeof threefoldSection>

@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url'
 import type { Common } from '../../core/common.js'
 import { AbortedError, BaseError } from '../../core/errors.js'
 import { sleep } from '../../core/retry.js'
+import { GridTwinMismatchError } from './checkTwin.js'
 import { GridWorkerError } from './errors.js'
 import type { GridInitParams, GridOp, GridOps, GridResponse, GridWorkerMessage } from './protocol.js'
 
@@ -153,7 +154,10 @@ export function createGridSupervisor(common: Common, p: GridSupervisorParameters
         })
       })
       try {
-        await send(c, 'init', await p.init(), startTimeout)
+        const params = await p.init()
+        const r = await send(c, 'init', params, startTimeout)
+        // the twin the worker deploys as must be the one the daemon follows (provisioners/threefold/checkTwin.ts)
+        if (params.twinId !== undefined && r.twinId !== null && r.twinId !== params.twinId) throw new GridTwinMismatchError({ configured: params.twinId, actual: r.twinId })
       } catch (err) {
         // a child that cannot initialize is replaced (the exit handler restarts it with backoff)
         c.kill('SIGKILL')

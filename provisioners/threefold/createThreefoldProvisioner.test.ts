@@ -3,7 +3,9 @@
  * scale, destroy, listOwned) drives the supervised worker protocol; the worker (test/fakes/grid-worker-chain.cjs)
  * builds each VM's deployment with grid_client's primitives and creates/cancels its node contract for real on a
  * TFChain runtime under chopsticks, which the TFChain watcher follows. The grid proxy is the local fake serving the
- * recorded node and farm. Not exercised: RMB relay → Zero-OS node (the VM never boots, so no endpoint answers).
+ * recorded node and farm. Here the deployments stop at the Zero-OS edge (no VM boots; the specs have no ports, so
+ * nothing is probed): the VMs boot for real, on a fake Zero-OS node, in boot.test.ts, contract.test.ts and
+ * test/e2e/grid-lifecycle.test.ts.
  */
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'

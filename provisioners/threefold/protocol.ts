@@ -38,7 +38,10 @@ export type GridInitParams = {
   /** Activation service (grid_client probes it when URLs are missing); default the network's. */
   activationUrl?: string
   kycUrl?: string
-  /** Twin id, when known (offline building needs it; connect reads it from the chain). */
+  /**
+   * Twin id, when known: offline building needs it; with `connect` the worker reads the mnemonic's twin from the
+   * chain and answers it, and the supervisor refuses a child whose twin is not this one (GRID_TWIN_MISMATCH).
+   */
   twinId?: number
   /** Connect to the grid (chain + relay) now; false only builds deployments offline. Default true. */
   connect?: boolean

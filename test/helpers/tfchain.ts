@@ -88,8 +88,11 @@ export async function startTfchainDev(): Promise<TfchainDev> {
   return dev
 }
 
-/** Twins for Alice (1) and Bob (2), a farm (1) owned by Alice with six public IPv4 addresses and a node (1) of Bob's in it; TFT price set. */
-export async function setupGrid(dev: TfchainDev): Promise<{ aliceTwin: number; bobTwin: number; farmId: number; nodeId: number }> {
+/**
+ * Twins for Alice (1) and Bob (2), a farm (1) owned by Alice with six public IPv4 addresses (or `farmIps`: address
+ * with prefix, and gateway) and a node (1) of Bob's in it; TFT price set.
+ */
+export async function setupGrid(dev: TfchainDev, o: { farmIps?: Array<{ ip: string; gateway: string }> } = {}): Promise<{ aliceTwin: number; bobTwin: number; farmId: number; nodeId: number }> {
   const { api, alice, bob } = dev
   await dev.fund(bob.address, 10_000_000_000n)
   await dev.setTftPrice()
@@ -97,11 +100,24 @@ export async function setupGrid(dev: TfchainDev): Promise<{ aliceTwin: number; b
   await dev.block([await dev.sign(alice, api.tx.tfgridModule!.createTwin!('::1')), await dev.sign(bob, api.tx.tfgridModule!.createTwin!('::2'))])
   await dev.block([await dev.sign(alice, api.tx.tfgridModule!.createFarm!('farm1', []))])
   // public IPv4 addresses a node contract can reserve (IPsReserved), as a farmer adds them
-  const ips = await Promise.all([33, 34, 35, 36, 37, 38].map(async (n) => dev.sign(alice, api.tx.tfgridModule!.addFarmIp!(1, `185.206.122.${n}/24`, '185.206.122.1'))))
+  const farmIps = o.farmIps ?? [33, 34, 35, 36, 37, 38].map((n) => ({ ip: `185.206.122.${n}/24`, gateway: '185.206.122.1' }))
+  const ips = []
+  for (const f of farmIps) ips.push(await dev.sign(alice, api.tx.tfgridModule!.addFarmIp!(1, f.ip, f.gateway)))
   await dev.block(ips)
   const r = await dev.block([
     await dev.sign(bob, api.tx.tfgridModule!.createNode!(1, { hru: 1e12, sru: 1e12, cru: 8, mru: 16e9 }, { longitude: '1', latitude: '2' }, 'BE', 'Gent', [], false, false, 'x')),
   ])
   if (!r.events.some((e) => e.name === 'tfgridModule.NodeStored')) throw new Error(`grid setup failed: ${JSON.stringify(r.events)}`)
   return { aliceTwin: 1, bobTwin: 2, farmId: 1, nodeId: 1 }
+}
+
+/** Give `mnemonic`'s account TFT (`tft` whole TFT) and a twin; returns the twin id. */
+export async function createTwinFor(dev: TfchainDev, mnemonic: string, tft = 10_000n): Promise<number> {
+  const op = dev.keyring.addFromUri(mnemonic)
+  await dev.fund(op.address, tft * 10_000_000n)
+  await dev.block([await dev.sign(op, dev.api.tx.tfgridModule!.userAcceptTc!('l', 'h'))])
+  const r = await dev.block([await dev.sign(op, dev.api.tx.tfgridModule!.createTwin!('::9'))])
+  const stored = r.events.find((e) => e.name === 'tfgridModule.TwinStored')
+  if (!stored) throw new Error(`createTwin failed: ${JSON.stringify(r.events)}`)
+  return Number((stored.data[0] as { id: number }).id)
 }

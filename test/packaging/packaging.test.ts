@@ -52,6 +52,9 @@ describe('packaging', () => {
     expect(text).not.toMatch(/npm install/)
     // the build copies the dashboard's static files beside the compiled server
     expect(JSON.parse(read('package.json')).scripts.build).toContain('cp -r daemon/http/static dist/daemon/http/')
+    // and the grid worker child (CommonJS, not compiled) beside the compiled supervisor that forks it
+    expect(JSON.parse(read('package.json')).scripts.build).toContain('cp -r provisioners/threefold/worker dist/provisioners/threefold/')
+    expect(existsSync(join(root, 'provisioners/threefold/worker/gridWorker.cjs'))).toBe(true)
   })
 
   test('behavior: the HEALTHCHECK script passes for a live daemon and fails for a dead address', async () => {
