@@ -3,8 +3,8 @@
  * normalize later events (the twin's live contracts, the uptime of the nodes hosting them). One small JSON file,
  * written to a temporary name, fsynced, renamed over the old one and the directory fsynced.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs'
-import { dirname } from 'node:path'
+import { readFileSync } from 'node:fs'
+import { writeFileDurably } from '../../core/durableWrite.js'
 import { BaseError } from '../../core/errors.js'
 import type { TfchainContract } from './events.js'
 
@@ -50,20 +50,5 @@ export function loadTfchainCursor(path: string): TfchainCursor | undefined {
 
 /** Write the cursor durably (tmp + fsync + rename + fsync of the directory). */
 export function saveTfchainCursor(path: string, c: TfchainCursor): void {
-  mkdirSync(dirname(path), { recursive: true })
-  const tmp = `${path}.tmp`
-  const fd = openSync(tmp, 'w', 0o600)
-  try {
-    writeSync(fd, JSON.stringify(c))
-    fsyncSync(fd)
-  } finally {
-    closeSync(fd)
-  }
-  renameSync(tmp, path)
-  const dfd = openSync(dirname(path), 'r')
-  try {
-    fsyncSync(dfd)
-  } finally {
-    closeSync(dfd)
-  }
+  writeFileDurably(path, JSON.stringify(c))
 }

@@ -1,14 +1,15 @@
 /**
  * The record of the grid contracts this daemon cancels itself: the threefold target writes a contract's id here
- * before it asks the grid to cancel it (intent first: a crash between the two leaves an id recorded, never a cancel
+ * before it asks the grid to cancel it, durably (intent first: a crash between the two leaves an id recorded, never a cancel
  * unrecorded), and the TFChain intake reads it to tell the daemon's own cancellations (scale to zero, scale down,
  * destroy, rollback) from the grid's or someone else's (which send the service back to placement). Kept in
  * `<data_dir>/threefold/own-cancels.json`; entries older than `OWN_CANCELS_KEEP_MS` are dropped at each write (the
  * watcher has long seen their blocks). A damaged record reads as empty and is moved aside (`.corrupt-<ms>`) at the next
  * write.
  */
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { readFileSync, renameSync } from 'node:fs'
 import { join } from 'node:path'
+import { writeFileDurably } from '../../core/durableWrite.js'
 
 /** How long a recorded cancellation is kept, ms (30 days: a watcher that far behind is re-bootstrapped). */
 export const OWN_CANCELS_KEEP_MS = 30 * 86_400_000
@@ -47,9 +48,7 @@ export function recordOwnCancels(stateDir: string, deploymentId: string, contrac
   }
   for (const [id, e] of Object.entries(f.contracts)) if (now - Date.parse(e.at) > OWN_CANCELS_KEEP_MS) delete f.contracts[id]
   for (const id of contractIds) f.contracts[id] = { at: new Date(now).toISOString(), deploymentId }
-  mkdirSync(stateDir, { recursive: true })
-  writeFileSync(`${path}.tmp`, JSON.stringify(f), { mode: 0o600 })
-  renameSync(`${path}.tmp`, path)
+  writeFileDurably(path, JSON.stringify(f))
 }
 
 /** The contract ids this daemon recorded as its own cancellations (none while the record is damaged: see above). */
