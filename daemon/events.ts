@@ -48,39 +48,35 @@ export function createEventBus(log: Logger): EventBus {
 }
 
 /**
- * The store, unchanged, except that after its writes settle every transition newly appended to a service's history
- * is emitted as a stage event (in order; at most one scan per event-loop turn, however many updates resolved).
+ * Emit every transition newly appended to a service's history as a stage event, in order: the services each commit
+ * changed (this daemon's or, on a shared store, another's) are looked at once per event-loop turn — never all of them.
+ * Returns `store` itself.
  */
 export function watchStages(store: Store, bus: EventBus): Store {
   const seen = new Map<string, number>()
   for (const [id, s] of Object.entries(store.read().services)) seen.set(id, s.history.length)
-  let scheduled = false
+  const changed = new Set<string>()
   const scan = () => {
-    scheduled = false
     const services = store.read().services
-    for (const [id, s] of Object.entries(services)) {
-      const n = seen.get(id) ?? 0
-      if (s.history.length <= n) continue
+    for (const id of changed) {
+      const s = services[id]
+      // archived services leave the state: forget them
+      if (!s) {
+        seen.delete(id)
+        continue
+      }
+      // a record replaced under the same id (a request reused after a deep reorg) starts its history again
+      let n = seen.get(id) ?? 0
+      if (s.history.length < n) n = 0
       for (const h of s.history.slice(n))
         bus.emit({ type: 'stage', serviceId: id, from: h.from, to: h.to, cause: h.cause, at: h.at, ...(h.detail && { detail: h.detail }), ...(s.reason && { reason: s.reason }) })
       seen.set(id, s.history.length)
     }
-    // archived services leave the state: forget them
-    if (seen.size > Object.keys(services).length) for (const id of seen.keys()) if (!services[id]) seen.delete(id)
+    changed.clear()
   }
-  return {
-    ...store,
-    read: () => store.read(),
-    close: () => store.close(),
-    async update(fn) {
-      try {
-        return await store.update(fn)
-      } finally {
-        if (!scheduled) {
-          scheduled = true
-          setImmediate(scan)
-        }
-      }
-    },
-  }
+  store.onCommitted((ids) => {
+    if (!changed.size) setImmediate(scan)
+    for (const id of ids) changed.add(id)
+  })
+  return store
 }

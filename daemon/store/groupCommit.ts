@@ -29,6 +29,7 @@ export async function openStore(common: Common, engine: Engine): Promise<OpenedS
   const committed = committedView(state, index)
   const meta = { version: 1 as const, operatorId: state.operatorId, chainId: state.chainId }
 
+  const committedListeners = new Set<(serviceIds: readonly string[]) => void>()
   // the read model changes here only, with rows that are committed
   const applyCommitted = (c: Changes): void => {
     for (const [id, rec] of c.services) {
@@ -47,6 +48,16 @@ export async function openStore(common: Common, engine: Engine): Promise<OpenedS
       else delete state.cursor
     }
     if (c.processed.size) index.compact(state.processed)
+    if (c.services.size && committedListeners.size) {
+      const ids = [...c.services.keys()]
+      for (const fn of committedListeners) {
+        try {
+          fn(ids)
+        } catch (err) {
+          log.error({ err }, 'a commit listener threw')
+        }
+      }
+    }
   }
 
   type Pending = { fn: (draft: State) => unknown; resolve: (v: unknown) => void; reject: (e: unknown) => void; failed?: boolean }
@@ -130,6 +141,10 @@ export async function openStore(common: Common, engine: Engine): Promise<OpenedS
     engine: engine.name,
     ...(engine.coordination && { coordination: engine.coordination }),
     read: () => state,
+    onCommitted(fn) {
+      committedListeners.add(fn)
+      return () => void committedListeners.delete(fn)
+    },
     update<T>(fn: (draft: State) => T): Promise<T> {
       if (closed) return Promise.reject(writeFailed(new Error('the store is closed')))
       const done = new Promise<T>((resolve, reject) => pending.push({ fn, resolve: resolve as (v: unknown) => void, reject }))

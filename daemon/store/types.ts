@@ -14,6 +14,11 @@ export type Store = {
    */
   update<T>(fn: (draft: State) => T): Promise<T>
   // note: the draft's records are copy-on-write views (proxies): copy one with JSON, structuredClone refuses proxies
+  /**
+   * Call `fn` with the ids of the services each commit changed (this daemon's group commits and rows other daemons
+   * committed, as they enter the read model); returns the unsubscribe. `fn` runs on the commit path: keep it short.
+   */
+  onCommitted(fn: (serviceIds: readonly string[]) => void): () => void
   /** Which engine holds the state: `sqlite` (embedded) or `postgres` (shared). */
   readonly engine: 'sqlite' | 'postgres'
   /** Work sharing between daemons on one PostgreSQL; absent for the embedded store (one daemon does everything). */
