@@ -9,6 +9,7 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { exited } from '../../test/helpers/stack.js'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { createTestCommon } from '../../core/common.js'
 import { usd } from '../../core/money.js'
@@ -102,6 +103,7 @@ describe.skipIf(!canBootGridVms)('threefold: booting grid VMs (fake Zero-OS node
     const pids = workloadPids('bp-boot-4')
     expect(pids).toHaveLength(1)
     process.kill(pids[0]!, 'SIGKILL')
+    await exited(pids[0]!) // a signal takes effect when the process is next scheduled
     const sick = await prov.status('bp-boot-4')
     expect(sick).toMatchObject({ healthy: false, replicasReady: 0, endpoints: [] })
     expect(sick.detail).toContain('bp-boot-4-r0')
