@@ -12,12 +12,9 @@ import { join } from 'node:path'
 import { exited } from '../../test/helpers/stack.js'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { createTestCommon } from '../../core/common.js'
-import { usd } from '../../core/money.js'
 import { TierNames } from '../../core/spec.js'
-import { canBootGridVms, demoHello, startGridFarm, zosWorkerPath, type GridFarm } from '../../test/helpers/gridFarm.js'
+import { canBootGridVms, demoHello, startGridFarm, farmProvisioner, type GridFarm } from '../../test/helpers/gridFarm.js'
 import type { DeploymentRequest, Provisioner } from '../types.js'
-import { createGridSupervisor } from './createGridSupervisor.js'
-import { createThreefoldProvisioner } from './createThreefoldProvisioner.js'
 import { loadOwnCancels } from './ownCancels.js'
 
 const { common } = createTestCommon()
@@ -49,20 +46,8 @@ describe.skipIf(!canBootGridVms)('threefold: booting grid VMs (fake Zero-OS node
   beforeAll(async () => {
     farm = await startGridFarm()
     stateDir = mkdtempSync(join(tmpdir(), 'tf-boot-'))
-    prov = createThreefoldProvisioner(common, {
-      supervisor: createGridSupervisor(common, { workerPath: zosWorkerPath, init: async () => ({ mnemonic: farm.mnemonic, twinId: farm.twinId, network: 'dev', substrateUrl: farm.dev.chain.wsUrl, relayUrl: 'ws://127.0.0.1:9', proxyUrl: farm.proxy.url }), callTimeoutMs: 30_000, startTimeoutMs: 20_000 }),
-      proxyUrl: farm.proxy.url,
-      catalogOffers: () => [{ provider: 'threefold', source: 's', fetchedAt: 0, region: 'BE', instanceType: `node-${farm.nodeId}/1c-1g`, vcpu: 1, memoryGiB: 1, gpu: { count: 0 }, includedStorageGiB: 0, hourlyUsd: usd('0.01') }],
-      tftUsd: async () => '0.02',
-      minRunwayHours: 72,
-      tftBuffer: '0.02',
-      farms: [],
-      nodeCooldownMs: 60_000,
-      runnerFlist: 'https://hub.grid.tf/tf-official-apps/base:latest.flist',
-      stateDir,
-      // a workload that cannot start is given up on after this; one that can answers well within it
-      bootTimeoutMs: 20_000,
-    })
+    // a workload that cannot start is given up on after 20 s; one that can answers well within it
+    prov = farmProvisioner(common, farm, { stateDir, bootTimeoutMs: 20_000 })
   }, 180_000)
   afterAll(async () => {
     await prov?.close()

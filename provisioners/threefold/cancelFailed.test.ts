@@ -10,38 +10,17 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { createTestCommon } from '../../core/common.js'
 import { isRetryable } from '../../core/errors.js'
-import { usd } from '../../core/money.js'
 import { TierNames } from '../../core/spec.js'
-import { canBootGridVms, startGridFarm, zosWorkerPath, type GridFarm } from '../../test/helpers/gridFarm.js'
-import { createGridSupervisor } from './createGridSupervisor.js'
-import { createThreefoldProvisioner } from './createThreefoldProvisioner.js'
+import { canBootGridVms, startGridFarm, farmProvisioner, type GridFarm } from '../../test/helpers/gridFarm.js'
 
 const { common, shutdown } = createTestCommon()
 
 describe.skipIf(!canBootGridVms)('threefold: a cancellation TFChain refuses (grid VMs need root: network namespaces)', () => {
   let farm: GridFarm
-  let prov: ReturnType<typeof createThreefoldProvisioner>
+  let prov: ReturnType<typeof farmProvisioner>
   beforeAll(async () => {
     farm = await startGridFarm()
-    const offers = [{ provider: 'threefold' as const, source: 's', fetchedAt: 0, region: 'BE', instanceType: `node-${farm.nodeId}/1c-1g`, vcpu: 1, memoryGiB: 1, gpu: { count: 0 }, includedStorageGiB: 0, hourlyUsd: usd('0.01') }]
-    prov = createThreefoldProvisioner(common, {
-      supervisor: createGridSupervisor(common, {
-        workerPath: zosWorkerPath,
-        init: async () => ({ mnemonic: farm.mnemonic, twinId: farm.twinId, network: 'dev', substrateUrl: farm.dev.chain.wsUrl, relayUrl: 'ws://127.0.0.1:9', proxyUrl: farm.proxy.url }),
-        callTimeoutMs: 30_000,
-        startTimeoutMs: 20_000,
-      }),
-      proxyUrl: farm.proxy.url,
-      catalogOffers: () => offers,
-      tftUsd: async () => '0.02',
-      minRunwayHours: 72,
-      tftBuffer: '0.02',
-      farms: [],
-      nodeCooldownMs: 60_000,
-      runnerFlist: 'https://hub.grid.tf/tf-official-apps/base:latest.flist',
-      stateDir: mkdtempSync(join(tmpdir(), 'tf-cancel-')),
-      bootTimeoutMs: 120_000,
-    })
+    prov = farmProvisioner(common, farm, { stateDir: mkdtempSync(join(tmpdir(), 'tf-cancel-')), bootTimeoutMs: 120_000 })
   }, 180_000)
   afterAll(async () => {
     await prov?.close()

@@ -12,13 +12,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, test } from 'vitest'
 import { createTestCommon } from '../../core/common.js'
-import { usd } from '../../core/money.js'
 import { TierNames } from '../../core/spec.js'
-import { canBootGridVms, demoAnswers, startGridFarm, zosWorkerPath } from '../../test/helpers/gridFarm.js'
+import { canBootGridVms, demoAnswers, startGridFarm, farmProvisioner } from '../../test/helpers/gridFarm.js'
 import { runProvisionerContract } from '../../test/provisioner-contract/suite.js'
 import type { DeploymentRequest } from '../types.js'
-import { createGridSupervisor } from './createGridSupervisor.js'
-import { createThreefoldProvisioner } from './createThreefoldProvisioner.js'
 
 const { common } = createTestCommon()
 
@@ -26,22 +23,9 @@ if (!canBootGridVms) describe.skip('provisioner contract: threefold (grid VMs ne
 else
   runProvisionerContract('threefold', async () => {
     const farm = await startGridFarm()
-    const offers = [{ provider: 'threefold' as const, source: 's', fetchedAt: 0, region: 'BE', instanceType: `node-${farm.nodeId}/1c-1g`, vcpu: 1, memoryGiB: 1, gpu: { count: 0 }, includedStorageGiB: 0, hourlyUsd: usd('0.01') }]
+    // boot time generous: a loaded 2-core machine starts the VM's workload slowly
     const make = (mnemonic: string, twinId: number, stateDir: string, substrateUrl = farm.dev.chain.wsUrl) =>
-      createThreefoldProvisioner(common, {
-        supervisor: createGridSupervisor(common, { workerPath: zosWorkerPath, init: async () => ({ mnemonic, twinId, network: 'dev', substrateUrl, relayUrl: 'ws://127.0.0.1:9', proxyUrl: farm.proxy.url }), callTimeoutMs: 30_000, startTimeoutMs: 20_000 }),
-        proxyUrl: farm.proxy.url,
-        catalogOffers: () => offers,
-        tftUsd: async () => '0.02',
-        minRunwayHours: 72,
-        tftBuffer: '0.02',
-        farms: [],
-        nodeCooldownMs: 60_000,
-        runnerFlist: 'https://hub.grid.tf/tf-official-apps/base:latest.flist',
-        stateDir,
-        // generous: a loaded 2-core machine starts the VM's workload slowly
-        bootTimeoutMs: 120_000,
-      })
+      farmProvisioner(common, farm, { stateDir, bootTimeoutMs: 120_000, as: { mnemonic, twinId }, substrateUrl })
     const myState = mkdtempSync(join(tmpdir(), 'tf-ct-'))
     const provisioner = make(farm.mnemonic, farm.twinId, myState)
     const otherOperator = make(farm.otherMnemonic, farm.otherTwinId, mkdtempSync(join(tmpdir(), 'tf-ct-')))

@@ -12,8 +12,11 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { mnemonicGenerate } from '@polkadot/util-crypto'
-import { createTestCommon } from '../../core/common.js'
+import { createTestCommon, type Common } from '../../core/common.js'
+import { usd } from '../../core/money.js'
 import { startArtifactServer, type ArtifactServer } from '../../daemon/dev/artifact-server.js'
+import { createGridSupervisor } from '../../provisioners/threefold/createGridSupervisor.js'
+import { createThreefoldProvisioner } from '../../provisioners/threefold/createThreefoldProvisioner.js'
 import { startGridProxy, type FakeGridProxy } from '../fakes/grid-proxy.js'
 import { tfchainSpec61 } from '../pricing/chopsticks.js'
 import { demoServicePath } from './stack.js'
@@ -171,4 +174,30 @@ export async function demoHello(endpoint: string): Promise<Record<string, unknow
   const r = await freshGet(`${endpoint}/`)
   if (r?.status !== 200) throw new Error(`GET ${endpoint}/: ${r ? `HTTP ${r.status}` : 'no answer'}`)
   return JSON.parse(r.body) as Record<string, unknown>
+}
+
+/**
+ * The grid target over `farm`, the way the threefold suites build it: the fake Zero-OS worker, the farm's node as the
+ * one catalog offer, 0.02 USD/TFT. `as` picks the twin (default the operator's); `substrateUrl` may point elsewhere.
+ */
+export function farmProvisioner(
+  common: Common,
+  farm: GridFarm,
+  o: { stateDir: string; bootTimeoutMs: number; as?: { mnemonic: string; twinId: number }; substrateUrl?: string },
+): ReturnType<typeof createThreefoldProvisioner> {
+  const { mnemonic, twinId } = o.as ?? farm
+  const substrateUrl = o.substrateUrl ?? farm.dev.chain.wsUrl
+  return createThreefoldProvisioner(common, {
+    supervisor: createGridSupervisor(common, { workerPath: zosWorkerPath, init: async () => ({ mnemonic, twinId, network: 'dev', substrateUrl, relayUrl: 'ws://127.0.0.1:9', proxyUrl: farm.proxy.url }), callTimeoutMs: 30_000, startTimeoutMs: 20_000 }),
+    proxyUrl: farm.proxy.url,
+    catalogOffers: () => [{ provider: 'threefold', source: 's', fetchedAt: 0, region: 'BE', instanceType: `node-${farm.nodeId}/1c-1g`, vcpu: 1, memoryGiB: 1, gpu: { count: 0 }, includedStorageGiB: 0, hourlyUsd: usd('0.01') }],
+    tftUsd: async () => '0.02',
+    minRunwayHours: 72,
+    tftBuffer: '0.02',
+    farms: [],
+    nodeCooldownMs: 60_000,
+    runnerFlist: 'https://hub.grid.tf/tf-official-apps/base:latest.flist',
+    stateDir: o.stateDir,
+    bootTimeoutMs: o.bootTimeoutMs,
+  })
 }
