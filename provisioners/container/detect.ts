@@ -59,6 +59,9 @@ export function exitZeroElf(arch: string = process.arch): Buffer | undefined {
   return b
 }
 
+/** podman's warning when it starts a container without the limits it was given (e.g. rootless without cgroup delegation). */
+const LIMITS_IGNORED = /limits? (are |is )?not supported and ignored|resource limits .*ignored/i
+
 const firstLine = (s: string) => s.trim().split('\n').filter(Boolean).slice(-1)[0]?.slice(0, 300) ?? ''
 
 /** Detect whether `podman` runs containers on this machine; never throws (a failure is `{ ok: false, reason }`). */
@@ -69,8 +72,13 @@ export async function detectPodman(podman: Podman, o: { signal?: AbortSignal; ti
     if (v.code === 127) return { ok: false, reason: `${podman.binary} is not installed (not found on PATH)` }
     if (v.code !== 0) return { ok: false, reason: `${podman.binary} version failed: ${firstLine(v.stderr)}` }
     const version = v.stdout.trim()
-    const info = await podman.exec(['info', '--format', '{{.Host.OCIRuntime.Name}}'], { signal: o.signal, timeoutMs })
+    const info = await podman.exec(['info', '--format', '{{.Host.OCIRuntime.Name}} {{.Host.Security.Rootless}} {{.Host.CgroupsVersion}}'], { signal: o.signal, timeoutMs })
     if (info.code !== 0) return { ok: false, reason: `${podman.binary} info failed: ${firstLine(info.stderr)}` }
+    const [, rootless, cgroups] = info.stdout.trim().split(/\s+/)
+    // rootless podman on cgroup v1 starts containers but drops --memory/--cpus/--pids-limit with a warning: a
+    // replica would run without the ResourceSpec's limits, so containers are not offered at all
+    if (rootless === 'true' && cgroups === 'v1')
+      return { ok: false, reason: `${podman.binary} is rootless on cgroup v1, where it cannot enforce CPU, memory or process limits (use cgroup v2 with the cpu, memory and pids controllers delegated, or root)` }
     const elf = exitZeroElf()
     if (!elf) return { ok: true, version, runArgs: [], ranContainer: false }
     const base = o.workDir ?? tmpdir()
@@ -88,6 +96,8 @@ export async function detectPodman(podman: Podman, o: { signal?: AbortSignal; ti
           ['run', '--rm', '--name', name, '-p', '127.0.0.1::9', '--memory', '64m', '--cpus', '0.1', '--pids-limit', '16', '--http-proxy=false', '--security-opt', 'no-new-privileges', ...extra, '--rootfs', root, '/true'],
           { signal: o.signal, timeoutMs },
         )
+        if (r.code === 0 && LIMITS_IGNORED.test(r.stderr))
+          return { ok: false, reason: `${podman.binary} runs containers here but ignores their limits (${firstLine(r.stderr.split('\n').find((l) => LIMITS_IGNORED.test(l)) ?? '')})` }
         if (r.code === 0) return { ok: true, version, runArgs: [...extra], ranContainer: true }
         await podman.exec(['rm', '-f', name], { timeoutMs: 10_000 }).catch(() => undefined)
         failures.push(`${extra.length ? extra.join(' ') : 'defaults'}: ${firstLine(r.stderr) || `exit ${r.code}`}`)

@@ -21,6 +21,7 @@ import { ENV_KEY_RE } from './validate.js'
 export function modeFor(ctx: SshContext, h: SshHost, kind: Placement['kind'], f: HostFacts): ReplicaMode {
   if (kind === 'container') {
     if (f.runtime === 'none') throw new HostUnsupportedError(h.name, 'no container runtime (podman or docker)')
+    if (!f.runtimeLimits) throw new HostUnsupportedError(h.name, `${f.runtime} is rootless on cgroup v1 and would ignore the containers' CPU and memory limits`)
     return f.runtime
   }
   if (!f.sha256sum) throw new HostUnsupportedError(h.name, 'sha256sum is missing, artifacts cannot be verified on the host')

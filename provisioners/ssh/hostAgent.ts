@@ -21,6 +21,8 @@ export type HostFacts = {
   setsid: boolean
   setpriv: boolean
   runtime: 'podman' | 'docker' | 'none'
+  /** False when the runtime would start containers without their CPU/memory/process limits (rootless on cgroup v1). */
+  runtimeLimits: boolean
   cgroup: 'v1' | 'v2' | 'none'
 }
 
@@ -137,6 +139,7 @@ export function createHostAgent(common: Common, pool: SshPool, operatorId: strin
         setsid: kv.setsid === 'yes',
         setpriv: kv.setpriv === 'yes',
         runtime: kv.runtime === 'podman' || kv.runtime === 'docker' ? kv.runtime : 'none',
+        runtimeLimits: kv.runtime_limits !== 'no',
         cgroup: kv.cgroup === 'v1' || kv.cgroup === 'v2' ? kv.cgroup : 'none',
       }
       facts.set(host.name, f)

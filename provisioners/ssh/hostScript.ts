@@ -78,6 +78,10 @@ cmd_facts() {
   elif command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then rt=docker
   fi
   echo "runtime=$rt"
+  # rootless podman on cgroup v1 starts containers but ignores --memory/--cpus/--pids-limit
+  lim=yes
+  if [ "$rt" = podman ] && [ "$(podman info --format '{{.Host.Security.Rootless}} {{.Host.CgroupsVersion}}' 2>/dev/null)" = "true v1" ]; then lim=no; fi
+  echo "runtime_limits=$lim"
   echo "cgroup=$(cgroup_mode)"
 }
 

@@ -35,8 +35,9 @@ export async function placeAndReserve(ctx: SshContext, req: DeploymentRequest, k
     }
     try {
       const f = await ctx.agent.facts(h, { signal })
-      if (f.runtime !== 'none') eligible.push(h)
-      else problems.push(`${h.name}: no container runtime`)
+      if (f.runtime === 'none') problems.push(`${h.name}: no container runtime`)
+      else if (!f.runtimeLimits) problems.push(`${h.name}: ${f.runtime} is rootless on cgroup v1 (container limits would be ignored)`)
+      else eligible.push(h)
     } catch (err) {
       if (!(err instanceof TargetUnreachableError)) throw err
       unreachable = err

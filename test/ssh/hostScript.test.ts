@@ -221,4 +221,19 @@ describe('host agent script', () => {
     expect(agent(['$(id)']).status).toBe(1)
     expect(agent(['artifact', join(dir, 'r2'), '../../etc', 'check', '-']).status).toBe(1)
   })
+
+  test('behavior: facts report a rootless podman on cgroup v1 as a runtime without limits (fake podman info)', () => {
+    const pod = join(dir, 'podfake')
+    mkdirSync(pod, { recursive: true })
+    writeFileSync(join(pod, 'podman'), '#!/bin/sh\n[ "$1" = info ] && [ "$2" = --format ] && echo "$FAKE_PODMAN_INFO"\nexit 0\n')
+    chmodSync(join(pod, 'podman'), 0o755)
+    const facts = (info: string) => {
+      const r = spawnSync('sh', loaded(['facts']), { encoding: 'utf8', env: { PATH: `${pod}:${fakes}:/usr/bin:/bin:/usr/sbin:/sbin`, FAKE_LOG: dir, FAKE_PODMAN_INFO: info } })
+      expect(r.status).toBe(0)
+      return r.stdout
+    }
+    expect(facts('true v1')).toMatch(/^runtime=podman\nruntime_limits=no$/m)
+    expect(facts('true v2')).toMatch(/^runtime=podman\nruntime_limits=yes$/m)
+    expect(facts('false v1')).toMatch(/^runtime=podman\nruntime_limits=yes$/m)
+  })
 })
